@@ -74,10 +74,12 @@ typedef struct {
   char *s; /* owned */
 } ir_attr;
 
-/* A source location in a Lua spec; file NULL when unknown. */
+/* Where a node came from: a Lua spec file:line (file NULL when unknown) and
+ * the dotted module scope that created it ("layers.3.att", NULL at top). */
 typedef struct {
-  const char *file; /* interned by the graph */
+  const char *file;  /* interned by the graph */
   int line;
+  const char *scope; /* interned by the graph */
 } ir_loc;
 
 typedef struct ir_node {
@@ -102,7 +104,7 @@ typedef struct ir_graph {
   int noutputs, outcap;
   ir_output *outputs;
   int nfiles;
-  char **files; /* interned location file names */
+  char **files; /* interned strings: location files and scopes */
 } ir_graph;
 
 /* ---- op table (ir_ops.c) ---- */
@@ -134,8 +136,10 @@ void ir_type_format(const ir_type *t, char *buf, size_t size);
 ir_graph *ir_graph_create(const char *name);
 /* Frees 'g' and all its nodes. */
 void ir_graph_destroy(ir_graph *g);
-/* Returns a location whose file name is interned in 'g'. */
-ir_loc ir_graph_loc(ir_graph *g, const char *file, int line);
+/* Returns a location whose file name and scope are interned in 'g'. */
+ir_loc ir_graph_loc(ir_graph *g, const char *file, int line, const char *scope);
+/* Returns 's' interned in 'g' (NULL stays NULL). */
+const char *ir_graph_intern(ir_graph *g, const char *s);
 /* Appends a node of 'op' with operands 'in' (copied); its attributes start
  * at their defaults and its type zeroed. Returns the node (owned by g). */
 ir_node *ir_graph_append(ir_graph *g, ir_opcode op, const int *in, int nin, ir_loc loc);

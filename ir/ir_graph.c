@@ -48,18 +48,19 @@ void ir_graph_destroy(ir_graph *g) {
   free(g);
 }
 
-/* Returns a location whose file name is interned in 'g'. */
-ir_loc ir_graph_loc(ir_graph *g, const char *file, int line) {
-  ir_loc l = {NULL, line};
-  if (!file) return l;
+/* Returns 's' interned in 'g' (NULL stays NULL). */
+const char *ir_graph_intern(ir_graph *g, const char *s) {
+  if (!s) return NULL;
   for (int i = 0; i < g->nfiles; i++)
-    if (!strcmp(g->files[i], file)) {
-      l.file = g->files[i];
-      return l;
-    }
+    if (!strcmp(g->files[i], s)) return g->files[i];
   g->files = xrealloc(g->files, (size_t)(g->nfiles + 1) * sizeof *g->files);
-  g->files[g->nfiles] = xstrdup(file);
-  l.file = g->files[g->nfiles++];
+  g->files[g->nfiles] = xstrdup(s);
+  return g->files[g->nfiles++];
+}
+
+/* Returns a location whose file name and scope are interned in 'g'. */
+ir_loc ir_graph_loc(ir_graph *g, const char *file, int line, const char *scope) {
+  ir_loc l = {ir_graph_intern(g, file), line, ir_graph_intern(g, scope)};
   return l;
 }
 
@@ -86,7 +87,7 @@ ir_node *ir_graph_append(ir_graph *g, ir_opcode op, const int *in, int nin, ir_l
   n->nin = nin;
   n->in = xrealloc(NULL, (size_t)(nin > 0 ? nin : 1) * sizeof(int));
   if (nin > 0) memcpy(n->in, in, (size_t)nin * sizeof(int));
-  if (loc.file) loc = ir_graph_loc(g, loc.file, loc.line);
+  loc = ir_graph_loc(g, loc.file, loc.line, loc.scope);
   n->loc = loc;
   set_defaults(n);
   if (g->nnodes == g->cap) {
