@@ -1,0 +1,43 @@
+/* Graph-to-graph passes. Each pass is one file named after it; each takes the
+ * graph to change and a diagnostics context. */
+#ifndef ATTNC_PASSES_H
+#define ATTNC_PASSES_H
+
+#include "ir.h"
+
+enum {
+  PASS_AD_INPUTS = 1 << 0, /* also differentiate float inputs */
+};
+
+/* Appends to 'g' the gradient of its scalar output 'loss' with respect to
+ * every float param (and with PASS_AD_INPUTS every float input), as IR, and
+ * adds outputs "grad.<name>" (zeros for a source the loss does not use). */
+attnc_status pass_autodiff(ir_graph *g, const char *loss, unsigned flags, ir_diag *d);
+/* Returns 1 if 'op' has a gradient rule. */
+int pass_autodiff_has_rule(ir_opcode op);
+
+/* Counts of a simplification run. */
+typedef struct {
+  int before, after; /* node counts */
+  int dead, cse, folded;
+} pass_simplify_stats;
+
+/* Removes dead nodes, merges identical nodes, folds constants and trivial
+ * shape ops (reshape to the same shape, x*1, x+0, ...), renumbering 'g' in
+ * place. Sources input/param/buffer are kept even if unused. */
+attnc_status pass_simplify(ir_graph *g, pass_simplify_stats *stats, ir_diag *d);
+
+/* Optimizer settings for the training step. */
+typedef struct {
+  double momentum;     /* 0.9 */
+  double weight_decay; /* 5e-4, applied to every param */
+  int nesterov;
+} pass_sgd_options;
+
+/* Turns a graph with outputs "grad.<p>" into a training step: adds input
+ * "lr" (f32 scalar) and, per param p, a buffer "optim.<p>.momentum" and
+ * outputs "<p>" (updated) and "optim.<p>.momentum", computing SGD with
+ * momentum, weight decay and optional Nesterov exactly as torch.optim.SGD. */
+attnc_status pass_sgd(ir_graph *g, const pass_sgd_options *opt, ir_diag *d);
+
+#endif
