@@ -1,4 +1,4 @@
-/* The reference interpreter's driver: checks the graph, runs one kernel per
+/* The reference interpreter's driver: verifies the graph, runs one kernel per
  * node in program order over double-valued tensors, frees each value after
  * its last use, binds source nodes from the input bundle and converts the
  * graph outputs back into host tensors. Also the source-op kernels and the
@@ -129,37 +129,6 @@ int ir_interp_op_const(const ir_interp_ctx *c, const ir_node *n, const ir_ival *
 
 /* ---- driver ---- */
 
-/* Checks that every operand precedes its user and that every non-source node
- * carries the type shape inference gives it, so kernels can trust types and
- * attributes. Returns 0, or -1 after reporting. */
-static int check_graph(const ir_interp_ctx *c) {
-  const ir_graph *g = c->g;
-  for (int i = 0; i < g->nnodes; i++) {
-    const ir_node *n = g->nodes[i];
-    if ((int)n->op < 0 || n->op >= IR_OP_COUNT) {
-      ir_diag_error(c->d, n->loc.file, n->loc.line, "%%%d: invalid opcode %d", i, (int)n->op);
-      return -1;
-    }
-    for (int k = 0; k < n->nin; k++)
-      if (n->in[k] < 0 || n->in[k] >= i) return ir_interp_fail(c, n, "operand %d (%%%d) does not precede it", k, n->in[k]);
-    ir_type t;
-    if (ir_infer_type(g, n, &t, c->d)) return -1;
-    if (n->type.rank < 0 || n->type.rank > IR_MAX_RANK) return ir_interp_fail(c, n, "invalid rank %d", n->type.rank);
-    if (!ir_type_equal(&t, &n->type)) {
-      char a[160], b[160];
-      ir_type_format(&n->type, a, sizeof a);
-      ir_type_format(&t, b, sizeof b);
-      return ir_interp_fail(c, n, "node type %s differs from the inferred %s", a, b);
-    }
-  }
-  for (int i = 0; i < g->noutputs; i++)
-    if (g->outputs[i].node < 0 || g->outputs[i].node >= g->nnodes) {
-      ir_diag_error(c->d, NULL, 0, "output '%s' refers to no node (%%%d)", g->outputs[i].name, g->outputs[i].node);
-      return -1;
-    }
-  return 0;
-}
-
 /* Allocates the zero-filled value of node 'n' into *v; returns 0, or -1
  * after reporting when it is too large or memory runs out. */
 static int value_alloc(const ir_interp_ctx *c, const ir_node *n, ir_ival *v) {
@@ -256,7 +225,7 @@ attnc_status ir_interp_run(const ir_graph *g, const ir_bundle *inputs, ir_interp
     return ATTNC_EINVAL;
   }
   ir_interp_ctx c = {g, inputs, mode, d};
-  if (check_graph(&c)) return ATTNC_EINVAL;
+  if (ir_verify(g, d)) return ATTNC_EVERIFY; /* kernels trust types and attributes */
   int *last = last_uses(g);
   ir_ival *vals = calloc((size_t)(g->nnodes ? g->nnodes : 1), sizeof *vals);
   ir_tensor **res = calloc((size_t)(g->noutputs ? g->noutputs : 1), sizeof *res);
