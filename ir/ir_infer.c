@@ -307,6 +307,99 @@ static int infer_cross_entropy(ctx *c, ir_type *out) {
   return 0;
 }
 
+/* Checks that the forward op of a backward op maps a tensor of dims 'x'
+ * through kernel 'k' (spatial dims) to the dims 'y' (spatial part only). */
+static int check_window(ctx *c, int sp, const int64_t *x, const int64_t *k, const int64_t *y, int dil) {
+  const int64_t *st = ir_get_ints(c->n, "stride", NULL), *pd = ir_get_ints(c->n, "pad", NULL);
+  const int64_t *dl = dil ? ir_get_ints(c->n, "dilation", NULL) : NULL;
+  for (int i = 0; i < sp; i++)
+    if (window_out(x[i], k[i], st[i], pd[i], dl ? dl[i] : 1) != y[i])
+      return fail(c, "gradient shape %lld along spatial axis %d does not match the forward window", (long long)y[i], i);
+  return 0;
+}
+
+static int infer_conv_grad(ctx *c, ir_type *out, int sp, int weight) {
+  const ir_type *a = arg(c, 0), *b = arg(c, 1);
+  if (a->rank != sp + 2 || b->rank != sp + 2) return fail(c, "operands must have rank %d", sp + 2);
+  if (a->dtype != b->dtype || !is_float(a->dtype)) return fail(c, "operands need one floating-point dtype");
+  if (check_ints(c, "stride", sp, 1) || check_ints(c, "pad", sp, 0) || check_ints(c, "dilation", sp, 1)) return -1;
+  int64_t g = ir_get_int(c->n, "groups");
+  if (g < 1) return fail(c, "groups must be >= 1");
+  ir_type r;
+  memset(&r, 0, sizeof r);
+  r.dtype = a->dtype;
+  r.rank = sp + 2;
+  if (!weight) { /* (dy, w) -> x */
+    if (check_ints(c, "in_shape", sp + 2, 1)) return -1;
+    const int64_t *xs = ir_get_ints(c->n, "in_shape", NULL);
+    if (xs[0] != a->dims[0] || a->dims[1] != b->dims[0] || xs[1] != b->dims[1] * g || b->dims[0] % g)
+      return fail(c, "in_shape, dy and weight disagree on batch or channels");
+    if (check_window(c, sp, xs + 2, b->dims + 2, a->dims + 2, 1)) return -1;
+    for (int i = 0; i < sp + 2; i++) r.dims[i] = xs[i];
+  } else { /* (x, dy) -> w */
+    if (check_ints(c, "kernel", sp, 1)) return -1;
+    const int64_t *k = ir_get_ints(c->n, "kernel", NULL);
+    if (a->dims[0] != b->dims[0] || a->dims[1] % g || b->dims[1] % g)
+      return fail(c, "x and dy disagree on batch, or channels not divisible by groups");
+    if (check_window(c, sp, a->dims + 2, k, b->dims + 2, 1)) return -1;
+    r.dims[0] = b->dims[1];
+    r.dims[1] = a->dims[1] / g;
+    for (int i = 0; i < sp; i++) r.dims[2 + i] = k[i];
+  }
+  *out = r;
+  return 0;
+}
+
+static int infer_pool_grad(ctx *c, ir_type *out) {
+  const ir_type *dy = arg(c, c->n->nin - 1);
+  if (check_ints(c, "kernel", 2, 1) || check_ints(c, "stride", 2, 1) || check_ints(c, "pad", 2, 0)) return -1;
+  ir_type r;
+  if (c->n->op == IR_OP_max_pool2d_grad) {
+    r = *arg(c, 0);
+    if (r.dtype != dy->dtype) return fail(c, "operands need one dtype");
+  } else {
+    if (check_ints(c, "in_shape", 4, 1)) return -1;
+    r = ir_type_make(dy->dtype, 4, ir_get_ints(c->n, "in_shape", NULL));
+  }
+  if (r.rank != 4 || dy->rank != 4 || r.dims[0] != dy->dims[0] || r.dims[1] != dy->dims[1])
+    return fail(c, "input and gradient must be [N,C,H,W] with the same N and C");
+  if (check_window(c, 2, r.dims + 2, ir_get_ints(c->n, "kernel", NULL), dy->dims + 2, 0)) return -1;
+  *out = r;
+  return 0;
+}
+
+static int infer_backward_misc(ctx *c, ir_type *out) {
+  switch (c->n->op) {
+  case IR_OP_batchnorm_train_grad: {
+    const ir_type *x = arg(c, 0), *g = arg(c, 1), *dy = arg(c, 2);
+    if (x->rank < 2 || !ir_type_equal(x, dy)) return fail(c, "x and dy must have one type of rank >= 2");
+    if (g->rank != 1 || g->dims[0] != x->dims[1]) return fail(c, "gamma must have one value per channel");
+    *out = *x;
+    return 0;
+  }
+  case IR_OP_cross_entropy_grad: {
+    ir_type loss;
+    if (infer_cross_entropy(c, &loss)) return -1;
+    if (!ir_type_equal(arg(c, 2), &loss)) return fail(c, "dloss must be a scalar of the logits' dtype");
+    *out = *arg(c, 0);
+    return 0;
+  }
+  default: { /* slice_grad */
+    ir_type r = *arg(c, 0);
+    int a = norm_axis(ir_get_int(c->n, "axis"), r.rank);
+    if (a < 0) return fail(c, "axis out of range for rank %d", r.rank);
+    int64_t s = ir_get_int(c->n, "start"), e = ir_get_int(c->n, "end"), st = ir_get_int(c->n, "step"),
+            size = ir_get_int(c->n, "size");
+    if (st < 1 || s < 0 || e > size || s >= e || (e - s + st - 1) / st != r.dims[a])
+      return fail(c, "slice [%lld:%lld:%lld] of size %lld does not give %lld entries", (long long)s, (long long)e,
+                  (long long)st, (long long)size, (long long)r.dims[a]);
+    r.dims[a] = size;
+    *out = r;
+    return 0;
+  }
+  }
+}
+
 /* Computes the result type of non-source node 'n'. */
 int ir_infer_type(const ir_graph *g, const ir_node *n, ir_type *out, ir_diag *d) {
   ctx c = {g, n, d};
@@ -345,6 +438,15 @@ int ir_infer_type(const ir_graph *g, const ir_node *n, ir_type *out, ir_diag *d)
   case IR_OP_transpose: return infer_transpose(&c, out);
   case IR_OP_pad: return infer_pad(&c, out);
   case IR_OP_cross_entropy: return infer_cross_entropy(&c, out);
+  case IR_OP_conv2d_grad_input: return infer_conv_grad(&c, out, 2, 0);
+  case IR_OP_conv2d_grad_weight: return infer_conv_grad(&c, out, 2, 1);
+  case IR_OP_conv1d_grad_input: return infer_conv_grad(&c, out, 1, 0);
+  case IR_OP_conv1d_grad_weight: return infer_conv_grad(&c, out, 1, 1);
+  case IR_OP_max_pool2d_grad:
+  case IR_OP_avg_pool2d_grad: return infer_pool_grad(&c, out);
+  case IR_OP_batchnorm_train_grad:
+  case IR_OP_cross_entropy_grad:
+  case IR_OP_slice_grad: return infer_backward_misc(&c, out);
   default: return fail(&c, "no shape rule for this op");
   }
 }

@@ -146,3 +146,15 @@ int ir_interp_op_where(const ir_interp_ctx *c, const ir_node *n, const ir_ival *
   }
   return 0;
 }
+
+/* ---- backward elementwise ops: (x or y, dy) -> dx ---- */
+
+static double f_relu_grad(double x, double dy) { return x > 0 ? dy : 0.0; }
+static double f_relu6_grad(double x, double dy) { return x > 0 && x < 6 ? dy : 0.0; }
+static double f_sigmoid_grad(double y, double dy) { return dy * y * (1.0 - y); }
+static double f_tanh_grad(double y, double dy) { return dy * (1.0 - y * y); }
+
+BINARY_KERNEL(relu_grad, f_relu_grad)
+BINARY_KERNEL(relu6_grad, f_relu6_grad)
+BINARY_KERNEL(sigmoid_grad, f_sigmoid_grad)
+BINARY_KERNEL(tanh_grad, f_tanh_grad)
