@@ -13,6 +13,10 @@
  * count). Returns ATTNC_OK or ATTNC_EINVAL. */
 attnc_status rt_check_weights(const ir_graph *g, const ir_bundle *w, const char *file, ir_diag *d);
 
+/* Checks that 'x' holds every input node of 'g' with its shape and a
+ * compatible dtype (other names are allowed). Reports like rt_check_weights. */
+attnc_status rt_check_inputs(const ir_graph *g, const ir_bundle *x, const char *file, ir_diag *d);
+
 /* Returns a new bundle holding copies of every tensor of 'a' and of 'b'
  * (metadata of 'a'), or NULL after reporting to 'd' a name present in both
  * (one message per name) or running out of memory. */

@@ -1,0 +1,124 @@
+/* attnc run: runs a graph (IR text or Lua model spec) on tensors read from
+ * safetensors files and writes every graph output to a safetensors file. */
+#include <string.h>
+
+#include "cli.h"
+#include "ir_interp.h"
+#include "rt_bind.h"
+#include "rt_safetensors.h"
+
+static const char run_about[] =
+    "Runs FILE.ir or MODEL.lua on the tensors of X (graph inputs, and params and\n"
+    "buffers unless --weights gives them) and writes every graph output to OUT,\n"
+    "atomically. For MODEL.lua the batch and shape come from the tensor 'input' of X\n"
+    "(f32[N,C,H,W]); --train runs the training graph, which also needs 'labels' (i64[N])\n"
+    "in X and outputs the loss and the new batchnorm running statistics. With\n"
+    "--weights, W must hold exactly the graph's params and buffers with their shapes.\n"
+    "The graph runs on the reference interpreter (today the only engine; the JIT will\n"
+    "become the default and --interp will select the interpreter).";
+
+static const char run_examples[] =
+    "attnc run docs/examples/eca_tiny.ir --input docs/examples/eca_tiny.input.safetensors \\\n"
+    "    --weights docs/examples/eca_tiny.weights.safetensors --out y.safetensors\n"
+    "attnc run models/resnet.lua -D attention=ham --input x.safetensors \\\n"
+    "    --weights w.safetensors --out logits.safetensors";
+
+/* Sets the batch and shape of 'model' from the 'input' tensor of 'x' (and
+ * checks 'labels' in train mode). Returns an exit code. */
+static int model_shape_from_input(cli_model *model, const ir_bundle *x, const char *xpath) {
+  const ir_tensor *in = ir_bundle_get(x, "input");
+  if (!in || in->type.rank != 4) {
+    fprintf(stderr, "%s: a model needs a tensor 'input' of shape [N,C,H,W]%s\n", xpath,
+            in ? " (it has another rank)" : "");
+    return CLI_EXIT_FAIL;
+  }
+  model->batch = in->type.dims[0];
+  memcpy(model->shape, in->type.dims + 1, sizeof model->shape);
+  const ir_tensor *labels = ir_bundle_get(x, "labels");
+  if (model->train && (!labels || labels->type.rank != 1 || labels->type.dims[0] != model->batch)) {
+    fprintf(stderr, "%s: --train needs a tensor 'labels' of shape [%lld]\n", xpath,
+            (long long)model->batch);
+    return CLI_EXIT_FAIL;
+  }
+  return CLI_EXIT_OK;
+}
+
+/* Checks the tensors against 'g', runs it on the interpreter and writes the
+ * outputs to 'out'. 'w' may be NULL. Returns an exit code. */
+static int run_graph(const ir_graph *g, const ir_bundle *x, const char *xpath, const ir_bundle *w,
+                     const char *wpath, const char *src, const char *out) {
+  ir_diag *d = ir_diag_create();
+  ir_bundle *merged = NULL, *outs = ir_bundle_create();
+  int rc = CLI_EXIT_OK;
+  if (w && rt_check_weights(g, w, wpath, d) != ATTNC_OK) rc = CLI_EXIT_FAIL;
+  if (!rc && w && !(merged = rt_bundle_merge(x, w, d))) rc = CLI_EXIT_FAIL;
+  const ir_bundle *all = merged ? merged : x;
+  if (!rc && rt_check_inputs(g, all, xpath, d) != ATTNC_OK) rc = CLI_EXIT_FAIL;
+  if (!rc && ir_interp_run(g, all, IR_INTERP_NATIVE, outs, d) != ATTNC_OK) rc = CLI_EXIT_FAIL;
+  if (!rc) {
+    ir_bundle_set_meta(outs, "producer", "attnc run (interpreter)");
+    ir_bundle_set_meta(outs, "source", src);
+    if (rt_safetensors_write(out, outs, d) != ATTNC_OK) rc = CLI_EXIT_FAIL;
+  }
+  if (rc) {
+    cli_diag_fail("run", d);
+  } else {
+    for (int i = 0; i < outs->count; i++) {
+      char ty[128];
+      ir_type_format(&outs->tensors[i]->type, ty, sizeof ty);
+      printf("%s: %s %s\n", out, outs->names[i], ty);
+    }
+  }
+  ir_bundle_destroy(merged);
+  ir_bundle_destroy(outs);
+  ir_diag_destroy(d);
+  return rc;
+}
+
+/* Runs 'attnc run'. */
+int cli_run(int argc, char **argv) {
+  const char *file = NULL, *xpath = NULL, *wpath = NULL, *out = NULL;
+  int interp = 0;
+  cli_model model = {0};
+  const cli_opt opts[] = {
+      {"--input", "X.safetensors", "graph inputs (and params/buffers without --weights)", &xpath,
+       NULL},
+      {"--weights", "W.safetensors", "params and buffers, checked against the graph", &wpath,
+       NULL},
+      {"--out", "OUT.safetensors", "where to write every graph output (atomically)", &out, NULL},
+      {"--interp", NULL, "run on the reference interpreter (today's only engine)", &interp, NULL},
+      CLI_OPT_DEFINE(&model),
+      CLI_OPT_TRAIN(&model),
+  };
+  const cli_spec spec = {"run",
+                         "attnc run FILE.ir|MODEL.lua --input X.safetensors [--weights "
+                         "W.safetensors] --out OUT.safetensors [options]",
+                         run_about, run_examples, opts, (int)(sizeof opts / sizeof opts[0]),
+                         "FILE", 1, &file};
+  int rc = cli_parse(&spec, argc, argv);
+  if (rc) {
+    cli_model_free(&model);
+    return rc == CLI_HELP_SHOWN ? CLI_EXIT_OK : rc;
+  }
+  if (!xpath) rc = cli_usage_error("run", "missing --input X.safetensors");
+  else if (!out) rc = cli_usage_error("run", "missing --out OUT.safetensors");
+  else if (!cli_is_model(file) && cli_model_given(&model))
+    rc = cli_usage_error("run", "-D and --train apply to MODEL.lua only");
+  if (!rc) rc = cli_check_readable("run", file);
+  ir_bundle *x = NULL, *w = NULL;
+  ir_graph *g = NULL;
+  if (!rc) rc = cli_read_tensors("run", xpath, &x);
+  if (!rc && wpath) rc = cli_read_tensors("run", wpath, &w);
+  if (!rc && cli_is_model(file)) rc = model_shape_from_input(&model, x, xpath);
+  if (!rc) {
+    fe_request req;
+    cli_model_request(&model, file, &req);
+    rc = cli_load_graph("run", file, &req, &g);
+  }
+  if (!rc) rc = run_graph(g, x, xpath, w, wpath, file, out);
+  ir_graph_destroy(g);
+  ir_bundle_destroy(x);
+  ir_bundle_destroy(w);
+  cli_model_free(&model);
+  return rc;
+}
