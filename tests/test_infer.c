@@ -567,6 +567,173 @@ static void test_cross_entropy(void **state) {
   ir_graph_destroy(g);
 }
 
+/* Backward ops (autodiff only): elementwise gradients broadcast like binaries. */
+static void test_backward_elementwise(void **state) {
+  (void)state;
+  static const ir_opcode ops[] = {IR_OP_relu_grad, IR_OP_relu6_grad, IR_OP_sigmoid_grad, IR_OP_tanh_grad};
+  ir_graph *g = ir_graph_create("t");
+  int x = tb_input(g, "x", IR_F32, 2, 2, 3);
+  int dy = tb_input(g, "dy", IR_F32, 2, 2, 3);
+  int t = tb_input(g, "t", IR_F32, 2, 3, 2);
+  int d = tb_input(g, "d", IR_F64, 2, 2, 3);
+  for (size_t i = 0; i < sizeof ops / sizeof *ops; i++) {
+    expect_type(g, tb_node(g, ops[i], x, dy), "f32[2,3]");
+    expect_reject(g, tb_node(g, ops[i], x, t), "shapes do not broadcast");
+    expect_reject(g, tb_node(g, ops[i], x, d), "operands have different dtypes");
+  }
+  ir_graph_destroy(g);
+}
+
+/* Appends a conv gradient op with stride/pad pairs (or singles for conv1d)
+ * and groups; the caller sets in_shape or kernel. */
+static ir_node *conv_grad(ir_graph *g, ir_opcode op, int a, int b, int sp, int64_t stride, int64_t pad,
+                          int64_t groups) {
+  ir_node *n = tb_node(g, op, a, b);
+  const int64_t s[2] = {stride, stride}, p[2] = {pad, pad};
+  tb_set_ints_n(n, "stride", s, sp);
+  tb_set_ints_n(n, "pad", p, sp);
+  tb_set_int(n, "groups", groups);
+  return n;
+}
+
+static void test_conv_grads(void **state) {
+  (void)state;
+  ir_graph *g = ir_graph_create("t");
+  /* forward: x[2,4,9,12] * w[8,4,3,3], stride 2 pad 1 -> y[2,8,5,6] */
+  int x = tb_input(g, "x", IR_F32, 4, 2, 4, 9, 12);
+  int w = tb_param(g, "w", IR_F32, 4, 8, 4, 3, 3);
+  int dy = tb_input(g, "dy", IR_F32, 4, 2, 8, 5, 6);
+  int dy3 = tb_input(g, "dy3", IR_F32, 4, 3, 8, 5, 6);
+  int wg = tb_param(g, "wg", IR_F32, 4, 6, 2, 3, 3);
+  int dyg = tb_input(g, "dyg", IR_F32, 4, 2, 6, 9, 12);
+  int w2 = tb_param(g, "w2", IR_F32, 4, 8, 2, 3, 3);
+  ir_node *n = conv_grad(g, IR_OP_conv2d_grad_input, dy, w, 2, 2, 1, 1);
+  tb_set_ints(n, "in_shape", 2, 4, 9, 12);
+  expect_type(g, n, "f32[2,4,9,12]");
+  n = conv_grad(g, IR_OP_conv2d_grad_input, dy, w, 2, 2, 1, 1);
+  tb_set_ints(n, "in_shape", 2, 4, 10, 12); /* (10+2-3)/2+1 = 5 too: in_shape decides */
+  expect_type(g, n, "f32[2,4,10,12]");
+  n = conv_grad(g, IR_OP_conv2d_grad_input, dyg, wg, 2, 1, 1, 2);
+  tb_set_ints(n, "in_shape", 2, 4, 9, 12);
+  expect_type(g, n, "f32[2,4,9,12]");
+  n = conv_grad(g, IR_OP_conv2d_grad_input, dy, w, 2, 2, 1, 1);
+  tb_set_ints(n, "in_shape", 2, 4, 9, 13); /* (13+2-3)/2+1 = 7, dy has 6 */
+  expect_reject(g, n, "gradient shape 6 along spatial axis 1 does not match the forward window");
+  n = conv_grad(g, IR_OP_conv2d_grad_input, dy, w2, 2, 2, 1, 1);
+  tb_set_ints(n, "in_shape", 2, 4, 9, 12);
+  expect_reject(g, n, "in_shape, dy and weight disagree on batch or channels");
+  expect_reject(g, conv_grad(g, IR_OP_conv2d_grad_input, dy, w, 2, 2, 1, 1), "attribute in_shape is missing");
+
+  n = conv_grad(g, IR_OP_conv2d_grad_weight, x, dy, 2, 2, 1, 1);
+  tb_set_ints(n, "kernel", 3, 3);
+  expect_type(g, n, "f32[8,4,3,3]");
+  n = conv_grad(g, IR_OP_conv2d_grad_weight, x, dyg, 2, 1, 1, 2);
+  tb_set_ints(n, "kernel", 3, 3);
+  expect_type(g, n, "f32[6,2,3,3]");
+  n = conv_grad(g, IR_OP_conv2d_grad_weight, x, dy, 2, 2, 1, 1);
+  tb_set_ints(n, "kernel", 5, 3); /* (9+2-5)/2+1 = 4, dy has 5 */
+  expect_reject(g, n, "gradient shape 5 along spatial axis 0 does not match the forward window");
+  n = conv_grad(g, IR_OP_conv2d_grad_weight, x, dy3, 2, 2, 1, 1);
+  tb_set_ints(n, "kernel", 3, 3);
+  expect_reject(g, n, "x and dy disagree on batch");
+
+  /* conv1d over channels: x[4,1,16] * w[1,1,3], pad 1 -> y[4,1,16] */
+  int x1 = tb_input(g, "x1", IR_F32, 3, 4, 1, 16);
+  int w1 = tb_param(g, "w1", IR_F32, 3, 1, 1, 3);
+  n = conv_grad(g, IR_OP_conv1d_grad_input, x1, w1, 1, 1, 1, 1);
+  tb_set_ints(n, "in_shape", 4, 1, 16);
+  expect_type(g, n, "f32[4,1,16]");
+  n = conv_grad(g, IR_OP_conv1d_grad_input, x1, w1, 1, 1, 1, 1);
+  tb_set_ints(n, "in_shape", 4, 1, 17);
+  expect_reject(g, n, "gradient shape 16 along spatial axis 0 does not match the forward window");
+  n = conv_grad(g, IR_OP_conv1d_grad_weight, x1, x1, 1, 1, 1, 1);
+  tb_set_ints(n, "kernel", 3);
+  expect_type(g, n, "f32[1,1,3]");
+  n = conv_grad(g, IR_OP_conv1d_grad_weight, x, dy, 1, 1, 1, 1);
+  tb_set_ints(n, "kernel", 3);
+  expect_reject(g, n, "operands must have rank 3");
+  ir_graph_destroy(g);
+}
+
+static void test_pool_grads(void **state) {
+  (void)state;
+  ir_graph *g = ir_graph_create("t");
+  int x = tb_input(g, "x", IR_F32, 4, 1, 3, 7, 7);
+  int dy = tb_input(g, "dy", IR_F32, 4, 1, 3, 4, 4);
+  int dy3 = tb_input(g, "dy3", IR_F32, 4, 1, 3, 3, 3);
+  int dyd = tb_input(g, "dyd", IR_F64, 4, 1, 3, 4, 4);
+  ir_node *n;
+  /* max (x, dy): kernel 3 stride 2 pad 1, (7+2-3)/2+1 = 4 */
+  const int ins[3][2] = {{x, dy}, {x, dy3}, {x, dyd}};
+  const char *why[3] = {NULL, "gradient shape 3 along spatial axis 0 does not match the forward window",
+                        "operands need one dtype"};
+  for (int i = 0; i < 3; i++) {
+    n = tb_node_n(g, IR_OP_max_pool2d_grad, ins[i], 2);
+    tb_set_ints(n, "kernel", 3, 3);
+    tb_set_ints(n, "stride", 2, 2);
+    tb_set_ints(n, "pad", 1, 1);
+    if (why[i])
+      expect_reject(g, n, why[i]);
+    else
+      expect_type(g, n, "f32[1,3,7,7]");
+  }
+  /* avg: kernel 2 stride 2, (7-2)/2+1 = 3 = (6-2)/2+1 */
+  n = pool(g, IR_OP_avg_pool2d_grad, dy3, 2, 2, 2, 2, 0, 0);
+  tb_set_ints(n, "in_shape", 1, 3, 7, 7);
+  expect_type(g, n, "f32[1,3,7,7]");
+  n = pool(g, IR_OP_avg_pool2d_grad, dy3, 2, 2, 2, 2, 0, 0);
+  tb_set_ints(n, "in_shape", 1, 3, 6, 6);
+  expect_type(g, n, "f32[1,3,6,6]");
+  n = pool(g, IR_OP_avg_pool2d_grad, dy3, 2, 2, 2, 2, 0, 0);
+  tb_set_ints(n, "in_shape", 1, 4, 7, 7);
+  expect_reject(g, n, "input and gradient must be [N,C,H,W] with the same N and C");
+  n = pool(g, IR_OP_avg_pool2d_grad, dy3, 2, 2, 2, 2, 0, 0);
+  tb_set_ints(n, "in_shape", 1, 3, 7);
+  expect_reject(g, n, "attribute in_shape needs 4 values, has 3");
+  ir_graph_destroy(g);
+}
+
+static void test_other_grads(void **state) {
+  (void)state;
+  ir_graph *g = ir_graph_create("t");
+  int x = tb_input(g, "x", IR_F32, 4, 2, 4, 5, 5);
+  int gam = tb_param(g, "gamma", IR_F32, 1, 4);
+  int g3 = tb_param(g, "g3", IR_F32, 1, 3);
+  int dyw = tb_input(g, "dyw", IR_F32, 4, 2, 4, 5, 4);
+  expect_type(g, NODE(batchnorm_train_grad, x, gam, x), "f32[2,4,5,5]");
+  expect_reject(g, NODE(batchnorm_train_grad, x, gam, dyw), "x and dy must have one type of rank >= 2");
+  expect_reject(g, NODE(batchnorm_train_grad, x, g3, x), "gamma must have one value per channel");
+
+  int l = tb_input(g, "l", IR_F32, 2, 8, 10);
+  int y = tb_input(g, "y", IR_I64, 1, 8);
+  int yf = tb_input(g, "yf", IR_F32, 1, 8);
+  int dl = tb_const(g, 1, IR_F32);
+  int dl1 = tb_input(g, "dl1", IR_F32, 1, 1);
+  expect_type(g, NODE(cross_entropy_grad, l, y, dl), "f32[8,10]");
+  expect_reject(g, NODE(cross_entropy_grad, l, y, dl1), "dloss must be a scalar of the logits' dtype");
+  expect_reject(g, NODE(cross_entropy_grad, l, yf, dl), "labels must be i64[8]");
+
+  /* forward slice [1:10:3] of a [10,6] tensor gave [3,6] */
+  int dy = tb_input(g, "dy", IR_F32, 2, 3, 6);
+  const int64_t sizes[3] = {10, 9, 10};
+  const int dys[3] = {dy, dy, l};
+  const char *why[3] = {NULL, "slice [1:10:3] of size 9 does not give 3 entries",
+                        "slice [1:10:3] of size 10 does not give 8 entries"};
+  for (int i = 0; i < 3; i++) {
+    ir_node *n = NODE(slice_grad, dys[i]);
+    tb_set_int(n, "axis", 0);
+    tb_set_int(n, "start", 1);
+    tb_set_int(n, "end", 10);
+    tb_set_int(n, "step", 3);
+    tb_set_int(n, "size", sizes[i]);
+    if (why[i])
+      expect_reject(g, n, why[i]);
+    else
+      expect_type(g, n, "f32[10,6]");
+  }
+  ir_graph_destroy(g);
+}
+
 /* A rejected node with a location reports it first. */
 static void test_error_location(void **state) {
   (void)state;
@@ -619,6 +786,10 @@ int main(void) {
       cmocka_unit_test(test_reshape_transpose_broadcast),
       cmocka_unit_test(test_pad),
       cmocka_unit_test(test_cross_entropy),
+      cmocka_unit_test(test_backward_elementwise),
+      cmocka_unit_test(test_conv_grads),
+      cmocka_unit_test(test_pool_grads),
+      cmocka_unit_test(test_other_grads),
       cmocka_unit_test(test_error_location),
       cmocka_unit_test(test_every_op_covered), /* last */
   };
