@@ -79,46 +79,9 @@ static void test_matmul_variants(void **state) {
 
 /* ---- convolution ---- */
 
-/* Geometry of one reference 2-D convolution. */
-typedef struct {
-  int n, c, h, w, o, kh, kw, sh, sw, ph, pw, dh, dw, groups;
-} conv_case;
-
-/* Output size of a window along one axis. */
-static int out_size(int in, int k, int s, int p, int d) { return (in + 2 * p - d * (k - 1) - 1) / s + 1; }
-
-/* y = conv(x, w) by im2col: for each image and group, the matrix of patches
- * col[(ci,ky,kx), (oy,ox)] (zero outside x) is multiplied by the group's
- * weight rows. Fills y[n, o, oh, ow]. */
-static void ref_conv2d(const conv_case *k, const double *x, const double *w, double *y) {
-  int oh = out_size(k->h, k->kh, k->sh, k->ph, k->dh), ow = out_size(k->w, k->kw, k->sw, k->pw, k->dw);
-  int cg = k->c / k->groups, og = k->o / k->groups, rows = cg * k->kh * k->kw;
-  double *col = calloc((size_t)(rows * oh * ow), sizeof *col);
-  for (int b = 0; b < k->n; b++)
-    for (int gr = 0; gr < k->groups; gr++) {
-      for (int r = 0; r < rows; r++) {
-        int ci = r / (k->kh * k->kw), ky = r / k->kw % k->kh, kx = r % k->kw;
-        for (int p = 0; p < oh * ow; p++) {
-          int iy = p / ow * k->sh - k->ph + ky * k->dh, ix = p % ow * k->sw - k->pw + kx * k->dw;
-          int inside = iy >= 0 && iy < k->h && ix >= 0 && ix < k->w;
-          col[r * oh * ow + p] = inside ? x[((b * k->c + gr * cg + ci) * k->h + iy) * k->w + ix] : 0;
-        }
-      }
-      for (int oo = 0; oo < og; oo++) {
-        int o = gr * og + oo;
-        for (int p = 0; p < oh * ow; p++) {
-          double s = 0;
-          for (int r = 0; r < rows; r++) s += w[o * rows + r] * col[r * oh * ow + p];
-          y[(b * k->o + o) * oh * ow + p] = s;
-        }
-      }
-    }
-  free(col);
-}
-
 /* Runs conv2d on case 'k' with random data (f64) and compares with
- * ref_conv2d. */
-static void check_conv2d(const conv_case *k) {
+ * ti_ref_conv2d. */
+static void check_conv2d(const ti_conv_case *k) {
   ir_graph *g = ir_graph_create("t");
   int x = tb_input(g, "x", IR_F64, 4, k->n, k->c, k->h, k->w);
   int w = tb_param(g, "w", IR_F64, 4, k->o, k->c / k->groups, k->kh, k->kw);
@@ -129,12 +92,12 @@ static void check_conv2d(const conv_case *k) {
   tb_set_int(cv, "groups", k->groups);
   ir_graph_add_output(g, "y", tb_infer(g, cv));
   int nx = k->n * k->c * k->h * k->w, nw = k->o * (k->c / k->groups) * k->kh * k->kw;
-  int oh = out_size(k->h, k->kh, k->sh, k->ph, k->dh), ow = out_size(k->w, k->kw, k->sw, k->pw, k->dw);
+  int oh = ti_conv_out(k->h, k->kh, k->sh, k->ph, k->dh), ow = ti_conv_out(k->w, k->kw, k->sw, k->pw, k->dw);
   double *xv = malloc(sizeof(double) * (size_t)nx), *wv = malloc(sizeof(double) * (size_t)nw);
   double *want = malloc(sizeof(double) * (size_t)(k->n * k->o * oh * ow));
   ti_fill(xv, nx, 5);
   ti_fill(wv, nw, 6);
-  ref_conv2d(k, xv, wv, want);
+  ti_ref_conv2d(k, xv, wv, want);
   ir_bundle *in = ir_bundle_create();
   ti_feed(in, g, x, xv);
   ti_feed(in, g, w, wv);
@@ -153,7 +116,7 @@ static void check_conv2d(const conv_case *k) {
 /* conv2d: padding, stride, dilation, groups, depthwise, odd shapes. */
 static void test_conv2d_vs_im2col(void **state) {
   (void)state;
-  static const conv_case cases[] = {
+  static const ti_conv_case cases[] = {
       /* n c  h  w  o kh kw sh sw ph pw dh dw groups */
       {2, 3, 5, 5, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1}, /* same padding */
       {1, 2, 7, 6, 3, 3, 3, 2, 2, 1, 1, 1, 1, 1}, /* stride 2 */
@@ -195,7 +158,7 @@ static void test_conv2d_hand(void **state) {
  * with height 1 (padding, stride, dilation and groups along L). */
 static void test_conv1d(void **state) {
   (void)state;
-  const conv_case k = {2, 4, 1, 9, 6, 1, 3, 1, 2, 0, 2, 1, 2, 2};
+  const ti_conv_case k = {2, 4, 1, 9, 6, 1, 3, 1, 2, 0, 2, 1, 2, 2};
   ir_graph *g = ir_graph_create("t");
   int x = tb_input(g, "x", IR_F64, 3, k.n, k.c, k.w);
   int w = tb_param(g, "w", IR_F64, 3, k.o, k.c / k.groups, k.kw);
@@ -205,11 +168,11 @@ static void test_conv1d(void **state) {
   tb_set_ints(cv, "dilation", k.dw);
   tb_set_int(cv, "groups", k.groups);
   ir_graph_add_output(g, "y", tb_infer(g, cv));
-  int ol = out_size(k.w, k.kw, k.sw, k.pw, k.dw); /* (9 + 4 - 4 - 1) / 2 + 1 = 5 */
+  int ol = ti_conv_out(k.w, k.kw, k.sw, k.pw, k.dw); /* (9 + 4 - 4 - 1) / 2 + 1 = 5 */
   double xv[2 * 4 * 9], wv[6 * 2 * 3], want[2 * 6 * 5];
   ti_fill(xv, 72, 7);
   ti_fill(wv, 36, 8);
-  ref_conv2d(&k, xv, wv, want);
+  ti_ref_conv2d(&k, xv, wv, want);
   ir_bundle *in = ir_bundle_create();
   ti_feed(in, g, x, xv);
   ti_feed(in, g, w, wv);

@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -93,4 +94,37 @@ double ti_seconds(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* Returns the output size of a window along one axis. */
+int ti_conv_out(int in, int k, int s, int p, int d) { return (in + 2 * p - d * (k - 1) - 1) / s + 1; }
+
+/* y = conv(x, w) by im2col: for each image and group, the matrix of patches
+ * col[(ci,ky,kx), (oy,ox)] (zero outside x) is multiplied by the group's
+ * weight rows. */
+void ti_ref_conv2d(const ti_conv_case *k, const double *x, const double *w, double *y) {
+  int oh = ti_conv_out(k->h, k->kh, k->sh, k->ph, k->dh), ow = ti_conv_out(k->w, k->kw, k->sw, k->pw, k->dw);
+  int cg = k->c / k->groups, og = k->o / k->groups, rows = cg * k->kh * k->kw;
+  double *col = calloc((size_t)(rows * oh * ow), sizeof *col);
+  if (!col) fail_msg("ti_ref_conv2d: out of memory");
+  for (int b = 0; b < k->n; b++)
+    for (int gr = 0; gr < k->groups; gr++) {
+      for (int r = 0; r < rows; r++) {
+        int ci = r / (k->kh * k->kw), ky = r / k->kw % k->kh, kx = r % k->kw;
+        for (int p = 0; p < oh * ow; p++) {
+          int iy = p / ow * k->sh - k->ph + ky * k->dh, ix = p % ow * k->sw - k->pw + kx * k->dw;
+          int inside = iy >= 0 && iy < k->h && ix >= 0 && ix < k->w;
+          col[r * oh * ow + p] = inside ? x[((b * k->c + gr * cg + ci) * k->h + iy) * k->w + ix] : 0;
+        }
+      }
+      for (int oo = 0; oo < og; oo++) {
+        int o = gr * og + oo;
+        for (int p = 0; p < oh * ow; p++) {
+          double s = 0;
+          for (int r = 0; r < rows; r++) s += w[o * rows + r] * col[r * oh * ow + p];
+          y[(b * k->o + o) * oh * ow + p] = s;
+        }
+      }
+    }
+  free(col);
 }

@@ -35,6 +35,20 @@ const ir_tensor *ti_assert_output(const ir_bundle *out, const char *name, const 
 /* Fills v[0..n) with reproducible pseudo-random values in [-1, 1). */
 void ti_fill(double *v, int64_t n, unsigned seed);
 
+/* Geometry of one 2-D convolution x[n,c,h,w] * w[o,c/groups,kh,kw] with
+ * stride (sh,sw), zero padding (ph,pw) and dilation (dh,dw). */
+typedef struct {
+  int n, c, h, w, o, kh, kw, sh, sw, ph, pw, dh, dw, groups;
+} ti_conv_case;
+
+/* Returns the output size along one axis of a window of size k, stride s,
+ * padding p, dilation d over 'in' elements. */
+int ti_conv_out(int in, int k, int s, int p, int d);
+
+/* y = conv(x, w) computed independently of the interpreter, by im2col and
+ * a matrix product per image and group. Fills y[n, o, oh, ow]. */
+void ti_ref_conv2d(const ti_conv_case *k, const double *x, const double *w, double *y);
+
 /* Returns a seconds counter for timing (monotonic). */
 double ti_seconds(void);
 
