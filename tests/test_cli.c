@@ -1,0 +1,372 @@
+/* Tests of the attnc command-line program ($ATTNC_BIN), run as a child
+ * process: help texts, exit codes and one-line usage errors, library errors
+ * with their locations, and 'run' producing hand-computed outputs. */
+#include <regex.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "rt_safetensors.h"
+#include "util_cli.h"
+
+/* A temporary directory per test, removed afterwards. */
+static int setup_dir(void **state) {
+  *state = tc_tempdir();
+  return *state ? 0 : -1;
+}
+
+static int teardown_dir(void **state) {
+  tc_rmtree(*state);
+  free(*state);
+  return 0;
+}
+
+/* Runs attnc with the given NULL-terminated arguments; fails the test if it
+ * could not be started. */
+static tc_result run(const char *first, ...) {
+  const char *args[32];
+  int n = 0;
+  va_list ap;
+  va_start(ap, first);
+  for (const char *a = first; a && n < 31; a = va_arg(ap, const char *)) args[n++] = a;
+  va_end(ap);
+  args[n] = NULL;
+  tc_result r;
+  if (tc_run_attnc(args, &r)) fail_msg("cannot run attnc (ATTNC_BIN=%s)", getenv("ATTNC_BIN"));
+  return r;
+}
+
+/* Asserts a usage error: exit 2 and exactly one stderr line starting with
+ * "attnc: <cmd>: " and containing 'what'. */
+static void assert_usage_error(tc_result *r, const char *cmd, const char *what) {
+  char prefix[64];
+  snprintf(prefix, sizeof prefix, "attnc: %s: ", cmd);
+  if (r->code != 2 || tc_count_lines(r->err) != 1 || strncmp(r->err, prefix, strlen(prefix)) ||
+      !strstr(r->err, what))
+    fail_msg("expected a one-line usage error '%s...%s', got exit %d, stderr '%s'", prefix, what,
+             r->code, r->err);
+  tc_result_free(r);
+}
+
+/* Writes 'text' to dir/name and returns the path (caller frees). */
+static char *write_text(const char *dir, const char *name, const char *text) {
+  char *p = tc_path(dir, name);
+  assert_int_equal(tc_write_file(p, text, strlen(text)), 0);
+  return p;
+}
+
+/* A small graph: y = relu(x @ w + b), s = sum(y). */
+static const char small_ir[] = "graph @small {\n"
+                               "  %x = input name=\"x\" : f32[2,2]\n"
+                               "  %w = param name=\"w\" : f32[2,2]\n"
+                               "  %b = param name=\"b\" : f32[2]\n"
+                               "  %m = matmul(%x, %w) : f32[2,2]\n"
+                               "  %a = add(%m, %b) : f32[2,2]\n"
+                               "  %y = relu(%a) : f32[2,2]\n"
+                               "  %s = reduce_sum(%y) axes=[0,1] : f32[]\n"
+                               "  output \"y\" = %y\n"
+                               "  output \"s\" = %s\n"
+                               "}\n";
+
+/* Writes a safetensors file of f32 tensors: names[i] with shapes and values. */
+static char *write_tensors(const char *dir, const char *file, int n, const char *const *names,
+                           const int *ranks, const int64_t (*dims)[2], const float *const *vals) {
+  ir_bundle *b = ir_bundle_create();
+  for (int i = 0; i < n; i++) {
+    ir_tensor *t = ir_tensor_create(ir_type_make(IR_F32, ranks[i], dims[i]));
+    memcpy(t->data, vals[i], (size_t)ir_type_numel(&t->type) * 4);
+    ir_bundle_put(b, names[i], t);
+  }
+  char *p = tc_path(dir, file);
+  ir_diag *d = ir_diag_create();
+  assert_int_equal(rt_safetensors_write(p, b, d), ATTNC_OK);
+  ir_diag_destroy(d);
+  ir_bundle_destroy(b);
+  return p;
+}
+
+static const float x_vals[] = {1, 2, 3, 4}, w_vals[] = {1, -1, 0.5f, 2}, b_vals[] = {0.5f, -10};
+
+/* Writes x.safetensors (input x) and w.safetensors (params w, b) for small_ir. */
+static void write_small_tensors(const char *dir, char **xp, char **wp) {
+  const char *xn[] = {"x"}, *wn[] = {"w", "b"};
+  const int xr[] = {2}, wr[] = {2, 1};
+  const int64_t xd[][2] = {{2, 2}}, wd[][2] = {{2, 2}, {2, 0}};
+  const float *xv[] = {x_vals}, *wv[] = {w_vals, b_vals};
+  *xp = write_tensors(dir, "x.safetensors", 1, xn, xr, xd, xv);
+  *wp = write_tensors(dir, "w.safetensors", 2, wn, wr, wd, wv);
+}
+
+/* 'attnc --help' and 'attnc <cmd> --help' for every command it lists exit 0
+ * and print a usage line; no arguments is a usage error. */
+static void test_help(void **state) {
+  (void)state;
+  tc_result r = run("--help", NULL);
+  assert_int_equal(r.code, 0);
+  const char *cmds = strstr(r.out, "commands:\n");
+  assert_non_null(cmds);
+  int seen = 0;
+  for (const char *line = strchr(cmds, '\n') + 1; line[0] == ' ' && line[1] == ' ';
+       line = strchr(line, '\n') + 1) {
+    char name[32];
+    assert_int_equal(sscanf(line, " %31s", name), 1);
+    tc_result h = run(name, "--help", NULL);
+    char usage[64];
+    snprintf(usage, sizeof usage, "usage: attnc %s ", name);
+    if (h.code != 0 || strncmp(h.out, usage, strlen(usage)) || !strstr(h.out, "examples:"))
+      fail_msg("attnc %s --help: exit %d, stdout '%s'", name, h.code, h.out);
+    tc_result_free(&h);
+    seen++;
+  }
+  assert_true(seen >= 2);
+  assert_non_null(strstr(r.out, "  dump "));
+  assert_non_null(strstr(r.out, "  run "));
+  tc_result_free(&r);
+  r = run(NULL);
+  assert_int_equal(r.code, 2);
+  tc_result_free(&r);
+}
+
+/* Bad commands, options and values are one-line usage errors with exit 2. */
+static void test_usage_errors(void **state) {
+  const char *dir = *state;
+  char *ir = write_text(dir, "small.ir", small_ir);
+  tc_result r = run("frobnicate", NULL);
+  assert_usage_error(&r, "frobnicate", "unknown command");
+  r = run("dump", ir, "--bogus", NULL);
+  assert_usage_error(&r, "dump", "unknown option '--bogus'");
+  r = run("dump", ir, "--format", NULL);
+  assert_usage_error(&r, "dump", "option '--format' needs a value");
+  r = run("dump", ir, "--format=svg", NULL);
+  assert_usage_error(&r, "dump", "unknown format 'svg'");
+  r = run("dump", ir, "--stage", "nope", NULL);
+  assert_usage_error(&r, "dump", "unknown stage 'nope'");
+  r = run("dump", NULL);
+  assert_usage_error(&r, "dump", "missing FILE");
+  r = run("dump", ir, ir, NULL);
+  assert_usage_error(&r, "dump", "unexpected argument");
+  r = run("dump", ir, "-D", "attention=ham", NULL);
+  assert_usage_error(&r, "dump", "apply to MODEL.lua only");
+  r = run("dump", "m.lua", "--shape", "3x32", NULL);
+  assert_usage_error(&r, "dump", "--shape '3x32': expected CxHxW");
+  r = run("dump", "m.lua", "--batch", "0", NULL);
+  assert_usage_error(&r, "dump", "--batch '0'");
+  r = run("dump", "m.lua", "-Dnovalue", NULL);
+  assert_usage_error(&r, "dump", "expected key=value");
+  r = run("run", ir, "--out", "o.safetensors", NULL);
+  assert_usage_error(&r, "run", "missing --input");
+  r = run("run", ir, "--input", "x.safetensors", NULL);
+  assert_usage_error(&r, "run", "missing --out");
+  r = run("run", ir, "--interp=1", "--input", "x", "--out", "y", NULL);
+  assert_usage_error(&r, "run", "option '--interp' takes no value");
+  free(ir);
+}
+
+/* Missing or unreadable files are usage errors naming the file. */
+static void test_missing_files(void **state) {
+  const char *dir = *state;
+  char *ir = write_text(dir, "small.ir", small_ir);
+  char *nofile = tc_path(dir, "absent.ir");
+  tc_result r = run("dump", nofile, NULL);
+  assert_usage_error(&r, "dump", "absent.ir");
+  r = run("dump", dir, NULL);
+  assert_usage_error(&r, "dump", "is a directory");
+  r = run("run", ir, "--input", nofile, "--out", "o.safetensors", NULL);
+  assert_usage_error(&r, "run", "cannot open");
+  r = run("run", nofile, "--input", ir, "--out", "o.safetensors", NULL);
+  assert_usage_error(&r, "run", "absent.ir");
+  free(nofile);
+  free(ir);
+}
+
+/* A malformed IR file fails (exit 1) with file:line:col for each bad line;
+ * a wrong-shaped graph fails with the verifier's message. */
+static void test_library_errors(void **state) {
+  const char *dir = *state;
+  char *bad = write_text(dir, "bad.ir",
+                         "graph @g {\n"
+                         "  %a = input name=\"a\" : f32[2,3]\n"
+                         "  %c = frobnicate(%a) : f32[2,3]\n"
+                         "  %d = relu(%a) : f32[2,3\n"
+                         "  output \"c\" = %a\n"
+                         "}\n");
+  tc_result r = run("dump", bad, NULL);
+  assert_int_equal(r.code, 1);
+  regex_t re;
+  assert_int_equal(regcomp(&re, "bad\\.ir:3:[0-9]+: .*frobnicate", REG_EXTENDED), 0);
+  assert_int_equal(regexec(&re, r.err, 0, NULL, 0), 0);
+  regfree(&re);
+  assert_int_equal(regcomp(&re, "bad\\.ir:4:[0-9]+: ", REG_EXTENDED), 0);
+  assert_int_equal(regexec(&re, r.err, 0, NULL, 0), 0);
+  regfree(&re);
+  assert_string_equal(r.out, "");
+  tc_result_free(&r);
+
+  char *shape = write_text(dir, "shape.ir",
+                           "graph @g {\n"
+                           "  %a = input name=\"a\" : f32[2,3]\n"
+                           "  %b = input name=\"b\" : f32[4]\n"
+                           "  %c = add(%a, %b) : f32[2,3]\n"
+                           "  output \"c\" = %c\n"
+                           "}\n");
+  r = run("dump", shape, NULL);
+  assert_int_equal(r.code, 1);
+  assert_non_null(strstr(r.err, "add(%0: f32[2,3], %1: f32[4])"));
+  assert_non_null(strstr(r.err, "do not broadcast"));
+  tc_result_free(&r);
+  free(shape);
+  free(bad);
+}
+
+/* dump prints the graph as IR text that reads back to the same text, or dot. */
+static void test_dump(void **state) {
+  const char *dir = *state;
+  char *ir = write_text(dir, "small.ir", small_ir);
+  tc_result r = run("dump", ir, NULL);
+  assert_int_equal(r.code, 0);
+  assert_non_null(strstr(r.out, "%3 = matmul(%0, %1) trans_a=0 trans_b=0 : f32[2,2]"));
+  assert_non_null(strstr(r.out, "output \"s\" = %6"));
+  char *again = write_text(dir, "again.ir", r.out);
+  tc_result r2 = run("dump", again, NULL);
+  assert_int_equal(r2.code, 0);
+  assert_string_equal(r.out, r2.out);
+  tc_result_free(&r2);
+  tc_result_free(&r);
+  r = run("dump", "--format", "dot", ir, NULL);
+  assert_int_equal(r.code, 0);
+  assert_int_equal(strncmp(r.out, "digraph", 7), 0);
+  tc_result_free(&r);
+  free(again);
+  free(ir);
+}
+
+/* run computes relu(x @ w + b) and its sum, checked against values worked
+ * out by hand: x@w = [[2,3],[5,5]], +b = [[2.5,-7],[5.5,-5]]. */
+static void test_run_values(void **state) {
+  const char *dir = *state;
+  char *ir = write_text(dir, "small.ir", small_ir);
+  char *xp, *wp, *out = tc_path(dir, "out.safetensors");
+  write_small_tensors(dir, &xp, &wp);
+  tc_result r = run("run", ir, "--input", xp, "--weights", wp, "--out", out, "--interp", NULL);
+  if (r.code != 0) fail_msg("exit %d: %s", r.code, r.err);
+  tc_result_free(&r);
+  ir_bundle *o = NULL;
+  ir_diag *d = ir_diag_create();
+  assert_int_equal(rt_safetensors_read(out, &o, d), ATTNC_OK);
+  assert_int_equal(o->count, 2);
+  assert_string_equal(o->names[0], "y");
+  const ir_tensor *y = ir_bundle_get(o, "y"), *s = ir_bundle_get(o, "s");
+  const double want[] = {2.5, 0, 5.5, 0};
+  for (int i = 0; i < 4; i++) assert_true(ir_tensor_get(y, i) == want[i]);
+  assert_int_equal(s->type.rank, 0);
+  assert_true(ir_tensor_get(s, 0) == 8.0);
+  ir_bundle_destroy(o);
+  ir_diag_destroy(d);
+  free(out);
+  free(xp);
+  free(wp);
+  free(ir);
+}
+
+/* The example of the README runs and matches the logits computed by its
+ * independent Python generator. */
+static void test_run_example(void **state) {
+  const char *dir = *state;
+  char *out = tc_path(dir, "eca.safetensors");
+  tc_result r = run("run", "docs/examples/eca_tiny.ir", "--input",
+                    "docs/examples/eca_tiny.input.safetensors", "--weights",
+                    "docs/examples/eca_tiny.weights.safetensors", "--out", out, NULL);
+  if (r.code != 0) fail_msg("exit %d: %s", r.code, r.err);
+  tc_result_free(&r);
+  ir_diag *d = ir_diag_create();
+  ir_bundle *got = NULL, *want = NULL;
+  assert_int_equal(rt_safetensors_read(out, &got, d), ATTNC_OK);
+  assert_int_equal(
+      rt_safetensors_read("docs/examples/eca_tiny.expected.safetensors", &want, d), ATTNC_OK);
+  const ir_tensor *g = ir_bundle_get(got, "logits"), *w = ir_bundle_get(want, "logits");
+  assert_true(ir_type_equal(&g->type, &w->type));
+  double err = 0, norm = 0;
+  for (int64_t i = 0; i < ir_type_numel(&w->type); i++) {
+    double e = ir_tensor_get(g, i) - ir_tensor_get(w, i);
+    err += e * e;
+    norm += ir_tensor_get(w, i) * ir_tensor_get(w, i);
+  }
+  assert_true(norm > 0 && err <= 1e-10 * norm);
+  ir_bundle_destroy(got);
+  ir_bundle_destroy(want);
+  ir_diag_destroy(d);
+  free(out);
+}
+
+/* Wrong weights (missing, extra, wrong shape), a wrong-shaped input and a
+ * corrupt input file fail with exit 1 and messages naming them; a failed run
+ * leaves an existing output file untouched. */
+static void test_run_errors(void **state) {
+  const char *dir = *state;
+  char *ir = write_text(dir, "small.ir", small_ir);
+  char *xp, *wp, *out = write_text(dir, "out.safetensors", "keep");
+  write_small_tensors(dir, &xp, &wp);
+  const char *wn[] = {"w", "bias"};
+  const int wr[] = {1, 1};
+  const int64_t wd[][2] = {{4, 0}, {2, 0}};
+  const float *wv[] = {w_vals, b_vals};
+  char *badw = write_tensors(dir, "badw.safetensors", 2, wn, wr, wd, wv);
+  tc_result r = run("run", ir, "--input", xp, "--weights", badw, "--out", out, NULL);
+  assert_int_equal(r.code, 1);
+  assert_non_null(strstr(r.err, "missing param 'b' f32[2]"));
+  assert_non_null(strstr(r.err, "param 'w' is f32[4], the graph expects f32[2,2]"));
+  assert_non_null(strstr(r.err, "'bias' is not a param or buffer"));
+  tc_result_free(&r);
+
+  const char *xn[] = {"x"};
+  const int xr[] = {1};
+  const int64_t xd[][2] = {{3, 0}};
+  const float *xv[] = {x_vals};
+  char *badx = write_tensors(dir, "badx.safetensors", 1, xn, xr, xd, xv);
+  r = run("run", ir, "--input", badx, "--weights", wp, "--out", out, NULL);
+  assert_int_equal(r.code, 1);
+  assert_non_null(strstr(r.err, "input 'x' is f32[3], the graph expects f32[2,2]"));
+  tc_result_free(&r);
+
+  char *corrupt = tc_path(dir, "corrupt.safetensors");
+  assert_int_equal(tc_write_file(corrupt, "\x04\0\0\0\0\0\0\0{\"a\"", 12), 0);
+  r = run("run", ir, "--input", corrupt, "--weights", wp, "--out", out, NULL);
+  assert_int_equal(r.code, 1);
+  assert_non_null(strstr(r.err, "corrupt.safetensors: header is not valid JSON"));
+  tc_result_free(&r);
+
+  r = run("run", ir, "--input", xp, "--weights", xp, "--out", out, NULL);
+  assert_int_equal(r.code, 1);
+  assert_non_null(strstr(r.err, "'x' is not a param or buffer"));
+  tc_result_free(&r);
+
+  char *kept = tc_read_file(out, NULL);
+  assert_string_equal(kept, "keep");
+  free(kept);
+  free(corrupt);
+  free(badx);
+  free(badw);
+  free(out);
+  free(xp);
+  free(wp);
+  free(ir);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(test_help, setup_dir, teardown_dir),
+      cmocka_unit_test_setup_teardown(test_usage_errors, setup_dir, teardown_dir),
+      cmocka_unit_test_setup_teardown(test_missing_files, setup_dir, teardown_dir),
+      cmocka_unit_test_setup_teardown(test_library_errors, setup_dir, teardown_dir),
+      cmocka_unit_test_setup_teardown(test_dump, setup_dir, teardown_dir),
+      cmocka_unit_test_setup_teardown(test_run_values, setup_dir, teardown_dir),
+      cmocka_unit_test_setup_teardown(test_run_example, setup_dir, teardown_dir),
+      cmocka_unit_test_setup_teardown(test_run_errors, setup_dir, teardown_dir),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
