@@ -60,16 +60,32 @@ static char *xstrndup(const char *s, size_t len) {
   return d;
 }
 
+/* Reports an error at line:col; returns -1. */
+static int perr_at(parser *P, int line, int col, const char *fmt, va_list ap) {
+  char msg[512];
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  ir_diag_error(P->d, NULL, 0, "%s:%d:%d: %s", P->file ? P->file : "<input>", line, col, msg);
+  P->errors++;
+  return -1;
+}
+
 /* Reports an error at column 'at' of the current line; returns -1. */
 static int perr(parser *P, const char *at, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int perr(parser *P, const char *at, const char *fmt, ...) {
-  char msg[512];
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(msg, sizeof msg, fmt, ap);
+  perr_at(P, P->line, (int)(at - P->ls) + 1, fmt, ap);
   va_end(ap);
-  ir_diag_error(P->d, NULL, 0, "%s:%d:%d: %s", P->file ? P->file : "<input>", P->line, (int)(at - P->ls) + 1, msg);
-  P->errors++;
+  return -1;
+}
+
+/* Reports an error at line:col; returns -1. */
+static int perr_line(parser *P, int line, int col, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static int perr_line(parser *P, int line, int col, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  perr_at(P, line, col, fmt, ap);
+  va_end(ap);
   return -1;
 }
 
@@ -596,9 +612,7 @@ static void resolve_uses(parser *P) {
     name_use *u = &P->uses[i];
     name_entry *e = name_find(P, u->s, u->len);
     if (!e) {
-      P->errors++;
-      ir_diag_error(P->d, NULL, 0, "%s:%d:%d: undefined value %%%.*s", P->file ? P->file : "<input>", u->line,
-                    u->col, u->len > 32 ? 32 : u->len, u->s);
+      perr_line(P, u->line, u->col, "undefined value %%%.*s", u->len > 32 ? 32 : u->len, u->s);
       continue;
     }
     if (u->node >= 0) P->g->nodes[u->node]->in[u->slot] = e->node;
@@ -615,7 +629,7 @@ ir_graph *ir_parse(const char *text, const char *file, ir_diag *d) {
   P.g = ir_graph_create("main");
   enum { HEADER, BODY, AFTER } state = HEADER;
   const char *p = text ? text : "";
-  P.ls = P.le = P.p = p;
+  int last_line = 1, last_col = 1; /* end of the last line with content */
   while (*p) {
     const char *nl = strchr(p, '\n');
     P.ls = P.p = p;
@@ -624,6 +638,8 @@ ir_graph *ir_parse(const char *text, const char *file, ir_diag *d) {
     if (P.le > P.ls && P.le[-1] == '\r') P.le--;
     P.line++;
     if (at_line_end(&P)) continue;
+    last_line = P.line;
+    last_col = (int)(P.le - P.ls) + 1;
     if (state == HEADER) {
       parse_header(&P);
       state = BODY;
@@ -633,12 +649,10 @@ ir_graph *ir_parse(const char *text, const char *file, ir_diag *d) {
       perr(&P, P.p, "text after the closing '}'");
     }
   }
-  if (state != AFTER) {
-    if (!P.line) P.line = 1;
-    P.p = P.le;
-    perr(&P, P.p, state == HEADER ? "expected 'graph @name {' before the end of the input"
-                                  : "expected '}' before the end of the input");
-  }
+  if (state != AFTER)
+    perr_line(&P, last_line, last_col,
+              state == HEADER ? "expected 'graph @name {' before the end of the input"
+                              : "expected '}' before the end of the input");
   resolve_uses(&P);
   free(P.names);
   free(P.uses);
