@@ -27,6 +27,8 @@ enum { CLI_EXIT_OK = 0, CLI_EXIT_FAIL = 1, CLI_EXIT_USAGE = 2 };
 /* ---- commands (one file each) ---- */
 int cli_dump(int argc, char **argv);
 int cli_run(int argc, char **argv);
+int cli_show(int argc, char **argv);
+int cli_gradcheck(int argc, char **argv);
 
 /* ---- option parsing (cli_args.c) ---- */
 

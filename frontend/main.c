@@ -14,6 +14,8 @@ typedef struct {
 static const cli_command commands[] = {
     {"dump", "load a graph (FILE.ir or MODEL.lua), verify it, print it as text or dot", cli_dump},
     {"run", "run a graph on tensors from safetensors files, write its outputs", cli_run},
+    {"show", "print the metadata and tensors of a safetensors file", cli_show},
+    {"gradcheck", "check a model's gradients against finite differences in float64", cli_gradcheck},
 };
 #define NCOMMANDS (int)(sizeof commands / sizeof commands[0])
 

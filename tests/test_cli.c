@@ -303,6 +303,22 @@ static void test_run_example(void **state) {
   free(out);
 }
 
+/* show prints metadata, each tensor's type, stats and first values. */
+static void test_show(void **state) {
+  const char *dir = *state;
+  char *xp, *wp;
+  write_small_tensors(dir, &xp, &wp);
+  tc_result r = run("show", wp, "--values", "3", NULL);
+  assert_int_equal(r.code, 0);
+  assert_non_null(strstr(r.out, "w f32[2,2]  min -1 max 2 mean 0.625\n  [1, -1, 0.5, ...]\n"));
+  assert_non_null(strstr(r.out, "b f32[2]  min -10 max 0.5 mean -4.75\n  [0.5, -10]\n"));
+  tc_result_free(&r);
+  r = run("show", wp, "--values", "x", NULL);
+  assert_usage_error(&r, "show", "--values 'x'");
+  free(xp);
+  free(wp);
+}
+
 /* Wrong weights (missing, extra, wrong shape), a wrong-shaped input and a
  * corrupt input file fail with exit 1 and messages naming them; a failed run
  * leaves an existing output file untouched. */
@@ -367,6 +383,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_run_values, setup_dir, teardown_dir),
       cmocka_unit_test_setup_teardown(test_run_example, setup_dir, teardown_dir),
       cmocka_unit_test_setup_teardown(test_run_errors, setup_dir, teardown_dir),
+      cmocka_unit_test_setup_teardown(test_show, setup_dir, teardown_dir),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
