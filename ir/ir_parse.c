@@ -312,6 +312,34 @@ static int lex_string(parser *P, char **out) {
   return 0;
 }
 
+/* Reads the rest of an int list after its '[' up to and including ']' into
+ * v[0..*n). 'attr' names the attribute, or is NULL for the dims of a type
+ * (which must be >= 0 and at most IR_MAX_RANK). */
+static int lex_int_list(parser *P, int64_t *v, int *n, const char *attr) {
+  int max = attr ? IR_MAX_INTS : IR_MAX_RANK;
+  skip_ws(P);
+  *n = 0;
+  if (P->p < P->le && *P->p == ']') {
+    P->p++;
+    return 0;
+  }
+  for (;;) {
+    skip_ws(P);
+    const char *at = P->p;
+    int64_t x;
+    if (lex_int(P, &x)) return -1;
+    if (!attr && x < 0) return perr(P, at, "negative dimension %lld", (long long)x);
+    if (*n == max && attr) return perr(P, at, "more than %d ints in attribute '%s'", max, attr);
+    if (*n == max) return perr(P, at, "rank exceeds %d", max);
+    v[(*n)++] = x;
+    skip_ws(P);
+    if (P->p < P->le && *P->p == ']') break;
+    if (expect_char(P, ',', "',' or ']'")) return -1;
+  }
+  P->p++;
+  return 0;
+}
+
 /* Reads a type "f32[4,3,32,32]" into *t. */
 static int lex_type(parser *P, ir_type *t) {
   const char *s;
@@ -325,25 +353,7 @@ static int lex_type(parser *P, ir_type *t) {
   if (ir_dtype_parse(name, &t->dtype)) return perr(P, s, "unknown dtype '%s' (f32, f64 or i64)", name);
   if (P->p == P->le || *P->p != '[') return unexpected(P, "'[' after the dtype");
   P->p++;
-  skip_ws(P);
-  if (P->p < P->le && *P->p == ']') {
-    P->p++;
-    return 0;
-  }
-  for (;;) {
-    skip_ws(P);
-    const char *at = P->p;
-    int64_t dim;
-    if (lex_int(P, &dim)) return -1;
-    if (dim < 0) return perr(P, at, "negative dimension %lld", (long long)dim);
-    if (t->rank == IR_MAX_RANK) return perr(P, at, "rank exceeds %d", IR_MAX_RANK);
-    t->dims[t->rank++] = dim;
-    skip_ws(P);
-    if (P->p < P->le && *P->p == ']') break;
-    if (expect_char(P, ',', "',' or ']'")) return -1;
-  }
-  P->p++;
-  return 0;
+  return lex_int_list(P, t->dims, &t->rank, NULL);
 }
 
 /* Reads "[1,2,3]" (at most IR_MAX_INTS entries) into a. */
@@ -351,24 +361,7 @@ static int lex_ints(parser *P, ir_attr *a, const char *attr) {
   skip_ws(P);
   if (P->p == P->le || *P->p != '[') return perr(P, P->p, "attribute '%s' takes a list of ints like [1,2]", attr);
   P->p++;
-  skip_ws(P);
-  if (P->p < P->le && *P->p == ']') {
-    P->p++;
-    return 0;
-  }
-  for (;;) {
-    skip_ws(P);
-    const char *at = P->p;
-    int64_t v;
-    if (lex_int(P, &v)) return -1;
-    if (a->n == IR_MAX_INTS) return perr(P, at, "more than %d ints in attribute '%s'", IR_MAX_INTS, attr);
-    a->ints[a->n++] = v;
-    skip_ws(P);
-    if (P->p < P->le && *P->p == ']') break;
-    if (expect_char(P, ',', "',' or ']'")) return -1;
-  }
-  P->p++;
-  return 0;
+  return lex_int_list(P, a->ints, &a->n, attr);
 }
 
 /* Reads the value of attribute 'spec' into a. */

@@ -124,21 +124,23 @@ static void test_print_exact_lines(void **state) {
   assert_non_null(g);
   char *t = ir_print(g);
   assert_true(!strncmp(t, "graph @all_ops.v2 {\n", 20));
-  assert_string_equal(node_line(t, 0), "  %0 = input name=\"x\" : f32[2,4,8,8]  # models/resnet_cifar.lua:12");
-  assert_string_equal(node_line(t, 1), "  %1 = const value=0.1 : f32[]");
-  assert_string_equal(node_line(t, 2), "  %2 = const value=1e-05 : f32[]");
-  assert_string_equal(node_line(t, 3), "  %3 = const value=-0 : f64[]");
-  assert_string_equal(node_line(t, 4), "  %4 = const value=1e+300 : f32[]");
-  assert_string_equal(node_line(t, 5), "  %5 = const value=inf : f64[]");
-  assert_string_equal(node_line(t, 6), "  %6 = const value=-inf : f32[]");
-  assert_string_equal(node_line(t, 7), "  %7 = const value=nan : f64[]");
-  assert_string_equal(node_line(t, 8), "  %8 = const value=5e-324 : f32[]");
-  assert_string_equal(node_line(t, 9), "  %9 = const value=0.3333333333333333 : f64[]");
-  assert_string_equal(node_line(t, 10), "  %10 = const value=123456789 : f32[]");
-  assert_string_equal(node_line(t, 11), "  %11 = const value=-2.5 : f64[]");
-  assert_string_equal(node_line(t, 12),
-                      "  %12 = param name=\"w\\\"q\\\\\\n\\t\\x01\\x7f caf\xc3\xa9 #x\" : f32[0,9223372036854775807]");
-  assert_string_equal(node_line(t, 13), "  %13 = neg(%0) : f32[2,4,8,8]");
+  static const char *const lines[] = {
+      "  %0 = input name=\"x\" : f32[2,4,8,8]  # models/resnet_cifar.lua:12",
+      "  %1 = const value=0.1 : f32[]",
+      "  %2 = const value=1e-05 : f32[]",
+      "  %3 = const value=-0 : f64[]",
+      "  %4 = const value=1e+300 : f32[]",
+      "  %5 = const value=inf : f64[]",
+      "  %6 = const value=-inf : f32[]",
+      "  %7 = const value=nan : f64[]",
+      "  %8 = const value=5e-324 : f32[]",
+      "  %9 = const value=0.3333333333333333 : f64[]",
+      "  %10 = const value=123456789 : f32[]",
+      "  %11 = const value=-2.5 : f64[]",
+      "  %12 = param name=\"w\\\"q\\\\\\n\\t\\x01\\x7f caf\xc3\xa9 #x\" : f32[0,9223372036854775807]",
+      "  %13 = neg(%0) : f32[2,4,8,8]",
+  };
+  for (int i = 0; i < (int)(sizeof lines / sizeof lines[0]); i++) assert_string_equal(node_line(t, i), lines[i]);
   /* the conv2d, its non-default attributes in op-table order and its location */
   const char *conv = strstr(t, "conv2d(");
   assert_non_null(conv);
