@@ -1,6 +1,7 @@
 /* Tests of the attnc command-line program ($ATTNC_BIN), run as a child
  * process: help texts, exit codes and one-line usage errors, library errors
  * with their locations, and 'run' producing hand-computed outputs. */
+#include <math.h>
 #include <regex.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -273,6 +274,20 @@ static void test_run_values(void **state) {
   free(ir);
 }
 
+/* Returns the norm-wise relative error ||a - b|| / ||b|| of two tensors of
+ * the same shape. */
+static double rel_error(const ir_tensor *a, const ir_tensor *b) {
+  assert_true(ir_type_equal(&a->type, &b->type));
+  double err = 0, norm = 0;
+  for (int64_t i = 0; i < ir_type_numel(&b->type); i++) {
+    double e = ir_tensor_get(a, i) - ir_tensor_get(b, i);
+    err += e * e;
+    norm += ir_tensor_get(b, i) * ir_tensor_get(b, i);
+  }
+  assert_true(norm > 0);
+  return sqrt(err / norm);
+}
+
 /* The example of the README runs and matches the logits computed by its
  * independent Python generator. */
 static void test_run_example(void **state) {
@@ -288,15 +303,41 @@ static void test_run_example(void **state) {
   assert_int_equal(rt_safetensors_read(out, &got, d), ATTNC_OK);
   assert_int_equal(
       rt_safetensors_read("docs/examples/eca_tiny.expected.safetensors", &want, d), ATTNC_OK);
-  const ir_tensor *g = ir_bundle_get(got, "logits"), *w = ir_bundle_get(want, "logits");
-  assert_true(ir_type_equal(&g->type, &w->type));
-  double err = 0, norm = 0;
-  for (int64_t i = 0; i < ir_type_numel(&w->type); i++) {
-    double e = ir_tensor_get(g, i) - ir_tensor_get(w, i);
-    err += e * e;
-    norm += ir_tensor_get(w, i) * ir_tensor_get(w, i);
-  }
-  assert_true(norm > 0 && err <= 1e-10 * norm);
+  assert_true(rel_error(ir_bundle_get(got, "logits"), ir_bundle_get(want, "logits")) <= 1e-5);
+  ir_bundle_destroy(got);
+  ir_bundle_destroy(want);
+  ir_diag_destroy(d);
+  free(out);
+}
+
+/* run on a Lua model with PyTorch's weights and input gives PyTorch's eval
+ * logits; weights of another model are rejected with the names listed. */
+static void test_run_model(void **state) {
+  const char *dir = *state, *ref = getenv("ATTNC_REFERENCE");
+  if (!ref) skip();
+  char x[4096], w[4096], none_w[4096], exp[4096];
+  snprintf(x, sizeof x, "%s/golden/resnet20_ham/input.safetensors", ref);
+  snprintf(w, sizeof w, "%s/golden/resnet20_ham/weights.safetensors", ref);
+  snprintf(none_w, sizeof none_w, "%s/golden/resnet20_none/weights.safetensors", ref);
+  snprintf(exp, sizeof exp, "%s/golden/resnet20_ham/expected.safetensors", ref);
+  char *out = tc_path(dir, "logits.safetensors");
+  tc_result r = run("run", "models/resnet_cifar.lua", "-D", "attention=ham", "--input", x,
+                    "--weights", none_w, "--out", out, NULL);
+  assert_int_equal(r.code, 1);
+  assert_non_null(strstr(r.err, "missing param 'layers.0.att.alpha' f32[]"));
+  assert_non_null(strstr(r.err, "more missing"));
+  assert_int_equal(tc_count_lines(r.err), 11);
+  tc_result_free(&r);
+  r = run("run", "models/resnet_cifar.lua", "-D", "attention=ham", "--input", x, "--weights", w,
+          "--out", out, NULL);
+  if (r.code != 0) fail_msg("exit %d: %s", r.code, r.err);
+  tc_result_free(&r);
+  ir_diag *d = ir_diag_create();
+  ir_bundle *got = NULL, *want = NULL;
+  assert_int_equal(rt_safetensors_read(out, &got, d), ATTNC_OK);
+  assert_int_equal(rt_safetensors_read(exp, &want, d), ATTNC_OK);
+  double e = rel_error(ir_bundle_get(got, "logits"), ir_bundle_get(want, "eval.logits"));
+  if (e > 1e-4) fail_msg("eval logits relative error %g > 1e-4", e);
   ir_bundle_destroy(got);
   ir_bundle_destroy(want);
   ir_diag_destroy(d);
@@ -384,6 +425,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_run_example, setup_dir, teardown_dir),
       cmocka_unit_test_setup_teardown(test_run_errors, setup_dir, teardown_dir),
       cmocka_unit_test_setup_teardown(test_show, setup_dir, teardown_dir),
+      cmocka_unit_test_setup_teardown(test_run_model, setup_dir, teardown_dir),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
