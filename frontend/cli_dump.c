@@ -21,8 +21,9 @@ int cli_dump(int argc, char **argv) {
   cli_model model = {0};
   const cli_opt opts[] = {
       {"--format", "text|dot", "output format (default text)", &format, NULL},
-      {"--stage", "ir", "compilation stage to print (default ir: the graph as loaded)", &stage,
-       NULL},
+      {"--stage", "ir|grad",
+       "compilation stage to print: ir (as lowered, default), grad (the whole training step)",
+       &stage, NULL},
       CLI_OPT_DEFINE(&model),
       CLI_OPT_SHAPE(&model),
       CLI_OPT_BATCH(&model),
@@ -40,6 +41,7 @@ int cli_dump(int argc, char **argv) {
     rc = cli_usage_error("dump", "unknown format '%s' (text or dot)", format);
   else if (!cli_is_model(file) && cli_model_given(&model))
     rc = cli_usage_error("dump", "-D, --shape, --batch and --train apply to MODEL.lua only");
+  if (stage && !strcmp(stage, "grad")) model.train = 1; /* the step starts from the training graph */
   ir_graph *g = NULL;
   if (!rc) {
     fe_request req;

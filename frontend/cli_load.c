@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "passes.h"
 #include "rt_safetensors.h"
 
 /* Returns 1 if 'path' ends in ".lua". */
@@ -103,9 +104,25 @@ int cli_read_tensors(const char *cmd, const char *path, ir_bundle **out) {
   return rc;
 }
 
-/* Applies compilation stage 'stage' to *g. */
+/* Applies compilation stage 'stage' to *g: "grad" builds the training step
+ * (autodiff, SGD with PyTorch's CIFAR settings, simplification) and reports
+ * op counts before and after simplification on stderr. */
 int cli_apply_stage(const char *cmd, const char *stage, ir_graph **g) {
-  (void)g;
-  if (!stage || !strcmp(stage, "ir")) return CLI_EXIT_OK;
-  return cli_usage_error(cmd, "unknown stage '%s' (available: ir)", stage);
+  pass_stage st;
+  if (!stage) return CLI_EXIT_OK;
+  if (pass_stage_parse(stage, &st))
+    return cli_usage_error(cmd, "unknown stage '%s' (available: %s)", stage, pass_stage_list());
+  if (st == PASS_STAGE_IR) return CLI_EXIT_OK;
+  ir_diag *d = ir_diag_create();
+  pass_sgd_options o = {0.9, 5e-4, 0};
+  pass_simplify_stats ss;
+  int forward = (*g)->nnodes, rc = CLI_EXIT_OK;
+  if (pass_train_step(*g, &o, &ss, d) != ATTNC_OK)
+    rc = cli_diag_fail(cmd, d);
+  else
+    fprintf(stderr, "%s: training step: %d forward ops, %d after autodiff and SGD, %d after simplification "
+                    "(%d folded, %d merged, %d dead)\n",
+            cmd, forward, ss.before, ss.after, ss.folded, ss.cse, ss.dead);
+  ir_diag_destroy(d);
+  return rc;
 }

@@ -4,6 +4,7 @@
 
 #include "cli.h"
 #include "ir_interp.h"
+#include "passes.h"
 #include "rt_bind.h"
 #include "rt_safetensors.h"
 
@@ -12,7 +13,8 @@ static const char run_about[] =
     "buffers unless --weights gives them) and writes every graph output to OUT,\n"
     "atomically. For MODEL.lua the batch and shape come from the tensor 'input' of X\n"
     "(f32[N,C,H,W]); --train runs the training graph, which also needs 'labels' (i64[N])\n"
-    "in X and outputs the loss and the new batchnorm running statistics. With\n"
+    "in X and outputs the loss, the new batchnorm running statistics and grad.<name>, the\n"
+    "gradient of the loss for every parameter. With\n"
     "--weights, W must hold exactly the graph's params and buffers with their shapes.\n"
     "The graph runs on the reference interpreter (today the only engine; the JIT will\n"
     "become the default and --interp will select the interpreter).";
@@ -75,6 +77,15 @@ static int run_graph(const ir_graph *g, const ir_bundle *x, const char *xpath, c
   return rc;
 }
 
+/* Appends the gradient of the loss with respect to every parameter
+ * (outputs "grad.<name>"). Returns an exit code. */
+static int add_gradients(ir_graph *g) {
+  ir_diag *d = ir_diag_create();
+  int rc = pass_gradients(g, NULL, d) == ATTNC_OK ? CLI_EXIT_OK : cli_diag_fail("run", d);
+  ir_diag_destroy(d);
+  return rc;
+}
+
 /* Runs 'attnc run'. */
 int cli_run(int argc, char **argv) {
   const char *file = NULL, *xpath = NULL, *wpath = NULL, *out = NULL;
@@ -115,6 +126,7 @@ int cli_run(int argc, char **argv) {
     cli_model_request(&model, file, &req);
     rc = cli_load_graph("run", file, &req, &g);
   }
+  if (!rc && model.train) rc = add_gradients(g);
   if (!rc) rc = run_graph(g, x, xpath, w, wpath, file, out);
   ir_graph_destroy(g);
   ir_bundle_destroy(x);

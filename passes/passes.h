@@ -40,4 +40,16 @@ typedef struct {
  * momentum, weight decay and optional Nesterov exactly as torch.optim.SGD. */
 attnc_status pass_sgd(ir_graph *g, const pass_sgd_options *opt, ir_diag *d);
 
+/* The stages a graph can be dumped at, in pipeline order. */
+typedef enum { PASS_STAGE_IR, PASS_STAGE_GRAD } pass_stage;
+/* Parses a stage name; returns 0, or -1 if unknown. */
+int pass_stage_parse(const char *s, pass_stage *out);
+/* Returns the stage names joined by '|'. */
+const char *pass_stage_list(void);
+/* Appends the gradients of output "loss" ("grad.<param>") and simplifies. */
+attnc_status pass_gradients(ir_graph *g, pass_simplify_stats *st, ir_diag *d);
+/* Turns a training-mode forward graph (output "loss") into the whole training
+ * step: autodiff, the SGD update, simplification; verified after each. */
+attnc_status pass_train_step(ir_graph *g, const pass_sgd_options *o, pass_simplify_stats *st, ir_diag *d);
+
 #endif
