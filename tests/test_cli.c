@@ -344,6 +344,31 @@ static void test_run_model(void **state) {
   free(out);
 }
 
+/* dump lowers a Lua model; an error in it is reported at the spec's line;
+ * run --train on a model needs 'labels' in the input file. */
+static void test_model_dump_and_checks(void **state) {
+  (void)state;
+  tc_result r = run("dump", "models/resnet_cifar.lua", "-D", "attention=eca", "--shape", "3x8x8",
+                    "--batch", "2", NULL);
+  if (r.code != 0) fail_msg("exit %d: %s", r.code, r.err);
+  assert_non_null(strstr(r.out, "input name=\"input\" : f32[2,3,8,8]"));
+  assert_non_null(strstr(r.out, "output \"logits\" = %"));
+  tc_result_free(&r);
+  r = run("dump", "models/resnet_cifar.lua", "--shape", "1x28x28", NULL);
+  assert_int_equal(r.code, 1);
+  regex_t re;
+  assert_int_equal(regcomp(&re, "resnet_cifar\\.lua:[0-9]+: .*input has 1 channels", REG_EXTENDED),
+                   0);
+  assert_int_equal(regexec(&re, r.err, 0, NULL, 0), 0);
+  regfree(&re);
+  tc_result_free(&r);
+  r = run("run", "models/resnet_cifar.lua", "--train", "--input",
+          "docs/examples/eca_tiny.input.safetensors", "--out", "/nonexistent/o.safetensors", NULL);
+  assert_int_equal(r.code, 1);
+  assert_non_null(strstr(r.err, "--train needs a tensor 'labels' of shape [2]"));
+  tc_result_free(&r);
+}
+
 /* show prints metadata, each tensor's type, stats and first values. */
 static void test_show(void **state) {
   const char *dir = *state;
@@ -426,6 +451,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_run_errors, setup_dir, teardown_dir),
       cmocka_unit_test_setup_teardown(test_show, setup_dir, teardown_dir),
       cmocka_unit_test_setup_teardown(test_run_model, setup_dir, teardown_dir),
+      cmocka_unit_test_setup_teardown(test_model_dump_and_checks, setup_dir, teardown_dir),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
