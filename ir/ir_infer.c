@@ -373,7 +373,7 @@ static int infer_backward_misc(ctx *c, ir_type *out) {
   case IR_OP_batchnorm_train_grad: {
     const ir_type *x = arg(c, 0), *g = arg(c, 1), *dy = arg(c, 2);
     if (x->rank < 2 || !ir_type_equal(x, dy)) return fail(c, "x and dy must have one type of rank >= 2");
-    if (g->rank != 1 || g->dims[0] != x->dims[1]) return fail(c, "gamma must have one value per channel");
+    if (g->rank != 1 || g->dims[0] != x->dims[1] || g->dtype != x->dtype) return fail(c, "gamma must have one value per channel");
     *out = *x;
     return 0;
   }

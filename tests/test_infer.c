@@ -703,6 +703,8 @@ static void test_other_grads(void **state) {
   expect_type(g, NODE(batchnorm_train_grad, x, gam, x), "f32[2,4,5,5]");
   expect_reject(g, NODE(batchnorm_train_grad, x, gam, dyw), "x and dy must have one type of rank >= 2");
   expect_reject(g, NODE(batchnorm_train_grad, x, g3, x), "gamma must have one value per channel");
+  int gd = tb_param(g, "gd", IR_F64, 1, 4); /* regression: a gamma of another dtype was accepted */
+  expect_reject(g, NODE(batchnorm_train_grad, x, gd, x), "gamma must have one value per channel");
 
   int l = tb_input(g, "l", IR_F32, 2, 8, 10);
   int y = tb_input(g, "y", IR_I64, 1, 8);

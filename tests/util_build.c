@@ -26,38 +26,24 @@ ir_type tb_type(ir_dtype dt, int rank, ...) {
   return t;
 }
 
-/* Appends a named source of kind op and type t; returns its id. */
-static int named_source(ir_graph *g, ir_opcode op, const char *name, ir_type t) {
+/* Appends a source of kind op named 'name' whose 'rank' dims are in ap. */
+static int named_source(ir_graph *g, ir_opcode op, const char *name, ir_dtype dt, int rank, va_list ap) {
   ir_loc none = {NULL, 0, NULL};
-  return ir_graph_source(g, op, name, 0, t, none)->id;
+  return ir_graph_source(g, op, name, 0, type_from_va(dt, rank, ap), none)->id;
 }
 
-/* Appends an input source; returns its id. */
-int tb_input(ir_graph *g, const char *name, ir_dtype dt, int rank, ...) {
-  va_list ap;
-  va_start(ap, rank);
-  ir_type t = type_from_va(dt, rank, ap);
-  va_end(ap);
-  return named_source(g, IR_OP_input, name, t);
-}
-
-/* Appends a param source; returns its id. */
-int tb_param(ir_graph *g, const char *name, ir_dtype dt, int rank, ...) {
-  va_list ap;
-  va_start(ap, rank);
-  ir_type t = type_from_va(dt, rank, ap);
-  va_end(ap);
-  return named_source(g, IR_OP_param, name, t);
-}
-
-/* Appends a buffer source; returns its id. */
-int tb_buffer(ir_graph *g, const char *name, ir_dtype dt, int rank, ...) {
-  va_list ap;
-  va_start(ap, rank);
-  ir_type t = type_from_va(dt, rank, ap);
-  va_end(ap);
-  return named_source(g, IR_OP_buffer, name, t);
-}
+/* The three named-source builders differ only in their op. */
+#define TB_SOURCE(fn, op)                                                                          \
+  int fn(ir_graph *g, const char *name, ir_dtype dt, int rank, ...) {                              \
+    va_list ap;                                                                                    \
+    va_start(ap, rank);                                                                            \
+    int id = named_source(g, op, name, dt, rank, ap);                                              \
+    va_end(ap);                                                                                    \
+    return id;                                                                                     \
+  }
+TB_SOURCE(tb_input, IR_OP_input)
+TB_SOURCE(tb_param, IR_OP_param)
+TB_SOURCE(tb_buffer, IR_OP_buffer)
 
 /* Appends a scalar const; returns its id. */
 int tb_const(ir_graph *g, double value, ir_dtype dt) {
