@@ -1,0 +1,54 @@
+/* Front-end test helpers (prefix tf_): lowering specs, comparing a lowered
+ * graph's parameters with the PyTorch reference keys, and golden checks of
+ * lowered models against the reference outputs. Helpers that say "fails"
+ * fail the running cmocka test instead of returning an error.
+ *
+ *   ir_graph *g = tf_lower("models/resnet_cifar.lua", FE_EVAL, 1, "depth=56", "attention=se", NULL);
+ *   tf_assert_keys(g, "keys/resnet56_se.json");    // relative to $ATTNC_REFERENCE
+ *   ir_graph_destroy(g);
+ *
+ *   tf_golden("resnet20_se", "models/resnet_cifar.lua", "attention=se", NULL);
+ */
+#ifndef ATTNC_TESTS_UTIL_FE_H
+#define ATTNC_TESTS_UTIL_FE_H
+
+#include <stdint.h>
+
+#include "fe.h"
+#include "ir_tensor.h"
+
+/* Returns $ATTNC_REFERENCE/rel (static buffer, valid until the next call). */
+const char *tf_reference(const char *rel);
+
+/* Lowers spec 'path' in 'mode' with batch 'batch' (shape: the spec's) and
+ * the NULL-terminated "key=value" options; fails on any error. */
+ir_graph *tf_lower(const char *path, fe_mode mode, int64_t batch, ...) __attribute__((sentinel));
+
+/* Lowers 'path' with the NULL-terminated "key=value" options expecting an
+ * error: fails if lowering succeeds. Returns the status; *msg receives all
+ * diagnostics (static buffer, valid until the next call). */
+attnc_status tf_lower_error(const char *path, const char **msg, ...) __attribute__((sentinel));
+
+/* Returns the total element count of the param (or, with buffers = 1, the
+ * buffer) sources of 'g'. */
+int64_t tf_count_sources(const ir_graph *g, int buffers);
+
+/* Fails unless the param and buffer sources of 'g' are exactly the names,
+ * shapes and trainable flags (param = trainable) listed in the reference
+ * keys file 'keys_rel' (relative to $ATTNC_REFERENCE), in the same order,
+ * and the param element count equals its "params". Returns that count. */
+int64_t tf_assert_keys(const ir_graph *g, const char *keys_rel);
+
+/* Returns ||got - want|| / ||want|| over all elements (shapes must have the
+ * same element count; fails otherwise). */
+double tf_rel_error(const ir_tensor *got, const ir_tensor *want);
+
+/* Golden check of reference model 'model' (a golden/ directory name such as
+ * "resnet20_none") lowered from 'spec' with the NULL-terminated options:
+ * eval logits, train logits, loss and every running statistic against
+ * expected.safetensors within 1e-4, and every gradient of the loss (autodiff's
+ * IR) within 1e-3 (or tolerances.json's larger entry), with the batch and
+ * input shape of the reference. */
+void tf_golden(const char *model, const char *spec, ...) __attribute__((sentinel));
+
+#endif
