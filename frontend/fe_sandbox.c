@@ -62,9 +62,9 @@ static void budget_hook(lua_State *L, lua_Debug *unused) {
   st->budget_hit = 1;
   lua_Debug ar;
   if (fe_spec_frame(L, 0, &ar))
-    luaL_error(L, "%s:%d: instruction budget of %lld exceeded (runaway loop?)", ar.source + 1, ar.currentline,
-               st->budget);
-  luaL_error(L, "instruction budget of %lld exceeded (runaway loop?)", st->budget);
+    luaL_error(L, "%s:%d: instruction budget of %I exceeded (runaway loop?)", ar.source + 1, ar.currentline,
+               (lua_Integer)st->budget);
+  luaL_error(L, "instruction budget of %I exceeded (runaway loop?)", (lua_Integer)st->budget);
 }
 
 /* Installs the instruction-count hook on L. */
@@ -92,9 +92,11 @@ int fe_sandbox_msgh(lua_State *L) {
     msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
   }
   lua_Debug ar;
-  if (!fe_spec_frame(L, 1, &ar)) return 1;
   char where[512];
-  snprintf(where, sizeof where, "%s:%d:", ar.source + 1, ar.currentline);
+  if (fe_spec_frame(L, 1, &ar) && is_spec_frame(&ar))
+    snprintf(where, sizeof where, "%s:%d:", ar.source + 1, ar.currentline);
+  else /* raised outside any spec frame: name the spec itself */
+    snprintf(where, sizeof where, "%s:", fe_state_get(L)->req->path);
   if (strncmp(msg, where, strlen(where)) == 0) {
     lua_pushstring(L, msg);
     return 1;

@@ -1,0 +1,2 @@
+-- os is not available in the sandbox.
+os.execute("touch /tmp/attnc_pwned")

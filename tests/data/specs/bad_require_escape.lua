@@ -1,0 +1,2 @@
+-- require may not leave the models folder.
+require "../../etc/passwd"
