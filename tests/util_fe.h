@@ -39,6 +39,11 @@ int64_t tf_count_sources(const ir_graph *g, int buffers);
  * and the param element count equals its "params". Returns that count. */
 int64_t tf_assert_keys(const ir_graph *g, const char *keys_rel);
 
+/* Returns the number of differences between g's param/buffer sources and
+ * the keys file (names, order, shapes, trainable flags, the "params" total;
+ * printed when 'verbose'); *ref_params (if not NULL) receives "params". */
+int tf_keys_differences(const ir_graph *g, const char *keys_rel, int verbose, int64_t *ref_params);
+
 /* Returns ||got - want|| / ||want|| over all elements (shapes must have the
  * same element count; fails otherwise). */
 double tf_rel_error(const ir_tensor *got, const ir_tensor *want);
