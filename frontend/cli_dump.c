@@ -13,7 +13,7 @@ static const char dump_about[] =
 static const char dump_examples[] =
     "attnc dump docs/examples/eca_tiny.ir\n"
     "attnc dump docs/examples/eca_tiny.ir --format dot | dot -Tsvg > eca_tiny.svg\n"
-    "attnc dump models/resnet.lua -D attention=ham --shape 1x28x28 --batch 8";
+    "attnc dump models/resnet_cifar.lua -D attention=ham -D in_channels=1 --shape 1x28x28 --batch 8";
 
 /* Runs 'attnc dump'. */
 int cli_dump(int argc, char **argv) {

@@ -22,7 +22,7 @@ static const char run_about[] =
 static const char run_examples[] =
     "attnc run docs/examples/eca_tiny.ir --input docs/examples/eca_tiny.input.safetensors \\\n"
     "    --weights docs/examples/eca_tiny.weights.safetensors --out y.safetensors\n"
-    "attnc run models/resnet.lua -D attention=ham --input x.safetensors \\\n"
+    "attnc run models/resnet_cifar.lua -D attention=ham --input x.safetensors \\\n"
     "    --weights w.safetensors --out logits.safetensors";
 
 /* Sets the batch and shape of 'model' from the 'input' tensor of 'x' (and
