@@ -55,6 +55,21 @@ static char *read_text(const char *path) {
   return NULL;
 }
 
+/* Prints the messages of 'd' on stderr, prefixing "path: " to those that do
+ * not name a file already (nodes parsed from IR text have no location).
+ * Returns CLI_EXIT_FAIL. */
+static int print_located(const char *path, ir_diag *d) {
+  int i = 0;
+  size_t n = strlen(path);
+  for (const char *m; (m = ir_diag_message(d, i)); i++)
+    if (!strncmp(m, path, n) && m[n] == ':')
+      fprintf(stderr, "%s\n", m);
+    else
+      fprintf(stderr, "%s: %s\n", path, m);
+  if (ir_diag_count(d) > i) fprintf(stderr, "(%d more errors)\n", ir_diag_count(d) - i);
+  return CLI_EXIT_FAIL;
+}
+
 /* Parses and verifies the IR text file 'path'. */
 static int load_ir(const char *cmd, const char *path, ir_graph **out, ir_diag *d) {
   char *text = read_text(path);
@@ -64,7 +79,7 @@ static int load_ir(const char *cmd, const char *path, ir_graph **out, ir_diag *d
   if (!g) return cli_diag_fail(cmd, d);
   if (ir_verify(g, d) > 0) {
     ir_graph_destroy(g);
-    return cli_diag_fail(cmd, d);
+    return print_located(path, d);
   }
   *out = g;
   return CLI_EXIT_OK;

@@ -213,12 +213,14 @@ static void test_library_errors(void **state) {
                            "  %a = input name=\"a\" : f32[2,3]\n"
                            "  %b = input name=\"b\" : f32[4]\n"
                            "  %c = add(%a, %b) : f32[2,3]\n"
+                           "  %d = matmul(%a, %a) : f32[2,3]\n"
                            "  output \"c\" = %c\n"
                            "}\n");
   r = run("dump", shape, NULL);
   assert_int_equal(r.code, 1);
-  assert_non_null(strstr(r.err, "add(%0: f32[2,3], %1: f32[4])"));
+  assert_non_null(strstr(r.err, "shape.ir: %2 = add(%0: f32[2,3], %1: f32[4])"));
   assert_non_null(strstr(r.err, "do not broadcast"));
+  assert_non_null(strstr(r.err, "shape.ir: %3 = matmul(%0: f32[2,3], %0: f32[2,3])"));
   tc_result_free(&r);
   free(shape);
   free(bad);
