@@ -41,12 +41,12 @@ static void test_piecewise_unary(void **state) {
     ir_opcode op;
     double want[7];
   } cases[] = {
-      {IR_OP_neg, {2, 0.5, 0, -0.5, -3, -7, -6}},
-      {IR_OP_abs, {2, 0.5, 0, 0.5, 3, 7, 6}},
-      {IR_OP_relu, {0, 0, 0, 0.5, 3, 7, 6}},
+      {IR_OP_neg, {2, 0.5, 0, -0.5, -3, -7, -6.25}},
+      {IR_OP_abs, {2, 0.5, 0, 0.5, 3, 7, 6.25}},
+      {IR_OP_relu, {0, 0, 0, 0.5, 3, 7, 6.25}},
       {IR_OP_relu6, {0, 0, 0, 0.5, 3, 6, 6}},
   };
-  const double xs[7] = {-2, -0.5, 0, 0.5, 3, 7, 6};
+  const double xs[7] = {-2, -0.5, 0, 0.5, 3, 7, 6.25};
   for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
     ir_graph *g = ir_graph_create("t");
     int x = tb_input(g, "x", IR_F32, 1, 7);
@@ -195,19 +195,20 @@ static void test_comparisons(void **state) {
     }
 }
 
-/* where(cond[2,1], a[2,3], b[]) picks a's row where cond != 0, else b. */
+/* where(cond[3,1], a[3,2], b[]) picks a's row where cond != 0 (negative
+ * included), else b. */
 static void test_where_broadcast(void **state) {
   (void)state;
   ir_graph *g = ir_graph_create("t");
-  int c = tb_input(g, "c", IR_F32, 2, 2, 1);
-  int a = tb_input(g, "a", IR_F64, 2, 2, 3);
+  int c = tb_input(g, "c", IR_F32, 2, 3, 1);
+  int a = tb_input(g, "a", IR_F64, 2, 3, 2);
   int b = tb_const(g, -1, IR_F64);
   ir_graph_add_output(g, "y", tb_op(g, IR_OP_where, c, a, b));
   ir_bundle *in = ir_bundle_create();
-  ti_feed(in, g, c, (double[]){0, 0.5});
+  ti_feed(in, g, c, (double[]){-2, 0, 0.5});
   ti_feed(in, g, a, (double[]){1, 2, 3, 4, 5, 6});
   ir_bundle *out = ti_run(g, in, IR_INTERP_NATIVE);
-  ti_assert_output(out, "y", "f64[2,3]", (double[]){-1, -1, -1, 4, 5, 6}, 0);
+  ti_assert_output(out, "y", "f64[3,2]", (double[]){1, 2, -1, -1, 5, 6}, 0);
   ir_bundle_destroy(out);
   ir_bundle_destroy(in);
   ir_graph_destroy(g);
