@@ -13,6 +13,7 @@
 
 #include "util_build.h"
 #include "util_interp.h"
+#include "util_text.h"
 
 static const ir_loc no_loc = {NULL, 0, NULL};
 
@@ -44,9 +45,7 @@ static void test_sources(void **state) {
   out = ti_run(g, in, IR_INTERP_F64);
   ti_assert_output(out, "y", "f64[2,3]", (double[]){13, 43, 93, 13, 43, 93}, 0);
   ti_assert_output(out, "k", "i64[2]", (double[]){-3, -3}, 0);
-  ir_bundle_destroy(out);
-  ir_bundle_destroy(in);
-  ir_graph_destroy(g);
+  ti_free(g, in, out);
 }
 
 /* An f64 tensor may feed an f32 input (rounded in NATIVE mode, exact in F64
@@ -67,9 +66,7 @@ static void test_float_conversion(void **state) {
   ir_bundle_destroy(out);
   out = ti_run(g, in, IR_INTERP_F64);
   ti_assert_output(out, "x", "f64[2]", (double[]){-0.1, -1e-50}, 0);
-  ir_bundle_destroy(out);
-  ir_bundle_destroy(in);
-  ir_graph_destroy(g);
+  ti_free(g, in, out);
 }
 
 /* Missing, wrong-shaped and wrong-dtype inputs are EINVAL errors naming the
@@ -143,9 +140,7 @@ static void test_value_lifetimes(void **state) {
   ir_bundle *out = ti_run(g, in, IR_INTERP_NATIVE);
   ti_assert_output(out, "h", "f64[3]", (double[]){2, -4, 1}, 0);
   ti_assert_output(out, "y", "f64[3]", (double[]){42, -72, 20.5}, 0);
-  ir_bundle_destroy(out);
-  ir_bundle_destroy(in);
-  ir_graph_destroy(g);
+  ti_free(g, in, out);
 }
 
 /* Which test file exercises each op (every opcode must have a row). */
@@ -190,16 +185,9 @@ static char *read_test_source(const char *file) {
   const char *root = getenv("ATTNC_SOURCE");
   char path[1024];
   snprintf(path, sizeof path, "%s/tests/%s", root ? root : ".", file);
-  FILE *f = fopen(path, "rb");
-  if (!f) fail_msg("cannot open %s", path);
-  fseek(f, 0, SEEK_END);
-  long n = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  char *s = malloc((size_t)n + 1);
-  size_t got = fread(s, 1, (size_t)n, f);
-  fclose(f);
-  s[got] = 0;
-  return s;
+  char *text = textutil_read_file(path, NULL);
+  if (!text) fail_msg("cannot read %s", path);
+  return text;
 }
 
 /* Returns 1 if 'text' contains the identifier 'word' (not as a prefix of a

@@ -12,23 +12,26 @@
 #include "util_build.h"
 #include "util_interp.h"
 
-/* Runs y = op(x) on f32 'xs' (n values) and checks against f(xs) computed
- * here in double, rounded to float. */
-static void check_unary(ir_opcode op, const double *xs, int n, double (*f)(double)) {
+/* Runs y = op(x) on f32 'xs' (n <= 16 values) in NATIVE mode and checks y
+ * against 'want' within 'tol'. */
+static void check_unary(ir_opcode op, const double *xs, int n, const double *want, double tol) {
   ir_graph *g = ir_graph_create("t");
   int x = tb_input(g, "x", IR_F32, 1, n);
   ir_graph_add_output(g, "y", tb_op(g, op, x));
   ir_bundle *in = ir_bundle_create();
   ti_feed(in, g, x, xs);
   ir_bundle *out = ti_run(g, in, IR_INTERP_NATIVE);
-  double want[16];
-  for (int i = 0; i < n; i++) want[i] = (double)(float)f((double)(float)xs[i]);
   char type[32];
   snprintf(type, sizeof type, "f32[%d]", n);
-  ti_assert_output(out, "y", type, want, 1e-7);
-  ir_bundle_destroy(out);
-  ir_bundle_destroy(in);
-  ir_graph_destroy(g);
+  ti_assert_output(out, "y", type, want, tol);
+  ti_free(g, in, out);
+}
+
+/* check_unary against f(xs) computed here in double, rounded to float. */
+static void check_unary_fn(ir_opcode op, const double *xs, int n, double (*f)(double)) {
+  double want[16];
+  for (int i = 0; i < n; i++) want[i] = (double)(float)f((double)(float)xs[i]);
+  check_unary(op, xs, n, want, 1e-7);
 }
 
 static double ref_sigmoid(double x) { return 1.0 / (1.0 + exp(-x)); }
@@ -37,28 +40,11 @@ static double ref_rsqrt(double x) { return 1.0 / sqrt(x); }
 /* neg, abs, relu, relu6 on hand values. */
 static void test_piecewise_unary(void **state) {
   (void)state;
-  static const struct {
-    ir_opcode op;
-    double want[7];
-  } cases[] = {
-      {IR_OP_neg, {2, 0.5, 0, -0.5, -3, -7, -6.25}},
-      {IR_OP_abs, {2, 0.5, 0, 0.5, 3, 7, 6.25}},
-      {IR_OP_relu, {0, 0, 0, 0.5, 3, 7, 6.25}},
-      {IR_OP_relu6, {0, 0, 0, 0.5, 3, 6, 6}},
-  };
   const double xs[7] = {-2, -0.5, 0, 0.5, 3, 7, 6.25};
-  for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
-    ir_graph *g = ir_graph_create("t");
-    int x = tb_input(g, "x", IR_F32, 1, 7);
-    ir_graph_add_output(g, "y", tb_op(g, cases[c].op, x));
-    ir_bundle *in = ir_bundle_create();
-    ti_feed(in, g, x, xs);
-    ir_bundle *out = ti_run(g, in, IR_INTERP_NATIVE);
-    ti_assert_output(out, "y", "f32[7]", cases[c].want, 0);
-    ir_bundle_destroy(out);
-    ir_bundle_destroy(in);
-    ir_graph_destroy(g);
-  }
+  check_unary(IR_OP_neg, xs, 7, (double[]){2, 0.5, 0, -0.5, -3, -7, -6.25}, 0);
+  check_unary(IR_OP_abs, xs, 7, (double[]){2, 0.5, 0, 0.5, 3, 7, 6.25}, 0);
+  check_unary(IR_OP_relu, xs, 7, (double[]){0, 0, 0, 0.5, 3, 7, 6.25}, 0);
+  check_unary(IR_OP_relu6, xs, 7, (double[]){0, 0, 0, 0.5, 3, 6, 6}, 0);
 }
 
 /* sigmoid, tanh, exp, log, sqrt, rsqrt against libm formulas. */
@@ -66,12 +52,12 @@ static void test_math_unary(void **state) {
   (void)state;
   const double any[6] = {-3, -0.5, 0, 0.25, 1, 2.5};
   const double pos[5] = {0.25, 1, 2, 4, 9};
-  check_unary(IR_OP_sigmoid, any, 6, ref_sigmoid);
-  check_unary(IR_OP_tanh, any, 6, tanh);
-  check_unary(IR_OP_exp, any, 6, exp);
-  check_unary(IR_OP_log, pos, 5, log);
-  check_unary(IR_OP_sqrt, pos, 5, sqrt);
-  check_unary(IR_OP_rsqrt, pos, 5, ref_rsqrt);
+  check_unary_fn(IR_OP_sigmoid, any, 6, ref_sigmoid);
+  check_unary_fn(IR_OP_tanh, any, 6, tanh);
+  check_unary_fn(IR_OP_exp, any, 6, exp);
+  check_unary_fn(IR_OP_log, pos, 5, log);
+  check_unary_fn(IR_OP_sqrt, pos, 5, sqrt);
+  check_unary_fn(IR_OP_rsqrt, pos, 5, ref_rsqrt);
 }
 
 /* sigmoid saturates without NaN for large |x|; log(0) = -inf; sqrt(-1) NaN. */
@@ -90,9 +76,7 @@ static void test_unary_extremes(void **state) {
   ti_assert_output(out, "s", "f64[3]", (double[]){0, 0.5, 1}, 0);
   ti_assert_output(out, "l", "f64[2]", (double[]){-INFINITY, 0}, 0);
   ti_assert_output(out, "q", "f64[2]", (double[]){0, NAN}, 0);
-  ir_bundle_destroy(out);
-  ir_bundle_destroy(in);
-  ir_graph_destroy(g);
+  ti_free(g, in, out);
 }
 
 /* add, sub, mul, div, maximum, minimum on equal shapes, by hand. */
@@ -115,9 +99,7 @@ static void test_binary_same_shape(void **state) {
     ti_feed(in, g, b, (double[]){4, -1, 2, 0.5});
     ir_bundle *out = ti_run(g, in, IR_INTERP_NATIVE);
     ti_assert_output(out, "y", "f64[2,2]", cases[c].want, 0);
-    ir_bundle_destroy(out);
-    ir_bundle_destroy(in);
-    ir_graph_destroy(g);
+    ti_free(g, in, out);
   }
 }
 
@@ -144,9 +126,7 @@ static void test_broadcast_corner(void **state) {
   ir_bundle *out = ti_run(g, in, IR_INTERP_NATIVE);
   ti_assert_output(out, "add", "f32[2,4,3]", want_add, 0);
   ti_assert_output(out, "sub", "f32[2,4,3]", want_sub, 0);
-  ir_bundle_destroy(out);
-  ir_bundle_destroy(in);
-  ir_graph_destroy(g);
+  ti_free(g, in, out);
 }
 
 /* A scalar const combines with every element, on either side. */
@@ -162,9 +142,7 @@ static void test_scalar_broadcast(void **state) {
   ir_bundle *out = ti_run(g, in, IR_INTERP_NATIVE);
   ti_assert_output(out, "lhs", "f32[2,2]", (double[]){2, 1, 0.5, 0.25}, 0);
   ti_assert_output(out, "rhs", "f32[2,2]", (double[]){-1, 0, 2, 6}, 0);
-  ir_bundle_destroy(out);
-  ir_bundle_destroy(in);
-  ir_graph_destroy(g);
+  ti_free(g, in, out);
 }
 
 /* Comparisons give 1/0 in the operands' dtype (f32 and i64). */
@@ -189,9 +167,7 @@ static void test_comparisons(void **state) {
       ti_feed(in, g, b, (double[]){2});
       ir_bundle *out = ti_run(g, in, IR_INTERP_NATIVE);
       ti_assert_output(out, "y", dt ? "i64[3]" : "f32[3]", cases[c].want, 0);
-      ir_bundle_destroy(out);
-      ir_bundle_destroy(in);
-      ir_graph_destroy(g);
+      ti_free(g, in, out);
     }
 }
 
@@ -209,9 +185,7 @@ static void test_where_broadcast(void **state) {
   ti_feed(in, g, a, (double[]){1, 2, 3, 4, 5, 6});
   ir_bundle *out = ti_run(g, in, IR_INTERP_NATIVE);
   ti_assert_output(out, "y", "f64[3,2]", (double[]){1, 2, -1, -1, 5, 6}, 0);
-  ir_bundle_destroy(out);
-  ir_bundle_destroy(in);
-  ir_graph_destroy(g);
+  ti_free(g, in, out);
 }
 
 /* cast to i64 truncates toward zero; back to f32; f64 -> f32 rounds. */
@@ -242,9 +216,7 @@ static void test_cast(void **state) {
   /* F64 mode keeps a cast-to-f32 value in double precision. */
   out = ti_run(g, in, IR_INTERP_F64);
   ti_assert_output(out, "r", "f64[5]", xs, 0);
-  ir_bundle_destroy(out);
-  ir_bundle_destroy(in);
-  ir_graph_destroy(g);
+  ti_free(g, in, out);
 }
 
 /* Casting NaN to i64 is an error naming the node and its location. */
@@ -303,9 +275,7 @@ static void test_nan_propagation(void **state) {
   ti_assert_output(out, "max", "f64[2]", (double[]){NAN, NAN}, 0);
   ti_assert_output(out, "min", "f64[2]", (double[]){NAN, NAN}, 0);
   ti_assert_output(out, "relu", "f64[2]", (double[]){NAN, 1}, 0);
-  ir_bundle_destroy(out);
-  ir_bundle_destroy(in);
-  ir_graph_destroy(g);
+  ti_free(g, in, out);
 }
 
 /* 1 + 1e-10 in f32: NATIVE rounds to exactly 1 (f32 output), F64 keeps the
@@ -326,9 +296,7 @@ static void test_native_vs_f64(void **state) {
   out = ti_run(g, in, IR_INTERP_F64);
   ti_assert_output(out, "y", "f64[]", (double[]){1 + 1e-10}, 0);
   ti_assert_output(out, "d", "f64[]", (double[]){(1 + 1e-10) - 1}, 0);
-  ir_bundle_destroy(out);
-  ir_bundle_destroy(in);
-  ir_graph_destroy(g);
+  ti_free(g, in, out);
 }
 
 int main(void) {

@@ -35,9 +35,7 @@ static void test_elementwise_grads(void **state) {
   /* dy * y * (1 - y) and dy * (1 - y^2) with y the forward output */
   ti_assert_output(out, "sigmoid", "f64[4]", (double[]){2 * -1 * 2, 3 * 0.5 * 0.5, 4 * 7 * -6, 8 * 0.25 * 0.75}, 1e-15);
   ti_assert_output(out, "tanh", "f64[4]", (double[]){0, 3 * 0.75, 4 * -48, 8 * (1 - 0.0625)}, 1e-15);
-  ir_bundle_destroy(out);
-  ir_bundle_destroy(in);
-  ir_graph_destroy(g);
+  ti_free(g, in, out);
 }
 
 /* Returns sum_i a[i] * b[i]. */
@@ -124,9 +122,7 @@ static void check_conv_grads(const ti_conv_case *k, int sp) {
   }
   ti_assert_output(out, "dx", tx, want_dx, 1e-13);
   ti_assert_output(out, "dw", tw, want_dw, 1e-13);
-  ir_bundle_destroy(out);
-  ir_bundle_destroy(in);
-  ir_graph_destroy(g);
+  ti_free(g, in, out);
   free(xv), free(wv), free(dyv), free(y), free(e), free(want_dx), free(want_dw);
 }
 
@@ -192,9 +188,7 @@ static void test_pool_grads(void **state) {
   ti_assert_output(out, "avg", "f32[1,1,2,2]", (double[]){0.25, 0.5, 1, 2}, 0);
   ti_assert_output(out, "avg3", "f32[1,1,3,3]",
                    (double[]){0.25, 0.75, 0.5, 1.25, 3.75, 2.5, 1, 3, 2}, 0);
-  ir_bundle_destroy(out);
-  ir_bundle_destroy(in);
-  ir_graph_destroy(g);
+  ti_free(g, in, out);
 }
 
 /* Explicit batchnorm_train of x[n, c, sp] (f64, eps), as in PyTorch. */
@@ -249,9 +243,7 @@ static void test_batchnorm_train_grad(void **state) {
   ti_feed(in, g, dy, dyv);
   ir_bundle *out = ti_run(g, in, IR_INTERP_F64);
   ti_assert_output(out, "dx", "f64[3,2,2,2]", want, 1e-6);
-  ir_bundle_destroy(out);
-  ir_bundle_destroy(in);
-  ir_graph_destroy(g);
+  ti_free(g, in, out);
 }
 
 /* cross_entropy_grad(logits, labels, dloss) = (softmax - onehot) * dloss / N
@@ -293,9 +285,7 @@ static void test_slice_grad(void **state) {
   ti_feed(in, g, dy, (double[]){1, 2, 3, 4});
   ir_bundle *out = ti_run(g, in, IR_INTERP_NATIVE);
   ti_assert_output(out, "dx", "f32[2,5]", (double[]){0, 1, 0, 2, 0, 0, 3, 0, 4, 0}, 0);
-  ir_bundle_destroy(out);
-  ir_bundle_destroy(in);
-  ir_graph_destroy(g);
+  ti_free(g, in, out);
 }
 
 int main(void) {

@@ -28,9 +28,7 @@ static void test_matmul_hand(void **state) {
   ti_feed(in, g, b, (double[]){7, 8, 9, 10, 11, 12});
   ir_bundle *out = ti_run(g, in, IR_INTERP_NATIVE);
   ti_assert_output(out, "y", "f32[2,2]", (double[]){58, 64, 139, 154}, 0);
-  ir_bundle_destroy(out);
-  ir_bundle_destroy(in);
-  ir_graph_destroy(g);
+  ti_free(g, in, out);
 }
 
 /* Batched a[2,M,K] (stored [2,K,M] when trans_a) times b, either batched
@@ -66,9 +64,7 @@ static void check_matmul(int ta, int tb, int shared) {
   ti_feed(in, g, b, bv);
   ir_bundle *out = ti_run(g, in, IR_INTERP_NATIVE);
   ti_assert_output(out, "y", "f64[2,3,5]", want, 1e-14);
-  ir_bundle_destroy(out);
-  ir_bundle_destroy(in);
-  ir_graph_destroy(g);
+  ti_free(g, in, out);
 }
 
 /* Every combination of trans_a, trans_b and a shared rank-2 b. */
@@ -105,9 +101,7 @@ static void check_conv2d(const ti_conv_case *k) {
   char type[64];
   snprintf(type, sizeof type, "f64[%d,%d,%d,%d]", k->n, k->o, oh, ow);
   ti_assert_output(out, "y", type, want, 1e-13);
-  ir_bundle_destroy(out);
-  ir_bundle_destroy(in);
-  ir_graph_destroy(g);
+  ti_free(g, in, out);
   free(xv);
   free(wv);
   free(want);
@@ -149,9 +143,7 @@ static void test_conv2d_hand(void **state) {
   /* windows start at rows/cols -1 and 1; y = x[r, c] + x[r+1, c+1]:
    * pad + 1, pad + 3, pad + 7, 5 + 9 */
   ti_assert_output(out, "p", "f32[1,1,2,2]", (double[]){1, 3, 7, 14}, 0);
-  ir_bundle_destroy(out);
-  ir_bundle_destroy(in);
-  ir_graph_destroy(g);
+  ti_free(g, in, out);
 }
 
 /* conv1d over the channel axis of x[N,C,L] equals the conv2d reference
@@ -179,9 +171,7 @@ static void test_conv1d(void **state) {
   ir_bundle *out = ti_run(g, in, IR_INTERP_F64);
   assert_int_equal(ol, 5);
   ti_assert_output(out, "y", "f64[2,6,5]", want, 1e-13);
-  ir_bundle_destroy(out);
-  ir_bundle_destroy(in);
-  ir_graph_destroy(g);
+  ti_free(g, in, out);
 }
 
 /* ---- normalization ---- */
@@ -219,9 +209,7 @@ static void test_batchnorm_train(void **state) {
     ti_feed(in, g, bt, bv);
     ir_bundle *out = ti_run(g, in, IR_INTERP_NATIVE);
     ti_assert_output(out, "y", rank2 ? "f64[4,3]" : "f64[2,3,2,2]", want, 1e-13);
-    ir_bundle_destroy(out);
-    ir_bundle_destroy(in);
-    ir_graph_destroy(g);
+    ti_free(g, in, out);
   }
 }
 
@@ -246,9 +234,7 @@ static void test_batchnorm_eval(void **state) {
   ir_bundle *out = ti_run(g, in, IR_INTERP_NATIVE);
   /* channel 0: (x - 1) / 2 * 2 + 0.5; channel 1: x / 0.5 - 1 */
   ti_assert_output(out, "y", "f32[2,2]", (double[]){0.5, 3, 2.5, 7}, 0);
-  ir_bundle_destroy(out);
-  ir_bundle_destroy(in);
-  ir_graph_destroy(g);
+  ti_free(g, in, out);
 }
 
 /* ---- pooling ---- */
@@ -289,9 +275,7 @@ static void test_pooling(void **state) {
                    (double[]){-1 / 4.0, -(2 + 3) / 4.0, -4 / 4.0, -(5 + 9) / 4.0, -(6 + 7 + 10 + 11) / 4.0,
                               -(8 + 12) / 4.0, -13 / 4.0, -(14 + 15) / 4.0, -16 / 4.0},
                    1e-7);
-  ir_bundle_destroy(out);
-  ir_bundle_destroy(in);
-  ir_graph_destroy(g);
+  ti_free(g, in, out);
 }
 
 /* ---- speed ---- */
@@ -364,9 +348,7 @@ static void test_resnet20_speed(void **state) {
   assert_non_null(y);
   for (int i = 0; i < 40; i++) assert_true(isfinite(ir_tensor_get(y, i)));
   assert_true(dt < 20.0); /* generous for sanitizer builds; ~0.3 s optimized */
-  ir_bundle_destroy(out);
-  ir_bundle_destroy(in);
-  ir_graph_destroy(g);
+  ti_free(g, in, out);
 }
 
 int main(void) {

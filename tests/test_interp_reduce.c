@@ -59,9 +59,7 @@ static void test_reductions(void **state) {
   ti_assert_output(out, "min", "f64[3]", mn, 0);
   ti_assert_output(out, "sum_last", "f64[2,3]", sum_last, 1e-14);
   ti_assert_output(out, "mean_last", "f64[2,3,1]", mean_last, 1e-14);
-  ir_bundle_destroy(out);
-  ir_bundle_destroy(in);
-  ir_graph_destroy(g);
+  ti_free(g, in, out);
 }
 
 /* Reducing every axis gives a scalar; reducing none is the identity. */
@@ -79,9 +77,7 @@ static void test_reduce_all_and_none(void **state) {
   ti_assert_output(out, "mean", "f32[]", (double[]){0.75}, 0);
   ti_assert_output(out, "max", "f32[1,1]", (double[]){3.5}, 0);
   ti_assert_output(out, "none", "f32[2,2]", (double[]){1, -2, 3.5, 0.5}, 0);
-  ir_bundle_destroy(out);
-  ir_bundle_destroy(in);
-  ir_graph_destroy(g);
+  ti_free(g, in, out);
 }
 
 /* Appends op(x) along 'axis' as output 'name'. */
@@ -120,9 +116,7 @@ static void test_softmax_small(void **state) {
   ti_assert_output(out, "rows", "f64[2,3]", rows, 1e-14);
   ti_assert_output(out, "cols", "f64[2,3]", cols, 1e-14);
   ti_assert_output(out, "log_rows", "f64[2,3]", log_rows, 1e-14);
-  ir_bundle_destroy(out);
-  ir_bundle_destroy(in);
-  ir_graph_destroy(g);
+  ti_free(g, in, out);
 }
 
 /* Inputs of +-1000 give finite softmax and log_softmax (no inf, no NaN). */
@@ -139,9 +133,7 @@ static void test_softmax_stable(void **state) {
   double s = 2 + exp(-1.0);
   ti_assert_output(out, "p", "f32[2,3]", (double[]){1, 0, 0, 1 / s, 1 / s, exp(-1.0) / s}, 1e-6);
   ti_assert_output(out, "lp", "f32[2,3]", (double[]){0, -2000, -1000, -log(s), -log(s), -1 - log(s)}, 1e-6);
-  ir_bundle_destroy(out);
-  ir_bundle_destroy(in);
-  ir_graph_destroy(g);
+  ti_free(g, in, out);
 }
 
 /* Appends topk_mask(x, axis, k) as output 'name'. */
@@ -173,9 +165,7 @@ static void test_topk_mask(void **state) {
   ti_assert_output(out, "k3", "f32[4]", (double[]){1, 0, 1, 1}, 0);
   ti_assert_output(out, "k4", "f32[4]", (double[]){1, 1, 1, 1}, 0);
   ti_assert_output(out, "cols", "f32[3,2]", (double[]){1, 1, 0, 0, 1, 1}, 0);
-  ir_bundle_destroy(out);
-  ir_bundle_destroy(in);
-  ir_graph_destroy(g);
+  ti_free(g, in, out);
 }
 
 /* Builds y = cross_entropy(logits[n,k] f64, labels i64[n]) with y located at
@@ -207,9 +197,7 @@ static void test_cross_entropy(void **state) {
   ti_feed(in, g, y, (double[]){1, 2});
   out = ti_run(g, in, IR_INTERP_NATIVE);
   ti_assert_output(out, "y", "f64[]", (double[]){500}, 1e-15); /* (1000 + 0) / 2 */
-  ir_bundle_destroy(out);
-  ir_bundle_destroy(in);
-  ir_graph_destroy(g);
+  ti_free(g, in, out);
 }
 
 /* A label outside [0, K) is a runtime error at the node, not a crash. */

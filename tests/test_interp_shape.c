@@ -27,9 +27,7 @@ static void test_concat(void **state) {
   ir_bundle *out = ti_run(g, in, IR_INTERP_NATIVE);
   ti_assert_output(out, "cols", "f32[2,4]", (double[]){1, 10, 11, 1, 2, 20, 21, 2}, 0);
   ti_assert_output(out, "rows", "f32[4,2]", (double[]){10, 11, 20, 21, 10, 11, 20, 21}, 0);
-  ir_bundle_destroy(out);
-  ir_bundle_destroy(in);
-  ir_graph_destroy(g);
+  ti_free(g, in, out);
 }
 
 /* Appends slice(x, axis, start, end, step) as output 'name'. */
@@ -58,9 +56,7 @@ static void test_slice(void **state) {
   ti_assert_output(out, "odd", "i64[3,3]", (double[]){1, 3, 5, 7, 9, 11, 13, 15, 17}, 0);
   ti_assert_output(out, "step3", "i64[3,2]", (double[]){0, 3, 6, 9, 12, 15}, 0);
   ti_assert_output(out, "rows", "i64[2,6]", xv + 6, 0);
-  ir_bundle_destroy(out);
-  ir_bundle_destroy(in);
-  ir_graph_destroy(g);
+  ti_free(g, in, out);
 }
 
 /* reshape keeps row-major order; transpose(perm) puts input axis perm[i]
@@ -85,9 +81,7 @@ static void test_reshape_transpose(void **state) {
   ir_bundle *out = ti_run(g, in, IR_INTERP_NATIVE);
   ti_assert_output(out, "r", "f64[4,6]", xv, 0);
   ti_assert_output(out, "t", "f64[4,2,3]", want, 0);
-  ir_bundle_destroy(out);
-  ir_bundle_destroy(in);
-  ir_graph_destroy(g);
+  ti_free(g, in, out);
 }
 
 /* broadcast_to repeats along new leading axes and along size-1 axes. */
@@ -108,9 +102,7 @@ static void test_broadcast_to(void **state) {
   ir_bundle *out = ti_run(g, in, IR_INTERP_NATIVE);
   ti_assert_output(out, "v", "f32[2,3]", (double[]){1, 2, 3, 1, 2, 3}, 0);
   ti_assert_output(out, "c", "f32[2,2,3]", (double[]){7, 7, 7, 8, 8, 8, 7, 7, 7, 8, 8, 8}, 0);
-  ir_bundle_destroy(out);
-  ir_bundle_destroy(in);
-  ir_graph_destroy(g);
+  ti_free(g, in, out);
 }
 
 /* pad [2,2] with pads [1,0, 0,2] and fill -1: one row above, two columns
@@ -131,9 +123,7 @@ static void test_pad(void **state) {
   ir_bundle *out = ti_run(g, in, IR_INTERP_NATIVE);
   ti_assert_output(out, "y", "f32[3,4]", (double[]){-1, -1, -1, -1, 1, 2, -1, -1, 3, 4, -1, -1}, 0);
   ti_assert_output(out, "z", "f32[3,3]", (double[]){0, 1, 2, 0, 3, 4, 0, 0, 0}, 0);
-  ir_bundle_destroy(out);
-  ir_bundle_destroy(in);
-  ir_graph_destroy(g);
+  ti_free(g, in, out);
 }
 
 int main(void) {

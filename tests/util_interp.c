@@ -80,6 +80,13 @@ const ir_tensor *ti_assert_output(const ir_bundle *out, const char *name, const 
   return t;
 }
 
+/* Destroys g, in and out. */
+void ti_free(ir_graph *g, ir_bundle *in, ir_bundle *out) {
+  ir_bundle_destroy(out);
+  ir_bundle_destroy(in);
+  ir_graph_destroy(g);
+}
+
 /* Fills v with reproducible pseudo-random values in [-1, 1). */
 void ti_fill(double *v, int64_t n, unsigned seed) {
   uint64_t s = seed * 2654435761u + 12345u;

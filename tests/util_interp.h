@@ -32,6 +32,9 @@ const char *ti_run_error(const ir_graph *g, const ir_bundle *inputs, ir_interp_m
 const ir_tensor *ti_assert_output(const ir_bundle *out, const char *name, const char *want_type, const double *want,
                                   double tol);
 
+/* Destroys the graph and both bundles of a finished test (NULL allowed). */
+void ti_free(ir_graph *g, ir_bundle *in, ir_bundle *out);
+
 /* Fills v[0..n) with reproducible pseudo-random values in [-1, 1). */
 void ti_fill(double *v, int64_t n, unsigned seed);
 
