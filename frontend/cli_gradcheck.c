@@ -90,12 +90,14 @@ int cli_gradcheck(int argc, char **argv) {
   const char *file = NULL;
   cli_model model = {0};
   double tol = 1e-4;
-  int elems = 4, seed = 1;
+  int elems = 4, seed = 1, tensors = 0;
   const cli_opt opts[] = {
       CLI_OPT_DEFINE(&model),
       CLI_OPT_SHAPE(&model),
       {"--batch", "N", "batch size (default 2)", &model, cli_parse_batch},
       {"--elems", "K", "elements checked per parameter, spread evenly (default 4, 0: all)", &elems,
+       parse_count},
+      {"--tensors", "K", "parameters checked, spread evenly over the model (default 0: all)", &tensors,
        parse_count},
       {"--tol", "T", "largest relative error accepted (default 1e-4)", &tol, parse_double},
       {"--seed", "S", "seed of the random values (default 1)", &seed, parse_count},
@@ -113,7 +115,7 @@ int cli_gradcheck(int argc, char **argv) {
   if (!rc) {
     ir_bundle *vals = ir_bundle_create();
     rt_init_random(g, (uint64_t)seed, vals);
-    rt_gradcheck_opts o = {0, 1e-6, elems};
+    rt_gradcheck_opts o = {0, 1e-6, elems, tensors};
     rt_gradcheck_report r;
     ir_diag *d = ir_diag_create();
     if (rt_gradcheck(g, "loss", vals, &o, &r, d) != ATTNC_OK)

@@ -80,9 +80,15 @@ attnc_status rt_gradcheck(const ir_graph *g, const char *loss, const ir_bundle *
   if (st == ATTNC_OK) st = ir_interp_run(gg, vals, IR_INTERP_F64, res, d);
   if (st == ATTNC_OK) {
     r->entries = calloc((size_t)gg->noutputs + 1, sizeof *r->entries);
+    int ngrads = 0, seen = 0;
+    for (int i = 0; i < gg->noutputs; i++) ngrads += !strncmp(gg->outputs[i].name, "grad.", 5);
+    int want = o->max_tensors > 0 && o->max_tensors < ngrads ? o->max_tensors : ngrads, taken = 0;
     for (int i = 0; i < gg->noutputs && st == ATTNC_OK; i++) {
       const char *on = gg->outputs[i].name;
       if (strncmp(on, "grad.", 5)) continue;
+      /* take tensor 'seen' if it is the next of 'want' spread evenly over 'ngrads' */
+      if ((int64_t)taken * ngrads / want != seen++ || taken >= want) continue;
+      taken++;
       rt_gradcheck_entry *e = &r->entries[r->count];
       if (check_source(lg, loss, vals, on + 5, ir_bundle_get(res, on), o, e, d)) {
         st = ATTNC_ERUNTIME;

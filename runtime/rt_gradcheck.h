@@ -9,6 +9,7 @@ typedef struct {
   unsigned ad_flags;  /* PASS_AD_INPUTS to check inputs too */
   double step;        /* finite-difference step h (0: 1e-6) */
   int max_elems;      /* elements checked per tensor, spread evenly (0: all) */
+  int max_tensors;    /* tensors checked, spread evenly over the graph (0: all) */
 } rt_gradcheck_opts;
 
 /* The result for one differentiated source. */
