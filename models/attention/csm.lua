@@ -46,23 +46,19 @@ function M.SAM:init(C, o)
 end
 function M.SAM:forward(x) return sam(x, self.conv) end
 
-M.CSM = nn.Module "CSM"
--- Makes gamma (scalar, 0) and conv [1, 2, k, k].
-function M.CSM:init(C, o)
-  local _ = C
-  self.gamma = nn.Parameter({}, 0)
-  self.conv = sam_conv(o)
+-- Gives module m both CAM's gamma (scalar, 0) and SAM's conv [1, 2, k, k].
+local function init_both(m, o)
+  m.gamma = nn.Parameter({}, 0)
+  m.conv = sam_conv(o)
 end
+
+M.CSM = nn.Module "CSM"
+function M.CSM:init(C, o) local _ = C; init_both(self, o) end
 -- CAM, then SAM.
 function M.CSM:forward(x) return sam(cam(x, self.gamma), self.conv) end
 
 M.CSM_SC = nn.Module "CSM_SC"
--- Makes gamma (scalar, 0) and conv [1, 2, k, k], as CSM.
-function M.CSM_SC:init(C, o)
-  local _ = C
-  self.gamma = nn.Parameter({}, 0)
-  self.conv = sam_conv(o)
-end
+function M.CSM_SC:init(C, o) local _ = C; init_both(self, o) end
 -- SAM, then CAM.
 function M.CSM_SC:forward(x) return cam(sam(x, self.conv), self.gamma) end
 
