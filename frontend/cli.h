@@ -28,6 +28,7 @@ enum { CLI_EXIT_OK = 0, CLI_EXIT_FAIL = 1, CLI_EXIT_USAGE = 2 };
 int cli_dump(int argc, char **argv);
 int cli_run(int argc, char **argv);
 int cli_show(int argc, char **argv);
+int cli_summary(int argc, char **argv);
 int cli_gradcheck(int argc, char **argv);
 
 /* ---- option parsing (cli_args.c) ---- */

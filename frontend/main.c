@@ -15,6 +15,7 @@ static const cli_command commands[] = {
     {"dump", "load a graph (FILE.ir or MODEL.lua), verify it, print it as text or dot", cli_dump},
     {"run", "run a graph on tensors from safetensors files, write its outputs", cli_run},
     {"show", "print the metadata and tensors of a safetensors file", cli_show},
+    {"summary", "per-layer table of a model: shapes, parameters, MACs, activation memory", cli_summary},
     {"gradcheck", "check a model's gradients against finite differences in float64", cli_gradcheck},
 };
 #define NCOMMANDS (int)(sizeof commands / sizeof commands[0])
