@@ -115,7 +115,7 @@ int cli_gradcheck(int argc, char **argv) {
   if (!rc) {
     ir_bundle *vals = ir_bundle_create();
     rt_init_random(g, (uint64_t)seed, vals);
-    rt_gradcheck_opts o = {0, 1e-6, elems, tensors};
+    rt_gradcheck_opts o = {0, 0, elems, tensors, 0};
     rt_gradcheck_report r;
     ir_diag *d = ir_diag_create();
     if (rt_gradcheck(g, "loss", vals, &o, &r, d) != ATTNC_OK)

@@ -48,7 +48,7 @@ static int check_source(const ir_graph *lg, const char *loss, ir_bundle *vals, c
   ir_tensor *v = ir_bundle_get(vals, name);
   int64_t n = ir_type_numel(&v->type);
   int64_t want = o->max_elems > 0 && o->max_elems < n ? o->max_elems : n;
-  double h = o->step > 0 ? o->step : 1e-6, diff2 = 0, fd2 = 0, an2 = 0;
+  double h = o->step > 0 ? o->step : 1e-7, diff2 = 0, fd2 = 0, an2 = 0;
   for (int64_t k = 0; k < want; k++) {
     int64_t i = want == n ? k : (k * n) / want + (n / want) / 2;
     double x = ir_tensor_get(v, i), lp, lm;
@@ -62,11 +62,12 @@ static int check_source(const ir_graph *lg, const char *loss, ir_bundle *vals, c
     fd2 += fd * fd;
     an2 += an * an;
   }
-  double denom = sqrt(fd2 > an2 ? fd2 : an2);
+  double denom = sqrt(fd2 > an2 ? fd2 : an2), floor = o->floor > 0 ? o->floor : 1e-4;
+  if (denom < floor) denom = floor;
   e->name = strdup(name);
   e->checked = want;
   e->fd_norm = sqrt(fd2);
-  e->rel_err = denom < 1e-12 ? sqrt(diff2) : sqrt(diff2) / denom;
+  e->rel_err = sqrt(diff2) / denom;
   return 0;
 }
 

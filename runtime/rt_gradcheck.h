@@ -7,16 +7,19 @@
 
 typedef struct {
   unsigned ad_flags;  /* PASS_AD_INPUTS to check inputs too */
-  double step;        /* finite-difference step h (0: 1e-6) */
+  double step;        /* finite-difference step h (0: 1e-7) */
   int max_elems;      /* elements checked per tensor, spread evenly (0: all) */
   int max_tensors;    /* tensors checked, spread evenly over the graph (0: all) */
+  double floor;       /* norms below this compare absolutely (0: 1e-4), for
+                         gradients that are zero up to noise (scale-invariant
+                         parameters such as a weight followed by batch norm) */
 } rt_gradcheck_opts;
 
 /* The result for one differentiated source. */
 typedef struct {
   char *name;     /* source name */
   int64_t checked; /* elements compared */
-  double rel_err; /* ||analytic - fd|| / max(||fd||, ||analytic||) over them */
+  double rel_err; /* ||analytic - fd|| / max(||fd||, ||analytic||, floor) over them */
   double fd_norm; /* ||fd|| over them */
 } rt_gradcheck_entry;
 

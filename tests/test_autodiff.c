@@ -262,7 +262,7 @@ static double check_case(const grad_case *c, unsigned seed) {
     ti_feed(vals, g, i, v);
     free(v);
   }
-  rt_gradcheck_opts o = {0, 1e-6, 0, 0};
+  rt_gradcheck_opts o = {0, 1e-6, 0, 0, 1e-12};
   rt_gradcheck_report rep;
   ir_diag *d = ir_diag_create();
   attnc_status st = rt_gradcheck(g, "loss", vals, &o, &rep, d);
