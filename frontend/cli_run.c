@@ -1,11 +1,14 @@
 /* attnc run: runs a graph (IR text or Lua model spec) on tensors read from
  * safetensors files and writes every graph output to a safetensors file. */
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
 #include "ir_interp.h"
 #include "passes.h"
 #include "rt_bind.h"
+#include "rt_init.h"
 #include "rt_safetensors.h"
 
 static const char run_about[] =
@@ -86,10 +89,36 @@ static int add_gradients(ir_graph *g) {
   return rc;
 }
 
+/* Parses a seed (a non-negative integer) into a long long. */
+static int cli_parse_seed(void *dst, const char *v, char *err, size_t n) {
+  char *end;
+  long long x = strtoll(v, &end, 10);
+  if (*v == 0 || *end || x < 0) {
+    snprintf(err, n, "expected a non-negative integer seed, got '%s'", v);
+    return -1;
+  }
+  *(long long *)dst = x;
+  return 0;
+}
+
+/* Adds to 'x' seeded random values for the sources of 'g' that neither
+ * 'x' nor 'w' holds (rt_init_random). */
+static void fill_random(const ir_graph *g, ir_bundle *x, const ir_bundle *w, uint64_t seed) {
+  ir_bundle *all = ir_bundle_create();
+  rt_init_random(g, seed, all);
+  for (int i = 0; i < all->count; i++)
+    if (!ir_bundle_get(x, all->names[i]) && !(w && ir_bundle_get(w, all->names[i]))) {
+      ir_bundle_put(x, all->names[i], all->tensors[i]);
+      all->tensors[i] = NULL;
+    }
+  ir_bundle_destroy(all);
+}
+
 /* Runs 'attnc run'. */
 int cli_run(int argc, char **argv) {
   const char *file = NULL, *xpath = NULL, *wpath = NULL, *out = NULL;
   int interp = 0;
+  long long init = -1;
   cli_model model = {0};
   const cli_opt opts[] = {
       {"--input", "X.safetensors", "graph inputs (and params/buffers without --weights)", &xpath,
@@ -98,7 +127,12 @@ int cli_run(int argc, char **argv) {
        NULL},
       {"--out", "OUT.safetensors", "where to write every graph output (atomically)", &out, NULL},
       {"--interp", NULL, "run on the reference interpreter (today's only engine)", &interp, NULL},
+      {"--init", "SEED",
+       "fill every source the files do not give with seeded random values (no --input needed)",
+       &init, cli_parse_seed},
       CLI_OPT_DEFINE(&model),
+      CLI_OPT_SHAPE(&model),
+      CLI_OPT_BATCH(&model),
       CLI_OPT_TRAIN(&model),
   };
   const cli_spec spec = {"run",
@@ -111,22 +145,26 @@ int cli_run(int argc, char **argv) {
     cli_model_free(&model);
     return rc == CLI_HELP_SHOWN ? CLI_EXIT_OK : rc;
   }
-  if (!xpath) rc = cli_usage_error("run", "missing --input X.safetensors");
+  if (!xpath && init < 0) rc = cli_usage_error("run", "missing --input X.safetensors (or --init SEED)");
+  else if (xpath && (model.shape[0] || model.batch))
+    rc = cli_usage_error("run", "--shape and --batch come from the input tensor when --input is given");
   else if (!out) rc = cli_usage_error("run", "missing --out OUT.safetensors");
   else if (!cli_is_model(file) && cli_model_given(&model))
     rc = cli_usage_error("run", "-D and --train apply to MODEL.lua only");
   if (!rc) rc = cli_check_readable("run", file);
   ir_bundle *x = NULL, *w = NULL;
   ir_graph *g = NULL;
-  if (!rc) rc = cli_read_tensors("run", xpath, &x);
+  if (!rc && xpath) rc = cli_read_tensors("run", xpath, &x);
+  if (!rc && !x) x = ir_bundle_create();
   if (!rc && wpath) rc = cli_read_tensors("run", wpath, &w);
-  if (!rc && cli_is_model(file)) rc = model_shape_from_input(&model, x, xpath);
+  if (!rc && cli_is_model(file) && xpath) rc = model_shape_from_input(&model, x, xpath);
   if (!rc) {
     fe_request req;
     cli_model_request(&model, file, &req);
     rc = cli_load_graph("run", file, &req, &g);
   }
   if (!rc && model.train) rc = add_gradients(g);
+  if (!rc && init >= 0) fill_random(g, x, w, (uint64_t)init);
   if (!rc) rc = run_graph(g, x, xpath, w, wpath, file, out);
   ir_graph_destroy(g);
   ir_bundle_destroy(x);

@@ -1,24 +1,28 @@
 #!/usr/bin/env bash
 # The current main job of attnc, the last step of the README's quick start
-# (later work changes this script, not the README). Today: print the example
-# graph (a conv + ECA-attention classifier), run it on its input and weights,
-# and show the logits next to the ones computed independently in Python.
+# (later work changes this script, not the README). Until training lands:
+# the default model, CIFAR ResNet-20 with HAM attention at Fashion-MNIST's
+# 1x28x28, is summarized, lowered to its whole training step (forward, loss,
+# backward, SGD) and run forward on a batch with seeded random weights.
 #
 # usage: scripts/main-job.sh   (uses $ATTNC_BIN, default build/attnc)
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin=${ATTNC_BIN:-$root/build/attnc}
-ex=$root/docs/examples
+model=(models/resnet_cifar.lua -D attention=ham -D in_channels=1 --shape 1x28x28)
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
+cd "$root"
 
-echo "== attnc dump docs/examples/eca_tiny.ir"
-"$bin" dump "$ex/eca_tiny.ir"
-echo "== attnc run docs/examples/eca_tiny.ir"
-"$bin" run "$ex/eca_tiny.ir" --input "$ex/eca_tiny.input.safetensors" \
-  --weights "$ex/eca_tiny.weights.safetensors" --out "$out/logits.safetensors"
-echo "== logits computed by attnc"
-"$bin" show "$out/logits.safetensors" --values 6
-echo "== logits expected (docs/examples/make_eca_tiny.py, float64 in Python)"
-"$bin" show "$ex/eca_tiny.expected.safetensors" --values 6
+echo "== attnc summary ${model[*]}"
+"$bin" summary "${model[@]}"
+echo
+echo "== attnc dump ${model[*]} --batch 128 --stage grad   (the training step as one IR function)"
+"$bin" dump "${model[@]}" --batch 128 --stage grad >"$out/step.ir"
+echo "$(grep -c '^  %' "$out/step.ir") ops in the training step; first lines:"
+head -n 4 "$out/step.ir"
+echo
+echo "== attnc run ${model[*]} --batch 8 --init 1   (forward pass, seeded random weights and input)"
+"$bin" run "${model[@]}" --batch 8 --init 1 --out "$out/logits.safetensors"
+"$bin" show "$out/logits.safetensors" --values 10
