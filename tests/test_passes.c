@@ -1,0 +1,145 @@
+/* Tests of the graph passes: the graph before and after simplification
+ * (which nodes went, which stayed), values unchanged by it, and the SGD
+ * update against torch.optim.SGD's formulas computed by hand. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "passes.h"
+#include "util_build.h"
+#include "util_interp.h"
+
+/* Counts the nodes of 'g' with opcode 'op'. */
+static int count_op(const ir_graph *g, ir_opcode op) {
+  int n = 0;
+  for (int i = 0; i < g->nnodes; i++) n += g->nodes[i]->op == op;
+  return n;
+}
+
+/* y = relu(x*w) computed twice, reshaped to its own shape, times 1, plus
+ * (2+3) folded, plus a dead branch: simplify leaves one relu, no reshape,
+ * no dead sigmoid, one const 5, and the same values. */
+static void test_simplify_before_after(void **state) {
+  (void)state;
+  ir_graph *g = ir_graph_create("s");
+  int x = tb_input(g, "x", IR_F32, 2, 2, 3), w = tb_param(g, "w", IR_F32, 1, 3);
+  int a = tb_op(g, IR_OP_relu, tb_op(g, IR_OP_mul, x, w));
+  int b = tb_op(g, IR_OP_relu, tb_op(g, IR_OP_mul, x, w));
+  ir_node *r = tb_node(g, IR_OP_reshape, a);
+  tb_set_ints(r, "shape", 2, 3);
+  int one = tb_op(g, IR_OP_mul, tb_infer(g, r), tb_const(g, 1, IR_F32));
+  int five = tb_op(g, IR_OP_add, tb_const(g, 2, IR_F32), tb_const(g, 3, IR_F32));
+  tb_op(g, IR_OP_sigmoid, x); /* dead */
+  int y = tb_op(g, IR_OP_add, tb_op(g, IR_OP_add, one, b), five);
+  ir_graph_add_output(g, "y", y);
+  assert_int_equal(count_op(g, IR_OP_relu), 2);
+  assert_int_equal(count_op(g, IR_OP_reshape), 1);
+
+  ir_bundle *in = ir_bundle_create();
+  ti_feed(in, g, x, (double[]){1, -2, 3, -4, 5, 0.5});
+  ti_feed(in, g, w, (double[]){2, 1, -1});
+  ir_bundle *before = ti_run(g, in, IR_INTERP_NATIVE);
+
+  pass_simplify_stats st;
+  assert_int_equal(pass_simplify(g, &st, NULL), ATTNC_OK);
+  assert_int_equal(st.before, 15);
+  assert_int_equal(count_op(g, IR_OP_relu), 1);
+  assert_int_equal(count_op(g, IR_OP_mul), 1);
+  assert_int_equal(count_op(g, IR_OP_reshape), 0);
+  assert_int_equal(count_op(g, IR_OP_sigmoid), 0);
+  assert_int_equal(count_op(g, IR_OP_const), 1);
+  assert_int_equal(st.after, g->nnodes);
+  assert_int_equal(g->nnodes, 7); /* x, w, mul, relu, add(relu,relu), const 5, add */
+  ir_diag *d = ir_diag_create();
+  assert_int_equal(ir_verify(g, d), 0);
+  ir_diag_destroy(d);
+
+  ir_bundle *after = ti_run(g, in, IR_INTERP_NATIVE);
+  const ir_tensor *t = ir_bundle_get(before, "y");
+  double want[6];
+  for (int i = 0; i < 6; i++) want[i] = ir_tensor_get(t, i);
+  ti_assert_output(after, "y", "f32[2,3]", want, 0);
+  ir_bundle_destroy(before);
+  ir_bundle_destroy(after);
+  ir_bundle_destroy(in);
+  ir_graph_destroy(g);
+}
+
+/* Builds loss = sum(p*p)/2 (so grad = p), the training step with 'o', and
+ * runs one step from p, v with learning rate lr; checks p' and v'. */
+static void sgd_case(const pass_sgd_options *o, const double *p, const double *v, double lr) {
+  ir_graph *g = ir_graph_create("sgd");
+  int pid = tb_param(g, "p", IR_F64, 1, 3);
+  ir_node *s = tb_node(g, IR_OP_reduce_sum, tb_op(g, IR_OP_mul, pid, pid));
+  tb_set_ints(s, "axes", 0);
+  int loss = tb_op(g, IR_OP_mul, tb_infer(g, s), tb_const(g, 0.5, IR_F64));
+  ir_graph_add_output(g, "loss", loss);
+  ir_diag *d = ir_diag_create();
+  assert_int_equal(pass_train_step(g, o, NULL, d), ATTNC_OK);
+  ir_diag_destroy(d);
+  ir_bundle *in = ir_bundle_create();
+  ti_feed(in, g, pid, p);
+  ti_feed(in, g, ir_graph_find_source(g, IR_OP_input, "lr")->id, &lr);
+  if (o->momentum != 0) ti_feed(in, g, ir_graph_find_source(g, IR_OP_buffer, "optim.p.momentum")->id, v);
+  ir_bundle *out = ti_run(g, in, IR_INTERP_F64);
+  double np[3], nv[3];
+  for (int i = 0; i < 3; i++) { /* torch.optim.SGD: d = g + wd p; v = mu v + d; step = nesterov ? d + mu v : v */
+    double gr = p[i] + o->weight_decay * p[i];
+    nv[i] = o->momentum * v[i] + gr;
+    double step = o->momentum == 0 ? gr : (o->nesterov ? gr + o->momentum * nv[i] : nv[i]);
+    np[i] = p[i] - lr * step;
+  }
+  ti_assert_output(out, "p", "f64[3]", np, 1e-14);
+  if (o->momentum != 0) ti_assert_output(out, "optim.p.momentum", "f64[3]", nv, 1e-14);
+  ti_assert_output(out, "grad.p", "f64[3]", p, 1e-14);
+  ir_bundle_destroy(out);
+  ir_bundle_destroy(in);
+  ir_graph_destroy(g);
+}
+
+static void test_sgd_momentum_decay(void **state) {
+  (void)state;
+  pass_sgd_options o = {0.9, 0.01, 0};
+  sgd_case(&o, (double[]){1, -2, 0.5}, (double[]){0.3, 0, -1}, 0.1);
+}
+
+static void test_sgd_nesterov(void **state) {
+  (void)state;
+  pass_sgd_options o = {0.9, 5e-4, 1};
+  sgd_case(&o, (double[]){1, -2, 0.5}, (double[]){0.3, 0, -1}, 0.05);
+}
+
+static void test_sgd_plain(void **state) {
+  (void)state;
+  pass_sgd_options o = {0, 0, 0};
+  sgd_case(&o, (double[]){1, -2, 0.5}, (double[]){0, 0, 0}, 0.5);
+}
+
+/* Without gradient outputs there is nothing to update: a clear error. */
+static void test_sgd_needs_gradients(void **state) {
+  (void)state;
+  ir_graph *g = ir_graph_create("nograd");
+  int p = tb_param(g, "p", IR_F32, 1, 3);
+  ir_graph_add_output(g, "y", tb_op(g, IR_OP_relu, p));
+  ir_diag *d = ir_diag_create();
+  pass_sgd_options o = {0.9, 0, 0};
+  assert_int_equal(pass_sgd(g, &o, d), ATTNC_EINVAL);
+  tb_assert_contains(ir_diag_text(d), "no gradient outputs");
+  ir_diag_destroy(d);
+  ir_graph_destroy(g);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_simplify_before_after),
+      cmocka_unit_test(test_sgd_momentum_decay),
+      cmocka_unit_test(test_sgd_nesterov),
+      cmocka_unit_test(test_sgd_plain),
+      cmocka_unit_test(test_sgd_needs_gradients),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
