@@ -1,80 +1,26 @@
 /* Reference kernels of the backward ops that autodiff emits: convolution
  * input and weight gradients, pooling gradients, the batch-norm input
- * gradient, the cross-entropy gradient and the slice gradient. Each is the
- * adjoint of its forward kernel written as the same loops run backwards. */
+ * gradient, the cross-entropy gradient and the slice gradient. The
+ * convolution gradients run the forward kernel's loops (ir_interp_conv)
+ * accumulating the other two products. */
 #include <math.h>
 #include <stdlib.h>
 
 #include "ir_interp_ops.h"
 
-/* The sizes of one 2-D convolution (conv1d: h = kh = oh = 1). */
-typedef struct {
-  int64_t batch, chans, h, w; /* x */
-  int64_t outs, kh, kw;       /* weight [outs, chans/groups, kh, kw] */
-  int64_t oh, ow;             /* y */
-  int64_t sh, sw, ph, pw, dh, dw, groups;
-} grad_conv;
-
-/* Fills 's' from the attributes of a conv backward node, the x dims and the
- * dy dims, for 'sp' spatial dims. */
-static void conv_sizes(const ir_node *n, int sp, const int64_t *x, const int64_t *k, const int64_t *y,
-                       int64_t outs, grad_conv *s) {
-  const int64_t *st = ir_get_ints(n, "stride", NULL), *pd = ir_get_ints(n, "pad", NULL),
-                *dl = ir_get_ints(n, "dilation", NULL);
-  int64_t g = ir_get_int(n, "groups");
-  if (sp == 2)
-    *s = (grad_conv){x[0], x[1], x[2], x[3], outs, k[0], k[1], y[2], y[3], st[0], st[1], pd[0], pd[1], dl[0], dl[1], g};
-  else
-    *s = (grad_conv){x[0], x[1], 1, x[2], outs, 1, k[0], 1, y[2], 1, st[0], 0, pd[0], 1, dl[0], g};
-}
-
-/* For every (x element, w element, y element) triple the forward conv
- * multiplies, accumulates dx += w*dy (want_dx) or dw += x*dy. */
-static void conv_adjoint(const grad_conv *s, const double *x, const double *w, const double *dy, double *out,
-                         int want_dx) {
-  int64_t cg = s->chans / s->groups, og = s->outs / s->groups;
-  for (int64_t b = 0; b < s->batch; b++)
-    for (int64_t o = 0; o < s->outs; o++) {
-      const double *dyo = dy + (b * s->outs + o) * s->oh * s->ow;
-      for (int64_t ci = 0; ci < cg; ci++) {
-        int64_t ch = (o / og) * cg + ci;
-        int64_t xoff = (b * s->chans + ch) * s->h * s->w;
-        for (int64_t ky = 0; ky < s->kh; ky++)
-          for (int64_t kx = 0; kx < s->kw; kx++) {
-            int64_t widx = ((o * cg + ci) * s->kh + ky) * s->kw + kx;
-            double acc = 0;
-            for (int64_t oy = 0; oy < s->oh; oy++) {
-              int64_t iy = oy * s->sh - s->ph + ky * s->dh;
-              if (iy < 0 || iy >= s->h) continue;
-              for (int64_t ox = 0; ox < s->ow; ox++) {
-                int64_t ix = ox * s->sw - s->pw + kx * s->dw;
-                if (ix < 0 || ix >= s->w) continue;
-                double g = dyo[oy * s->ow + ox];
-                if (want_dx)
-                  out[xoff + iy * s->w + ix] += w[widx] * g;
-                else
-                  acc += x[xoff + iy * s->w + ix] * g;
-              }
-            }
-            if (!want_dx) out[widx] += acc;
-          }
-      }
-    }
-}
-
 /* (dy, w) -> dx. */
 static int conv_grad_input(const ir_node *n, int sp, const ir_ival *const *in, ir_ival *out) {
-  grad_conv s;
-  conv_sizes(n, sp, out->type.dims, in[1]->type.dims + 2, in[0]->type.dims, in[1]->type.dims[0], &s);
-  conv_adjoint(&s, NULL, in[1]->data, in[0]->data, out->data, 1);
+  ir_interp_conv_shape s;
+  ir_interp_conv_shape_of(n, sp, out->type.dims, in[1]->type.dims, in[0]->type.dims, &s);
+  ir_interp_conv(&s, IR_CONV_GRAD_INPUT, in[0]->data, in[1]->data, out->data);
   return 0;
 }
 
 /* (x, dy) -> dw. */
 static int conv_grad_weight(const ir_node *n, int sp, const ir_ival *const *in, ir_ival *out) {
-  grad_conv s;
-  conv_sizes(n, sp, in[0]->type.dims, out->type.dims + 2, in[1]->type.dims, out->type.dims[0], &s);
-  conv_adjoint(&s, in[0]->data, NULL, in[1]->data, out->data, 0);
+  ir_interp_conv_shape s;
+  ir_interp_conv_shape_of(n, sp, in[0]->type.dims, out->type.dims, in[1]->type.dims, &s);
+  ir_interp_conv(&s, IR_CONV_GRAD_WEIGHT, in[0]->data, in[1]->data, out->data);
   return 0;
 }
 

@@ -33,67 +33,78 @@ int ir_interp_op_matmul(const ir_interp_ctx *c, const ir_node *n, const ir_ival 
   return 0;
 }
 
-/* The sizes of one 2-D convolution (conv1d is the case h = kh = oh = 1). */
-typedef struct {
-  int64_t batch, chans, h, w;   /* x[batch, chans, h, w] */
-  int64_t outs, kh, kw;         /* weight[outs, chans / groups, kh, kw] */
-  int64_t oh, ow;               /* y[batch, outs, oh, ow] */
-  int64_t sh, sw, ph, pw, dh, dw, groups;
-} conv_shape;
+/* Fills 's' for conv node 'n' from the dims of x, the weight and y. */
+void ir_interp_conv_shape_of(const ir_node *n, int sp, const int64_t *x, const int64_t *w, const int64_t *y,
+                             ir_interp_conv_shape *s) {
+  const int64_t *st = ir_get_ints(n, "stride", NULL), *pd = ir_get_ints(n, "pad", NULL),
+                *dl = ir_get_ints(n, "dilation", NULL);
+  int64_t g = ir_get_int(n, "groups");
+  if (sp == 2)
+    *s = (ir_interp_conv_shape){x[0], x[1], x[2], x[3], w[0], w[2], w[3], y[2], y[3],
+                                st[0], st[1], pd[0], pd[1], dl[0], dl[1], g};
+  else
+    *s = (ir_interp_conv_shape){x[0], x[1], 1, x[2], w[0], 1, w[2], 1, y[2], 1, st[0], 0, pd[0], 1, dl[0], g};
+}
 
-/* y = conv(x, w) under 's': y[b,o,oy,ox] = sum over the input channels ci of
- * o's group and ky, kx of w[o,ci,ky,kx] * x[b, c, oy*sh-ph+ky*dh, ox*sw-pw+kx*dw]
- * where c = group(o) * (chans/groups) + ci, and x is 0 outside its bounds.
- * y must be zero on entry. */
-static void conv_run(const conv_shape *s, const double *x, const double *w, double *y) {
+/* For y[b,o,oy,ox] += w[o,ci,ky,kx] * x[b, c, oy*sh-ph+ky*dh, ox*sw-pw+kx*dw]
+ * with c = group(o) * (chans/groups) + ci, accumulates the product of 'mode'. */
+void ir_interp_conv(const ir_interp_conv_shape *s, ir_interp_conv_mode mode, const double *a, const double *b,
+                    double *out) {
   int64_t cg = s->chans / s->groups, og = s->outs / s->groups;
-  for (int64_t b = 0; b < s->batch; b++)
+  for (int64_t n = 0; n < s->batch; n++)
     for (int64_t o = 0; o < s->outs; o++) {
-      double *yo = y + (b * s->outs + o) * s->oh * s->ow;
+      int64_t yoff = (n * s->outs + o) * s->oh * s->ow;
       for (int64_t ci = 0; ci < cg; ci++) {
-        int64_t ch = (o / og) * cg + ci;
-        const double *xc = x + (b * s->chans + ch) * s->h * s->w;
+        int64_t xoff = (n * s->chans + (o / og) * cg + ci) * s->h * s->w;
         for (int64_t ky = 0; ky < s->kh; ky++)
           for (int64_t kx = 0; kx < s->kw; kx++) {
-            double wv = w[((o * cg + ci) * s->kh + ky) * s->kw + kx];
+            int64_t wi = ((o * cg + ci) * s->kh + ky) * s->kw + kx;
+            double acc = 0, wv = mode == IR_CONV_GRAD_WEIGHT ? 0 : b[wi];
             for (int64_t oy = 0; oy < s->oh; oy++) {
               int64_t iy = oy * s->sh - s->ph + ky * s->dh;
               if (iy < 0 || iy >= s->h) continue;
-              const double *xr = xc + iy * s->w;
-              double *yr = yo + oy * s->ow;
-              for (int64_t ox = 0; ox < s->ow; ox++) {
-                int64_t ix = ox * s->sw - s->pw + kx * s->dw;
-                if (ix >= 0 && ix < s->w) yr[ox] += wv * xr[ix];
+              int64_t xrow = xoff + iy * s->w, yrow = yoff + oy * s->ow;
+              /* ox runs over the outputs whose input column ix is in bounds */
+              int64_t first = 0, last = s->ow;
+              while (first < last && first * s->sw - s->pw + kx * s->dw < 0) first++;
+              while (last > first && (last - 1) * s->sw - s->pw + kx * s->dw >= s->w) last--;
+              int64_t ix0 = first * s->sw - s->pw + kx * s->dw;
+              switch (mode) {
+              case IR_CONV_FORWARD:
+                for (int64_t ox = first, ix = ix0; ox < last; ox++, ix += s->sw) out[yrow + ox] += wv * a[xrow + ix];
+                break;
+              case IR_CONV_GRAD_INPUT:
+                for (int64_t ox = first, ix = ix0; ox < last; ox++, ix += s->sw) out[xrow + ix] += wv * a[yrow + ox];
+                break;
+              case IR_CONV_GRAD_WEIGHT:
+                for (int64_t ox = first, ix = ix0; ox < last; ox++, ix += s->sw) acc += a[xrow + ix] * b[yrow + ox];
+                break;
               }
             }
+            if (mode == IR_CONV_GRAD_WEIGHT) out[wi] += acc;
           }
       }
     }
 }
 
+/* conv2d/conv1d: x[N,C,...] * w[O,C/groups,...] -> [N,O,...], no bias. */
+static int conv_forward(const ir_node *n, int sp, const ir_ival *const *in, ir_ival *out) {
+  ir_interp_conv_shape s;
+  ir_interp_conv_shape_of(n, sp, in[0]->type.dims, in[1]->type.dims, out->type.dims, &s);
+  ir_interp_conv(&s, IR_CONV_FORWARD, in[0]->data, in[1]->data, out->data);
+  return 0;
+}
+
 /* conv2d: x[N,C,H,W] * w[O,C/groups,KH,KW] -> [N,O,OH,OW], no bias. */
 int ir_interp_op_conv2d(const ir_interp_ctx *c, const ir_node *n, const ir_ival *const *in, ir_ival *out) {
   (void)c;
-  const ir_type *x = &in[0]->type, *w = &in[1]->type;
-  const int64_t *st = ir_get_ints(n, "stride", NULL), *pd = ir_get_ints(n, "pad", NULL),
-                *dl = ir_get_ints(n, "dilation", NULL);
-  conv_shape s = {x->dims[0], x->dims[1], x->dims[2], x->dims[3], w->dims[0], w->dims[2], w->dims[3],
-                  out->type.dims[2], out->type.dims[3], st[0], st[1], pd[0], pd[1], dl[0], dl[1],
-                  ir_get_int(n, "groups")};
-  conv_run(&s, in[0]->data, in[1]->data, out->data);
-  return 0;
+  return conv_forward(n, 2, in, out);
 }
 
 /* conv1d: x[N,C,L] * w[O,C/groups,K] -> [N,O,OL], no bias. */
 int ir_interp_op_conv1d(const ir_interp_ctx *c, const ir_node *n, const ir_ival *const *in, ir_ival *out) {
   (void)c;
-  const ir_type *x = &in[0]->type, *w = &in[1]->type;
-  const int64_t *st = ir_get_ints(n, "stride", NULL), *pd = ir_get_ints(n, "pad", NULL),
-                *dl = ir_get_ints(n, "dilation", NULL);
-  conv_shape s = {x->dims[0], x->dims[1], 1, x->dims[2], w->dims[0], 1, w->dims[2],
-                  1, out->type.dims[2], 1, st[0], 0, pd[0], 1, dl[0], ir_get_int(n, "groups")};
-  conv_run(&s, in[0]->data, in[1]->data, out->data);
-  return 0;
+  return conv_forward(n, 1, in, out);
 }
 
 /* y = (x - mean[ch]) / sqrt(var[ch] + eps) * gamma[ch] + beta[ch] for the

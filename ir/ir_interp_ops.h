@@ -59,4 +59,30 @@ int ir_interp_axis(int64_t axis, int rank);
  * axis) and inner (product of dims after). */
 void ir_interp_split(const ir_type *t, int axis, int64_t *outer, int64_t *len, int64_t *inner);
 
+/* The sizes of one 2-D convolution (conv1d is the case h = kh = oh = 1). */
+typedef struct {
+  int64_t batch, chans, h, w; /* x[batch, chans, h, w] */
+  int64_t outs, kh, kw;       /* weight[outs, chans / groups, kh, kw] */
+  int64_t oh, ow;             /* y[batch, outs, oh, ow] */
+  int64_t sh, sw, ph, pw, dh, dw, groups;
+} ir_interp_conv_shape;
+
+/* Fills 's' for conv node 'n' (conv*d or one of its gradients) with 'sp'
+ * spatial dims from the dims of x, the weight and y. */
+void ir_interp_conv_shape_of(const ir_node *n, int sp, const int64_t *x, const int64_t *w, const int64_t *y,
+                             ir_interp_conv_shape *s);
+
+/* Which product of the convolution to accumulate into 'out'. */
+typedef enum {
+  IR_CONV_FORWARD,     /* y += w * x      (a = x, b = w) */
+  IR_CONV_GRAD_INPUT,  /* dx += w * dy    (a = dy, b = w) */
+  IR_CONV_GRAD_WEIGHT, /* dw += x * dy    (a = x, b = dy) */
+} ir_interp_conv_mode;
+
+/* Visits every (x, w, y) element triple the convolution multiplies (x is 0
+ * outside its bounds) and accumulates the product 'mode' names into 'out',
+ * which must be zero on entry. */
+void ir_interp_conv(const ir_interp_conv_shape *s, ir_interp_conv_mode mode, const double *a, const double *b,
+                    double *out);
+
 #endif
