@@ -13,11 +13,12 @@
 #include "fe.h"
 #include "rt_gradcheck.h"
 #include "rt_init.h"
+#include "util_fe.h"
 
 typedef struct {
   const char *name;
   const char *spec;
-  const char *opts[4]; /* "key=value", NULL-terminated */
+  const char *opts[5]; /* "key=value", NULL-terminated */
   int64_t shape[3];
   int64_t batch;
   int tensors; /* parameters checked (0: all) */
@@ -40,17 +41,9 @@ static const model_case cases[] = {
 
 static void test_model(void **state) {
   const model_case *c = *state;
-  const char *keys[4], *values[4];
-  char store[4][64];
-  int n = 0;
-  for (; n < 4 && c->opts[n]; n++) {
-    snprintf(store[n], sizeof store[n], "%s", c->opts[n]);
-    char *eq = strchr(store[n], '=');
-    *eq = 0;
-    keys[n] = store[n];
-    values[n] = eq + 1;
-  }
-  fe_request req = {c->spec, n, keys, values, {c->shape[0], c->shape[1], c->shape[2]}, c->batch, FE_TRAIN};
+  tf_opts store;
+  fe_request req = {c->spec, 0, NULL, NULL, {c->shape[0], c->shape[1], c->shape[2]}, c->batch, FE_TRAIN};
+  tf_split_opts(&req, c->opts, -1, &store);
   ir_diag *d = ir_diag_create();
   ir_graph *g = NULL;
   if (fe_lower(&req, &g, d) != ATTNC_OK) fail_msg("%s: %s", c->name, ir_diag_text(d));

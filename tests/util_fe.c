@@ -14,7 +14,6 @@
 #include "rt_safetensors.h"
 #include "util_fe.h"
 
-#define TF_MAX_OPTS 32
 
 /* Returns $ATTNC_REFERENCE/rel. */
 const char *tf_reference(const char *rel) {
@@ -24,22 +23,23 @@ const char *tf_reference(const char *rel) {
   return buf;
 }
 
-/* Splits "key=value" strings into the request's option arrays (the strings
- * are copied into 'store', TF_MAX_OPTS entries of 256 bytes). */
-static void split_opts(fe_request *req, const char **opts, int n, char (*store)[256], const char **keys,
-                       const char **values) {
+/* Splits "key=value" strings into the request's option arrays (see util_fe.h). */
+void tf_split_opts(fe_request *req, const char *const *opts, int n, tf_opts *store) {
+  if (n < 0)
+    for (n = 0; opts && opts[n]; n++) {
+    }
   if (n > TF_MAX_OPTS) fail_msg("too many options");
   for (int i = 0; i < n; i++) {
-    snprintf(store[i], 256, "%s", opts[i]);
-    char *eq = strchr(store[i], '=');
+    snprintf(store->text[i], sizeof store->text[i], "%s", opts[i]);
+    char *eq = strchr(store->text[i], '=');
     if (!eq) fail_msg("option '%s' is not key=value", opts[i]);
     *eq = 0;
-    keys[i] = store[i];
-    values[i] = eq + 1;
+    store->keys[i] = store->text[i];
+    store->values[i] = eq + 1;
   }
   req->nopts = n;
-  req->keys = keys;
-  req->values = values;
+  req->keys = store->keys;
+  req->values = store->values;
 }
 
 /* Collects the NULL-terminated variadic strings of 'ap' into opts. */
@@ -55,15 +55,14 @@ static int collect(va_list ap, const char **opts) {
 /* Lowers with explicit option arrays; fails on error. */
 static ir_graph *lower_opts(const char *path, fe_mode mode, int64_t batch, const int64_t *shape, const char **opts,
                             int n) {
-  char store[TF_MAX_OPTS][256];
-  const char *keys[TF_MAX_OPTS], *values[TF_MAX_OPTS];
+  tf_opts store;
   fe_request req;
   memset(&req, 0, sizeof req);
   req.path = path;
   req.mode = mode;
   req.batch = batch;
   if (shape) memcpy(req.shape, shape, sizeof req.shape);
-  split_opts(&req, opts, n, store, keys, values);
+  tf_split_opts(&req, opts, n, &store);
   ir_diag *d = ir_diag_create();
   ir_graph *g = NULL;
   attnc_status st = fe_lower(&req, &g, d);
@@ -94,12 +93,11 @@ attnc_status tf_lower_error(const char *path, const char **msg, ...) {
   va_start(ap, msg);
   int n = collect(ap, opts);
   va_end(ap);
-  char store[TF_MAX_OPTS][256];
-  const char *keys[TF_MAX_OPTS], *values[TF_MAX_OPTS];
+  tf_opts store;
   fe_request req;
   memset(&req, 0, sizeof req);
   req.path = path;
-  split_opts(&req, opts, n, store, keys, values);
+  tf_split_opts(&req, opts, n, &store);
   ir_diag *d = ir_diag_create();
   ir_graph *g = NULL;
   attnc_status st = fe_lower(&req, &g, d);

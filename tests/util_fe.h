@@ -17,6 +17,19 @@
 #include "fe.h"
 #include "ir_tensor.h"
 
+#define TF_MAX_OPTS 32
+
+/* Storage behind the option arrays of an fe_request built by tf_split_opts. */
+typedef struct {
+  char text[TF_MAX_OPTS][256];
+  const char *keys[TF_MAX_OPTS], *values[TF_MAX_OPTS];
+} tf_opts;
+
+/* Splits n "key=value" strings (n < 0: a NULL-terminated array, opts may be
+ * NULL) into req's option arrays, backed by 'store'; fails on a string
+ * without '=' or more than TF_MAX_OPTS options. */
+void tf_split_opts(fe_request *req, const char *const *opts, int n, tf_opts *store);
+
 /* Returns $ATTNC_REFERENCE/rel (static buffer, valid until the next call). */
 const char *tf_reference(const char *rel);
 

@@ -9,39 +9,19 @@
 
 #include <cmocka.h>
 
+#include "util_fe.h"
 #include "util_zoo.h"
-
-#define TZ_MAX_OPTS 16
-
-/* Splits opts into the key/value arrays of 'req' (keys point into 'buf'). */
-static void split_opts(const char *const *opts, fe_request *req, char buf[][128], const char **keys,
-                       const char **values) {
-  int n = 0;
-  for (; opts && opts[n]; n++) {
-    if (n >= TZ_MAX_OPTS) fail_msg("tz: too many options");
-    snprintf(buf[n], 128, "%s", opts[n]);
-    char *eq = strchr(buf[n], '=');
-    if (!eq) fail_msg("tz: option '%s' is not key=value", opts[n]);
-    *eq = 0;
-    keys[n] = buf[n];
-    values[n] = eq + 1;
-  }
-  req->nopts = n;
-  req->keys = keys;
-  req->values = values;
-}
 
 /* Runs fe_lower; returns its status and fills *g and the diagnostics text. */
 static attnc_status lower(const char *path, fe_mode mode, int64_t batch, const char *shape,
                           const char *const *opts, ir_graph **g, char *msg, size_t msgsize) {
-  char buf[TZ_MAX_OPTS][128];
-  const char *keys[TZ_MAX_OPTS], *values[TZ_MAX_OPTS];
+  tf_opts store;
   fe_request req;
   memset(&req, 0, sizeof req);
   req.path = path;
   req.batch = batch;
   req.mode = mode;
-  split_opts(opts, &req, buf, keys, values);
+  tf_split_opts(&req, opts, -1, &store);
   if (shape) {
     long long c, h, w;
     if (sscanf(shape, "%lldx%lldx%lld", &c, &h, &w) != 3) fail_msg("tz: bad shape '%s'", shape);
