@@ -1,0 +1,43 @@
+/* Mini-batches of a data set for training: seeded shuffle per epoch,
+ * pad-and-random-crop, random horizontal flip and per-channel normalization,
+ * prepared by a background thread (double buffering) while the caller trains. */
+#ifndef ATTNC_RT_LOADER_H
+#define ATTNC_RT_LOADER_H
+
+#include <stdint.h>
+
+#include "ir_diag.h"
+#include "rt_data.h"
+
+typedef struct {
+  int64_t batch;        /* samples per batch */
+  int shuffle;          /* 1: a new seeded permutation every epoch */
+  uint64_t seed;
+  int pad_crop;         /* 0 off; else pad by this many pixels (zeros) and crop back at a random offset */
+  int flip;             /* random horizontal flip with p = 0.5 */
+  int drop_last;        /* 1: drop the last partial batch */
+} rt_loader_options;
+
+typedef struct rt_loader rt_loader;
+
+/* Batches of 'ds' (not owned; must outlive the loader), prepared by a background thread.
+ * 'o' is copied. Starts no work until rt_loader_start. ATTNC_EINVAL for a
+ * batch < 1, a negative pad_crop or pad_crop >= the image side (pad
+ * is zeros; the crop keeps the original size). *out owned by the caller. */
+attnc_status rt_loader_create(const rt_dataset *ds, const rt_loader_options *o, rt_loader **out, ir_diag *d);
+/* Stops and joins the background thread and frees 'l' (NULL is fine). */
+void rt_loader_destroy(rt_loader *l);
+/* Batches per epoch. */
+int64_t rt_loader_batches(const rt_loader *l);
+/* Starts epoch 'epoch' at batch 'first' (0 normally; > 0 when resuming). The order and every random
+ * augmentation choice depend only on (seed, epoch, position in the epoch): a resumed epoch yields
+ * exactly the batches the uninterrupted one would have. May be called at any time: work in flight
+ * for the previous epoch is discarded. */
+void rt_loader_start(rt_loader *l, int64_t epoch, int64_t first);
+/* Blocks until the next batch is ready and copies it out: images float32 [batch,C,H,W] normalized
+ * with ds->mean/std, labels int64 [batch]. Returns the number of samples (< batch only for the last
+ * batch when drop_last is 0; the rest of the arrays is zero-filled), 0 at the end of the epoch
+ * (and before any rt_loader_start). */
+int64_t rt_loader_next(rt_loader *l, float *images, int64_t *labels);
+
+#endif
