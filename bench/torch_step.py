@@ -1,0 +1,222 @@
+#!/usr/bin/python3
+"""PyTorch peer of `attnc bench`: times one training step or one inference
+forward of a CIFAR ResNet (../shared/reference/torch_models.py, the same
+definitions attnc reproduces) with each attention module, and prints one JSON
+object per (model, mode).
+
+    /usr/bin/python3 bench/torch_step.py --models none,ham --modes train,infer \\
+        --batch 128 --threads 2 --steps 20
+
+Measurement (see bench/README.md):
+  * train step = zero_grad, forward, cross-entropy, backward, SGD step
+    (lr 0.1, momentum 0.9, weight decay 5e-4); infer = eval mode, no_grad forward.
+  * warm-up steps, then --steps timed steps (perf_counter around each step);
+    ms_per_step is the median, with min/max and the quartiles as the spread.
+  * FLOPs: Conv1d/Conv2d/Linear multiply-accumulates counted by forward hooks
+    (torch_models.count_macs) x 2 = forward FLOPs; a training step counts
+    3x the forward FLOPs (forward + input gradient + weight gradient, the usual
+    convention). BN, ReLU, pooling and attention elementwise work not counted.
+  * peak_bytes: growth of the process's peak RSS (getrusage ru_maxrss) from
+    just before the first step to the end, measured in a fresh subprocess per
+    (model, mode): activations, gradients, optimizer state, workspaces.
+  * kernels_per_step: ATen ops dispatched in one step (torch.profiler CPU
+    events named aten::* whose parent is not itself an aten:: op, i.e. nested
+    dispatch such as conv2d -> convolution -> mkldnn_convolution counts once).
+"""
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+SYSTEM_PYTHON = '/usr/bin/python3'
+
+try:
+    import torch
+    import torch.nn.functional as F
+except ImportError:  # pyenv python on PATH has no torch: use Debian's
+    if os.path.realpath(sys.executable) != os.path.realpath(SYSTEM_PYTHON) \
+            and os.path.exists(SYSTEM_PYTHON):
+        os.execv(SYSTEM_PYTHON, [SYSTEM_PYTHON] + sys.argv)
+    sys.exit('torch_step.py: PyTorch not found; run scripts/setup.sh --bench '
+             'and use /usr/bin/python3')
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def import_torch_models(reference=None):
+    """Imports torch_models from --reference, $ATTNC_REFERENCE or
+    ../shared/reference relative to the repository (never a copy)."""
+    cands = [reference, os.environ.get('ATTNC_REFERENCE'),
+             os.path.join(HERE, '..', '..', 'shared', 'reference')]
+    for d in cands:
+        if d and os.path.exists(os.path.join(d, 'torch_models.py')):
+            sys.path.insert(0, os.path.abspath(d))
+            import torch_models
+            return torch_models
+    sys.exit('torch_step.py: torch_models.py not found (set ATTNC_REFERENCE or --reference)')
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    p.add_argument('--models', default='none,se,eca,cbam,ham',
+                   help="comma list of attention modules, or 'all' (default: %(default)s)")
+    p.add_argument('--modes', '--mode', default='train',
+                   help='comma list of train,infer (default: %(default)s)')
+    p.add_argument('--depth', type=int, default=20)
+    p.add_argument('--batch', type=int, default=128)
+    p.add_argument('--channels', type=int, default=3)
+    p.add_argument('--size', type=int, default=32)
+    p.add_argument('--classes', type=int, default=10)
+    p.add_argument('--threads', type=int, default=os.cpu_count())
+    p.add_argument('--steps', type=int, default=20, help='timed steps (default %(default)s)')
+    p.add_argument('--warmup', type=int, default=3)
+    p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--no-profile', action='store_true', help='skip kernels_per_step')
+    p.add_argument('--in-process', action='store_true',
+                   help='no subprocess per model (peak_bytes then not comparable)')
+    p.add_argument('--reference', help='directory holding torch_models.py')
+    p.add_argument('--child', action='store_true', help=argparse.SUPPRESS)
+    a = p.parse_args(argv)
+    a.mode_list = [m for m in a.modes.split(',') if m]
+    for m in a.mode_list:
+        if m not in ('train', 'infer'):
+            p.error("mode must be train or infer, not '%s'" % m)
+    if a.steps < 1 or a.batch < 1 or a.threads < 1 or a.warmup < 0:
+        p.error('--steps, --batch, --threads must be >= 1, --warmup >= 0')
+    return a
+
+
+def maxrss_bytes():
+    """Peak resident set size of this process so far, in bytes (Linux: KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def count_aten_ops(prof):
+    """ATen ops dispatched by user code or autograd, not their nested
+    re-dispatches: aten:: events whose CPU parent is not an aten:: event."""
+    n = 0
+    for ev in prof.events():
+        if not ev.name.startswith('aten::'):
+            continue
+        par = ev.cpu_parent
+        if par is None or not par.name.startswith('aten::'):
+            n += 1
+    return n
+
+
+def run_one(tm, a, attention, mode):
+    """Builds the model, times `mode` steps and returns the result dict."""
+    torch.manual_seed(a.seed)
+    torch.set_num_threads(a.threads)
+    model = tm.resnet(a.depth, attention, a.classes, a.channels)
+    macs, _ = tm.count_macs(model, (1, a.channels, a.size, a.size))
+    fwd_flops = 2 * macs * a.batch
+    flops = 3 * fwd_flops if mode == 'train' else fwd_flops
+    x = torch.randn(a.batch, a.channels, a.size, a.size)
+    y = torch.randint(0, a.classes, (a.batch,))
+    if mode == 'train':
+        model.train()
+        opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
+
+        def step():
+            opt.zero_grad(set_to_none=True)
+            loss = F.cross_entropy(model(x), y)
+            loss.backward()
+            opt.step()
+    else:
+        model.eval()
+
+        def step():
+            with torch.no_grad():
+                model(x)
+    rss0 = maxrss_bytes()
+    for _ in range(a.warmup):
+        step()
+    times = []
+    for _ in range(a.steps):
+        t0 = time.perf_counter()
+        step()
+        times.append((time.perf_counter() - t0) * 1e3)
+    peak = maxrss_bytes() - rss0
+    kernels = None
+    if not a.no_profile:
+        try:
+            from torch.profiler import profile, ProfilerActivity
+            with profile(activities=[ProfilerActivity.CPU]) as prof:
+                step()
+            kernels = count_aten_ops(prof)
+        except Exception as e:  # profiler is optional
+            print('torch_step.py: profiler failed: %s' % e, file=sys.stderr)
+    times.sort()
+    med = statistics.median(times)
+    if len(times) >= 4:
+        q = statistics.quantiles(times, n=4)
+        q1, q3 = q[0], q[2]
+    else:
+        q1, q3 = times[0], times[-1]
+    return {
+        'impl': 'torch', 'torch': torch.__version__,
+        'model': 'resnet%d' % a.depth, 'attention': attention, 'mode': mode,
+        'batch': a.batch, 'input': [a.channels, a.size, a.size], 'threads': a.threads,
+        'steps': a.steps, 'warmup': a.warmup,
+        'ms_per_step': round(med, 3), 'ms_min': round(times[0], 3),
+        'ms_max': round(times[-1], 3), 'ms_q1': round(q1, 3), 'ms_q3': round(q3, 3),
+        'images_per_s': round(a.batch / (med / 1e3), 1),
+        'flops_per_step': flops,
+        'gflops': round(flops / (med / 1e3) / 1e9, 2),
+        'flops_convention': 'conv+linear MACs x2 (hooks); train = 3x forward',
+        'peak_bytes': peak,
+        'peak_method': 'ru_maxrss delta over the steps' +
+                       (' (in-process: not comparable)' if a.in_process else ', fresh process'),
+        'kernels_per_step': kernels,
+    }
+
+
+def child_argv(a, attention, mode):
+    """Command line that runs one (model, mode) in a fresh interpreter."""
+    argv = [sys.executable, os.path.abspath(__file__), '--child',
+            '--models', attention, '--modes', mode, '--depth', str(a.depth),
+            '--batch', str(a.batch), '--channels', str(a.channels), '--size', str(a.size),
+            '--classes', str(a.classes), '--threads', str(a.threads),
+            '--steps', str(a.steps), '--warmup', str(a.warmup), '--seed', str(a.seed)]
+    if a.no_profile:
+        argv.append('--no-profile')
+    if a.reference:
+        argv += ['--reference', a.reference]
+    return argv
+
+
+def main(argv):
+    a = parse_args(argv)
+    tm = import_torch_models(a.reference)
+    if a.models == 'all':
+        models = list(tm.ATTENTION)
+    else:
+        models = [m for m in a.models.split(',') if m]
+    for m in models:
+        if m not in tm.ATTENTION:
+            sys.exit("torch_step.py: unknown attention '%s' (torch_models has: %s)"
+                     % (m, ', '.join(tm.ATTENTION)))
+    status = 0
+    for m in models:
+        for mode in a.mode_list:
+            if a.child or a.in_process:
+                print(json.dumps(run_one(tm, a, m, mode)), flush=True)
+                continue
+            r = subprocess.run(child_argv(a, m, mode), stdout=subprocess.PIPE, text=True)
+            if r.returncode != 0:
+                print('torch_step.py: %s %s failed (exit %d)' % (m, mode, r.returncode),
+                      file=sys.stderr)
+                status = 1
+                continue
+            sys.stdout.write(r.stdout)
+            sys.stdout.flush()
+    return status
+
+
+if __name__ == '__main__':
+    sys.exit(main(sys.argv[1:]))
