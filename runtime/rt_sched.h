@@ -37,7 +37,8 @@ attnc_status rt_schedule_parse(const char *text, double lr, double warmup, rt_sc
  * 'epochs', with 'iters' iterations per epoch. Step-type schedules change at
  * epoch boundaries as PyTorch's do when scheduler.step() is called once per
  * epoch. During warm-up (global iteration g = epoch*iters+iter below
- * W = round(warmup_epochs*iters)) the schedule's value is scaled by (g+1)/W. */
+ * W = ceil(warmup_epochs*iters)) the rate is base_lr*(g+1)/W; after it, the
+ * schedule's value at the (unshifted) epoch. */
 double rt_schedule_lr(const rt_schedule *s, int64_t epoch, int64_t iter, int64_t iters, int64_t epochs);
 
 #endif
