@@ -13,7 +13,9 @@ typedef struct {
   int64_t batch;        /* samples per batch */
   int shuffle;          /* 1: a new seeded permutation every epoch */
   uint64_t seed;
-  int pad_crop;         /* 0 off; else pad by this many pixels (zeros) and crop back at a random offset */
+  int pad_crop;         /* 0 off; else pad by this many pixels (zeros) and crop back at a random offset
+                           (padding is pixel value 0 before normalization, as torchvision's
+                           RandomCrop(padding) followed by Normalize) */
   int flip;             /* random horizontal flip with p = 0.5 */
   int drop_last;        /* 1: drop the last partial batch */
 } rt_loader_options;
@@ -35,7 +37,8 @@ int64_t rt_loader_batches(const rt_loader *l);
  * for the previous epoch is discarded. */
 void rt_loader_start(rt_loader *l, int64_t epoch, int64_t first);
 /* Blocks until the next batch is ready and copies it out: images float32 [batch,C,H,W] normalized
- * with ds->mean/std, labels int64 [batch]. Returns the number of samples (< batch only for the last
+ * with ds->mean/std ((byte / 255 - mean[c]) / std[c], computed in double, rounded to float; the
+ * crop comes first, then the flip, as in torchvision), labels int64 [batch]. Returns the number of samples (< batch only for the last
  * batch when drop_last is 0; the rest of the arrays is zero-filled), 0 at the end of the epoch
  * (and before any rt_loader_start). */
 int64_t rt_loader_next(rt_loader *l, float *images, int64_t *labels);
