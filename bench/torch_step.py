@@ -21,7 +21,8 @@ Measurement (see bench/README.md):
     (model, mode): activations, gradients, optimizer state, workspaces.
   * kernels_per_step: ATen ops dispatched in one step (torch.profiler CPU
     events named aten::* whose parent is not itself an aten:: op, i.e. nested
-    dispatch such as conv2d -> convolution -> mkldnn_convolution counts once).
+    dispatch such as conv2d -> convolution -> mkldnn_convolution counts once;
+    median of 3 profiled steps, after the timed ones).
 """
 import argparse
 import json
@@ -146,9 +147,12 @@ def run_one(tm, a, attention, mode):
     if not a.no_profile:
         try:
             from torch.profiler import profile, ProfilerActivity
-            with profile(activities=[ProfilerActivity.CPU]) as prof:
-                step()
-            kernels = count_aten_ops(prof)
+            counts = []
+            for _ in range(3):  # the count wobbles by a few ops: median of 3
+                with profile(activities=[ProfilerActivity.CPU]) as prof:
+                    step()
+                counts.append(count_aten_ops(prof))
+            kernels = sorted(counts)[1]
         except Exception as e:  # profiler is optional
             print('torch_step.py: profiler failed: %s' % e, file=sys.stderr)
     times.sort()

@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# bench/run.sh — attnc vs PyTorch, one training step / one inference forward of
+# ResNet-20 with each attention module, printed side by side (see bench/README.md).
+#
+# usage: bench/run.sh [--threads T] [--batch N] [--models none,se,eca,cbam,ham]
+#                     [--modes train,infer] [--steps K] [--warmup W]
+#                     [--no-peak] [--keep DIR]
+#   attnc side: $ATTNC_BIN (default build/attnc) `bench models/resnet_cifar.lua
+#               -D attention=X --batch N --train|--infer --threads T --json`;
+#               n/a in the table when that command is missing or fails.
+#   torch side: bench/torch_step.py with the same models, batch, threads, steps.
+#   'none' is always run too (the attention overhead is relative to it).
+#   --keep DIR  keep the raw outputs (JSON lines, attnc stderr) in DIR.
+# Numbers are only meaningful on an otherwise idle machine.
+set -uo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(dirname "$here")
+threads=$(nproc)
+batch=128
+models=none,se,eca,cbam,ham
+modes=train,infer
+steps=20
+warmup=3
+peak=1
+keep=
+
+die() { echo "run.sh: $*" >&2; exit 2; }
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --threads) threads=${2:?}; shift 2 ;;
+    --batch) batch=${2:?}; shift 2 ;;
+    --models) models=${2:?}; shift 2 ;;
+    --modes) modes=${2:?}; shift 2 ;;
+    --steps) steps=${2:?}; shift 2 ;;
+    --warmup) warmup=${2:?}; shift 2 ;;
+    --no-peak) peak=0; shift ;;
+    --keep) keep=${2:?}; shift 2 ;;
+    -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) die "unknown option '$1' (see bench/run.sh --help)" ;;
+  esac
+done
+for v in "$threads" "$batch" "$steps" "$warmup"; do
+  [[ "$v" =~ ^[0-9]+$ ]] || die "'$v' is not a number"
+done
+case ",$models," in *,none,*) ;; *) models="none,$models" ;; esac
+
+ATTNC_BIN=${ATTNC_BIN:-$repo/build/attnc}
+export ATTNC_REFERENCE=${ATTNC_REFERENCE:-$(cd "$repo/.." && pwd)/shared/reference}
+PY=/usr/bin/python3
+[ -x "$PY" ] || PY=python3
+
+if [ -n "$keep" ]; then
+  mkdir -p "$keep" || die "cannot create $keep"
+  out=$keep
+else
+  out=$(mktemp -d /tmp/attnc-bench.XXXXXX)
+  trap 'rm -rf "$out"' EXIT
+fi
+rm -f "$out"/attnc-*.out "$out"/torch.jsonl "$out"/peak.json
+
+# machine FP32 peak, for context
+if [ "$peak" = 1 ]; then
+  if cc -O2 -march=native -fopenmp "$here/peak_fma.c" -o "$out/peak_fma" 2>"$out/peak.err"; then
+    OMP_NUM_THREADS=$threads "$out/peak_fma" 0.5 | tail -n 1 >"$out/peak.json"
+  else
+    echo "run.sh: peak_fma did not build (see $out/peak.err); no peak line" >&2
+  fi
+fi
+
+# attnc side
+have_attnc=0
+if [ -x "$ATTNC_BIN" ] && "$ATTNC_BIN" bench --help >/dev/null 2>&1; then
+  have_attnc=1
+  steps_opt=()
+  if "$ATTNC_BIN" bench --help 2>&1 | grep -q -- '--steps'; then
+    steps_opt=(--steps "$steps")
+  fi
+else
+  echo "run.sh: '$ATTNC_BIN bench' not available; attnc column is n/a" >&2
+fi
+IFS=, read -r -a model_list <<<"$models"
+IFS=, read -r -a mode_list <<<"$modes"
+for mode in "${mode_list[@]}"; do
+  case "$mode" in train|infer) ;; *) die "mode must be train or infer, not '$mode'" ;; esac
+done
+if [ "$have_attnc" = 1 ]; then
+  for m in "${model_list[@]}"; do
+    for mode in "${mode_list[@]}"; do
+      f="$out/attnc-$m-$mode.out"
+      if ! (cd "$repo" && "$ATTNC_BIN" bench models/resnet_cifar.lua -D "attention=$m" \
+              --batch "$batch" "--$mode" --threads "$threads" --json "${steps_opt[@]}") \
+              >"$f" 2>"$out/attnc-$m-$mode.err"; then
+        echo "run.sh: attnc bench $m --$mode failed: $(tail -n 1 "$out/attnc-$m-$mode.err")" >&2
+        : >"$f"
+      fi
+    done
+  done
+fi
+
+# torch side
+"$PY" "$here/torch_step.py" --models "$models" --modes "$modes" --batch "$batch" \
+  --threads "$threads" --steps "$steps" --warmup "$warmup" >"$out/torch.jsonl" \
+  || echo "run.sh: torch_step.py reported a failure (see above)" >&2
+
+BENCH_ORDER=$models "$PY" "$here/table.py" step "$out"

@@ -1,0 +1,166 @@
+#!/usr/bin/python3
+"""Side-by-side tables for bench/run.sh and bench/fmnist.sh (formatting only).
+
+    table.py step DIR   DIR holds torch.jsonl (bench/torch_step.py output),
+                        attnc-<attention>-<mode>.out (stdout of `attnc bench
+                        --json`), optionally peak.json (bench/peak_fma output)
+    table.py train DIR  DIR holds torch.out (bench/torch_fmnist.py output) and
+                        attnc.out (stdout of `attnc train --json`)
+
+A missing, failed or unparsable attnc result shows as n/a; the torch column is
+printed regardless. Ratio = torch ms / attnc ms (> 1: attnc faster); overhead =
+step time with the module / step time of the plain network, per side.
+"""
+import json
+import os
+import sys
+
+
+def last_json(path):
+    """The last line of `path` that parses as a JSON object, or None."""
+    try:
+        with open(path) as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    for line in reversed(lines):
+        line = line.strip()
+        if line.startswith('{'):
+            try:
+                obj = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(obj, dict):
+                return obj
+    return None
+
+
+def all_json(path):
+    """Every line of `path` that parses as a JSON object."""
+    out = []
+    try:
+        with open(path) as f:
+            for line in f:
+                line = line.strip()
+                if line.startswith('{'):
+                    try:
+                        out.append(json.loads(line))
+                    except ValueError:
+                        pass
+    except OSError:
+        pass
+    return out
+
+
+def num(d, key):
+    """d[key] as a float, or None when absent / not a number."""
+    if not d:
+        return None
+    v = d.get(key)
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+
+def fmt(v, spec):
+    return 'n/a' if v is None else format(v, spec)
+
+
+def ratio(a, b):
+    return a / b if a is not None and b else None
+
+
+def render(header, rows):
+    """Plain-text table, columns right-aligned except the first two."""
+    w = [max(len(str(r[i])) for r in [header] + rows) for i in range(len(header))]
+    lines = []
+    for r in [header, None] + rows:
+        if r is None:
+            lines.append('  '.join('-' * x for x in w))
+            continue
+        cells = [str(c).ljust(w[i]) if i < 2 else str(c).rjust(w[i]) for i, c in enumerate(r)]
+        lines.append('  '.join(cells).rstrip())
+    return '\n'.join(lines)
+
+
+def step_table(d):
+    """Prints the per-step comparison of bench/run.sh from directory d."""
+    torch_rows = {(r.get('attention'), r.get('mode')): r for r in all_json(os.path.join(d, 'torch.jsonl'))}
+    keys = []
+    for k in torch_rows:
+        keys.append(k)
+    for name in sorted(os.listdir(d)):
+        if name.startswith('attnc-') and name.endswith('.out'):
+            att, _, mode = name[6:-4].rpartition('-')
+            if (att, mode) not in keys:
+                keys.append((att, mode))
+    order = os.environ.get('BENCH_ORDER', '')
+    rank = {m: i for i, m in enumerate(order.split(',')) if m}
+    keys.sort(key=lambda k: (0 if k[1] == 'train' else 1, rank.get(k[0], 99), k[0]))
+    attnc_rows = {k: last_json(os.path.join(d, 'attnc-%s-%s.out' % k)) for k in keys}
+
+    peak = last_json(os.path.join(d, 'peak.json'))
+    any_row = next(iter(torch_rows.values()), {})
+    print('ResNet-%s, batch %s, input %s, %s threads; torch %s' % (
+        str(any_row.get('model', 'resnet20'))[6:] or '20', any_row.get('batch', '?'),
+        'x'.join(str(x) for x in any_row.get('input', [])) or '?',
+        any_row.get('threads', '?'), any_row.get('torch', '?')))
+    if peak:
+        print('FP32 FMA peak (bench/peak_fma, %s-bit): %.1f GFLOP/s on %s threads, %.1f on 1' % (
+            peak.get('vector_bits'), peak.get('gflops_all', 0), peak.get('threads'),
+            peak.get('gflops_1core', 0)))
+    header = ['model', 'mode', 'attnc ms', 'torch ms', 'torch/attnc', 'attnc GF/s',
+              'torch GF/s', 'attnc ovh', 'torch ovh', 'attnc MB', 'torch MB',
+              'attnc kern', 'torch kern', 'compile s']
+    rows = []
+    for k in keys:
+        t, a = torch_rows.get(k), attnc_rows.get(k)
+        base_t, base_a = torch_rows.get(('none', k[1])), attnc_rows.get(('none', k[1]))
+        am, tm = num(a, 'ms_per_step'), num(t, 'ms_per_step')
+        ab, tb = num(a, 'peak_bytes'), num(t, 'peak_bytes')
+        tspread = '' if t is None else ' [%s-%s]' % (fmt(num(t, 'ms_min'), '.0f'), fmt(num(t, 'ms_max'), '.0f'))
+        rows.append([
+            'resnet20+%s' % k[0] if k[0] != 'none' else 'resnet20', k[1],
+            fmt(am, '.1f'), fmt(tm, '.1f') + tspread, fmt(ratio(tm, am), '.2f'),
+            fmt(num(a, 'gflops'), '.1f'), fmt(num(t, 'gflops'), '.1f'),
+            fmt(ratio(am, num(base_a, 'ms_per_step')), '.3f'),
+            fmt(ratio(tm, num(base_t, 'ms_per_step')), '.3f'),
+            fmt(None if ab is None else ab / 2**20, '.1f'),
+            fmt(None if tb is None else tb / 2**20, '.1f'),
+            fmt(num(a, 'kernels_per_step'), '.0f'), fmt(num(t, 'kernels_per_step'), '.0f'),
+            fmt(num(a, 'compile_s'), '.2f'),
+        ])
+    print(render(header, rows))
+    print('torch ms: median [min-max]; ratio > 1 = attnc faster; ovh = step / plain '
+          'step; GF/s: each side\'s own FLOP count (torch: conv+linear MACs x2, train = 3x '
+          'forward); MB: peak memory (torch: RSS growth over the steps)')
+
+
+def train_table(d):
+    """Prints the Fashion-MNIST training comparison of bench/fmnist.sh."""
+    t = last_json(os.path.join(d, 'torch.out'))
+    a = last_json(os.path.join(d, 'attnc.out'))
+    header = ['impl', 'epochs', 'train wall s', 'images/s', 'test top-1 %', 'test top-5 %',
+              'test loss']
+    rows = []
+
+    def pct(v):
+        if v is None:
+            return None
+        return v * 100 if v <= 1.0 else v  # accept fractions or percentages
+
+    for name, r in (('attnc', a), ('torch', t)):
+        rows.append([name, fmt(num(r, 'epochs'), '.0f'), fmt(num(r, 'train_wall_s'), '.1f'),
+                     fmt(num(r, 'images_per_s'), '.1f'), fmt(pct(num(r, 'test_top1')), '.2f'),
+                     fmt(pct(num(r, 'test_top5')), '.2f'), fmt(num(r, 'test_loss'), '.4f')])
+    print(render(header, rows))
+    tw, aw = num(t, 'train_wall_s'), num(a, 'train_wall_s')
+    print('wall-time ratio torch/attnc: %s (> 1 = attnc faster)' % fmt(ratio(tw, aw), '.2f'))
+
+
+def main(argv):
+    if len(argv) != 2 or argv[0] not in ('step', 'train'):
+        sys.exit('usage: table.py step|train DIR')
+    (step_table if argv[0] == 'step' else train_table)(argv[1])
+
+
+if __name__ == '__main__':
+    main(sys.argv[1:])
