@@ -15,6 +15,9 @@ typedef struct rt_progress rt_progress;
  * at its end) otherwise. 'epochs' and 'batches' (per epoch) are the totals
  * shown. NULL if out of memory; the caller destroys it. */
 rt_progress *rt_progress_create(FILE *f, int64_t epochs, int64_t batches);
+/* Forces the terminal bar (tty = 1) or plain lines (tty = 0) whatever 'f'
+ * is; for tests and for callers that know better than isatty. */
+void rt_progress_set_tty(rt_progress *p, int tty);
 /* Frees 'p' (NULL is fine); does not close its FILE. */
 void rt_progress_destroy(rt_progress *p);
 /* Reports batch 'batch' (1-based) of epoch 'epoch' (1-based) done: running
