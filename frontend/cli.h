@@ -95,6 +95,11 @@ typedef struct {
   {"--train", NULL, "training graph: batch statistics, loss, new running statistics", \
    &(m)->train, NULL}
 
+/* --threads N for commands that run compiled code; 'dst' is an int*. */
+#define CLI_OPT_THREADS(dst) \
+  {"--threads", "N", "worker threads (default: every core)", (dst), cli_parse_threads}
+int cli_parse_threads(void *dst, const char *value, char *err, size_t errsize);
+
 /* Parsers of the model options (dst is a cli_model*). */
 int cli_parse_define(void *dst, const char *value, char *err, size_t errsize);
 int cli_parse_shape(void *dst, const char *value, char *err, size_t errsize);

@@ -201,6 +201,17 @@ int cli_parse_batch(void *dst, const char *value, char *err, size_t errsize) {
   return 0;
 }
 
+/* Parses --threads N (1..1024) into an int. */
+int cli_parse_threads(void *dst, const char *value, char *err, size_t errsize) {
+  int64_t v;
+  if (parse_positive(value, 1024, &v)) {
+    snprintf(err, errsize, "expected a thread count from 1 to 1024");
+    return -1;
+  }
+  *(int *)dst = (int)v;
+  return 0;
+}
+
 /* Fills *req from the options of 'm'. */
 void cli_model_request(const cli_model *m, const char *path, fe_request *req) {
   memset(req, 0, sizeof *req);

@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "cli.h"
-#include "ir_interp.h"
+#include "cg.h"
 #include "passes.h"
 #include "rt_bind.h"
 #include "rt_init.h"
@@ -19,8 +19,8 @@ static const char run_about[] =
     "in X and outputs the loss, the new batchnorm running statistics and grad.<name>, the\n"
     "gradient of the loss for every parameter. With\n"
     "--weights, W must hold exactly the graph's params and buffers with their shapes.\n"
-    "The graph runs on the reference interpreter (today the only engine; the JIT will\n"
-    "become the default and --interp will select the interpreter).";
+    "The graph is compiled by the JIT (LLVM, for this CPU) unless --interp selects the\n"
+    "reference interpreter.";
 
 static const char run_examples[] =
     "attnc run docs/examples/eca_tiny.ir --input docs/examples/eca_tiny.input.safetensors \\\n"
@@ -48,10 +48,11 @@ static int model_shape_from_input(cli_model *model, const ir_bundle *x, const ch
   return CLI_EXIT_OK;
 }
 
-/* Checks the tensors against 'g', runs it on the interpreter and writes the
- * outputs to 'out'. 'w' may be NULL. Returns an exit code. */
+/* Checks the tensors against 'g', runs it (JIT, or interpreter with
+ * o->interp) and writes the outputs to 'out'. 'w' may be NULL. Returns an
+ * exit code. */
 static int run_graph(const ir_graph *g, const ir_bundle *x, const char *xpath, const ir_bundle *w,
-                     const char *wpath, const char *src, const char *out) {
+                     const char *wpath, const char *src, const char *out, const cg_options *o) {
   ir_diag *d = ir_diag_create();
   ir_bundle *merged = NULL, *outs = ir_bundle_create();
   int rc = CLI_EXIT_OK;
@@ -59,9 +60,12 @@ static int run_graph(const ir_graph *g, const ir_bundle *x, const char *xpath, c
   if (!rc && w && !(merged = rt_bundle_merge(x, w, d))) rc = CLI_EXIT_FAIL;
   const ir_bundle *all = merged ? merged : x;
   if (!rc && rt_check_inputs(g, all, xpath, d) != ATTNC_OK) rc = CLI_EXIT_FAIL;
-  if (!rc && ir_interp_run(g, all, IR_INTERP_NATIVE, outs, d) != ATTNC_OK) rc = CLI_EXIT_FAIL;
+  cg_program *prog = NULL;
+  if (!rc && cg_program_create(g, o, &prog, d) != ATTNC_OK) rc = CLI_EXIT_FAIL;
+  if (!rc && cg_program_run_bundle(prog, all, outs, d) != ATTNC_OK) rc = CLI_EXIT_FAIL;
+  cg_program_destroy(prog);
   if (!rc) {
-    ir_bundle_set_meta(outs, "producer", "attnc run (interpreter)");
+    ir_bundle_set_meta(outs, "producer", o->interp ? "attnc run (interpreter)" : "attnc run (jit)");
     ir_bundle_set_meta(outs, "source", src);
     if (rt_safetensors_write(out, outs, d) != ATTNC_OK) rc = CLI_EXIT_FAIL;
   }
@@ -117,7 +121,7 @@ static void fill_random(const ir_graph *g, ir_bundle *x, const ir_bundle *w, uin
 /* Runs 'attnc run'. */
 int cli_run(int argc, char **argv) {
   const char *file = NULL, *xpath = NULL, *wpath = NULL, *out = NULL;
-  int interp = 0;
+  cg_options engine = {0};
   long long init = -1;
   cli_model model = {0};
   const cli_opt opts[] = {
@@ -126,7 +130,8 @@ int cli_run(int argc, char **argv) {
       {"--weights", "W.safetensors", "params and buffers, checked against the graph", &wpath,
        NULL},
       {"--out", "OUT.safetensors", "where to write every graph output (atomically)", &out, NULL},
-      {"--interp", NULL, "run on the reference interpreter (today's only engine)", &interp, NULL},
+      {"--interp", NULL, "run on the reference interpreter instead of the JIT", &engine.interp, NULL},
+      CLI_OPT_THREADS(&engine.threads),
       {"--init", "SEED",
        "fill every source the files do not give with seeded random values (no --input needed)",
        &init, cli_parse_seed},
@@ -165,7 +170,7 @@ int cli_run(int argc, char **argv) {
   }
   if (!rc && model.train) rc = add_gradients(g);
   if (!rc && init >= 0) fill_random(g, x, w, (uint64_t)init);
-  if (!rc) rc = run_graph(g, x, xpath, w, wpath, file, out);
+  if (!rc) rc = run_graph(g, x, xpath, w, wpath, file, out, &engine);
   ir_graph_destroy(g);
   ir_bundle_destroy(x);
   ir_bundle_destroy(w);

@@ -1,0 +1,184 @@
+/* Internals of the JIT backend shared by the driver (cg_program.c), the LLVM
+ * session (cg_jit.c), the IR-building helpers (cg_build.c) and the kernel
+ * emitters, one file per op family (cg_ops_<family>.c).
+ *
+ * A kernel is one LLVM function per distinct (op, types, attributes):
+ *
+ *   void kernel(i8 **args, i64 begin, i64 end, i8 *scratch)
+ *
+ * args[0] is the output buffer, args[1 + i] the buffer of input i. The
+ * driver splits the kernel's parallel range [0, plan.par) into one
+ * contiguous share per thread and calls the kernel once per share; shares of
+ * the same kernel run at the same time, so a kernel must only write output
+ * elements that belong to its share, and must write every output element
+ * exactly once over the whole range (buffers are not cleared between runs).
+ * 'scratch' is this thread's own plan.scratch_bytes (64-byte aligned).
+ *
+ * An emitter writes the body of the kernel through cg_emit: e->arg[] are
+ * already typed element pointers (float*, double* or i64*), e->begin and
+ * e->end the share. All shapes and attributes are compile-time constants:
+ * emit them as constants (cg_i64) so LLVM sees exact trip counts. */
+#ifndef ATTNC_CG_INTERNAL_H
+#define ATTNC_CG_INTERNAL_H
+#include <llvm-c/Core.h>
+#include <llvm-c/TargetMachine.h>
+#include "cg.h"
+
+/* Most operands of an elementwise kernel (output + where's three inputs). */
+#define IR_MAX_IN_EW 4
+
+/* How the driver runs one kernel. */
+typedef struct {
+  int64_t par;           /* independent work items [0, par), >= 1 */
+  int64_t scratch_bytes; /* per-thread scratch */
+  double flops;          /* floating-point operations per run (for reports) */
+} cg_plan;
+
+/* Emission context of one kernel. */
+typedef struct {
+  LLVMContextRef ctx;
+  LLVMModuleRef mod;
+  LLVMBuilderRef b;
+  LLVMValueRef fn;          /* the kernel body function */
+  LLVMBasicBlockRef entry;  /* allocas go here (cg_var_new) */
+  const ir_graph *g;
+  const ir_node *n;
+  int nargs;                /* 1 + n->nin */
+  LLVMValueRef *arg;        /* typed element pointers, noalias */
+  LLVMValueRef begin, end;  /* i64: this call's share of [0, par) */
+  LLVMValueRef scratch;     /* i8*: this thread's scratch */
+  LLVMTypeRef t_void, t_i1, t_i8, t_i32, t_i64, t_f32, t_f64;
+  ir_diag *d;
+} cg_emit;
+
+/* The code generator of one op: fills the plan, then emits the body (which
+ * must end with the builder in a block that falls through to the return;
+ * the caller adds the 'ret'). emit returns ATTNC_OK or an error to e->d. */
+typedef struct {
+  void (*plan)(const ir_graph *g, const ir_node *n, cg_plan *p);
+  attnc_status (*emit)(cg_emit *e, const cg_plan *p);
+} cg_kernel_impl;
+
+/* ---- kernel table (cg_ops.c): each family registers its ops ---- */
+
+/* Returns the table of kernel generators, indexed by opcode; entries of ops
+ * without a generator (sources, reshape, which the driver handles) are zero. */
+const cg_kernel_impl *cg_kernel_table(void);
+void cg_register_elementwise(cg_kernel_impl *t); /* cg_ops_elementwise.c */
+void cg_register_reduce(cg_kernel_impl *t);      /* cg_ops_reduce.c */
+void cg_register_shape(cg_kernel_impl *t);       /* cg_ops_shape.c */
+void cg_register_nn(cg_kernel_impl *t);          /* cg_ops_nn.c: batchnorm, pooling */
+void cg_register_conv(cg_kernel_impl *t);        /* cg_ops_conv.c: conv*, matmul */
+
+/* ---- LLVM session (cg_jit.c) ---- */
+
+typedef struct cg_jit cg_jit;
+/* Creates a JIT for the host CPU (its name and features) with the process's
+ * symbols (libm) visible to compiled code. */
+attnc_status cg_jit_create(cg_jit **out, ir_diag *d);
+void cg_jit_destroy(cg_jit *j);
+/* The context modules for this JIT must be built in. */
+LLVMContextRef cg_jit_context(cg_jit *j);
+/* Creates an empty module with the host triple and data layout. */
+LLVMModuleRef cg_jit_module(cg_jit *j, const char *name);
+/* Verifies 'm' and runs the O3 pipeline over it. */
+attnc_status cg_jit_optimize(cg_jit *j, LLVMModuleRef m, ir_diag *d);
+/* Hands 'm' (optimized) to the JIT, which takes ownership. */
+attnc_status cg_jit_add(cg_jit *j, LLVMModuleRef m, ir_diag *d);
+/* Address of compiled function 'name' (compiles its module on first use). */
+attnc_status cg_jit_lookup(cg_jit *j, const char *name, void **addr, ir_diag *d);
+/* Host assembly of 'm' (malloc'd). */
+attnc_status cg_jit_asm(cg_jit *j, LLVMModuleRef m, char **out, ir_diag *d);
+
+/* ---- building kernels (cg_build.c) ---- */
+
+/* Emits kernel 'name' for node 'n' of 'g' into 'm' with generator 'impl'
+ * and plan 'p': the entry wrapper 'name' with the ABI above and the body. */
+attnc_status cg_build_kernel(LLVMModuleRef m, const char *name, const ir_graph *g,
+                             const ir_node *n, const cg_kernel_impl *impl, const cg_plan *p,
+                             ir_diag *d);
+/* A key identifying the kernel of 'n' (op, operand and result types,
+ * attributes) written into buf; equal keys mean the same kernel. */
+void cg_kernel_key(const ir_graph *g, const ir_node *n, char *buf, size_t size);
+
+/* Row-major strides (in elements) of 't' into s[rank]. */
+void cg_strides(const ir_type *t, int64_t *s);
+/* Strides to read operand type 'in' broadcast to 'out' (numpy rules, the
+ * operand's dims aligned to the right): 0 along broadcast axes. */
+void cg_broadcast_strides(const ir_type *in, const ir_type *out, int64_t *s);
+
+LLVMTypeRef cg_type(cg_emit *e, ir_dtype dt);
+LLVMValueRef cg_i64(cg_emit *e, int64_t v);
+/* A constant of dtype 'dt' (float or integer). */
+LLVMValueRef cg_const(cg_emit *e, ir_dtype dt, double v);
+
+/* Counted loop: for (iv = start; iv < end; iv += step). Use as
+ *   cg_loop l; LLVMValueRef i = cg_loop_begin(e, &l, a, b, 1); ...body...; cg_loop_end(e, &l);
+ * Loops nest; 'end' is evaluated once before the loop. */
+typedef struct {
+  LLVMBasicBlockRef head, body, exit;
+  LLVMValueRef iv, end;
+  int64_t step;
+} cg_loop;
+LLVMValueRef cg_loop_begin(cg_emit *e, cg_loop *l, LLVMValueRef start, LLVMValueRef end,
+                           int64_t step);
+void cg_loop_end(cg_emit *e, cg_loop *l);
+
+/* A mutable local (an alloca in the entry block; LLVM promotes it to a register). */
+LLVMValueRef cg_var_new(cg_emit *e, LLVMTypeRef t, LLVMValueRef init);
+LLVMValueRef cg_var_get(cg_emit *e, LLVMValueRef var);
+void cg_var_set(cg_emit *e, LLVMValueRef var, LLVMValueRef v);
+
+/* if (cond) { then } [else { other }]: cg_if_begin, ..., [cg_if_else, ...], cg_if_end. */
+typedef struct {
+  LLVMBasicBlockRef then_bb, else_bb, end_bb;
+  int has_else;
+} cg_if;
+void cg_if_begin(cg_emit *e, cg_if *c, LLVMValueRef cond);
+void cg_if_else(cg_emit *e, cg_if *c);
+void cg_if_end(cg_emit *e, cg_if *c);
+
+/* i64 arithmetic (constant-folded by the builder when both sides are constants). */
+LLVMValueRef cg_add(cg_emit *e, LLVMValueRef a, LLVMValueRef b);
+LLVMValueRef cg_sub(cg_emit *e, LLVMValueRef a, LLVMValueRef b);
+LLVMValueRef cg_mul(cg_emit *e, LLVMValueRef a, LLVMValueRef b);
+LLVMValueRef cg_min(cg_emit *e, LLVMValueRef a, LLVMValueRef b);
+LLVMValueRef cg_max(cg_emit *e, LLVMValueRef a, LLVMValueRef b);
+/* a*k + c with constants k and c. */
+LLVMValueRef cg_affine(cg_emit *e, LLVMValueRef a, int64_t k, int64_t c);
+
+/* Element pointer base + idx, load and store of scalars. */
+LLVMValueRef cg_gep(cg_emit *e, LLVMValueRef base, LLVMValueRef idx);
+LLVMValueRef cg_load(cg_emit *e, LLVMValueRef base, LLVMValueRef idx);
+void cg_store(cg_emit *e, LLVMValueRef base, LLVMValueRef idx, LLVMValueRef v);
+/* Vectors of 'width' lanes: unaligned load/store at base + idx, splat. */
+LLVMTypeRef cg_vec_type(cg_emit *e, ir_dtype dt, int width);
+LLVMValueRef cg_vload(cg_emit *e, LLVMValueRef base, LLVMValueRef idx, int width);
+void cg_vstore(cg_emit *e, LLVMValueRef base, LLVMValueRef idx, LLVMValueRef v);
+LLVMValueRef cg_splat(cg_emit *e, LLVMValueRef scalar, int width);
+/* Masked vector load/store of the first 'count' lanes (others read as 0). */
+LLVMValueRef cg_vload_first(cg_emit *e, LLVMValueRef base, LLVMValueRef idx, int width, int count);
+void cg_vstore_first(cg_emit *e, LLVMValueRef base, LLVMValueRef idx, LLVMValueRef v, int count);
+/* Horizontal sum of a float vector. */
+LLVMValueRef cg_vsum(cg_emit *e, LLVMValueRef v);
+/* A typed pointer into this thread's scratch at 'byte_offset'. */
+LLVMValueRef cg_scratch(cg_emit *e, int64_t byte_offset, ir_dtype dt);
+
+/* Calls LLVM intrinsic 'name' ("llvm.exp", "llvm.fmuladd", "llvm.maxnum",
+ * ...) overloaded on the type of args[0] (scalar or vector). */
+LLVMValueRef cg_intrinsic(cg_emit *e, const char *name, LLVMValueRef *args, int nargs);
+/* a*b + c (fused where the CPU has FMA); scalars or vectors. */
+LLVMValueRef cg_fma(cg_emit *e, LLVMValueRef a, LLVMValueRef b, LLVMValueRef c);
+
+/* The value of elementwise op 'op' (unary, binary, where, cast, *_grad
+ * binary ops; not broadcast_to) applied to already-loaded operands v[] of
+ * dtype 'in_dt', giving the result dtype 'out_dt'. Works on scalars and on
+ * vectors. 'n' supplies attributes (cast). Also the building block of
+ * fused kernels. */
+LLVMValueRef cg_elementwise_value(cg_emit *e, const ir_node *n, ir_dtype in_dt, ir_dtype out_dt,
+                                  LLVMValueRef *v);
+
+/* Reports an error about node 'e->n' ("<op> %N: ...") to e->d; returns ATTNC_ERUNTIME. */
+attnc_status cg_error(cg_emit *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#endif

@@ -1,0 +1,526 @@
+/* The runtime driver of the JIT: lays out one arena with a buffer per node,
+ * compiles one kernel per distinct (op, types, attributes) into a single
+ * module, optimizes and JIT-compiles it, and runs the kernels in graph order
+ * with every thread taking a fixed share of each kernel's work (OpenMP, a
+ * barrier between kernels), so results depend only on the thread count. */
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <llvm-c/Core.h>
+#include "cg_internal.h"
+#include "ir_interp.h"
+
+typedef void (*kernel_fn)(void **args, int64_t begin, int64_t end, void *scratch);
+
+/* One kernel call of a run. */
+typedef struct {
+  kernel_fn fn;
+  void **args; /* output, inputs */
+  int64_t par;
+  int node;    /* node id */
+  int uniq;    /* index of its distinct kernel */
+  double secs; /* profile */
+} launch;
+
+/* One distinct kernel. */
+typedef struct {
+  char *key;
+  char name[32];
+  int node; /* first node using it */
+  cg_plan plan;
+  kernel_fn fn;
+} unique_kernel;
+
+struct cg_program {
+  cg_options opt;
+  cg_stats stats;
+  ir_graph *g;          /* a copy of the graph */
+  char *arena;
+  void **ptr;           /* buffer of each node */
+  launch *launches;
+  int nlaunch;
+  unique_kernel *uniq;
+  int nuniq, capuniq;
+  int *hash;            /* open addressing over uniq, -1 empty */
+  int hashcap;
+  cg_jit *jit;
+  char *scratch;
+  int64_t scratch_per;
+  int profile;
+  int *sources;         /* node ids of input/param/buffer nodes */
+  int nsources;
+  void **interp_out;    /* interpreter mode: storage of each output */
+};
+
+/* Seconds on a monotonic clock. */
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int64_t align64(int64_t x) { return (x + 63) & ~(int64_t)63; }
+
+static int64_t node_bytes(const ir_node *n) {
+  return ir_type_numel(&n->type) * (int64_t)ir_dtype_size(n->type.dtype);
+}
+
+static int is_named_source(const ir_node *n) {
+  return n->op == IR_OP_input || n->op == IR_OP_param || n->op == IR_OP_buffer;
+}
+
+/* 1 if node 'n' shares its operand's buffer instead of having a kernel. */
+static int is_alias(const ir_node *n) { return n->op == IR_OP_reshape; }
+
+/* Lays out the arena: one 64-byte aligned buffer per node that is not an
+ * alias; fills constants. */
+static attnc_status layout(cg_program *p, ir_diag *d) {
+  const ir_graph *g = p->g;
+  int64_t *off = calloc((size_t)g->nnodes + 1, sizeof *off);
+  p->ptr = calloc((size_t)g->nnodes + 1, sizeof *p->ptr);
+  p->sources = calloc((size_t)g->nnodes + 1, sizeof *p->sources);
+  if (!off || !p->ptr || !p->sources) {
+    free(off);
+    ir_diag_error(d, NULL, 0, "out of memory laying out buffers");
+    return ATTNC_ENOMEM;
+  }
+  int64_t total = 0;
+  for (int i = 0; i < g->nnodes; i++) {
+    const ir_node *n = g->nodes[i];
+    if (is_named_source(n)) p->sources[p->nsources++] = i;
+    if (is_alias(n)) continue;
+    off[i] = total;
+    total += align64(node_bytes(n));
+  }
+  p->stats.buffer_bytes = total;
+  p->stats.arena_bytes = total;
+  p->arena = aligned_alloc(64, (size_t)align64(total > 0 ? total : 64));
+  if (!p->arena) {
+    free(off);
+    ir_diag_error(d, NULL, 0, "out of memory: the buffer arena needs %lld bytes", (long long)total);
+    return ATTNC_ENOMEM;
+  }
+  memset(p->arena, 0, (size_t)total);
+  for (int i = 0; i < g->nnodes; i++) {
+    const ir_node *n = g->nodes[i];
+    p->ptr[i] = is_alias(n) ? p->ptr[n->in[0]] : p->arena + off[i];
+    if (n->op == IR_OP_const) {
+      ir_tensor t = {n->type, p->ptr[i]};
+      double v = ir_get_float(n, "value");
+      for (int64_t k = 0; k < ir_type_numel(&n->type); k++) ir_tensor_set(&t, k, v);
+    }
+  }
+  free(off);
+  return ATTNC_OK;
+}
+
+static uint64_t fnv(const char *s) {
+  uint64_t h = 1469598103934665603ull;
+  for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+  return h;
+}
+
+/* Returns the index of the distinct kernel with 'key', adding it (with
+ * node 'node') if new; -1 if out of memory. */
+static int intern_kernel(cg_program *p, const char *key, int node) {
+  if (p->nuniq * 2 >= p->hashcap) {
+    int cap = p->hashcap ? p->hashcap * 2 : 256;
+    int *h = malloc((size_t)cap * sizeof *h);
+    if (!h) return -1;
+    for (int i = 0; i < cap; i++) h[i] = -1;
+    for (int u = 0; u < p->nuniq; u++) {
+      size_t s = fnv(p->uniq[u].key) & (size_t)(cap - 1);
+      while (h[s] >= 0) s = (s + 1) & (size_t)(cap - 1);
+      h[s] = u;
+    }
+    free(p->hash);
+    p->hash = h;
+    p->hashcap = cap;
+  }
+  size_t s = fnv(key) & (size_t)(p->hashcap - 1);
+  while (p->hash[s] >= 0) {
+    if (!strcmp(p->uniq[p->hash[s]].key, key)) return p->hash[s];
+    s = (s + 1) & (size_t)(p->hashcap - 1);
+  }
+  if (p->nuniq == p->capuniq) {
+    int cap = p->capuniq ? p->capuniq * 2 : 64;
+    unique_kernel *u = realloc(p->uniq, (size_t)cap * sizeof *u);
+    if (!u) return -1;
+    p->uniq = u;
+    p->capuniq = cap;
+  }
+  unique_kernel *u = &p->uniq[p->nuniq];
+  memset(u, 0, sizeof *u);
+  u->key = strdup(key);
+  if (!u->key) return -1;
+  u->node = node;
+  snprintf(u->name, sizeof u->name, "k%d_%s", p->nuniq, ir_node_name(p->g->nodes[node]));
+  p->hash[s] = p->nuniq;
+  return p->nuniq++;
+}
+
+/* Finds the distinct kernels of the graph and the launch list. */
+static attnc_status collect_kernels(cg_program *p, ir_diag *d) {
+  const ir_graph *g = p->g;
+  const cg_kernel_impl *table = cg_kernel_table();
+  p->launches = calloc((size_t)g->nnodes + 1, sizeof *p->launches);
+  if (!p->launches) return ATTNC_ENOMEM;
+  attnc_status st = ATTNC_OK;
+  char key[1024];
+  for (int i = 0; i < g->nnodes; i++) {
+    const ir_node *n = g->nodes[i];
+    if (ir_op_info_get(n->op)->flags & IR_OPF_SOURCE || is_alias(n)) continue;
+    if (!table[n->op].emit) {
+      ir_diag_error(d, n->loc.file, n->loc.line, "%s %%%d: the JIT has no kernel for this op",
+                    ir_op_info_get(n->op)->name, n->id);
+      st = ATTNC_ERUNTIME;
+      continue;
+    }
+    cg_kernel_key(g, n, key, sizeof key);
+    int u = intern_kernel(p, key, i);
+    if (u < 0) return ATTNC_ENOMEM;
+    if (u == p->nuniq - 1 && p->uniq[u].node == i) {
+      cg_plan *pl = &p->uniq[u].plan;
+      pl->par = 1;
+      table[n->op].plan(g, n, pl);
+      if (pl->par < 1) pl->par = 1;
+    }
+    launch *L = &p->launches[p->nlaunch++];
+    L->node = i;
+    L->uniq = u;
+    L->par = p->uniq[u].plan.par;
+    L->args = calloc((size_t)n->nin + 1, sizeof *L->args);
+    if (!L->args) return ATTNC_ENOMEM;
+    L->args[0] = p->ptr[i];
+    for (int k = 0; k < n->nin; k++) L->args[1 + k] = p->ptr[n->in[k]];
+    p->stats.flops += p->uniq[u].plan.flops;
+  }
+  p->stats.kernels = p->nlaunch;
+  p->stats.unique_kernels = p->nuniq;
+  return st;
+}
+
+/* Builds every distinct kernel into one new module *out. */
+static attnc_status build_module(cg_program *p, LLVMModuleRef *out, ir_diag *d) {
+  const cg_kernel_impl *table = cg_kernel_table();
+  LLVMModuleRef m = cg_jit_module(p->jit, p->g->name ? p->g->name : "attnc");
+  for (int u = 0; u < p->nuniq; u++) {
+    const ir_node *n = p->g->nodes[p->uniq[u].node];
+    attnc_status st = cg_build_kernel(m, p->uniq[u].name, p->g, n, &table[n->op], &p->uniq[u].plan, d);
+    if (st != ATTNC_OK) {
+      LLVMDisposeModule(m);
+      return st;
+    }
+  }
+  *out = m;
+  return ATTNC_OK;
+}
+
+/* Compiles the kernels and resolves their addresses. */
+static attnc_status compile(cg_program *p, ir_diag *d) {
+  double t0 = now_s();
+  attnc_status st = cg_jit_create(&p->jit, d);
+  if (st != ATTNC_OK) return st;
+  LLVMModuleRef m;
+  st = build_module(p, &m, d);
+  if (st != ATTNC_OK) return st;
+  double t1 = now_s();
+  st = cg_jit_optimize(p->jit, m, d);
+  if (st != ATTNC_OK) {
+    LLVMDisposeModule(m);
+    return st;
+  }
+  double t2 = now_s();
+  st = cg_jit_add(p->jit, m, d);
+  for (int u = 0; st == ATTNC_OK && u < p->nuniq; u++) {
+    void *addr;
+    st = cg_jit_lookup(p->jit, p->uniq[u].name, &addr, d);
+    p->uniq[u].fn = (kernel_fn)addr;
+  }
+  double t3 = now_s();
+  p->stats.lower_s = t1 - t0;
+  p->stats.opt_s = t2 - t1;
+  p->stats.jit_s = t3 - t2;
+  for (int k = 0; k < p->nlaunch; k++) p->launches[k].fn = p->uniq[p->launches[k].uniq].fn;
+  return st;
+}
+
+/* Allocates the per-thread scratch. */
+static attnc_status alloc_scratch(cg_program *p, ir_diag *d) {
+  int64_t per = 0;
+  for (int u = 0; u < p->nuniq; u++)
+    if (p->uniq[u].plan.scratch_bytes > per) per = p->uniq[u].plan.scratch_bytes;
+  p->scratch_per = align64(per > 0 ? per : 64);
+  p->stats.scratch_bytes = p->scratch_per * p->stats.threads;
+  p->scratch = aligned_alloc(64, (size_t)p->stats.scratch_bytes);
+  if (!p->scratch) {
+    ir_diag_error(d, NULL, 0, "out of memory for kernel scratch");
+    return ATTNC_ENOMEM;
+  }
+  memset(p->scratch, 0, (size_t)p->stats.scratch_bytes);
+  return ATTNC_OK;
+}
+
+/* Creates the program. */
+attnc_status cg_program_create(const ir_graph *g, const cg_options *o, cg_program **out,
+                               ir_diag *d) {
+  *out = NULL;
+  cg_program *p = calloc(1, sizeof *p);
+  if (!p) return ATTNC_ENOMEM;
+  if (o) p->opt = *o;
+  p->stats.threads = p->opt.threads > 0 ? p->opt.threads : omp_get_num_procs();
+  p->g = ir_graph_clone(g);
+  attnc_status st = p->g ? layout(p, d) : ATTNC_ENOMEM;
+  if (st == ATTNC_OK && p->opt.interp) {
+    p->interp_out = calloc((size_t)p->g->noutputs + 1, sizeof *p->interp_out);
+    for (int i = 0; p->interp_out && i < p->g->noutputs; i++) {
+      const ir_node *n = p->g->nodes[p->g->outputs[i].node];
+      p->interp_out[i] = calloc(1, (size_t)node_bytes(n) + 64);
+      if (!p->interp_out[i]) st = ATTNC_ENOMEM;
+    }
+    if (!p->interp_out) st = ATTNC_ENOMEM;
+  } else if (st == ATTNC_OK) {
+    st = collect_kernels(p, d);
+    if (st == ATTNC_OK) st = compile(p, d);
+    if (st == ATTNC_OK) st = alloc_scratch(p, d);
+  }
+  if (st != ATTNC_OK) {
+    if (st == ATTNC_ENOMEM && !ir_diag_count(d)) ir_diag_error(d, NULL, 0, "out of memory compiling");
+    cg_program_destroy(p);
+    return st;
+  }
+  *out = p;
+  return ATTNC_OK;
+}
+
+/* Frees the program. */
+void cg_program_destroy(cg_program *p) {
+  if (!p) return;
+  for (int k = 0; k < p->nlaunch; k++) free(p->launches[k].args);
+  free(p->launches);
+  for (int u = 0; u < p->nuniq; u++) free(p->uniq[u].key);
+  free(p->uniq);
+  free(p->hash);
+  cg_jit_destroy(p->jit);
+  if (p->interp_out && p->g)
+    for (int i = 0; i < p->g->noutputs; i++) free(p->interp_out[i]);
+  free(p->interp_out);
+  free(p->scratch);
+  free(p->arena);
+  free(p->ptr);
+  free(p->sources);
+  ir_graph_destroy(p->g);
+  free(p);
+}
+
+void *cg_program_input(cg_program *p, const char *name, ir_type *t) {
+  for (int i = 0; i < p->nsources; i++) {
+    const ir_node *n = p->g->nodes[p->sources[i]];
+    if (!strcmp(ir_get_str(n, "name"), name)) {
+      if (t) *t = n->type;
+      return p->ptr[n->id];
+    }
+  }
+  return NULL;
+}
+
+void *cg_program_output(cg_program *p, const char *name, ir_type *t) {
+  for (int i = 0; i < p->g->noutputs; i++)
+    if (!strcmp(p->g->outputs[i].name, name)) {
+      const ir_node *n = p->g->nodes[p->g->outputs[i].node];
+      if (t) *t = n->type;
+      return p->interp_out ? p->interp_out[i] : p->ptr[n->id];
+    }
+  return NULL;
+}
+
+int cg_program_input_count(const cg_program *p) { return p->nsources; }
+
+const char *cg_program_input_name(const cg_program *p, int i, ir_type *t) {
+  const ir_node *n = p->g->nodes[p->sources[i]];
+  if (t) *t = n->type;
+  return ir_get_str(n, "name");
+}
+
+int cg_program_output_count(const cg_program *p) { return p->g->noutputs; }
+
+const char *cg_program_output_name(const cg_program *p, int i, ir_type *t) {
+  if (t) *t = p->g->nodes[p->g->outputs[i].node]->type;
+  return p->g->outputs[i].name;
+}
+
+/* Runs the graph in the interpreter over copies of the sources. */
+static attnc_status run_interp(cg_program *p, ir_diag *d) {
+  ir_bundle *in = ir_bundle_create(), *out = ir_bundle_create();
+  attnc_status st = (in && out) ? ATTNC_OK : ATTNC_ENOMEM;
+  for (int i = 0; st == ATTNC_OK && i < p->nsources; i++) {
+    const ir_node *n = p->g->nodes[p->sources[i]];
+    ir_tensor *t = ir_tensor_create(n->type);
+    if (!t) {
+      st = ATTNC_ENOMEM;
+      break;
+    }
+    memcpy(t->data, p->ptr[n->id], (size_t)node_bytes(n));
+    ir_bundle_put(in, ir_get_str(n, "name"), t);
+  }
+  if (st == ATTNC_OK) st = ir_interp_run(p->g, in, IR_INTERP_NATIVE, out, d);
+  for (int i = 0; st == ATTNC_OK && i < p->g->noutputs; i++) {
+    const ir_tensor *t = ir_bundle_get(out, p->g->outputs[i].name);
+    if (t) memcpy(p->interp_out[i], t->data, (size_t)node_bytes(p->g->nodes[p->g->outputs[i].node]));
+  }
+  ir_bundle_destroy(in);
+  ir_bundle_destroy(out);
+  return st;
+}
+
+/* Runs every kernel in order; each thread takes its share of each. */
+static void run_jit(cg_program *p) {
+  int want = p->stats.threads;
+  int profile = p->profile;
+#pragma omp parallel num_threads(want)
+  {
+    int t = omp_get_thread_num(), nt = omp_get_num_threads();
+    void *scratch = p->scratch + (int64_t)t * p->scratch_per;
+    for (int k = 0; k < p->nlaunch; k++) {
+      launch *L = &p->launches[k];
+      double t0 = profile && t == 0 ? now_s() : 0;
+      int64_t b = L->par * t / nt, e = L->par * (t + 1) / nt;
+      if (b < e) L->fn(L->args, b, e, scratch);
+#pragma omp barrier
+      if (profile && t == 0) L->secs += now_s() - t0;
+    }
+  }
+}
+
+/* Runs the program once. */
+attnc_status cg_program_run(cg_program *p, ir_diag *d) {
+  if (p->interp_out) return run_interp(p, d);
+  run_jit(p);
+  return ATTNC_OK;
+}
+
+/* Copies 'src' into the source of type 't' at 'dst', converting float dtypes. */
+static attnc_status copy_in(const char *name, const ir_type *t, void *dst, const ir_tensor *src,
+                            ir_diag *d) {
+  int same = src->type.rank == t->rank;
+  for (int i = 0; same && i < t->rank; i++) same = src->type.dims[i] == t->dims[i];
+  if (!same) {
+    char want[128], got[128];
+    ir_type_format(t, want, sizeof want);
+    ir_type_format(&src->type, got, sizeof got);
+    ir_diag_error(d, NULL, 0, "tensor '%s' is %s, the program expects %s", name, got, want);
+    return ATTNC_EINVAL;
+  }
+  if (src->type.dtype == t->dtype) {
+    memcpy(dst, src->data, (size_t)(ir_type_numel(t) * (int64_t)ir_dtype_size(t->dtype)));
+    return ATTNC_OK;
+  }
+  ir_tensor view = {*t, dst};
+  for (int64_t i = 0; i < ir_type_numel(t); i++) ir_tensor_set(&view, i, ir_tensor_get(src, i));
+  return ATTNC_OK;
+}
+
+/* Copies sources in, runs, copies outputs out. */
+attnc_status cg_program_run_bundle(cg_program *p, const ir_bundle *in, ir_bundle *out, ir_diag *d) {
+  for (int i = 0; in && i < in->count; i++) {
+    ir_type t;
+    void *dst = cg_program_input(p, in->names[i], &t);
+    if (!dst) continue;
+    attnc_status st = copy_in(in->names[i], &t, dst, in->tensors[i], d);
+    if (st != ATTNC_OK) return st;
+  }
+  attnc_status st = cg_program_run(p, d);
+  for (int i = 0; st == ATTNC_OK && out && i < p->g->noutputs; i++) {
+    ir_type t;
+    const char *name = cg_program_output_name(p, i, &t);
+    ir_tensor *x = ir_tensor_create(t);
+    if (!x) return ATTNC_ENOMEM;
+    memcpy(x->data, cg_program_output(p, name, NULL), (size_t)(ir_type_numel(&t) * (int64_t)ir_dtype_size(t.dtype)));
+    ir_bundle_put(out, name, x);
+  }
+  return st;
+}
+
+const cg_stats *cg_program_stats(const cg_program *p) { return &p->stats; }
+
+void cg_program_set_profile(cg_program *p, int on) {
+  p->profile = on;
+  if (on)
+    for (int k = 0; k < p->nlaunch; k++) p->launches[k].secs = 0;
+}
+
+/* Profile row: one distinct kernel. */
+typedef struct {
+  int uniq;
+  int calls;
+  double secs;
+} prof_row;
+
+static int by_time(const void *a, const void *b) {
+  double x = ((const prof_row *)a)->secs, y = ((const prof_row *)b)->secs;
+  return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* Prints accumulated time per distinct kernel. */
+void cg_program_print_profile(const cg_program *p, FILE *f, int top) {
+  prof_row *rows = calloc((size_t)p->nuniq + 1, sizeof *rows);
+  if (!rows) return;
+  double total = 0;
+  for (int u = 0; u < p->nuniq; u++) rows[u].uniq = u;
+  for (int k = 0; k < p->nlaunch; k++) {
+    rows[p->launches[k].uniq].calls++;
+    rows[p->launches[k].uniq].secs += p->launches[k].secs;
+    total += p->launches[k].secs;
+  }
+  qsort(rows, (size_t)p->nuniq, sizeof *rows, by_time);
+  fprintf(f, "%10s %6s %6s %5s  %s\n", "ms", "%", "calls", "GF/s", "kernel");
+  for (int r = 0; r < p->nuniq && (top <= 0 || r < top); r++) {
+    const unique_kernel *u = &p->uniq[rows[r].uniq];
+    double gf = rows[r].secs > 0 ? u->plan.flops * rows[r].calls / rows[r].secs * 1e-9 : 0;
+    fprintf(f, "%10.3f %6.2f %6d %5.0f  %s\n", rows[r].secs * 1e3,
+            total > 0 ? 100 * rows[r].secs / total : 0, rows[r].calls, gf, u->key);
+  }
+  fprintf(f, "%10.3f total over %d kernel calls\n", total * 1e3, p->nlaunch);
+  free(rows);
+}
+
+/* Text of the optimized kernels of 'g'. */
+attnc_status cg_emit_text(const ir_graph *g, int asm_text, char **out, ir_diag *d) {
+  *out = NULL;
+  cg_program *p = calloc(1, sizeof *p);
+  if (!p) return ATTNC_ENOMEM;
+  p->g = ir_graph_clone(g);
+  attnc_status st = p->g ? layout(p, d) : ATTNC_ENOMEM;
+  if (st == ATTNC_OK) st = collect_kernels(p, d);
+  if (st == ATTNC_OK) st = cg_jit_create(&p->jit, d);
+  LLVMModuleRef m = NULL;
+  if (st == ATTNC_OK) st = build_module(p, &m, d);
+  if (st == ATTNC_OK) st = cg_jit_optimize(p->jit, m, d);
+  if (st == ATTNC_OK && asm_text) {
+    char *text = NULL;
+    st = cg_jit_asm(p->jit, m, &text, d);
+    *out = text;
+  } else if (st == ATTNC_OK) {
+    char *text = LLVMPrintModuleToString(m);
+    *out = strdup(text);
+    LLVMDisposeMessage(text);
+  }
+  if (st == ATTNC_OK && *out) {
+    /* a table of contents: which kernel is which op */
+    size_t len = strlen(*out) + 64;
+    for (int u = 0; u < p->nuniq; u++) len += strlen(p->uniq[u].key) + 48;
+    char *all = malloc(len), *w = all;
+    if (all) {
+      const char *c = asm_text ? "#" : ";";
+      w += sprintf(w, "%s %d distinct kernels\n", c, p->nuniq);
+      for (int u = 0; u < p->nuniq; u++) w += sprintf(w, "%s %s: %s\n", c, p->uniq[u].name, p->uniq[u].key);
+      strcpy(w, *out);
+      free(*out);
+      *out = all;
+    }
+  }
+  if (m) LLVMDisposeModule(m);
+  cg_program_destroy(p);
+  return st;
+}
