@@ -466,7 +466,7 @@ static void test_garbage_never_crashes(void **state) {
 }
 
 /* A data set of 'n' 1x2x2 samples whose pixels all equal the sample index
- * and whose label is index % 10. */
+ * and whose label is (index * 7 + 3) % 10. */
 static rt_dataset *make_indexed(int64_t n) {
   rt_dataset *ds = calloc(1, sizeof *ds);
   assert_non_null(ds);
@@ -479,7 +479,7 @@ static rt_dataset *make_indexed(int64_t n) {
   ds->labels = malloc((size_t)n * sizeof(int64_t));
   for (int64_t i = 0; i < n; i++) {
     memset(ds->pixels + i * 4, (int)i, 4);
-    ds->labels[i] = i % 10;
+    ds->labels[i] = (i * 7 + 3) % 10;
   }
   return ds;
 }
@@ -499,7 +499,7 @@ static void holdout_200(int64_t n, uint64_t seed, unsigned char which[200]) {
     int k = held->pixels[i * 4 + 3];
     assert_true(k > last); /* original order kept */
     last = k;
-    assert_int_equal(held->labels[i], k % 10);
+    assert_int_equal(held->labels[i], (k * 7 + 3) % 10);
     which[k] = 1;
   }
   last = -1;
@@ -508,7 +508,7 @@ static void holdout_200(int64_t n, uint64_t seed, unsigned char which[200]) {
     assert_true(k > last);
     last = k;
     assert_int_equal(tr->pixels[i * 4 + 3], k);
-    assert_int_equal(tr->labels[i], k % 10);
+    assert_int_equal(tr->labels[i], (k * 7 + 3) % 10);
     assert_int_equal(which[k], 0); /* disjoint */
     which[k] = 2;
   }

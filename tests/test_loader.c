@@ -252,14 +252,15 @@ static void test_crop_flip_pixels(void **state) {
   rt_dataset *ds = make_ds(n, 1, 3, 3);
   const uint8_t img[9] = {1, 2, 3, 4, 5, 6, 7, 8, 9};
   for (int k = 0; k < n; k++) memcpy(ds->pixels + k * 9, img, 9);
-  ds->mean[0] = 0.0f, ds->std[0] = 1.0f / 255.0f; /* normalized value = byte */
+  /* normalized value = byte + 10: padding (byte 0) must come out as 10, not 0 */
+  ds->mean[0] = -10.0f / 255.0f, ds->std[0] = 1.0f / 255.0f;
   int nc = 0;
   uint8_t *cand = candidates(img, 3, 3, 1, &nc);
   assert_int_equal(nc, 18);
   /* by hand: offset (0,0) plain and mirrored, offset (2,2) plain */
   const uint8_t hand[3][9] = {{0, 0, 0, 0, 1, 2, 0, 4, 5}, {0, 0, 0, 2, 1, 0, 5, 4, 0}, {5, 6, 0, 8, 9, 0, 0, 0, 0}};
   int hand_seen[3] = {0};
-  int seen[18] = {0}, flips = 0;
+  int seen[18] = {0}, flips = 0, first_batches[2][64], b = 0;
   rt_loader *l = make_loader(ds, 64, 1, 3, 1, 1, 0);
   rt_loader_start(l, 0, 0);
   float out[64 * 9];
@@ -268,20 +269,24 @@ static void test_crop_flip_pixels(void **state) {
     for (int64_t i = 0; i < got; i++) {
       uint8_t v[9];
       for (int p = 0; p < 9; p++) {
-        float f = out[i * 9 + p];
+        float f = out[i * 9 + p] - 10.0f;
         assert_true(f >= -0.01f && f <= 9.01f);
         v[p] = (uint8_t)(f + 0.5f);
-        assert_float_equal(f, v[p], 1e-4);
+        assert_float_equal(f, v[p], 1e-3);
       }
       int match = -1;
       for (int k = 0; k < nc && match < 0; k++)
         if (!memcmp(v, cand + k * 9, 9)) match = k;
       assert_true(match >= 0);
       seen[match]++;
+      if (b < 2) first_batches[b][i] = match;
       flips += match % 2;
       for (int h = 0; h < 3; h++) hand_seen[h] += !memcmp(v, hand[h], 9);
     }
+    b++;
   }
+  /* the choices follow the position in the epoch, not in the batch */
+  assert_memory_not_equal(first_batches[0], first_batches[1], sizeof first_batches[0]);
   for (int k = 0; k < nc; k++) assert_true(seen[k] > 0);
   assert_true(flips > 150 && flips < 250);
   for (int h = 0; h < 3; h++) assert_true(hand_seen[h] > 0);
