@@ -40,6 +40,12 @@ for v in "$epochs" "$threads" "$seed" "$max_batches" "$max_test"; do
   [[ "$v" =~ ^[0-9]+$ ]] || die "'$v' is not a number"
 done
 
+# a busy machine makes every number below meaningless: say so
+read -r load1 _ </proc/loadavg 2>/dev/null || load1=0
+if awk -v l="$load1" 'BEGIN { exit !(l > 0.5) }'; then
+  echo "WARNING: load average $load1: the machine is not idle, timings are not meaningful" >&2
+fi
+
 ATTNC_BIN=${ATTNC_BIN:-$repo/build/attnc}
 export ATTNC_REFERENCE=${ATTNC_REFERENCE:-$(cd "$repo/.." && pwd)/shared/reference}
 PY=/usr/bin/python3

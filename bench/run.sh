@@ -45,6 +45,18 @@ for v in "$threads" "$batch" "$steps" "$warmup"; do
 done
 case ",$models," in *,none,*) ;; *) models="none,$models" ;; esac
 
+IFS=, read -r -a model_list <<<"$models"
+IFS=, read -r -a mode_list <<<"$modes"
+for mode in "${mode_list[@]}"; do
+  case "$mode" in train|infer) ;; *) die "mode must be train or infer, not '$mode'" ;; esac
+done
+
+# a busy machine makes every number below meaningless: say so
+read -r load1 _ </proc/loadavg 2>/dev/null || load1=0
+if awk -v l="$load1" 'BEGIN { exit !(l > 0.5) }'; then
+  echo "WARNING: load average $load1: the machine is not idle, timings are not meaningful" >&2
+fi
+
 ATTNC_BIN=${ATTNC_BIN:-$repo/build/attnc}
 export ATTNC_REFERENCE=${ATTNC_REFERENCE:-$(cd "$repo/.." && pwd)/shared/reference}
 PY=/usr/bin/python3
@@ -79,11 +91,6 @@ if [ -x "$ATTNC_BIN" ] && "$ATTNC_BIN" bench --help >/dev/null 2>&1; then
 else
   echo "run.sh: '$ATTNC_BIN bench' not available; attnc column is n/a" >&2
 fi
-IFS=, read -r -a model_list <<<"$models"
-IFS=, read -r -a mode_list <<<"$modes"
-for mode in "${mode_list[@]}"; do
-  case "$mode" in train|infer) ;; *) die "mode must be train or infer, not '$mode'" ;; esac
-done
 if [ "$have_attnc" = 1 ]; then
   for m in "${model_list[@]}"; do
     for mode in "${mode_list[@]}"; do

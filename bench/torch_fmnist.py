@@ -23,34 +23,15 @@ import os
 import sys
 import time
 
-SYSTEM_PYTHON = '/usr/bin/python3'
+from bench_common import ensure_torch, import_torch_models
 
-try:
-    import numpy as np
-    import torch
-    import torch.nn.functional as F
-except ImportError:  # pyenv python on PATH has no torch: use Debian's
-    if os.path.realpath(sys.executable) != os.path.realpath(SYSTEM_PYTHON) \
-            and os.path.exists(SYSTEM_PYTHON):
-        os.execv(SYSTEM_PYTHON, [SYSTEM_PYTHON] + sys.argv)
-    sys.exit('torch_fmnist.py: PyTorch not found; run scripts/setup.sh --bench '
-             'and use /usr/bin/python3')
+ensure_torch('torch_fmnist.py')
+import numpy as np
+import torch
+import torch.nn.functional as F
 
-HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_DATA = '/usr/share/datasets/fashion-mnist'
 MEAN, STD = 0.2860, 0.3530
-
-
-def import_torch_models(reference=None):
-    """Imports torch_models from --reference, $ATTNC_REFERENCE or
-    ../shared/reference relative to the repository (never a copy)."""
-    for d in (reference, os.environ.get('ATTNC_REFERENCE'),
-              os.path.join(HERE, '..', '..', 'shared', 'reference')):
-        if d and os.path.exists(os.path.join(d, 'torch_models.py')):
-            sys.path.insert(0, os.path.abspath(d))
-            import torch_models
-            return torch_models
-    sys.exit('torch_fmnist.py: torch_models.py not found (set ATTNC_REFERENCE or --reference)')
 
 
 def read_idx(path):
@@ -120,7 +101,7 @@ def main(argv):
     if a.epochs < 1 or a.threads < 1 or a.batch < 1:
         p.error('--epochs, --threads and --batch must be >= 1')
 
-    tm = import_torch_models(a.reference)
+    tm = import_torch_models('torch_fmnist.py', a.reference)
     torch.set_num_threads(a.threads)
     xtr, ytr = load_split(a.data, 'train')
     xte, yte = load_split(a.data, 't10k')

@@ -33,32 +33,11 @@ import subprocess
 import sys
 import time
 
-SYSTEM_PYTHON = '/usr/bin/python3'
+from bench_common import ensure_torch, import_torch_models
 
-try:
-    import torch
-    import torch.nn.functional as F
-except ImportError:  # pyenv python on PATH has no torch: use Debian's
-    if os.path.realpath(sys.executable) != os.path.realpath(SYSTEM_PYTHON) \
-            and os.path.exists(SYSTEM_PYTHON):
-        os.execv(SYSTEM_PYTHON, [SYSTEM_PYTHON] + sys.argv)
-    sys.exit('torch_step.py: PyTorch not found; run scripts/setup.sh --bench '
-             'and use /usr/bin/python3')
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-def import_torch_models(reference=None):
-    """Imports torch_models from --reference, $ATTNC_REFERENCE or
-    ../shared/reference relative to the repository (never a copy)."""
-    cands = [reference, os.environ.get('ATTNC_REFERENCE'),
-             os.path.join(HERE, '..', '..', 'shared', 'reference')]
-    for d in cands:
-        if d and os.path.exists(os.path.join(d, 'torch_models.py')):
-            sys.path.insert(0, os.path.abspath(d))
-            import torch_models
-            return torch_models
-    sys.exit('torch_step.py: torch_models.py not found (set ATTNC_REFERENCE or --reference)')
+ensure_torch('torch_step.py')
+import torch
+import torch.nn.functional as F
 
 
 def parse_args(argv):
@@ -196,7 +175,7 @@ def child_argv(a, attention, mode):
 
 def main(argv):
     a = parse_args(argv)
-    tm = import_torch_models(a.reference)
+    tm = import_torch_models('torch_step.py', a.reference)
     if a.models == 'all':
         models = list(tm.ATTENTION)
     else:
