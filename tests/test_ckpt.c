@@ -66,12 +66,42 @@ static rt_ckpt_info full_info(void) {
   return in;
 }
 
+/* Per-test state: a fresh directory holding "ck.safetensors", the
+ * checkpoint of small_state() and full_info(), and a diagnostic context. */
+typedef struct {
+  char *dir, *path;
+  ir_diag *d;
+} ck_fixture;
+
+static int setup(void **state) {
+  ck_fixture *fx = calloc(1, sizeof *fx);
+  assert_non_null(fx);
+  fx->dir = tc_tempdir();
+  assert_non_null(fx->dir);
+  fx->path = tc_path(fx->dir, "ck.safetensors");
+  fx->d = ir_diag_create();
+  ir_bundle *b = small_state();
+  rt_ckpt_info in = full_info();
+  assert_int_equal(rt_ckpt_save(fx->path, b, &in, fx->d), ATTNC_OK);
+  ir_bundle_destroy(b);
+  *state = fx;
+  return 0;
+}
+
+static int teardown(void **state) {
+  ck_fixture *fx = *state;
+  ir_diag_destroy(fx->d);
+  free(fx->path);
+  tc_rmtree(fx->dir);
+  free(fx->dir);
+  free(fx);
+  return 0;
+}
+
 static void test_round_trip(void **state) {
-  (void)state;
-  char *dir = tc_tempdir();
-  assert_non_null(dir);
-  char *path = tc_path(dir, "ck.safetensors");
-  ir_diag *d = ir_diag_create();
+  ck_fixture *fx = *state;
+  const char *path = fx->path;
+  ir_diag *d = fx->d;
   ir_bundle *b = small_state();
   ir_bundle_set_meta(b, "user.note", "kept");
   ir_bundle_set_meta(b, "attnc.epoch", "999"); /* stale: replaced by info */
@@ -94,133 +124,100 @@ static void test_round_trip(void **state) {
   assert_string_equal(ir_bundle_get_meta(got, "attnc.seed"), "18446744073709551615");
   assert_string_equal(ir_bundle_get_meta(got, "attnc.format"), "1");
   ir_bundle_destroy(got);
-  ir_diag_destroy(d);
-  free(path);
-  tc_rmtree(dir);
-  free(dir);
 }
 
 /* A plain safetensors file (as PyTorch writes) loads as weights only. */
 static void test_plain_weights(void **state) {
-  (void)state;
-  char *dir = tc_tempdir();
-  assert_non_null(dir);
-  char *path = tc_path(dir, "w.safetensors");
-  ir_diag *d = ir_diag_create();
+  ck_fixture *fx = *state;
+  char *path = tc_path(fx->dir, "w.safetensors");
   ir_bundle *b = small_state();
   ir_bundle_set_meta(b, "format", "pt");
-  assert_int_equal(rt_safetensors_write(path, b, d), ATTNC_OK);
+  assert_int_equal(rt_safetensors_write(path, b, fx->d), ATTNC_OK);
   ir_bundle_destroy(b);
   ir_bundle *got = NULL;
   rt_ckpt_info out;
   memset(&out, 0x5a, sizeof out);
-  assert_int_equal(rt_ckpt_load(path, &got, &out, d), ATTNC_OK);
+  assert_int_equal(rt_ckpt_load(path, &got, &out, fx->d), ATTNC_OK);
   check_small_state(got);
   rt_ckpt_info zero;
   memset(&zero, 0, sizeof zero);
   assert_memory_equal(&out, &zero, sizeof zero);
   ir_bundle_destroy(got);
-  ir_diag_destroy(d);
   free(path);
-  tc_rmtree(dir);
-  free(dir);
 }
 
-/* Writes a checkpoint whose metadata is full_info()'s with 'key' set to
- * 'value' (NULL: removed), and checks that loading names file and key. */
-static void expect_bad_meta(const char *dir, const char *key, const char *value, const char *needle) {
-  char *path = tc_path(dir, "bad.safetensors");
-  ir_diag *d = ir_diag_create();
-  ir_bundle *b = small_state();
-  rt_ckpt_info in = full_info();
-  assert_int_equal(rt_ckpt_save(path, b, &in, d), ATTNC_OK);
-  ir_bundle_destroy(b);
-  assert_int_equal(rt_safetensors_read(path, &b, d), ATTNC_OK);
-  if (value) {
-    ir_bundle_set_meta(b, key, value);
-  } else {
-    for (int i = 0; i < b->nmeta; i++)
-      if (strcmp(b->meta_keys[i], key) == 0) {
-        free(b->meta_keys[i]);
-        free(b->meta_values[i]);
-        b->meta_keys[i] = b->meta_keys[b->nmeta - 1];
-        b->meta_values[i] = b->meta_values[b->nmeta - 1];
-        b->nmeta--;
-        break;
-      }
-  }
-  assert_int_equal(rt_safetensors_write(path, b, d), ATTNC_OK);
+/* Rewrites the fixture's checkpoint with metadata 'key' set to 'value'
+ * (NULL: removed), and checks that loading fails naming file and key. */
+static void expect_bad_meta(ck_fixture *fx, const char *key, const char *value, const char *needle) {
+  ir_bundle *b = NULL;
+  assert_int_equal(rt_safetensors_read(fx->path, &b, fx->d), ATTNC_OK);
+  for (int i = 0; i < b->nmeta; i++)
+    if (strcmp(b->meta_keys[i], key) == 0) {
+      free(b->meta_keys[i]);
+      free(b->meta_values[i]);
+      b->meta_keys[i] = b->meta_keys[b->nmeta - 1];
+      b->meta_values[i] = b->meta_values[b->nmeta - 1];
+      b->nmeta--;
+      break;
+    }
+  if (value) ir_bundle_set_meta(b, key, value);
+  char *bad = tc_path(fx->dir, "bad.safetensors");
+  assert_int_equal(rt_safetensors_write(bad, b, fx->d), ATTNC_OK);
   ir_bundle_destroy(b);
   ir_bundle *got = (ir_bundle *)1;
   rt_ckpt_info out;
-  assert_int_equal(rt_ckpt_load(path, &got, &out, d), ATTNC_EPARSE);
+  ir_diag_clear(fx->d);
+  assert_int_equal(rt_ckpt_load(bad, &got, &out, fx->d), ATTNC_EPARSE);
   assert_null(got);
   assert_int_equal(out.epoch, 0);
-  const char *msg = ir_diag_text(d);
-  if (!strstr(msg, path) || !strstr(msg, needle))
+  const char *msg = ir_diag_text(fx->d);
+  if (!strstr(msg, bad) || !strstr(msg, needle))
     fail_msg("%s=%s: message '%s' lacks the path or '%s'", key, value ? value : "(removed)", msg, needle);
-  ir_diag_destroy(d);
-  free(path);
+  free(bad);
 }
 
 static void test_bad_metadata(void **state) {
-  (void)state;
-  char *dir = tc_tempdir();
-  assert_non_null(dir);
-  expect_bad_meta(dir, "attnc.epoch", "abc", "'attnc.epoch' = 'abc'");
-  expect_bad_meta(dir, "attnc.epoch", "-1", "'attnc.epoch' = '-1'");
-  expect_bad_meta(dir, "attnc.batch", "12x", "'attnc.batch'");
-  expect_bad_meta(dir, "attnc.step", "", "'attnc.step'");
-  expect_bad_meta(dir, "attnc.step", "9223372036854775808", "'attnc.step'");
-  expect_bad_meta(dir, "attnc.seed", "18446744073709551616", "'attnc.seed'");
-  expect_bad_meta(dir, "attnc.seed", " 1", "'attnc.seed'");
-  expect_bad_meta(dir, "attnc.batch", NULL, "lacks 'attnc.batch'");
-  expect_bad_meta(dir, "attnc.format", "2", "'attnc.format' = '2'");
-  expect_bad_meta(dir, "attnc.format", NULL, "lacks 'attnc.format'");
+  ck_fixture *fx = *state;
+  expect_bad_meta(fx, "attnc.epoch", "abc", "'attnc.epoch' = 'abc'");
+  expect_bad_meta(fx, "attnc.epoch", "-1", "'attnc.epoch' = '-1'");
+  expect_bad_meta(fx, "attnc.batch", "12x", "'attnc.batch'");
+  expect_bad_meta(fx, "attnc.step", "", "'attnc.step'");
+  expect_bad_meta(fx, "attnc.step", "9223372036854775808", "'attnc.step'");
+  expect_bad_meta(fx, "attnc.seed", "18446744073709551616", "'attnc.seed'");
+  expect_bad_meta(fx, "attnc.seed", " 1", "'attnc.seed'");
+  expect_bad_meta(fx, "attnc.batch", NULL, "lacks 'attnc.batch'");
+  expect_bad_meta(fx, "attnc.format", "2", "'attnc.format' = '2'");
+  expect_bad_meta(fx, "attnc.format", NULL, "lacks 'attnc.format'");
   char hash[200];
   memset(hash, 'f', sizeof hash - 1);
   hash[sizeof hash - 1] = '\0';
-  expect_bad_meta(dir, "attnc.spec_hash", hash, "'attnc.spec_hash' is longer");
-  tc_rmtree(dir);
-  free(dir);
+  expect_bad_meta(fx, "attnc.spec_hash", hash, "'attnc.spec_hash' is longer");
 }
 
-/* Truncated and empty checkpoints are errors, not crashes. */
+/* Truncated, empty and missing checkpoints are errors, not crashes. */
 static void test_truncated(void **state) {
-  (void)state;
-  char *dir = tc_tempdir();
-  assert_non_null(dir);
-  char *path = tc_path(dir, "ck.safetensors");
-  char *cut = tc_path(dir, "cut.safetensors");
-  ir_diag *d = ir_diag_create();
-  ir_bundle *b = small_state();
-  rt_ckpt_info in = full_info();
-  assert_int_equal(rt_ckpt_save(path, b, &in, d), ATTNC_OK);
-  ir_bundle_destroy(b);
+  ck_fixture *fx = *state;
+  char *cut = tc_path(fx->dir, "cut.safetensors");
   size_t n = 0;
-  char *bytes = tc_read_file(path, &n);
+  char *bytes = tc_read_file(fx->path, &n);
   assert_non_null(bytes);
   const size_t keep[] = {0, 4, 8, 20, n / 2, n - 1};
   for (int i = 0; i < 6; i++) {
     assert_int_equal(tc_write_file(cut, bytes, keep[i]), 0);
     ir_bundle *got = NULL;
     rt_ckpt_info out;
-    ir_diag_clear(d);
-    assert_int_not_equal(rt_ckpt_load(cut, &got, &out, d), ATTNC_OK);
+    ir_diag_clear(fx->d);
+    assert_int_not_equal(rt_ckpt_load(cut, &got, &out, fx->d), ATTNC_OK);
     assert_null(got);
-    assert_non_null(strstr(ir_diag_text(d), cut));
+    assert_non_null(strstr(ir_diag_text(fx->d), cut));
   }
   free(bytes);
+  free(cut);
   ir_bundle *got = NULL;
   rt_ckpt_info out;
-  char *missing = tc_path(dir, "missing.safetensors");
-  assert_int_equal(rt_ckpt_load(missing, &got, &out, d), ATTNC_EIO);
+  char *missing = tc_path(fx->dir, "missing.safetensors");
+  assert_int_equal(rt_ckpt_load(missing, &got, &out, fx->d), ATTNC_EIO);
   free(missing);
-  ir_diag_destroy(d);
-  free(path);
-  free(cut);
-  tc_rmtree(dir);
-  free(dir);
 }
 
 /* Returns the number of entries of 'dir' other than . and .. */
@@ -235,108 +232,87 @@ static int count_entries(const char *dir) {
   return n;
 }
 
-/* Loads 'path' and checks it is still the epoch-3 checkpoint of full_info. */
-static void expect_original(const char *path) {
-  ir_diag *d = ir_diag_create();
+/* Checks that the fixture's checkpoint is still the original (epoch 3)
+ * and alone in its directory (no temporary file left behind). */
+static void expect_original(ck_fixture *fx) {
   ir_bundle *got = NULL;
   rt_ckpt_info out;
-  assert_int_equal(rt_ckpt_load(path, &got, &out, d), ATTNC_OK);
+  assert_int_equal(rt_ckpt_load(fx->path, &got, &out, fx->d), ATTNC_OK);
   check_small_state(got);
   assert_int_equal(out.epoch, 3);
   ir_bundle_destroy(got);
-  ir_diag_destroy(d);
+  assert_int_equal(count_entries(fx->dir), 1);
 }
 
 /* A failed write leaves the existing checkpoint intact and no temporary
  * file behind: a directory that does not exist, a file size limit hit
  * mid-write (works as root too), a read-only directory (non-root only). */
 static void test_atomic(void **state) {
-  (void)state;
-  char *dir = tc_tempdir();
-  assert_non_null(dir);
-  char *path = tc_path(dir, "ck.safetensors");
-  ir_diag *d = ir_diag_create();
+  ck_fixture *fx = *state;
+  rt_ckpt_info later = full_info();
+  later.epoch = 4;
   ir_bundle *b = small_state();
-  rt_ckpt_info in = full_info();
-  assert_int_equal(rt_ckpt_save(path, b, &in, d), ATTNC_OK);
-  ir_bundle_destroy(b);
-
-  char *nodir = tc_path(dir, "no/such/dir/ck.safetensors");
-  b = small_state();
-  assert_int_equal(rt_ckpt_save(nodir, b, &in, d), ATTNC_EIO);
-  assert_non_null(strstr(ir_diag_text(d), nodir));
-  ir_bundle_destroy(b);
+  char *nodir = tc_path(fx->dir, "no/such/dir/ck.safetensors");
+  assert_int_equal(rt_ckpt_save(nodir, b, &later, fx->d), ATTNC_EIO);
+  assert_non_null(strstr(ir_diag_text(fx->d), nodir));
   free(nodir);
 
-  /* a big state written under a 64 KiB file size limit fails with EFBIG */
-  b = small_state();
+  /* a 1 MiB state written under a 64 KiB file size limit fails with EFBIG */
   const int64_t big[1] = {1 << 18};
   ir_bundle_put(b, "big", ir_tensor_create(ir_type_make(IR_F32, 1, big)));
-  rt_ckpt_info later = in;
-  later.epoch = 4;
   struct rlimit old, small;
   assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
   small = old;
   small.rlim_cur = 65536;
   void (*prev)(int) = signal(SIGXFSZ, SIG_IGN);
   assert_int_equal(setrlimit(RLIMIT_FSIZE, &small), 0);
-  ir_diag_clear(d);
-  attnc_status st = rt_ckpt_save(path, b, &later, d);
+  ir_diag_clear(fx->d);
+  attnc_status st = rt_ckpt_save(fx->path, b, &later, fx->d);
   assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
   signal(SIGXFSZ, prev);
   assert_int_equal(st, ATTNC_EIO);
-  assert_true(ir_diag_count(d) >= 1);
-  expect_original(path);
-  assert_int_equal(count_entries(dir), 1);
+  assert_non_null(strstr(ir_diag_text(fx->d), fx->dir));
+  expect_original(fx);
 
   if (geteuid() != 0) {
-    assert_int_equal(chmod(dir, 0500), 0);
-    ir_diag_clear(d);
-    st = rt_ckpt_save(path, b, &later, d);
-    assert_int_equal(chmod(dir, 0700), 0);
+    assert_int_equal(chmod(fx->dir, 0500), 0);
+    ir_diag_clear(fx->d);
+    st = rt_ckpt_save(fx->path, b, &later, fx->d);
+    assert_int_equal(chmod(fx->dir, 0700), 0);
     assert_int_equal(st, ATTNC_EIO);
-    expect_original(path);
-    assert_int_equal(count_entries(dir), 1);
+    expect_original(fx);
   }
   ir_bundle_destroy(b);
-  ir_diag_destroy(d);
-  free(path);
-  tc_rmtree(dir);
-  free(dir);
 }
 
 /* FNV-1a 64 of known bytes; expected values computed with python:
  * h = 0xcbf29ce484222325; for b in data: h = ((h ^ b) * 0x100000001b3) % 2**64 */
 static void test_file_hash(void **state) {
-  (void)state;
-  char *dir = tc_tempdir();
-  assert_non_null(dir);
-  char *path = tc_path(dir, "spec.lua");
-  ir_diag *d = ir_diag_create();
+  ck_fixture *fx = *state;
+  char *path = tc_path(fx->dir, "spec.lua");
+  const char *const data[3] = {"hello attnc\n", "a", ""};
+  const char *const want[3] = {"86594da807cd0d8b", "af63dc4c8601ec8c", "cbf29ce484222325"};
   char out[17];
-  assert_int_equal(tc_write_file(path, "hello attnc\n", 12), 0);
-  assert_int_equal(rt_file_hash(path, out, d), ATTNC_OK);
-  assert_string_equal(out, "86594da807cd0d8b");
-  assert_int_equal(tc_write_file(path, "a", 1), 0);
-  assert_int_equal(rt_file_hash(path, out, d), ATTNC_OK);
-  assert_string_equal(out, "af63dc4c8601ec8c");
-  assert_int_equal(tc_write_file(path, "", 0), 0);
-  assert_int_equal(rt_file_hash(path, out, d), ATTNC_OK);
-  assert_string_equal(out, "cbf29ce484222325");
-  char *missing = tc_path(dir, "missing.lua");
-  assert_int_equal(rt_file_hash(missing, out, d), ATTNC_EIO);
-  assert_non_null(strstr(ir_diag_text(d), missing));
-  free(missing);
-  ir_diag_destroy(d);
+  for (int i = 0; i < 3; i++) {
+    assert_int_equal(tc_write_file(path, data[i], strlen(data[i])), 0);
+    assert_int_equal(rt_file_hash(path, out, fx->d), ATTNC_OK);
+    assert_string_equal(out, want[i]);
+  }
   free(path);
-  tc_rmtree(dir);
-  free(dir);
+  char *missing = tc_path(fx->dir, "missing.lua");
+  assert_int_equal(rt_file_hash(missing, out, fx->d), ATTNC_EIO);
+  assert_non_null(strstr(ir_diag_text(fx->d), missing));
+  free(missing);
 }
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_round_trip), cmocka_unit_test(test_plain_weights), cmocka_unit_test(test_bad_metadata),
-      cmocka_unit_test(test_truncated),  cmocka_unit_test(test_atomic),        cmocka_unit_test(test_file_hash),
+      cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_plain_weights, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_bad_metadata, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_truncated, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_atomic, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_file_hash, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
