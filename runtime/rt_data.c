@@ -110,8 +110,7 @@ static attnc_status data_read_file(const char *path, data_blob *b, ir_diag *d) {
 
 /* Reads "dir/base" or, when that does not exist, "dir/base.gz". *used gets
  * the malloc'd path actually read (for messages). */
-static attnc_status data_read_maybe_gz(const char *dir, const char *base, data_blob *b, char **used,
-                                       ir_diag *d) {
+static attnc_status data_read_maybe_gz(const char *dir, const char *base, data_blob *b, char **used, ir_diag *d) {
   char *plain = data_path(dir, base);
   size_t n = strlen(base) + 4;
   char *gzname = malloc(n);
@@ -244,7 +243,8 @@ static attnc_status data_read_cifar(rt_dataset *ds, const char *dir, rt_split sp
   const char *names10[] = {"data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin", "data_batch_4.bin",
                            "data_batch_5.bin"};
   const char *test10[] = {"test_batch.bin"}, *train100[] = {"train.bin"}, *test100[] = {"test.bin"};
-  const char **names = c100 ? (split == RT_SPLIT_TRAIN ? train100 : test100) : (split == RT_SPLIT_TRAIN ? names10 : test10);
+  const char **names =
+      c100 ? (split == RT_SPLIT_TRAIN ? train100 : test100) : (split == RT_SPLIT_TRAIN ? names10 : test10);
   int nfiles = !c100 && split == RT_SPLIT_TRAIN ? 5 : 1;
   size_t head = c100 ? 2 : 1, rec = head + 3072;
   ds->channels = 3;

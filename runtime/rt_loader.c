@@ -34,8 +34,8 @@ struct rt_loader {
   pthread_mutex_t mu;
   pthread_cond_t cv;
   int quit;
-  uint64_t gen;           /* bumped by every rt_loader_start */
-  int64_t epoch;          /* epoch of the current generation */
+  uint64_t gen;             /* bumped by every rt_loader_start */
+  int64_t epoch;            /* epoch of the current generation */
   int64_t produce, consume; /* next batch to prepare / to hand out */
   loader_slot slot[LOADER_SLOTS];
   /* Worker-only state: the order of the epoch of generation perm_gen. */
@@ -160,9 +160,10 @@ static void *loader_main(void *arg) {
 attnc_status rt_loader_create(const rt_dataset *ds, const rt_loader_options *o, rt_loader **out, ir_diag *d) {
   *out = NULL;
   int64_t side = ds->height < ds->width ? ds->height : ds->width;
-  if (o->batch < 1 || o->pad_crop < 0 || (o->pad_crop && o->pad_crop >= side) || ds->channels < 1 ||
-      ds->channels > 3 || ds->count < 0) {
-    ir_diag_error(d, NULL, 0, "loader: bad options (batch %lld, pad %d) for %lld x %lld x %lld images of %s",
+  if (o->batch < 1 || o->pad_crop < 0 || (o->pad_crop && o->pad_crop >= side) || ds->channels < 1 || ds->channels > 3 ||
+      ds->count < 0 || !(ds->std[0] > 0) || (ds->channels == 3 && !(ds->std[1] > 0 && ds->std[2] > 0))) {
+    ir_diag_error(d, NULL, 0,
+                  "loader: bad options (batch %lld, pad %d) for %lld x %lld x %lld images of %s (or std <= 0)",
                   (long long)o->batch, o->pad_crop, (long long)ds->channels, (long long)ds->height,
                   (long long)ds->width, ds->name);
     return ATTNC_EINVAL;
@@ -260,8 +261,7 @@ int64_t rt_loader_next(rt_loader *l, float *images, int64_t *labels) {
   loader_slot *s = NULL;
   for (;;) {
     for (int i = 0; i < LOADER_SLOTS && !s; i++)
-      if (l->slot[i].state == SLOT_READY && l->slot[i].gen == l->gen && l->slot[i].index == l->consume)
-        s = &l->slot[i];
+      if (l->slot[i].state == SLOT_READY && l->slot[i].gen == l->gen && l->slot[i].index == l->consume) s = &l->slot[i];
     if (s) break;
     pthread_cond_wait(&l->cv, &l->mu);
   }

@@ -20,12 +20,14 @@ typedef struct {
   int drop_last;        /* 1: drop the last partial batch */
 } rt_loader_options;
 
+/* A loader's functions are called from one thread (the training loop); the
+ * worker thread is internal. */
 typedef struct rt_loader rt_loader;
 
 /* Batches of 'ds' (not owned; must outlive the loader), prepared by a background thread.
  * 'o' is copied. Starts no work until rt_loader_start. ATTNC_EINVAL for a
- * batch < 1, a negative pad_crop or pad_crop >= the image side (pad
- * is zeros; the crop keeps the original size). *out owned by the caller. */
+ * batch < 1, a negative pad_crop, pad_crop >= the image side, more than 3
+ * channels or a std <= 0. *out owned by the caller. */
 attnc_status rt_loader_create(const rt_dataset *ds, const rt_loader_options *o, rt_loader **out, ir_diag *d);
 /* Stops and joins the background thread and frees 'l' (NULL is fine). */
 void rt_loader_destroy(rt_loader *l);
@@ -38,9 +40,9 @@ int64_t rt_loader_batches(const rt_loader *l);
 void rt_loader_start(rt_loader *l, int64_t epoch, int64_t first);
 /* Blocks until the next batch is ready and copies it out: images float32 [batch,C,H,W] normalized
  * with ds->mean/std ((byte / 255 - mean[c]) / std[c], computed in double, rounded to float; the
- * crop comes first, then the flip, as in torchvision), labels int64 [batch]. Returns the number of samples (< batch only for the last
- * batch when drop_last is 0; the rest of the arrays is zero-filled), 0 at the end of the epoch
- * (and before any rt_loader_start). */
+ * crop comes first, then the flip, as in torchvision), labels int64 [batch]. Returns the number
+ * of samples (< batch only for the last batch when drop_last is 0; the rest of the arrays is
+ * zero-filled), 0 at the end of the epoch (and before any rt_loader_start). */
 int64_t rt_loader_next(rt_loader *l, float *images, int64_t *labels);
 
 #endif

@@ -172,7 +172,9 @@ static void test_fashion_installed(void **state) {
 }
 
 /* The pixel byte of a CIFAR/STL test image: sample k, channel c, row y, column x. */
-static unsigned char rgb_pixel(int k, int c, int y, int x) { return (unsigned char)(k * 31 + c * 101 + y * 5 + x * 11); }
+static unsigned char rgb_pixel(int k, int c, int y, int x) {
+  return (unsigned char)(k * 31 + c * 101 + y * 5 + x * 11);
+}
 
 /* Writes a CIFAR file of 'n' records (first sample number k0) with 'head'
  * label bytes per record taken from labels[2*i], labels[2*i+1]. */
@@ -423,10 +425,9 @@ static void test_bad_spec(void **state) {
 static void test_garbage_never_crashes(void **state) {
   (void)state;
   char *dir = tc_tempdir();
-  const char *files[] = {"train-images-idx3-ubyte", "train-labels-idx1-ubyte", "train.bin",
-                         "data_batch_1.bin",        "data_batch_2.bin",        "data_batch_3.bin",
-                         "data_batch_4.bin",        "data_batch_5.bin",        "train_X.bin",
-                         "train_y.bin"};
+  const char *files[] = {
+      "train-images-idx3-ubyte", "train-labels-idx1-ubyte", "train.bin",        "data_batch_1.bin", "data_batch_2.bin",
+      "data_batch_3.bin",        "data_batch_4.bin",        "data_batch_5.bin", "train_X.bin",      "train_y.bin"};
   const char *kinds[] = {"mnist", "cifar10", "cifar100", "stl10"};
   uint64_t s = 12345;
   unsigned char buf[300];
@@ -545,11 +546,16 @@ static void test_holdout(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_idx_plain_and_gz), cmocka_unit_test(test_fashion_installed),
-      cmocka_unit_test(test_cifar10),          cmocka_unit_test(test_cifar100),
-      cmocka_unit_test(test_stl10),            cmocka_unit_test(test_idx_corrupt),
-      cmocka_unit_test(test_gzip_corrupt),     cmocka_unit_test(test_cifar_stl_corrupt),
-      cmocka_unit_test(test_bad_spec),         cmocka_unit_test(test_garbage_never_crashes),
+      cmocka_unit_test(test_idx_plain_and_gz),
+      cmocka_unit_test(test_fashion_installed),
+      cmocka_unit_test(test_cifar10),
+      cmocka_unit_test(test_cifar100),
+      cmocka_unit_test(test_stl10),
+      cmocka_unit_test(test_idx_corrupt),
+      cmocka_unit_test(test_gzip_corrupt),
+      cmocka_unit_test(test_cifar_stl_corrupt),
+      cmocka_unit_test(test_bad_spec),
+      cmocka_unit_test(test_garbage_never_crashes),
       cmocka_unit_test(test_holdout),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

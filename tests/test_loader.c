@@ -205,8 +205,8 @@ static void test_normalization(void **state) {
   rt_dataset *ds = make_ds(1, 3, 1, 2);
   const uint8_t px[6] = {0, 255, 51, 204, 0, 255};
   memcpy(ds->pixels, px, 6);
-  ds->mean[0] = 0.5f, ds->std[0] = 0.25f;   /* 0 -> -2, 255 -> 2 */
-  ds->mean[1] = 0.0f, ds->std[1] = 0.5f;    /* 51 -> 0.4, 204 -> 1.6 */
+  ds->mean[0] = 0.5f, ds->std[0] = 0.25f;      /* 0 -> -2, 255 -> 2 */
+  ds->mean[1] = 0.0f, ds->std[1] = 0.5f;       /* 51 -> 0.4, 204 -> 1.6 */
   ds->mean[2] = 0.2860f, ds->std[2] = 0.3530f; /* Fashion-MNIST's */
   rt_loader *l = make_loader(ds, 1, 0, 0, 0, 0, 0);
   float img[6];
@@ -353,7 +353,7 @@ static void test_restart_and_edges(void **state) {
   assert_int_equal(rt_loader_next(l, img, lab), 0);
   rt_loader_start(l, 0, 14);
   assert_int_equal(rt_loader_next(l, img, lab), 2); /* 100 = 14 * 7 + 2 */
-  rt_loader_start(l, 1, 0); /* destroy with work in flight */
+  rt_loader_start(l, 1, 0);                         /* destroy with work in flight */
   rt_loader_destroy(l);
   rt_loader_options bad = {0, 1, 1, 0, 0, 0};
   ir_diag *d = ir_diag_create();
@@ -364,6 +364,12 @@ static void test_restart_and_edges(void **state) {
   bad.pad_crop = 4;
   assert_int_equal(rt_loader_create(ds, &bad, &none, d), ATTNC_EINVAL);
   assert_non_null(strstr(ir_diag_text(d), "loader"));
+  bad.pad_crop = 1;
+  ds->std[0] = 0.0f;
+  assert_int_equal(rt_loader_create(ds, &bad, &none, d), ATTNC_EINVAL);
+  ds->std[0] = 0.25f;
+  assert_int_equal(rt_loader_create(ds, &bad, &none, d), ATTNC_OK);
+  rt_loader_destroy(none);
   ir_diag_destroy(d);
   rt_loader_destroy(NULL);
   free_ds(ds);
@@ -395,10 +401,14 @@ static void test_speed(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_epoch_is_permutation), cmocka_unit_test(test_order_and_drop_last),
-      cmocka_unit_test(test_seeds_and_epochs),     cmocka_unit_test(test_resume),
-      cmocka_unit_test(test_normalization),        cmocka_unit_test(test_crop_flip_pixels),
-      cmocka_unit_test(test_crop_or_flip_alone),   cmocka_unit_test(test_restart_and_edges),
+      cmocka_unit_test(test_epoch_is_permutation),
+      cmocka_unit_test(test_order_and_drop_last),
+      cmocka_unit_test(test_seeds_and_epochs),
+      cmocka_unit_test(test_resume),
+      cmocka_unit_test(test_normalization),
+      cmocka_unit_test(test_crop_flip_pixels),
+      cmocka_unit_test(test_crop_or_flip_alone),
+      cmocka_unit_test(test_restart_and_edges),
       cmocka_unit_test(test_speed),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
