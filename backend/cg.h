@@ -68,6 +68,11 @@ attnc_status cg_program_run(cg_program *p, ir_diag *d);
 attnc_status cg_program_run_bundle(cg_program *p, const ir_bundle *in, ir_bundle *out,
                                    ir_diag *d);
 
+/* Copies every output whose name is also a source into that source (the
+ * new weights, momenta and running statistics of a training step become
+ * the next step's inputs). Returns the number of tensors copied. */
+int cg_program_feedback(cg_program *p);
+
 /* The program's figures. */
 const cg_stats *cg_program_stats(const cg_program *p);
 

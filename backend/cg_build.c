@@ -330,11 +330,23 @@ static void add_enum_attr(LLVMContextRef ctx, LLVMValueRef f, unsigned idx, cons
   LLVMAddAttributeAtIndex(f, idx, LLVMCreateEnumAttribute(ctx, kind, 0));
 }
 
-/* Sets the attributes every kernel function gets: 512-bit vectors allowed,
- * no unwinding. */
+/* Host vector width in f32 lanes (from LLVM's host feature string). */
+int cg_host_vector_floats(void) {
+  static int lanes;
+  if (!lanes) {
+    char *f = LLVMGetHostCPUFeatures();
+    lanes = strstr(f, "+avx512f") ? 16 : strstr(f, "+avx2") || strstr(f, "+avx,") ? 8 : 4;
+    LLVMDisposeMessage(f);
+  }
+  return lanes;
+}
+
+/* Sets the attributes every kernel function gets: the host's full vector
+ * width, no unwinding. */
 static void kernel_attrs(LLVMContextRef ctx, LLVMValueRef f) {
-  add_fn_attr(ctx, f, "prefer-vector-width", "512");
-  add_fn_attr(ctx, f, "min-legal-vector-width", "512");
+  const char *bits = cg_host_vector_floats() == 16 ? "512" : cg_host_vector_floats() == 8 ? "256" : "128";
+  add_fn_attr(ctx, f, "prefer-vector-width", bits);
+  add_fn_attr(ctx, f, "min-legal-vector-width", bits);
   add_enum_attr(ctx, f, LLVMAttributeFunctionIndex, "nounwind");
 }
 

@@ -24,6 +24,12 @@
 #include <llvm-c/TargetMachine.h>
 #include "cg.h"
 
+/* f32 lanes of the host's widest vector registers: 16 with AVX-512F, 8 with
+ * AVX2 (this project's machines are AMD EPYC with AVX2 + FMA and 16 ymm
+ * registers, NO AVX-512, whatever older notes say), 4 otherwise. Register-
+ * blocked kernels size their tiles from it. */
+int cg_host_vector_floats(void);
+
 /* Most operands of an elementwise kernel (output + where's three inputs). */
 #define IR_MAX_IN_EW 4
 

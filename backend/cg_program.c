@@ -51,6 +51,11 @@ struct cg_program {
   int *sources;         /* node ids of input/param/buffer nodes */
   int nsources;
   void **interp_out;    /* interpreter mode: storage of each output */
+  struct {
+    void *src, *val;
+    size_t bytes;
+  } *fb;                /* cg_program_feedback's pairs */
+  int nfb, fb_ready;
 };
 
 /* Seconds on a monotonic clock. */
@@ -155,7 +160,7 @@ static int intern_kernel(cg_program *p, const char *key, int node) {
   u->key = strdup(key);
   if (!u->key) return -1;
   u->node = node;
-  snprintf(u->name, sizeof u->name, "k%d_%s", p->nuniq, ir_node_name(p->g->nodes[node]));
+  snprintf(u->name, sizeof u->name, "k%d_%s", p->nuniq, ir_op_info_get(p->g->nodes[node]->op)->name);
   p->hash[s] = p->nuniq;
   return p->nuniq++;
 }
@@ -306,6 +311,7 @@ void cg_program_destroy(cg_program *p) {
   if (p->interp_out && p->g)
     for (int i = 0; i < p->g->noutputs; i++) free(p->interp_out[i]);
   free(p->interp_out);
+  free(p->fb);
   free(p->scratch);
   free(p->arena);
   free(p->ptr);
@@ -440,6 +446,27 @@ attnc_status cg_program_run_bundle(cg_program *p, const ir_bundle *in, ir_bundle
     ir_bundle_put(out, name, x);
   }
   return st;
+}
+
+/* Copies outputs named like sources into them (pairs found on first use). */
+int cg_program_feedback(cg_program *p) {
+  if (!p->fb_ready) {
+    p->fb = calloc((size_t)p->g->noutputs + 1, sizeof *p->fb);
+    if (!p->fb) return -1;
+    for (int i = 0; i < p->g->noutputs; i++) {
+      ir_type t;
+      const char *name = cg_program_output_name(p, i, &t);
+      void *src = cg_program_input(p, name, NULL);
+      if (!src || src == cg_program_output(p, name, NULL)) continue;
+      p->fb[p->nfb].val = cg_program_output(p, name, NULL);
+      p->fb[p->nfb].src = src;
+      p->fb[p->nfb].bytes = (size_t)(ir_type_numel(&t) * (int64_t)ir_dtype_size(t.dtype));
+      p->nfb++;
+    }
+    p->fb_ready = 1;
+  }
+  for (int k = 0; k < p->nfb; k++) memcpy(p->fb[k].src, p->fb[k].val, p->fb[k].bytes);
+  return p->nfb;
 }
 
 const cg_stats *cg_program_stats(const cg_program *p) { return &p->stats; }

@@ -30,6 +30,7 @@ int cli_run(int argc, char **argv);
 int cli_show(int argc, char **argv);
 int cli_summary(int argc, char **argv);
 int cli_gradcheck(int argc, char **argv);
+int cli_bench(int argc, char **argv);
 
 /* ---- option parsing (cli_args.c) ---- */
 

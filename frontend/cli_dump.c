@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cg.h"
 #include "cli.h"
 
 static const char dump_about[] =
@@ -15,14 +16,33 @@ static const char dump_examples[] =
     "attnc dump docs/examples/eca_tiny.ir --format dot | dot -Tsvg > eca_tiny.svg\n"
     "attnc dump models/resnet_cifar.lua -D attention=ham -D in_channels=1 --shape 1x28x28 --batch 8";
 
+/* Prints the JIT's kernels for 'g' (the training step of 'g' if 'train')
+ * as optimized LLVM IR or assembly. Returns an exit code. */
+static int dump_native(ir_graph *g, int asm_text, int train) {
+  int rc = train ? cli_apply_stage("dump", "grad", &g) : CLI_EXIT_OK;
+  if (rc) return rc;
+  ir_diag *d = ir_diag_create();
+  char *text = NULL;
+  if (cg_emit_text(g, asm_text, &text, d) != ATTNC_OK) {
+    rc = cli_diag_fail("dump", d);
+  } else {
+    fputs(text, stdout);
+    if (fflush(stdout)) rc = cli_usage_error("dump", "cannot write to stdout");
+  }
+  free(text);
+  ir_diag_destroy(d);
+  return rc;
+}
+
 /* Runs 'attnc dump'. */
 int cli_dump(int argc, char **argv) {
   const char *file = NULL, *format = "text", *stage = NULL;
   cli_model model = {0};
   const cli_opt opts[] = {
       {"--format", "text|dot", "output format (default text)", &format, NULL},
-      {"--stage", "ir|grad",
-       "compilation stage to print: ir (as lowered, default), grad (the whole training step)",
+      {"--stage", "ir|grad|llvm|asm",
+       "stage to print: ir (as lowered, default), grad (the whole training step), llvm / asm "
+       "(the JIT's kernels after O3, as LLVM IR / host assembly; of the training step with --train)",
        &stage, NULL},
       CLI_OPT_DEFINE(&model),
       CLI_OPT_SHAPE(&model),
@@ -42,11 +62,19 @@ int cli_dump(int argc, char **argv) {
   else if (!cli_is_model(file) && cli_model_given(&model))
     rc = cli_usage_error("dump", "-D, --shape, --batch and --train apply to MODEL.lua only");
   if (stage && !strcmp(stage, "grad")) model.train = 1; /* the step starts from the training graph */
+  int native = stage && (!strcmp(stage, "llvm") || !strcmp(stage, "asm"));
+  if (native && strcmp(format, "text")) rc = cli_usage_error("dump", "--stage %s prints text only", stage);
   ir_graph *g = NULL;
   if (!rc) {
     fe_request req;
     cli_model_request(&model, file, &req);
     rc = cli_load_graph("dump", file, &req, &g);
+  }
+  if (!rc && native) {
+    rc = dump_native(g, !strcmp(stage, "asm"), model.train);
+    ir_graph_destroy(g);
+    cli_model_free(&model);
+    return rc;
   }
   if (!rc) rc = cli_apply_stage("dump", stage, &g);
   if (!rc) {

@@ -1,0 +1,51 @@
+/* Building blocks of the convolution kernels (cg_ops_conv.c), emitted as
+ * LLVM IR with every size a compile-time constant: a register-tiled GEMM
+ * over a packed panel, a tiled "dot" GEMM that reduces along contiguous
+ * rows (for weight gradients), and the im2col pack / col2im scatter-add of
+ * one image. Vectors are 512 bits (16 floats, 8 doubles). */
+#ifndef ATTNC_CG_GEMM_H
+#define ATTNC_CG_GEMM_H
+#include "cg_internal.h"
+
+/* Lanes of a 512-bit vector of 'dt'. */
+int cg_gemm_lanes(ir_dtype dt);
+
+/* C[m*ldc + p] = sum_{k<K} A[m*am + k*ak] * B[k*ldb + p] for m < M, p < P.
+ * A, B, C are element pointers of dtype 'dt'; B and C rows are read and
+ * written only within [0, P) (the tail vector is masked). Register tiles of
+ * up to 8 rows of A by up to 4 vectors of B, accumulated over all of K. */
+void cg_gemm_emit(cg_emit *e, ir_dtype dt, LLVMValueRef A, int64_t am, int64_t ak, LLVMValueRef B,
+                  int64_t ldb, LLVMValueRef C, int64_t ldc, int64_t M, int64_t K, int64_t P);
+
+/* V[(m*K + k)*L .. +L] += lane partial sums of A[m*lda + p] * B[k*ldb + p]
+ * over p < P (L = lanes; lane l holds the terms with p % L == l), for
+ * m < M, k < K. V is a vector array of dtype 'dt'; reading stays within
+ * [0, P) of each row. Summing V's lanes (cg_vsum) gives the dot products. */
+void cg_gemm_dot_emit(cg_emit *e, ir_dtype dt, LLVMValueRef A, int64_t lda, LLVMValueRef B,
+                      int64_t ldb, LLVMValueRef V, int64_t M, int64_t K, int64_t P);
+
+/* Geometry of a 2-D window over one image: input rows of 'h' x 'w'
+ * elements at channel stride h*w; output pixel (oy, ox) with window tap
+ * (ky, kx) reads input (oy*sh + oh + ky*dh, ox*sw + ow + kx*dw), zero outside. */
+typedef struct {
+  int64_t h, w;   /* input plane */
+  int64_t kh, kw; /* window */
+  int64_t sh, sw; /* stride */
+  int64_t oh, ow; /* offset of tap (0,0) at output (0,0): -pad */
+  int64_t dh, dw; /* dilation */
+  int64_t outw;   /* output row length */
+} cg_window;
+
+/* im2col of 'nc' channels at X (element pointer to the first channel):
+ * col[((c*kh + ky)*kw + kx)*ldcol + (oy - oy0)*outw + ox] = x[c][iy][ix]
+ * (0 outside the input) for output rows oy in [oy0, oy0 + rows), oy0 a
+ * runtime i64 value, rows a constant. */
+void cg_im2col_emit(cg_emit *e, const cg_window *wd, LLVMValueRef X, int64_t nc, LLVMValueRef oy0,
+                    int64_t rows, LLVMValueRef col, int64_t ldcol);
+
+/* The adjoint of cg_im2col_emit: x[c][iy][ix] += col[...] for every
+ * in-bounds tap, in a fixed order (channel, tap, row, column). */
+void cg_col2im_emit(cg_emit *e, const cg_window *wd, LLVMValueRef X, int64_t nc, LLVMValueRef oy0,
+                    int64_t rows, LLVMValueRef col, int64_t ldcol);
+
+#endif
