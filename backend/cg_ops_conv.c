@@ -1,5 +1,366 @@
-/* Kernels of convolutions (forward, input and weight gradients) and matmul. */
-#include "cg_internal.h"
+/* Kernels of the 2-D convolutions (NCHW, any stride, padding, dilation and
+ * groups, f32 and f64): forward, input gradient and weight gradient, all
+ * as im2col panels in the per-thread scratch times register-tiled GEMMs
+ * (cg_gemm.c).
+ *
+ * - conv2d: one work item per (image, block of output rows); per group the
+ *   block's im2col panel [Cg*KH*KW][pixels] is packed, then
+ *   y = W_g x panel is written once, straight into y.
+ * - conv2d_grad_input, stride 1: dx is the forward convolution of dy with
+ *   the weights transposed per group and flipped (packed once per call into
+ *   scratch) under padding (K-1)*dilation - pad: the forward path again.
+ *   Other strides: one work item per image, dcol = W_g^T x dy per block of
+ *   dy rows, scatter-added into dx (col2im) in a fixed order.
+ * - conv2d_grad_weight: one work item per input channel (all its KH*KW
+ *   weight columns for every output channel of its group); per image and
+ *   block of rows the channel's im2col rows are packed and dotted with dy
+ *   rows into lane-wise partial sums, summed at the end. Every weight is
+ *   computed by one thread in a fixed order, so results do not depend on
+ *   the thread count. */
+#include "cg_gemm.h"
+
+enum { PANEL_BYTES = 160 * 1024, GW_PANEL_BYTES = 64 * 1024 };
+
+/* Geometry of one convolution x[N,C,H,W] * w[CO,C/G,KH,KW] -> y[N,CO,OH,OW]. */
+typedef struct {
+  ir_dtype dt;
+  int64_t esz;
+  int64_t n, c, h, w, co, kh, kw, oh, ow;
+  int64_t sh, sw, ph, pw, dh, dw, g;
+  int64_t cg, mg, khw, k; /* C/G, CO/G, KH*KW, Cg*KH*KW */
+} conv_geom;
+
+/* Fills the geometry of conv node 'n' (conv2d, conv2d_grad_input or
+ * conv2d_grad_weight) from its operand and result types. */
+static void geom_of(const ir_graph *g, const ir_node *n, conv_geom *s) {
+  const ir_type *a = &g->nodes[n->in[0]]->type, *b = &g->nodes[n->in[1]]->type, *r = &n->type;
+  const ir_type *x = a, *w = b, *y = r;
+  if (n->op == IR_OP_conv2d_grad_input) {
+    x = r;
+    y = a;
+  } else if (n->op == IR_OP_conv2d_grad_weight) {
+    w = r;
+    y = b;
+  }
+  const int64_t *st = ir_get_ints(n, "stride", NULL), *pd = ir_get_ints(n, "pad", NULL),
+                *dl = ir_get_ints(n, "dilation", NULL);
+  *s = (conv_geom){r->dtype, (int64_t)ir_dtype_size(r->dtype),
+                   x->dims[0], x->dims[1], x->dims[2], x->dims[3], w->dims[0], w->dims[2], w->dims[3],
+                   y->dims[2], y->dims[3], st[0], st[1], pd[0], pd[1], dl[0], dl[1], ir_get_int(n, "groups"),
+                   0, 0, 0, 0};
+  s->cg = s->c / s->g;
+  s->mg = s->co / s->g;
+  s->khw = s->kh * s->kw;
+  s->k = s->cg * s->khw;
+}
+
+static int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
+
+/* Output rows per block so that a panel of 'krows' rows stays within
+ * 'budget' bytes; prefers blocks dividing the height whose pixel count is
+ * a multiple of the GEMM's pixel tile. */
+static int64_t rows_per_block(int64_t outh, int64_t outw, int64_t krows, int64_t esz, int64_t budget,
+                              int lanes) {
+  int64_t maxr = budget / (krows * esz * outw);
+  if (maxr < 1) maxr = 1;
+  if (maxr >= outh) return outh;
+  for (int64_t r = maxr; r >= (maxr + 1) / 2; r--)
+    if (outh % r == 0 && (r * outw) % (4 * lanes) == 0) return r;
+  for (int64_t r = maxr; r >= (maxr + 1) / 2; r--)
+    if (outh % r == 0) return r;
+  return maxr;
+}
+
+/* Row blocking of an output of 'outh' rows. */
+typedef struct {
+  int64_t rb, nfull, rem, nblk, ldcol;
+} blocking;
+
+static blocking blocking_of(int64_t outh, int64_t outw, int64_t krows, int64_t esz, int64_t budget, int lanes) {
+  blocking b;
+  b.rb = rows_per_block(outh, outw, krows, esz, budget, lanes);
+  b.nfull = outh / b.rb;
+  b.rem = outh - b.nfull * b.rb;
+  b.nblk = b.nfull + (b.rem > 0);
+  b.ldcol = round_up(b.rb * outw, lanes);
+  return b;
+}
+
+/* A forward convolution as the kernels run it: input planes of wd.h x wd.w,
+ * 'cin' channels in 'groups' groups; output 'cout' channels of outh x
+ * wd.outw; the weight of group g at A + g*a_gstride, its element
+ * (output row m, panel row k) at m*am + k*ak. */
+typedef struct {
+  ir_dtype dt;
+  cg_window wd;
+  int64_t groups, cin, cin_g, cout, cout_g, k, outh;
+  int64_t a_gstride, am, ak;
+  blocking bl;
+} fwd_desc;
+
+/* Emits one row block of one image: for every group, pack then GEMM. */
+static void fwd_block(cg_emit *e, const fwd_desc *f, LLVMValueRef X, LLVMValueRef A, LLVMValueRef Y,
+                      LLVMValueRef col, LLVMValueRef img, LLVMValueRef oy0, int64_t rows) {
+  int64_t inplane = f->wd.h * f->wd.w, outplane = f->outh * f->wd.outw;
+  cg_loop lg;
+  LLVMValueRef g = cg_loop_begin(e, &lg, cg_i64(e, 0), cg_i64(e, f->groups), 1);
+  LLVMValueRef xg = cg_gep(e, X, cg_mul(e, cg_add(e, cg_mul(e, img, cg_i64(e, f->cin)), cg_mul(e, g, cg_i64(e, f->cin_g))),
+                                        cg_i64(e, inplane)));
+  cg_im2col_emit(e, &f->wd, xg, f->cin_g, oy0, rows, col, f->bl.ldcol);
+  LLVMValueRef ag = cg_gep(e, A, cg_mul(e, g, cg_i64(e, f->a_gstride)));
+  LLVMValueRef yoff = cg_mul(e, cg_add(e, cg_mul(e, img, cg_i64(e, f->cout)), cg_mul(e, g, cg_i64(e, f->cout_g))),
+                             cg_i64(e, outplane));
+  LLVMValueRef yg = cg_gep(e, Y, cg_add(e, yoff, cg_mul(e, oy0, cg_i64(e, f->wd.outw))));
+  cg_gemm_emit(e, f->dt, ag, f->am, f->ak, col, f->bl.ldcol, yg, outplane, f->cout_g, f->k, rows * f->wd.outw);
+  cg_loop_end(e, &lg);
+}
+
+/* Emits the work-item loop of a forward convolution: item = image * nblk + block. */
+static void fwd_items(cg_emit *e, const fwd_desc *f, LLVMValueRef X, LLVMValueRef A, LLVMValueRef Y,
+                      LLVMValueRef col) {
+  cg_loop li;
+  LLVMValueRef it = cg_loop_begin(e, &li, e->begin, e->end, 1);
+  LLVMValueRef img = LLVMBuildSDiv(e->b, it, cg_i64(e, f->bl.nblk), "");
+  LLVMValueRef blk = LLVMBuildSRem(e->b, it, cg_i64(e, f->bl.nblk), "");
+  LLVMValueRef oy0 = cg_mul(e, blk, cg_i64(e, f->bl.rb));
+  if (f->bl.rem > 0) {
+    cg_if c;
+    cg_if_begin(e, &c, LLVMBuildICmp(e->b, LLVMIntSLT, blk, cg_i64(e, f->bl.nfull), ""));
+    fwd_block(e, f, X, A, Y, col, img, oy0, f->bl.rb);
+    cg_if_else(e, &c);
+    fwd_block(e, f, X, A, Y, col, img, oy0, f->bl.rem);
+    cg_if_end(e, &c);
+  } else {
+    fwd_block(e, f, X, A, Y, col, img, oy0, f->bl.rb);
+  }
+  cg_loop_end(e, &li);
+}
+
+/* The forward descriptor of conv2d itself. */
+static fwd_desc fwd_of_conv(const conv_geom *s) {
+  fwd_desc f;
+  f.dt = s->dt;
+  f.wd = (cg_window){s->h, s->w, s->kh, s->kw, s->sh, s->sw, -s->ph, -s->pw, s->dh, s->dw, s->ow};
+  f.groups = s->g;
+  f.cin = s->c;
+  f.cin_g = s->cg;
+  f.cout = s->co;
+  f.cout_g = s->mg;
+  f.k = s->k;
+  f.outh = s->oh;
+  f.a_gstride = s->mg * s->k;
+  f.am = s->k;
+  f.ak = 1;
+  f.bl = blocking_of(s->oh, s->ow, s->k, s->esz, PANEL_BYTES, cg_gemm_lanes(s->dt));
+  return f;
+}
+
+/* The input gradient at stride 1 as a forward convolution of dy with the
+ * flipped, per-group transposed weights (packed at the start of scratch). */
+static fwd_desc fwd_of_grad_input(const conv_geom *s) {
+  fwd_desc f;
+  f.dt = s->dt;
+  f.wd = (cg_window){s->oh, s->ow, s->kh, s->kw, 1, 1, s->ph - (s->kh - 1) * s->dh, s->pw - (s->kw - 1) * s->dw,
+                     s->dh, s->dw, s->w};
+  f.groups = s->g;
+  f.cin = s->co;
+  f.cin_g = s->mg;
+  f.cout = s->c;
+  f.cout_g = s->cg;
+  f.k = s->mg * s->khw;
+  f.outh = s->h;
+  f.a_gstride = s->cg * f.k;
+  f.am = f.k;
+  f.ak = 1;
+  f.bl = blocking_of(s->h, s->w, f.k, s->esz, PANEL_BYTES, cg_gemm_lanes(s->dt));
+  return f;
+}
+
+static int64_t align64(int64_t x) { return (x + 63) / 64 * 64; }
+
+static int gi_direct(const conv_geom *s) { return s->sh == 1 && s->sw == 1; }
+
+/* Blocking of the general input gradient: dcol panels of K rows over dy rows. */
+static blocking gi_blocking(const conv_geom *s) {
+  return blocking_of(s->oh, s->ow, s->k, s->esz, PANEL_BYTES, cg_gemm_lanes(s->dt));
+}
+
+/* Blocking of the weight gradient: one channel's KH*KW rows over dy rows. */
+static blocking gw_blocking(const conv_geom *s) {
+  return blocking_of(s->oh, s->ow, s->khw, s->esz, GW_PANEL_BYTES, cg_gemm_lanes(s->dt));
+}
+
+static double conv_flops(const conv_geom *s) {
+  return 2.0 * (double)s->n * (double)s->co * (double)s->k * (double)s->oh * (double)s->ow;
+}
+
+static void plan_conv(const ir_graph *g, const ir_node *n, cg_plan *p) {
+  conv_geom s;
+  geom_of(g, n, &s);
+  fwd_desc f = fwd_of_conv(&s);
+  p->par = s.n * f.bl.nblk;
+  p->scratch_bytes = f.k * f.bl.ldcol * s.esz;
+  p->flops = conv_flops(&s);
+}
+
+static attnc_status emit_conv(cg_emit *e, const cg_plan *p) {
+  (void)p;
+  conv_geom s;
+  geom_of(e->g, e->n, &s);
+  fwd_desc f = fwd_of_conv(&s);
+  fwd_items(e, &f, e->arg[1], e->arg[2], e->arg[0], cg_scratch(e, 0, s.dt));
+  return ATTNC_OK;
+}
+
+static void plan_grad_input(const ir_graph *g, const ir_node *n, cg_plan *p) {
+  conv_geom s;
+  geom_of(g, n, &s);
+  p->flops = conv_flops(&s);
+  if (gi_direct(&s)) {
+    fwd_desc f = fwd_of_grad_input(&s);
+    p->par = s.n * f.bl.nblk;
+    p->scratch_bytes = align64(s.co * s.k * s.esz) + f.k * f.bl.ldcol * s.esz;
+  } else {
+    blocking b = gi_blocking(&s);
+    p->par = s.n;
+    p->scratch_bytes = s.k * b.ldcol * s.esz;
+  }
+}
+
+/* Packs W'[(c_global*mg + m)*khw + t] = W[((g*mg + m)*cg + c)*khw + khw-1-t]
+ * (c_global = g*cg + c) into 'wt'. */
+static void pack_flipped(cg_emit *e, const conv_geom *s, LLVMValueRef W, LLVMValueRef wt) {
+  cg_loop lc, lm, lt;
+  LLVMValueRef cc = cg_loop_begin(e, &lc, cg_i64(e, 0), cg_i64(e, s->c), 1);
+  LLVMValueRef g = LLVMBuildSDiv(e->b, cc, cg_i64(e, s->cg), "");
+  LLVMValueRef c = LLVMBuildSRem(e->b, cc, cg_i64(e, s->cg), "");
+  LLVMValueRef m = cg_loop_begin(e, &lm, cg_i64(e, 0), cg_i64(e, s->mg), 1);
+  LLVMValueRef src = cg_mul(e, cg_add(e, cg_mul(e, cg_add(e, cg_mul(e, g, cg_i64(e, s->mg)), m), cg_i64(e, s->cg)), c),
+                            cg_i64(e, s->khw));
+  LLVMValueRef dst = cg_mul(e, cg_add(e, cg_mul(e, cc, cg_i64(e, s->mg)), m), cg_i64(e, s->khw));
+  LLVMValueRef t = cg_loop_begin(e, &lt, cg_i64(e, 0), cg_i64(e, s->khw), 1);
+  LLVMValueRef v = cg_load(e, W, cg_add(e, src, cg_sub(e, cg_i64(e, s->khw - 1), t)));
+  cg_store(e, wt, cg_add(e, dst, t), v);
+  cg_loop_end(e, &lt);
+  cg_loop_end(e, &lm);
+  cg_loop_end(e, &lc);
+}
+
+/* One block of dy rows of the general input gradient of image 'img'. */
+static void gi_block(cg_emit *e, const conv_geom *s, const blocking *b, LLVMValueRef img, LLVMValueRef oy0,
+                     int64_t rows, LLVMValueRef dcol) {
+  cg_window wd = {s->h, s->w, s->kh, s->kw, s->sh, s->sw, -s->ph, -s->pw, s->dh, s->dw, s->ow};
+  int64_t outplane = s->oh * s->ow;
+  cg_loop lg;
+  LLVMValueRef g = cg_loop_begin(e, &lg, cg_i64(e, 0), cg_i64(e, s->g), 1);
+  LLVMValueRef wg = cg_gep(e, e->arg[2], cg_mul(e, g, cg_i64(e, s->mg * s->k)));
+  LLVMValueRef dyoff = cg_mul(e, cg_add(e, cg_mul(e, img, cg_i64(e, s->co)), cg_mul(e, g, cg_i64(e, s->mg))),
+                              cg_i64(e, outplane));
+  LLVMValueRef dyg = cg_gep(e, e->arg[1], cg_add(e, dyoff, cg_mul(e, oy0, cg_i64(e, s->ow))));
+  cg_gemm_emit(e, s->dt, wg, 1, s->k, dyg, outplane, dcol, b->ldcol, s->k, s->mg, rows * s->ow);
+  LLVMValueRef xoff = cg_mul(e, cg_add(e, cg_mul(e, img, cg_i64(e, s->c)), cg_mul(e, g, cg_i64(e, s->cg))),
+                             cg_i64(e, s->h * s->w));
+  cg_col2im_emit(e, &wd, cg_gep(e, e->arg[0], xoff), s->cg, oy0, rows, dcol, b->ldcol);
+  cg_loop_end(e, &lg);
+}
+
+static attnc_status emit_grad_input(cg_emit *e, const cg_plan *p) {
+  (void)p;
+  conv_geom s;
+  geom_of(e->g, e->n, &s);
+  if (gi_direct(&s)) {
+    fwd_desc f = fwd_of_grad_input(&s);
+    LLVMValueRef wt = cg_scratch(e, 0, s.dt);
+    pack_flipped(e, &s, e->arg[2], wt);
+    fwd_items(e, &f, e->arg[1], wt, e->arg[0], cg_scratch(e, align64(s.co * s.k * s.esz), s.dt));
+    return ATTNC_OK;
+  }
+  blocking b = gi_blocking(&s);
+  LLVMValueRef dcol = cg_scratch(e, 0, s.dt);
+  LLVMValueRef zero = LLVMConstNull(cg_type(e, s.dt));
+  cg_loop li, lz, lb;
+  LLVMValueRef img = cg_loop_begin(e, &li, e->begin, e->end, 1);
+  int64_t xn = s.c * s.h * s.w;
+  LLVMValueRef xbase = cg_mul(e, img, cg_i64(e, xn));
+  LLVMValueRef z = cg_loop_begin(e, &lz, cg_i64(e, 0), cg_i64(e, xn), 1);
+  cg_store(e, e->arg[0], cg_add(e, xbase, z), zero);
+  cg_loop_end(e, &lz);
+  if (b.nfull > 0) {
+    LLVMValueRef blk = cg_loop_begin(e, &lb, cg_i64(e, 0), cg_i64(e, b.nfull), 1);
+    gi_block(e, &s, &b, img, cg_mul(e, blk, cg_i64(e, b.rb)), b.rb, dcol);
+    cg_loop_end(e, &lb);
+  }
+  if (b.rem > 0) gi_block(e, &s, &b, img, cg_i64(e, b.nfull * b.rb), b.rem, dcol);
+  cg_loop_end(e, &li);
+  return ATTNC_OK;
+}
+
+static void plan_grad_weight(const ir_graph *g, const ir_node *n, cg_plan *p) {
+  conv_geom s;
+  geom_of(g, n, &s);
+  blocking b = gw_blocking(&s);
+  int lanes = cg_gemm_lanes(s.dt);
+  p->par = s.c;
+  p->scratch_bytes = align64(s.mg * s.khw * lanes * s.esz) + s.khw * b.ldcol * s.esz;
+  p->flops = conv_flops(&s);
+}
+
+/* One block of rows of image 'img' for input channel (g, c) = cc. */
+static void gw_block(cg_emit *e, const conv_geom *s, const blocking *b, LLVMValueRef img, LLVMValueRef cc,
+                     LLVMValueRef g, LLVMValueRef oy0, int64_t rows, LLVMValueRef col, LLVMValueRef acc) {
+  cg_window wd = {s->h, s->w, s->kh, s->kw, s->sh, s->sw, -s->ph, -s->pw, s->dh, s->dw, s->ow};
+  int64_t outplane = s->oh * s->ow;
+  LLVMValueRef xoff = cg_mul(e, cg_add(e, cg_mul(e, img, cg_i64(e, s->c)), cc), cg_i64(e, s->h * s->w));
+  cg_im2col_emit(e, &wd, cg_gep(e, e->arg[1], xoff), 1, oy0, rows, col, b->ldcol);
+  LLVMValueRef dyoff = cg_mul(e, cg_add(e, cg_mul(e, img, cg_i64(e, s->co)), cg_mul(e, g, cg_i64(e, s->mg))),
+                              cg_i64(e, outplane));
+  LLVMValueRef dyg = cg_gep(e, e->arg[2], cg_add(e, dyoff, cg_mul(e, oy0, cg_i64(e, s->ow))));
+  cg_gemm_dot_emit(e, s->dt, dyg, outplane, col, b->ldcol, acc, s->mg, s->khw, rows * s->ow);
+}
+
+static attnc_status emit_grad_weight(cg_emit *e, const cg_plan *p) {
+  (void)p;
+  conv_geom s;
+  geom_of(e->g, e->n, &s);
+  blocking b = gw_blocking(&s);
+  int lanes = cg_gemm_lanes(s.dt);
+  int64_t nacc = s.mg * s.khw;
+  LLVMValueRef acc = cg_scratch(e, 0, s.dt);
+  LLVMValueRef col = cg_scratch(e, align64(nacc * lanes * s.esz), s.dt);
+  LLVMTypeRef vt = cg_vec_type(e, s.dt, lanes);
+  cg_loop li, lz, ln, lb, lo;
+  LLVMValueRef cc = cg_loop_begin(e, &li, e->begin, e->end, 1);
+  LLVMValueRef g = LLVMBuildSDiv(e->b, cc, cg_i64(e, s.cg), "");
+  LLVMValueRef c = LLVMBuildSRem(e->b, cc, cg_i64(e, s.cg), "");
+  LLVMValueRef z = cg_loop_begin(e, &lz, cg_i64(e, 0), cg_i64(e, nacc), 1);
+  cg_vstore(e, acc, cg_mul(e, z, cg_i64(e, lanes)), LLVMConstNull(vt));
+  cg_loop_end(e, &lz);
+  LLVMValueRef img = cg_loop_begin(e, &ln, cg_i64(e, 0), cg_i64(e, s.n), 1);
+  if (b.nfull > 0) {
+    LLVMValueRef blk = cg_loop_begin(e, &lb, cg_i64(e, 0), cg_i64(e, b.nfull), 1);
+    gw_block(e, &s, &b, img, cc, g, cg_mul(e, blk, cg_i64(e, b.rb)), b.rb, col, acc);
+    cg_loop_end(e, &lb);
+  }
+  if (b.rem > 0) gw_block(e, &s, &b, img, cc, g, cg_i64(e, b.nfull * b.rb), b.rem, col, acc);
+  cg_loop_end(e, &ln);
+  /* dw[(g*mg + m)*k + c*khw + t] = sum of the lanes of acc[m*khw + t] */
+  LLVMValueRef o = cg_loop_begin(e, &lo, cg_i64(e, 0), cg_i64(e, nacc), 1);
+  LLVMValueRef m = LLVMBuildSDiv(e->b, o, cg_i64(e, s.khw), "");
+  LLVMValueRef t = LLVMBuildSRem(e->b, o, cg_i64(e, s.khw), "");
+  LLVMValueRef row = cg_add(e, cg_mul(e, g, cg_i64(e, s.mg)), m);
+  LLVMValueRef di = cg_add(e, cg_add(e, cg_mul(e, row, cg_i64(e, s.k)), cg_mul(e, c, cg_i64(e, s.khw))), t);
+  cg_store(e, e->arg[0], di, cg_vsum(e, cg_vload(e, acc, cg_mul(e, o, cg_i64(e, lanes)), lanes)));
+  cg_loop_end(e, &lo);
+  cg_loop_end(e, &li);
+  return ATTNC_OK;
+}
 
 /* Registers this family's ops. */
-void cg_register_conv(cg_kernel_impl *t) { (void)t; }
+void cg_register_conv(cg_kernel_impl *t) {
+  t[IR_OP_conv2d].plan = plan_conv;
+  t[IR_OP_conv2d].emit = emit_conv;
+  t[IR_OP_conv2d_grad_input].plan = plan_grad_input;
+  t[IR_OP_conv2d_grad_input].emit = emit_grad_input;
+  t[IR_OP_conv2d_grad_weight].plan = plan_grad_weight;
+  t[IR_OP_conv2d_grad_weight].emit = emit_grad_weight;
+}
