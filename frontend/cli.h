@@ -30,6 +30,9 @@ int cli_run(int argc, char **argv);
 int cli_show(int argc, char **argv);
 int cli_summary(int argc, char **argv);
 int cli_gradcheck(int argc, char **argv);
+int cli_train(int argc, char **argv);
+int cli_eval(int argc, char **argv);
+int cli_infer(int argc, char **argv);
 int cli_bench(int argc, char **argv);
 
 /* ---- option parsing (cli_args.c) ---- */
@@ -128,5 +131,17 @@ int cli_read_tensors(const char *cmd, const char *path, ir_bundle **out);
 /* Applies compilation stage 'stage' (NULL or "ir": the graph as loaded) to
  * *g. Returns an exit code (CLI_EXIT_USAGE for an unknown stage). */
 int cli_apply_stage(const char *cmd, const char *stage, ir_graph **g);
+
+/* ---- model loading for train/eval/infer (cli_train.c) ---- */
+
+/* Lowers MODEL.lua 'path' with the options of 'm' at input 'shape' (C,H,W)
+ * and 'batch' in 'mode'. Adds -D in_channels=C and (classes > 0) -D
+ * classes=K to 'm' when the user gave none and the spec declares them (they
+ * stay in 'm'). Returns an exit code after printing any error. */
+int cli_train_lower(const char *cmd, cli_model *m, const char *path, fe_mode mode, int64_t batch,
+                    const int64_t shape[3], int classes, ir_graph **out);
+/* Adds to 'm' every -D option recorded in a checkpoint's options JSON
+ * ("defines") that 'm' does not have. */
+void cli_train_defines_from(cli_model *m, const char *options_json);
 
 #endif

@@ -17,6 +17,9 @@ static const cli_command commands[] = {
     {"show", "print the metadata and tensors of a safetensors file", cli_show},
     {"summary", "per-layer table of a model: shapes, parameters, MACs, activation memory", cli_summary},
     {"gradcheck", "check a model's gradients against finite differences in float64", cli_gradcheck},
+    {"train", "train a model on a data set (SGD, schedules, checkpoints, resume)", cli_train},
+    {"eval", "top-1/top-5/loss and per-class accuracy of trained weights on a test split", cli_eval},
+    {"infer", "classify a batch of images from a safetensors file with trained weights", cli_infer},
     {"bench", "compile a model once and time its training step or inference (ms, images/s, GFLOP/s)", cli_bench},
 };
 #define NCOMMANDS (int)(sizeof commands / sizeof commands[0])
