@@ -7,7 +7,13 @@
 
 enum { MAX_MR = 8, MAX_NR = 4 };
 
-int cg_gemm_lanes(ir_dtype dt) { return dt == IR_F64 ? 8 : 16; }
+int cg_gemm_lanes(ir_dtype dt) {
+  int f = cg_host_vector_floats();
+  return dt == IR_F64 ? (f > 2 ? f / 2 : 1) : f;
+}
+
+/* 1 if the host has 32 vector registers (AVX-512), else 16. */
+static int wide_regs(void) { return cg_host_vector_floats() >= 16; }
 
 /* Loads the vector at base[idx], masked to its first 'count' lanes when
  * count < lanes. */
@@ -75,8 +81,14 @@ static void gemm_row_block(cg_emit *e, const gemm_args *g, LLVMValueRef m0, int 
   }
 }
 
-/* Register tile shape for M rows: mr rows x nr vectors. */
+/* Register tile shape for M rows: mr rows x nr vectors (accumulators plus
+ * nr loaded vectors plus one broadcast within the register file). */
 static void pick_tile(int64_t M, int *mr, int *nr) {
+  if (!wide_regs()) {
+    *nr = M % 4 == 0 || M < 4 ? 3 : 2;
+    *mr = *nr == 3 ? (M < 4 ? (int)M : 4) : (M < 6 ? (int)M : 6);
+    return;
+  }
   if (M % 8 == 0 || M > 12) {
     *mr = 8;
     *nr = 3;
@@ -161,9 +173,11 @@ void cg_gemm_dot_emit(cg_emit *e, ir_dtype dt, LLVMValueRef A, int64_t lda, LLVM
                       int64_t ldb, LLVMValueRef V, int64_t M, int64_t K, int64_t P) {
   dot_args g = {dt, cg_gemm_lanes(dt), A, B, V, lda, ldb, K, P};
   /* tiles of mr x nk <= 24 accumulators, nk dividing K when it can */
-  int nk = K % 3 == 0 ? 3 : K % 4 == 0 ? 4 : K >= 4 ? 4 : (int)K;
+  int maxacc = wide_regs() ? 24 : 12;
+  int nk = K % 3 == 0 || !wide_regs() ? 3 : K % 4 == 0 ? 4 : 4;
+  if (nk > K) nk = (int)K;
   int mr = M >= 8 ? 8 : (int)M;
-  if (mr * nk > 24) mr = 24 / nk;
+  if (mr * nk > maxacc) mr = maxacc / nk;
   int64_t full = M / mr * mr, rem = M - full;
   if (full > 0) {
     cg_loop lm;

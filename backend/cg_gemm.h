@@ -2,18 +2,19 @@
  * LLVM IR with every size a compile-time constant: a register-tiled GEMM
  * over a packed panel, a tiled "dot" GEMM that reduces along contiguous
  * rows (for weight gradients), and the im2col pack / col2im scatter-add of
- * one image. Vectors are 512 bits (16 floats, 8 doubles). */
+ * one image. Vectors are the host's widest (cg_host_vector_floats: 8
+ * floats with AVX2, 16 with AVX-512); register tiles fit its register file. */
 #ifndef ATTNC_CG_GEMM_H
 #define ATTNC_CG_GEMM_H
 #include "cg_internal.h"
 
-/* Lanes of a 512-bit vector of 'dt'. */
+/* Lanes of a host vector of 'dt'. */
 int cg_gemm_lanes(ir_dtype dt);
 
 /* C[m*ldc + p] = sum_{k<K} A[m*am + k*ak] * B[k*ldb + p] for m < M, p < P.
  * A, B, C are element pointers of dtype 'dt'; B and C rows are read and
  * written only within [0, P) (the tail vector is masked). Register tiles of
- * up to 8 rows of A by up to 4 vectors of B, accumulated over all of K. */
+ * a few rows of A by a few vectors of B, accumulated over all of K. */
 void cg_gemm_emit(cg_emit *e, ir_dtype dt, LLVMValueRef A, int64_t am, int64_t ak, LLVMValueRef B,
                   int64_t ldb, LLVMValueRef C, int64_t ldc, int64_t M, int64_t K, int64_t P);
 

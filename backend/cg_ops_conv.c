@@ -65,7 +65,7 @@ static int64_t rows_per_block(int64_t outh, int64_t outw, int64_t krows, int64_t
   if (maxr < 1) maxr = 1;
   if (maxr >= outh) return outh;
   for (int64_t r = maxr; r >= (maxr + 1) / 2; r--)
-    if (outh % r == 0 && (r * outw) % (4 * lanes) == 0) return r;
+    if (outh % r == 0 && (r * outw) % (2 * lanes) == 0) return r;
   for (int64_t r = maxr; r >= (maxr + 1) / 2; r--)
     if (outh % r == 0) return r;
   return maxr;
