@@ -1,0 +1,255 @@
+/* The JIT's reductions, softmax, log_softmax, topk_mask, cross_entropy and
+ * cross_entropy_grad against the interpreter: every axes subset of rank-4
+ * tensors (keepdims 0/1, negative and unsorted axes), the training-sized
+ * per-channel and spatial reductions, NaN and infinities, f64 and i64,
+ * large-magnitude softmax inputs, top-k ties, losses at several batch and
+ * class counts, and bitwise equal results for 1 and 2 threads. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include "util_jitr.h"
+
+static const char *const red_ops[] = {"reduce_sum", "reduce_mean", "reduce_max", "reduce_min"};
+
+/* Writes "[d0,d1,...]" of dims[0..rank) into buf. */
+static const char *shape_text(const int64_t *dims, int rank, char *buf) {
+  int n = sprintf(buf, "[");
+  for (int i = 0; i < rank; i++) n += sprintf(buf + n, "%s%lld", i ? "," : "", (long long)dims[i]);
+  sprintf(buf + n, "]");
+  return buf;
+}
+
+/* Appends node %name = op(%x) over the axes of bit mask 'mask' of x's dims
+ * (listed in reverse with negative numbers when 'twist'), and its output. */
+static void add_reduce(tjr_text *t, const char *dt, const char *op, const int64_t *dims, int rank, unsigned mask,
+                       int keep, int twist, const char *name) {
+  int64_t od[8];
+  int orank = 0;
+  char axes[64] = "", sh[128];
+  int n = 0;
+  for (int k = 0; k < rank; k++) {
+    int i = twist ? rank - 1 - k : k;
+    if (mask >> i & 1) n += sprintf(axes + n, "%s%d", n ? "," : "", twist ? i - rank : i);
+  }
+  for (int i = 0; i < rank; i++) {
+    if (!(mask >> i & 1))
+      od[orank++] = dims[i];
+    else if (keep)
+      od[orank++] = 1;
+  }
+  tjr_printf(t, "  %%%s = %s(%%x) axes=[%s] keepdims=%d : %s%s\n  output \"%s\" = %%%s\n", name, op, axes, keep, dt,
+             shape_text(od, orank, sh), name, name);
+}
+
+/* A graph reducing x : dt[dims] with every op in 'ops' over every axes subset. */
+static void subsets_graph(tjr_text *t, const char *dt, const int64_t *dims, int rank, int keep, int nops) {
+  char sh[128], name[32];
+  tjr_printf(t, "graph @t {\n  %%x = input name=\"x\" : %s%s\n", dt, shape_text(dims, rank, sh));
+  for (int o = 0; o < nops; o++)
+    for (unsigned m = 0; m < 1u << rank; m++) {
+      snprintf(name, sizeof name, "r%d_%u", o, m);
+      add_reduce(t, dt, red_ops[o], dims, rank, m, keep, m % 3 == 1, name);
+    }
+  tjr_printf(t, "}\n");
+}
+
+/* Every op over every axes subset of odd rank-4 shapes, keepdims 0 and 1. */
+static void test_axes_subsets(void **state) {
+  (void)state;
+  const int64_t a[4] = {3, 5, 7, 9}, b[4] = {2, 1, 6, 33};
+  for (int keep = 0; keep < 2; keep++) {
+    tjr_text t = {0};
+    subsets_graph(&t, "f32", a, 4, keep, 4);
+    tjr_compare(t.s, NULL, 3 + keep, 1 + keep, 1e-5);
+    tjr_text_free(&t);
+    subsets_graph(&t, "f32", b, 4, keep, 4);
+    tjr_compare(t.s, NULL, 5 + keep, 2 - keep, 1e-5);
+    tjr_text_free(&t);
+  }
+}
+
+/* f64 subsets (tight tolerance) and i64 reductions (exact). */
+static void test_f64_i64(void **state) {
+  (void)state;
+  const int64_t a[4] = {4, 6, 5, 19}, c[3] = {6, 10, 7};
+  tjr_text t = {0};
+  subsets_graph(&t, "f64", a, 4, 1, 4);
+  tjr_compare(t.s, NULL, 9, 2, 1e-12);
+  tjr_text_free(&t);
+  subsets_graph(&t, "i64", c, 3, 0, 4);
+  tjr_compare(t.s, NULL, 10, 2, 0);
+  tjr_text_free(&t);
+}
+
+/* The training-sized patterns: per-channel sums over N,H,W, global average
+ * pooling, channel mean/max, a full sum; 1 and 2 threads; bitwise equal. */
+static void test_large(void **state) {
+  (void)state;
+  const int64_t a[4] = {128, 64, 8, 8}, b[4] = {128, 16, 32, 32};
+  const struct {
+    const int64_t *dims;
+    int op;
+    unsigned mask;
+    int keep;
+  } cases[] = {{a, 0, 0xd, 0}, {a, 1, 0xd, 1}, {b, 0, 0xd, 0}, {b, 1, 0xd, 0}, {a, 1, 0xc, 1},
+               {a, 2, 0xc, 1}, {a, 1, 0x2, 1}, {a, 2, 0x2, 1}, {b, 3, 0x2, 0}, {b, 0, 0xf, 0},
+               {b, 2, 0x1, 0}};
+  char sh[128], name[16];
+  for (int th = 1; th <= 2; th++) {
+    for (int which = 0; which < 2; which++) {
+      const int64_t *dims = which ? b : a;
+      tjr_text t = {0};
+      tjr_printf(&t, "graph @t {\n  %%x = input name=\"x\" : f32%s\n", shape_text(dims, 4, sh));
+      for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+        if (cases[c].dims != dims) continue;
+        snprintf(name, sizeof name, "r%zu", c);
+        add_reduce(&t, "f32", red_ops[cases[c].op], dims, 4, cases[c].mask, cases[c].keep, th == 2, name);
+      }
+      tjr_printf(&t, "}\n");
+      tjr_compare(t.s, NULL, 21 + which, th, 1e-5);
+      if (th == 2) tjr_same_bits(t.s, 22 + which);
+      tjr_text_free(&t);
+    }
+  }
+}
+
+/* A value with NaN and infinities sprinkled in. */
+static double with_nan(int64_t i, double arg) {
+  (void)arg;
+  if (i % 97 == 13) return NAN;
+  if (i % 89 == 5) return INFINITY;
+  if (i % 83 == 7) return -INFINITY;
+  return sin((double)i * 0.7) * 3;
+}
+
+/* max and min propagate NaN like the interpreter; sums of infinities. */
+static void test_nan(void **state) {
+  (void)state;
+  const int64_t d[4] = {3, 4, 10, 21};
+  ir_bundle *b = ir_bundle_create();
+  tjr_put(b, "x", ir_type_make(IR_F32, 4, d), with_nan, 0);
+  tjr_text t = {0};
+  subsets_graph(&t, "f32", d, 4, 0, 4);
+  tjr_compare(t.s, b, 1, 2, 1e-5);
+  tjr_text_free(&t);
+  ir_bundle_destroy(b);
+}
+
+/* Element i scaled by arg with an offset: large logits. */
+static double big(int64_t i, double arg) { return arg * sin((double)i * 1.3) + arg / 2; }
+
+/* softmax and log_softmax along each axis, long rows, large magnitudes, f64. */
+static void test_softmax(void **state) {
+  (void)state;
+  const int64_t d[4] = {3, 5, 7, 9};
+  char sh[128];
+  for (int pass = 0; pass < 2; pass++) {
+    tjr_text t = {0};
+    tjr_printf(&t, "graph @t {\n  %%x = input name=\"x\" : f32%s\n  %%w = input name=\"w\" : f32[6,1000]\n"
+                   "  %%v = input name=\"v\" : f64[4,13,3]\n",
+               shape_text(d, 4, sh));
+    for (int a = -4; a < 4; a++)
+      for (int lg = 0; lg < 2; lg++)
+        tjr_printf(&t, "  %%s%d_%d = %s(%%x) axis=%d : f32%s\n  output \"s%d_%d\" = %%s%d_%d\n", a + 4, lg,
+                   lg ? "log_softmax" : "softmax", a, sh, a + 4, lg, a + 4, lg);
+    for (int lg = 0; lg < 2; lg++) {
+      const char *op = lg ? "log_softmax" : "softmax";
+      tjr_printf(&t, "  %%w%d = %s(%%w) axis=1 : f32[6,1000]\n  output \"w%d\" = %%w%d\n", lg, op, lg, lg);
+      tjr_printf(&t, "  %%c%d = %s(%%w) axis=0 : f32[6,1000]\n  output \"c%d\" = %%c%d\n", lg, op, lg, lg);
+      for (int a = 0; a < 3; a++)
+        tjr_printf(&t, "  %%v%d_%d = %s(%%v) axis=%d : f64[4,13,3]\n  output \"v%d_%d\" = %%v%d_%d\n", a, lg, op, a,
+                   a, lg, a, lg);
+    }
+    tjr_printf(&t, "}\n");
+    ir_bundle *b = ir_bundle_create();
+    if (pass) { /* magnitudes where a naive exp overflows */
+      tjr_put(b, "x", ir_type_make(IR_F32, 4, d), big, 1000);
+      tjr_put(b, "w", ir_type_make(IR_F32, 2, (int64_t[]){6, 1000}), big, 300);
+      tjr_put(b, "v", ir_type_make(IR_F64, 3, (int64_t[]){4, 13, 3}), big, 2000);
+    }
+    tjr_compare(t.s, b, 31, 1 + pass, 1e-5);
+    ir_bundle_destroy(b);
+    tjr_text_free(&t);
+  }
+}
+
+/* Labels (7i + 3) mod K. */
+static double label_of(int64_t i, double k) { return (double)((7 * i + 3) % (int64_t)k); }
+
+/* cross_entropy and its gradient at N = 1, 5, 128 and K = 10, 100 (f32),
+ * and one f64 case; labels given. */
+static void test_cross_entropy(void **state) {
+  (void)state;
+  const int64_t ns[] = {1, 5, 128}, ks[] = {10, 100};
+  tjr_text t = {0};
+  ir_bundle *b = ir_bundle_create();
+  tjr_printf(&t, "graph @t {\n  %%dl = param name=\"dl\" : f32[]\n  %%dd = param name=\"dd\" : f64[]\n");
+  for (int i = 0; i < 3; i++)
+    for (int j = 0; j < 2; j++) {
+      long long n = ns[i], k = ks[j];
+      tjr_printf(&t,
+                 "  %%l%d%d = input name=\"l%d%d\" : f32[%lld,%lld]\n  %%y%d%d = input name=\"y%d%d\" : i64[%lld]\n"
+                 "  %%e%d%d = cross_entropy(%%l%d%d, %%y%d%d) : f32[]\n"
+                 "  %%g%d%d = cross_entropy_grad(%%l%d%d, %%y%d%d, %%dl) : f32[%lld,%lld]\n"
+                 "  output \"e%d%d\" = %%e%d%d\n  output \"g%d%d\" = %%g%d%d\n",
+                 i, j, i, j, n, k, i, j, i, j, n, i, j, i, j, i, j, i, j, i, j, i, j, n, k, i, j, i, j, i, j, i, j);
+      char name[16];
+      snprintf(name, sizeof name, "y%d%d", i, j);
+      tjr_put(b, name, ir_type_make(IR_I64, 1, ns + i), label_of, (double)k);
+    }
+  tjr_printf(&t, "  %%lf = input name=\"lf\" : f64[7,12]\n  %%yf = input name=\"yf\" : i64[7]\n"
+                 "  %%ef = cross_entropy(%%lf, %%yf) : f64[]\n"
+                 "  %%gf = cross_entropy_grad(%%lf, %%yf, %%dd) : f64[7,12]\n"
+                 "  output \"ef\" = %%ef\n  output \"gf\" = %%gf\n}\n");
+  tjr_put(b, "yf", ir_type_make(IR_I64, 1, (int64_t[]){7}), label_of, 12);
+  tjr_compare(t.s, b, 41, 2, 1e-5);
+  tjr_put(b, "l21", ir_type_make(IR_F32, 2, (int64_t[]){128, 100}), big, 500);
+  tjr_compare(t.s, b, 42, 1, 1e-5);
+  ir_bundle_destroy(b);
+  tjr_text_free(&t);
+}
+
+/* Small integers (many ties), scaled by arg. */
+static double tied(int64_t i, double arg) { return arg * (double)((i * 2654435761u >> 7) % 5) - 2 * arg; }
+
+/* topk_mask along each axis with many ties, k from 1 to the axis size. */
+static void test_topk(void **state) {
+  (void)state;
+  const int64_t d[3] = {4, 9, 6};
+  char sh[128];
+  tjr_text t = {0};
+  tjr_printf(&t, "graph @t {\n  %%x = input name=\"x\" : f32%s\n  %%w = input name=\"w\" : f32[8,50]\n"
+                 "  %%v = input name=\"v\" : f64[5,40,3]\n",
+             shape_text(d, 3, sh));
+  for (int a = 0; a < 3; a++)
+    for (int64_t k = 1; k <= d[a]; k += 2)
+      tjr_printf(&t, "  %%t%d_%lld = topk_mask(%%x) axis=%d k=%lld : f32%s\n  output \"t%d_%lld\" = %%t%d_%lld\n",
+                 a, (long long)k, a - 3 * (k == 3), (long long)k, sh, a, (long long)k, a, (long long)k);
+  tjr_printf(&t, "  %%w1 = topk_mask(%%w) axis=1 k=10 : f32[8,50]\n  output \"w1\" = %%w1\n"
+                 "  %%w0 = topk_mask(%%w) axis=0 k=8 : f32[8,50]\n  output \"w0\" = %%w0\n"
+                 "  %%v1 = topk_mask(%%v) axis=1 k=17 : f64[5,40,3]\n  output \"v1\" = %%v1\n}\n");
+  for (int pass = 0; pass < 2; pass++) {
+    ir_bundle *b = ir_bundle_create();
+    if (pass) {
+      tjr_put(b, "x", ir_type_make(IR_F32, 3, d), tied, 1);
+      tjr_put(b, "w", ir_type_make(IR_F32, 2, (int64_t[]){8, 50}), tied, 0.5);
+      tjr_put(b, "v", ir_type_make(IR_F64, 3, (int64_t[]){5, 40, 3}), tied, 3);
+    }
+    tjr_compare(t.s, b, 51, 1 + pass, 0);
+    ir_bundle_destroy(b);
+  }
+  tjr_text_free(&t);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_axes_subsets), cmocka_unit_test(test_f64_i64),   cmocka_unit_test(test_large),
+      cmocka_unit_test(test_nan),          cmocka_unit_test(test_softmax),   cmocka_unit_test(test_cross_entropy),
+      cmocka_unit_test(test_topk),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
