@@ -75,6 +75,7 @@ void cg_register_reduce(cg_kernel_impl *t);      /* cg_ops_reduce.c */
 void cg_register_shape(cg_kernel_impl *t);       /* cg_ops_shape.c */
 void cg_register_nn(cg_kernel_impl *t);          /* cg_ops_nn.c: batchnorm, pooling */
 void cg_register_conv(cg_kernel_impl *t);        /* cg_ops_conv.c: conv*, matmul */
+void cg_register_linear(cg_kernel_impl *t);      /* cg_ops_linear.c: conv1d*, matmul */
 
 /* ---- LLVM session (cg_jit.c) ---- */
 
@@ -183,6 +184,10 @@ LLVMValueRef cg_fma(cg_emit *e, LLVMValueRef a, LLVMValueRef b, LLVMValueRef c);
  * fused kernels. */
 LLVMValueRef cg_elementwise_value(cg_emit *e, const ir_node *n, ir_dtype in_dt, ir_dtype out_dt,
                                   LLVMValueRef *v);
+
+/* Bytes of the host's widest vector register (64 with AVX-512F, else 32);
+ * kernels size their vectors and register blocks by it (cg_ops_nn.c). */
+int cg_host_vector_bytes(void);
 
 /* Reports an error about node 'e->n' ("<op> %N: ...") to e->d; returns ATTNC_ERUNTIME. */
 attnc_status cg_error(cg_emit *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -12,6 +12,7 @@ static void fill_table(void) {
   cg_register_shape(table);
   cg_register_nn(table);
   cg_register_conv(table);
+  cg_register_linear(table);
 }
 
 /* Returns the generator table, indexed by opcode. */
