@@ -3,6 +3,9 @@
  * and llvm.fmuladd, its accumulators held in registers across the whole
  * reduction; sizes are constants, so remainder tiles are emitted exactly
  * (fewer rows, fewer vectors, a masked last vector). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <llvm-c/DebugInfo.h>
 #include "cg_gemm.h"
 
 enum { MAX_MR = 8, MAX_NR = 4 };
@@ -14,6 +17,20 @@ int cg_gemm_lanes(ir_dtype dt) {
 
 /* 1 if the host has 32 vector registers (AVX-512), else 16. */
 static int wide_regs(void) { return cg_host_vector_floats() >= 16; }
+
+/* Marks the loop just closed by cg_loop_end 'l' as not to be unrolled
+ * (llvm.loop.unroll.disable): unrolling a register-tiled loop only adds
+ * register pressure and spills. */
+static void no_unroll(cg_emit *e, const cg_loop *l) {
+  LLVMValueRef br = LLVMGetBasicBlockTerminator(LLVMGetIncomingBlock(l->iv, 1));
+  LLVMMetadataRef tmp = LLVMTemporaryMDNode(e->ctx, NULL, 0);
+  LLVMMetadataRef str = LLVMMDStringInContext2(e->ctx, "llvm.loop.unroll.disable", 24);
+  LLVMMetadataRef opt = LLVMMDNodeInContext2(e->ctx, &str, 1);
+  LLVMMetadataRef ops[2] = {tmp, opt};
+  LLVMMetadataRef id = LLVMMDNodeInContext2(e->ctx, ops, 2);
+  LLVMMetadataReplaceAllUsesWith(tmp, id);
+  LLVMSetMetadata(br, LLVMGetMDKindIDInContext(e->ctx, "llvm.loop", 9), LLVMMetadataAsValue(e->ctx, id));
+}
 
 /* Loads the vector at base[idx], masked to its first 'count' lanes when
  * count < lanes. */
@@ -81,39 +98,32 @@ static void gemm_row_block(cg_emit *e, const gemm_args *g, LLVMValueRef m0, int 
   }
 }
 
-/* Register tile shape for M rows: mr rows x nr vectors (accumulators plus
- * nr loaded vectors plus one broadcast within the register file). */
-static void pick_tile(int64_t M, int *mr, int *nr) {
-  if (!wide_regs()) {
-    *nr = M % 4 == 0 || M < 4 ? 3 : 2;
-    *mr = *nr == 3 ? (M < 4 ? (int)M : 4) : (M < 6 ? (int)M : 6);
+/* Emits the row blocks [m, m + count*mr) in tiles of mr rows. */
+static void gemm_rows(cg_emit *e, const gemm_args *g, int64_t m, int64_t count, int mr, int nr, int64_t P) {
+  if (count <= 0 || mr <= 0) return;
+  if (count == 1) {
+    gemm_row_block(e, g, cg_i64(e, m), mr, nr, P);
     return;
   }
-  if (M % 8 == 0 || M > 12) {
-    *mr = 8;
-    *nr = 3;
-  } else if (M % 6 == 0 || M > 6) {
-    *mr = 6;
-    *nr = 4;
-  } else {
-    *mr = (int)M;
-    *nr = 4;
-  }
+  cg_loop lm;
+  LLVMValueRef m0 = cg_loop_begin(e, &lm, cg_i64(e, m), cg_i64(e, m + count * mr), mr);
+  gemm_row_block(e, g, m0, mr, nr, P);
+  cg_loop_end(e, &lm);
 }
 
+/* Register tiles of nr vectors (accumulators, the nr loaded vectors and a
+ * broadcast within the register file: 6x2 with 16 registers, 8x3 with 32)
+ * and M split into tiles as even as possible, so no tile is much shorter
+ * than the others. */
 void cg_gemm_emit(cg_emit *e, ir_dtype dt, LLVMValueRef A, int64_t am, int64_t ak, LLVMValueRef B,
                   int64_t ldb, LLVMValueRef C, int64_t ldc, int64_t M, int64_t K, int64_t P) {
   gemm_args g = {dt, cg_gemm_lanes(dt), A, B, C, am, ak, ldb, ldc, K};
-  int mr, nr;
-  pick_tile(M, &mr, &nr);
-  int64_t full = M / mr * mr, rem = M - full;
-  if (full > 0) {
-    cg_loop lm;
-    LLVMValueRef m0 = cg_loop_begin(e, &lm, cg_i64(e, 0), cg_i64(e, full), mr);
-    gemm_row_block(e, &g, m0, mr, nr, P);
-    cg_loop_end(e, &lm);
-  }
-  if (rem > 0) gemm_row_block(e, &g, cg_i64(e, full), (int)rem, nr, P);
+  int maxmr = wide_regs() ? 8 : 6, nr = wide_regs() ? 3 : 2;
+  int64_t tiles = (M + maxmr - 1) / maxmr;
+  int hi = (int)((M + tiles - 1) / tiles);
+  int64_t nhi = M - (int64_t)(hi - 1) * tiles; /* tiles of hi rows; the rest have hi - 1 */
+  gemm_rows(e, &g, 0, nhi, hi, nr, P);
+  gemm_rows(e, &g, nhi * hi, tiles - nhi, hi - 1, nr, P);
 }
 
 /* Operands of one dot-GEMM emission. */
@@ -146,7 +156,10 @@ static void dot_tile(cg_emit *e, const dot_args *g, LLVMValueRef m0, LLVMValueRe
       LLVMValueRef a = vload(e, g->A, cg_add(e, cg_add(e, abase, cg_i64(e, i * g->lda)), p), g->lanes, count);
       for (int j = 0; j < nk; j++) cg_var_set(e, acc[i][j], cg_fma(e, a, bv[j], cg_var_get(e, acc[i][j])));
     }
-    if (part == 0) cg_loop_end(e, &lp);
+    if (part == 0) {
+      cg_loop_end(e, &lp);
+      no_unroll(e, &lp);
+    }
   }
   for (int i = 0; i < mr; i++)
     for (int j = 0; j < nk; j++) {
@@ -174,7 +187,7 @@ void cg_gemm_dot_emit(cg_emit *e, ir_dtype dt, LLVMValueRef A, int64_t lda, LLVM
   dot_args g = {dt, cg_gemm_lanes(dt), A, B, V, lda, ldb, K, P};
   /* tiles of mr x nk <= 24 accumulators, nk dividing K when it can */
   int maxacc = wide_regs() ? 24 : 12;
-  int nk = K % 3 == 0 || !wide_regs() ? 3 : K % 4 == 0 ? 4 : 4;
+  int nk = K % 3 == 0 ? 3 : K % 2 == 0 && !wide_regs() ? 2 : wide_regs() ? 4 : 3;
   if (nk > K) nk = (int)K;
   int mr = M >= 8 ? 8 : (int)M;
   if (mr * nk > maxacc) mr = maxacc / nk;

@@ -11,9 +11,10 @@
  *   scratch) under padding (K-1)*dilation - pad: the forward path again.
  *   Other strides: one work item per image, dcol = W_g^T x dy per block of
  *   dy rows, scatter-added into dx (col2im) in a fixed order.
- * - conv2d_grad_weight: one work item per input channel (all its KH*KW
- *   weight columns for every output channel of its group); per image and
- *   block of rows the channel's im2col rows are packed and dotted with dy
+ * - conv2d_grad_weight: one work item per block of input channels (all
+ *   their KH*KW weight columns for every output channel of the group; one
+ *   channel unless the window is tiny); per image and block of rows the
+ *   block's im2col rows are packed and dotted with dy
  *   rows into lane-wise partial sums, summed at the end. Every weight is
  *   computed by one thread in a fixed order, so results do not depend on
  *   the thread count. */
@@ -185,9 +186,18 @@ static blocking gi_blocking(const conv_geom *s) {
   return blocking_of(s->oh, s->ow, s->k, s->esz, PANEL_BYTES, cg_gemm_lanes(s->dt));
 }
 
-/* Blocking of the weight gradient: one channel's KH*KW rows over dy rows. */
+/* Input channels per work item of the weight gradient: the fewest (a
+ * divisor of C/G) giving at least 3 panel rows, so 1x1 windows still fill
+ * a register tile. */
+static int64_t gw_channels(const conv_geom *s) {
+  for (int64_t d = 1; d < s->cg; d++)
+    if (s->cg % d == 0 && d * s->khw >= 3) return d;
+  return s->cg;
+}
+
+/* Blocking of the weight gradient: a channel block's rows over dy rows. */
 static blocking gw_blocking(const conv_geom *s) {
-  return blocking_of(s->oh, s->ow, s->khw, s->esz, GW_PANEL_BYTES, cg_gemm_lanes(s->dt));
+  return blocking_of(s->oh, s->ow, gw_channels(s) * s->khw, s->esz, GW_PANEL_BYTES, cg_gemm_lanes(s->dt));
 }
 
 static double conv_flops(const conv_geom *s) {
@@ -300,22 +310,24 @@ static void plan_grad_weight(const ir_graph *g, const ir_node *n, cg_plan *p) {
   geom_of(g, n, &s);
   blocking b = gw_blocking(&s);
   int lanes = cg_gemm_lanes(s.dt);
-  p->par = s.c;
-  p->scratch_bytes = align64(s.mg * s.khw * lanes * s.esz) + s.khw * b.ldcol * s.esz;
+  int64_t rows = gw_channels(&s) * s.khw;
+  p->par = s.c / gw_channels(&s);
+  p->scratch_bytes = align64(s.mg * rows * lanes * s.esz) + rows * b.ldcol * s.esz;
   p->flops = conv_flops(&s);
 }
 
-/* One block of rows of image 'img' for input channel (g, c) = cc. */
+/* One block of rows of image 'img' for the channel block starting at
+ * global input channel cc (in group g). */
 static void gw_block(cg_emit *e, const conv_geom *s, const blocking *b, LLVMValueRef img, LLVMValueRef cc,
                      LLVMValueRef g, LLVMValueRef oy0, int64_t rows, LLVMValueRef col, LLVMValueRef acc) {
   cg_window wd = {s->h, s->w, s->kh, s->kw, s->sh, s->sw, -s->ph, -s->pw, s->dh, s->dw, s->ow};
-  int64_t outplane = s->oh * s->ow;
+  int64_t outplane = s->oh * s->ow, cb = gw_channels(s);
   LLVMValueRef xoff = cg_mul(e, cg_add(e, cg_mul(e, img, cg_i64(e, s->c)), cc), cg_i64(e, s->h * s->w));
-  cg_im2col_emit(e, &wd, cg_gep(e, e->arg[1], xoff), 1, oy0, rows, col, b->ldcol);
+  cg_im2col_emit(e, &wd, cg_gep(e, e->arg[1], xoff), cb, oy0, rows, col, b->ldcol);
   LLVMValueRef dyoff = cg_mul(e, cg_add(e, cg_mul(e, img, cg_i64(e, s->co)), cg_mul(e, g, cg_i64(e, s->mg))),
                               cg_i64(e, outplane));
   LLVMValueRef dyg = cg_gep(e, e->arg[2], cg_add(e, dyoff, cg_mul(e, oy0, cg_i64(e, s->ow))));
-  cg_gemm_dot_emit(e, s->dt, dyg, outplane, col, b->ldcol, acc, s->mg, s->khw, rows * s->ow);
+  cg_gemm_dot_emit(e, s->dt, dyg, outplane, col, b->ldcol, acc, s->mg, cb * s->khw, rows * s->ow);
 }
 
 static attnc_status emit_grad_weight(cg_emit *e, const cg_plan *p) {
@@ -324,12 +336,13 @@ static attnc_status emit_grad_weight(cg_emit *e, const cg_plan *p) {
   geom_of(e->g, e->n, &s);
   blocking b = gw_blocking(&s);
   int lanes = cg_gemm_lanes(s.dt);
-  int64_t nacc = s.mg * s.khw;
+  int64_t rows = gw_channels(&s) * s.khw, nacc = s.mg * rows;
   LLVMValueRef acc = cg_scratch(e, 0, s.dt);
   LLVMValueRef col = cg_scratch(e, align64(nacc * lanes * s.esz), s.dt);
   LLVMTypeRef vt = cg_vec_type(e, s.dt, lanes);
   cg_loop li, lz, ln, lb, lo;
-  LLVMValueRef cc = cg_loop_begin(e, &li, e->begin, e->end, 1);
+  LLVMValueRef item = cg_loop_begin(e, &li, e->begin, e->end, 1);
+  LLVMValueRef cc = cg_mul(e, item, cg_i64(e, gw_channels(&s)));
   LLVMValueRef g = LLVMBuildSDiv(e->b, cc, cg_i64(e, s.cg), "");
   LLVMValueRef c = LLVMBuildSRem(e->b, cc, cg_i64(e, s.cg), "");
   LLVMValueRef z = cg_loop_begin(e, &lz, cg_i64(e, 0), cg_i64(e, nacc), 1);
@@ -343,10 +356,11 @@ static attnc_status emit_grad_weight(cg_emit *e, const cg_plan *p) {
   }
   if (b.rem > 0) gw_block(e, &s, &b, img, cc, g, cg_i64(e, b.nfull * b.rb), b.rem, col, acc);
   cg_loop_end(e, &ln);
-  /* dw[(g*mg + m)*k + c*khw + t] = sum of the lanes of acc[m*khw + t] */
+  /* dw[(g*mg + m)*k + c*khw + t] = sum of the lanes of acc[m*rows + t]
+   * (the block's rows are consecutive weight columns) */
   LLVMValueRef o = cg_loop_begin(e, &lo, cg_i64(e, 0), cg_i64(e, nacc), 1);
-  LLVMValueRef m = LLVMBuildSDiv(e->b, o, cg_i64(e, s.khw), "");
-  LLVMValueRef t = LLVMBuildSRem(e->b, o, cg_i64(e, s.khw), "");
+  LLVMValueRef m = LLVMBuildSDiv(e->b, o, cg_i64(e, rows), "");
+  LLVMValueRef t = LLVMBuildSRem(e->b, o, cg_i64(e, rows), "");
   LLVMValueRef row = cg_add(e, cg_mul(e, g, cg_i64(e, s.mg)), m);
   LLVMValueRef di = cg_add(e, cg_add(e, cg_mul(e, row, cg_i64(e, s.k)), cg_mul(e, c, cg_i64(e, s.khw))), t);
   cg_store(e, e->arg[0], di, cg_vsum(e, cg_vload(e, acc, cg_mul(e, o, cg_i64(e, lanes)), lanes)));
