@@ -227,6 +227,7 @@ static attnc_status log_epoch(loop *L, double lr, double wall, double ips, doubl
 static attnc_status stop_now(loop *L, rt_train_result *r) {
   const char *path = L->o->save ? L->o->save : L->interrupt_path;
   r->interrupted = 1;
+  rt_progress_end_epoch(L->progress);
   attnc_status st = save(L, path, L->epoch, L->batch, r);
   if (st == ATTNC_OK)
     fprintf(L->o->out, "interrupted at epoch %lld, batch %lld/%lld: checkpoint written to %s (continue with --resume %s)\n",
