@@ -10,6 +10,7 @@
 #include <cmocka.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include "util_jitr.h"
 
@@ -45,31 +46,34 @@ static void add_reduce(tjr_text *t, const char *dt, const char *op, const int64_
              shape_text(od, orank, sh), name, name);
 }
 
-/* A graph reducing x : dt[dims] with every op in 'ops' over every axes subset. */
-static void subsets_graph(tjr_text *t, const char *dt, const int64_t *dims, int rank, int keep, int nops) {
+/* A graph reducing x : dt[dims] over every axes subset: with every op in
+ * red_ops[first .. first + nops) when 'all', else with one of them per
+ * subset in turn. */
+static void subsets_graph(tjr_text *t, const char *dt, const int64_t *dims, int rank, int keep, int first, int nops,
+                          int all) {
   char sh[128], name[32];
   tjr_printf(t, "graph @t {\n  %%x = input name=\"x\" : %s%s\n", dt, shape_text(dims, rank, sh));
   for (int o = 0; o < nops; o++)
     for (unsigned m = 0; m < 1u << rank; m++) {
+      if (!all && (int)(m % (unsigned)nops) != o) continue;
       snprintf(name, sizeof name, "r%d_%u", o, m);
-      add_reduce(t, dt, red_ops[o], dims, rank, m, keep, m % 3 == 1, name);
+      add_reduce(t, dt, red_ops[first + o], dims, rank, m, keep, m % 3 == 1, name);
     }
   tjr_printf(t, "}\n");
 }
 
-/* Every op over every axes subset of odd rank-4 shapes, keepdims 0 and 1. */
+/* Every op over every axes subset of an odd rank-4 shape; a shape with
+ * size-1 axes with keepdims=1. */
 static void test_axes_subsets(void **state) {
   (void)state;
   const int64_t a[4] = {3, 5, 7, 9}, b[4] = {2, 1, 6, 33};
-  for (int keep = 0; keep < 2; keep++) {
-    tjr_text t = {0};
-    subsets_graph(&t, "f32", a, 4, keep, 4);
-    tjr_compare(t.s, NULL, 3 + keep, 1 + keep, 1e-5);
-    tjr_text_free(&t);
-    subsets_graph(&t, "f32", b, 4, keep, 4);
-    tjr_compare(t.s, NULL, 5 + keep, 2 - keep, 1e-5);
-    tjr_text_free(&t);
-  }
+  tjr_text t = {0};
+  subsets_graph(&t, "f32", a, 4, 0, 0, 4, 1);
+  tjr_compare(t.s, NULL, 3, 2, 1e-5);
+  tjr_text_free(&t);
+  subsets_graph(&t, "f32", b, 4, 1, 0, 4, 0);
+  tjr_compare(t.s, NULL, 5, 1, 1e-5);
+  tjr_text_free(&t);
 }
 
 /* f64 subsets (tight tolerance) and i64 reductions (exact). */
@@ -77,10 +81,10 @@ static void test_f64_i64(void **state) {
   (void)state;
   const int64_t a[4] = {4, 6, 5, 19}, c[3] = {6, 10, 7};
   tjr_text t = {0};
-  subsets_graph(&t, "f64", a, 4, 1, 4);
+  subsets_graph(&t, "f64", a, 4, 1, 0, 4, 0);
   tjr_compare(t.s, NULL, 9, 2, 1e-12);
   tjr_text_free(&t);
-  subsets_graph(&t, "i64", c, 3, 0, 4);
+  subsets_graph(&t, "i64", c, 3, 0, 0, 4, 0);
   tjr_compare(t.s, NULL, 10, 2, 0);
   tjr_text_free(&t);
 }
@@ -101,6 +105,7 @@ static void test_large(void **state) {
   char sh[128], name[16];
   for (int th = 1; th <= 2; th++) {
     for (int which = 0; which < 2; which++) {
+      if (which == 1 && th == 1) continue;
       const int64_t *dims = which ? b : a;
       tjr_text t = {0};
       tjr_printf(&t, "graph @t {\n  %%x = input name=\"x\" : f32%s\n", shape_text(dims, 4, sh));
@@ -133,8 +138,11 @@ static void test_nan(void **state) {
   ir_bundle *b = ir_bundle_create();
   tjr_put(b, "x", ir_type_make(IR_F32, 4, d), with_nan, 0);
   tjr_text t = {0};
-  subsets_graph(&t, "f32", d, 4, 0, 4);
+  subsets_graph(&t, "f32", d, 4, 0, 0, 4, 0);
   tjr_compare(t.s, b, 1, 2, 1e-5);
+  tjr_text_free(&t);
+  subsets_graph(&t, "f32", d, 4, 1, 2, 2, 0);
+  tjr_compare(t.s, b, 1, 1, 1e-5);
   tjr_text_free(&t);
   ir_bundle_destroy(b);
 }
@@ -152,10 +160,13 @@ static void test_softmax(void **state) {
     tjr_printf(&t, "graph @t {\n  %%x = input name=\"x\" : f32%s\n  %%w = input name=\"w\" : f32[6,1000]\n"
                    "  %%v = input name=\"v\" : f64[4,13,3]\n",
                shape_text(d, 4, sh));
-    for (int a = -4; a < 4; a++)
-      for (int lg = 0; lg < 2; lg++)
+    for (int a = -4; a < 4; a++) /* each axis once per pass, negative or not */
+      for (int lg = 0; lg < 2; lg++) {
+        int early_negative = (a < 0) == ((a + 4) % 4 < 2);
+        if (early_negative != !pass) continue;
         tjr_printf(&t, "  %%s%d_%d = %s(%%x) axis=%d : f32%s\n  output \"s%d_%d\" = %%s%d_%d\n", a + 4, lg,
                    lg ? "log_softmax" : "softmax", a, sh, a + 4, lg, a + 4, lg);
+      }
     for (int lg = 0; lg < 2; lg++) {
       const char *op = lg ? "log_softmax" : "softmax";
       tjr_printf(&t, "  %%w%d = %s(%%w) axis=1 : f32[6,1000]\n  output \"w%d\" = %%w%d\n", lg, op, lg, lg);
@@ -251,5 +262,6 @@ int main(void) {
       cmocka_unit_test(test_nan),          cmocka_unit_test(test_softmax),   cmocka_unit_test(test_cross_entropy),
       cmocka_unit_test(test_topk),
   };
+  if (getenv("TJR_FILTER")) cmocka_set_test_filter(getenv("TJR_FILTER"));
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
