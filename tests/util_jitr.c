@@ -54,7 +54,7 @@ void tjr_same_bits(const char *text, uint64_t seed) {
   ir_diag *d = ir_diag_create();
   ir_bundle *src = tj_sources(g, NULL, seed), *out[2];
   for (int k = 0; k < 2; k++) {
-    cg_options o = {1 + k, 0};
+    cg_options o = {.threads = 1 + k};
     cg_program *p = NULL;
     if (cg_program_create(g, &o, &p, d) != ATTNC_OK) fail_msg("jit compile: %s", ir_diag_text(d));
     out[k] = ir_bundle_create();
