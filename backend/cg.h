@@ -20,6 +20,7 @@ typedef struct cg_program cg_program;
 typedef struct {
   int threads; /* worker threads; 0 = every core */
   int interp;  /* 1: run the reference interpreter (f32 native), no LLVM */
+  int no_reuse; /* 1: every buffer its own arena space (no memory planning) */
 } cg_options;
 
 /* Compile-time and run-time figures of a program. */

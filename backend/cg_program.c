@@ -10,6 +10,7 @@
 #include <llvm-c/Core.h>
 #include "cg_internal.h"
 #include "ir_interp.h"
+#include "passes.h"
 
 typedef void (*kernel_fn)(void **args, int64_t begin, int64_t end, void *scratch);
 
@@ -76,47 +77,36 @@ static int is_named_source(const ir_node *n) {
 }
 
 /* 1 if node 'n' shares its operand's buffer instead of having a kernel. */
-static int is_alias(const ir_node *n) { return n->op == IR_OP_reshape; }
+static int is_alias(const ir_node *n) { return pass_plan_is_alias(n); }
 
-/* Lays out the arena: one 64-byte aligned buffer per node that is not an
- * alias; fills constants. */
+/* Lays out the arena with the memory plan (pass_plan_memory: buffers of
+ * dead values reused); fills constants. */
 static attnc_status layout(cg_program *p, ir_diag *d) {
   const ir_graph *g = p->g;
-  int64_t *off = calloc((size_t)g->nnodes + 1, sizeof *off);
+  pass_memory_plan plan;
+  if (pass_plan_memory(g, !p->opt.interp && !p->opt.no_reuse && !getenv("ATTNC_NO_REUSE"), &plan, d) != ATTNC_OK) return ATTNC_ENOMEM;
   p->ptr = calloc((size_t)g->nnodes + 1, sizeof *p->ptr);
   p->sources = calloc((size_t)g->nnodes + 1, sizeof *p->sources);
-  if (!off || !p->ptr || !p->sources) {
-    free(off);
-    ir_diag_error(d, NULL, 0, "out of memory laying out buffers");
+  p->stats.buffer_bytes = plan.total_bytes;
+  p->stats.arena_bytes = plan.arena_bytes;
+  p->arena = aligned_alloc(64, (size_t)(plan.arena_bytes > 0 ? plan.arena_bytes : 64));
+  if (!p->ptr || !p->sources || !p->arena) {
+    pass_memory_plan_free(&plan);
+    ir_diag_error(d, NULL, 0, "out of memory: the buffer arena needs %lld bytes", (long long)plan.arena_bytes);
     return ATTNC_ENOMEM;
   }
-  int64_t total = 0;
+  memset(p->arena, 0, (size_t)plan.arena_bytes);
   for (int i = 0; i < g->nnodes; i++) {
     const ir_node *n = g->nodes[i];
     if (is_named_source(n)) p->sources[p->nsources++] = i;
-    if (is_alias(n)) continue;
-    off[i] = total;
-    total += align64(node_bytes(n));
-  }
-  p->stats.buffer_bytes = total;
-  p->stats.arena_bytes = total;
-  p->arena = aligned_alloc(64, (size_t)align64(total > 0 ? total : 64));
-  if (!p->arena) {
-    free(off);
-    ir_diag_error(d, NULL, 0, "out of memory: the buffer arena needs %lld bytes", (long long)total);
-    return ATTNC_ENOMEM;
-  }
-  memset(p->arena, 0, (size_t)total);
-  for (int i = 0; i < g->nnodes; i++) {
-    const ir_node *n = g->nodes[i];
-    p->ptr[i] = is_alias(n) ? p->ptr[n->in[0]] : p->arena + off[i];
+    p->ptr[i] = p->arena + plan.offset[i];
     if (n->op == IR_OP_const) {
       ir_tensor t = {n->type, p->ptr[i]};
       double v = ir_get_float(n, "value");
       for (int64_t k = 0; k < ir_type_numel(&n->type); k++) ir_tensor_set(&t, k, v);
     }
   }
-  free(off);
+  pass_memory_plan_free(&plan);
   return ATTNC_OK;
 }
 

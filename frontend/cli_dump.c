@@ -5,6 +5,7 @@
 
 #include "cg.h"
 #include "cli.h"
+#include "passes.h"
 
 static const char dump_about[] =
     "Loads FILE.ir (parsed, then verified: every error is reported) or MODEL.lua\n"
@@ -16,14 +17,23 @@ static const char dump_examples[] =
     "attnc dump docs/examples/eca_tiny.ir --format dot | dot -Tsvg > eca_tiny.svg\n"
     "attnc dump models/resnet_cifar.lua -D attention=ham -D in_channels=1 --shape 1x28x28 --batch 8";
 
-/* Prints the JIT's kernels for 'g' (the training step of 'g' if 'train')
- * as optimized LLVM IR or assembly. Returns an exit code. */
-static int dump_native(ir_graph *g, int asm_text, int train) {
+/* Prints what the JIT makes of 'g' (of the training step of 'g' if
+ * 'train'): the memory plan ("planned"), or the kernels as optimized LLVM
+ * IR ("llvm") or assembly ("asm"). Returns an exit code. */
+static int dump_native(ir_graph *g, const char *stage, int train) {
   int rc = train ? cli_apply_stage("dump", "grad", &g) : CLI_EXIT_OK;
   if (rc) return rc;
   ir_diag *d = ir_diag_create();
   char *text = NULL;
-  if (cg_emit_text(g, asm_text, &text, d) != ATTNC_OK) {
+  pass_memory_plan plan;
+  if (!strcmp(stage, "planned")) {
+    if (pass_plan_memory(g, 1, &plan, d) == ATTNC_OK) {
+      text = pass_memory_plan_print(g, &plan);
+      pass_memory_plan_free(&plan);
+    }
+    if (!text) rc = cli_diag_fail("dump", d);
+    else fputs(text, stdout);
+  } else if (cg_emit_text(g, !strcmp(stage, "asm"), &text, d) != ATTNC_OK) {
     rc = cli_diag_fail("dump", d);
   } else {
     fputs(text, stdout);
@@ -40,9 +50,10 @@ int cli_dump(int argc, char **argv) {
   cli_model model = {0};
   const cli_opt opts[] = {
       {"--format", "text|dot", "output format (default text)", &format, NULL},
-      {"--stage", "ir|grad|llvm|asm",
-       "stage to print: ir (as lowered, default), grad (the whole training step), llvm / asm "
-       "(the JIT's kernels after O3, as LLVM IR / host assembly; of the training step with --train)",
+      {"--stage", "ir|grad|planned|llvm|asm",
+       "stage to print: ir (as lowered, default), grad (the whole training step), planned (each "
+       "buffer's arena offset and lifetime), llvm / asm (the JIT's kernels after O3, as LLVM IR / "
+       "host assembly); planned, llvm and asm are of the training step with --train",
        &stage, NULL},
       CLI_OPT_DEFINE(&model),
       CLI_OPT_SHAPE(&model),
@@ -62,7 +73,7 @@ int cli_dump(int argc, char **argv) {
   else if (!cli_is_model(file) && cli_model_given(&model))
     rc = cli_usage_error("dump", "-D, --shape, --batch and --train apply to MODEL.lua only");
   if (stage && !strcmp(stage, "grad")) model.train = 1; /* the step starts from the training graph */
-  int native = stage && (!strcmp(stage, "llvm") || !strcmp(stage, "asm"));
+  int native = stage && (!strcmp(stage, "llvm") || !strcmp(stage, "asm") || !strcmp(stage, "planned"));
   if (native && strcmp(format, "text")) rc = cli_usage_error("dump", "--stage %s prints text only", stage);
   ir_graph *g = NULL;
   if (!rc) {
@@ -71,7 +82,7 @@ int cli_dump(int argc, char **argv) {
     rc = cli_load_graph("dump", file, &req, &g);
   }
   if (!rc && native) {
-    rc = dump_native(g, !strcmp(stage, "asm"), model.train);
+    rc = dump_native(g, stage, model.train);
     ir_graph_destroy(g);
     cli_model_free(&model);
     return rc;

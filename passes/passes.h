@@ -40,6 +40,27 @@ typedef struct {
  * momentum, weight decay and optional Nesterov exactly as torch.optim.SGD. */
 attnc_status pass_sgd(ir_graph *g, const pass_sgd_options *opt, ir_diag *d);
 
+/* Where each node's buffer lives in the one arena of a compiled step. */
+typedef struct {
+  int nnodes;
+  int64_t *offset;     /* byte offset of each node's buffer (its owner's for an alias) */
+  int64_t *size;       /* bytes, 64-aligned; 0 for an alias */
+  int *first, *last;   /* live from the defining node to the last use (nnodes: to the end) */
+  int *owner;          /* node whose buffer this one is (itself unless an alias) */
+  int64_t arena_bytes; /* size of the arena */
+  int64_t total_bytes; /* sum of all buffers: the arena without reuse */
+} pass_memory_plan;
+
+/* Plans the buffers of 'g' in graph order. Sources, constants and outputs
+ * stay live for the whole run; with 'reuse' 0 nothing is shared (every
+ * buffer its own space). Frees nothing of 'g'. */
+attnc_status pass_plan_memory(const ir_graph *g, int reuse, pass_memory_plan *p, ir_diag *d);
+void pass_memory_plan_free(pass_memory_plan *p);
+/* 1 if node 'n' is a view of its operand's buffer (reshape). */
+int pass_plan_is_alias(const ir_node *n);
+/* The plan as text, one line per node (malloc'd; NULL if out of memory). */
+char *pass_memory_plan_print(const ir_graph *g, const pass_memory_plan *p);
+
 /* The stages a graph can be dumped at, in pipeline order. */
 typedef enum { PASS_STAGE_IR, PASS_STAGE_GRAD } pass_stage;
 /* Parses a stage name; returns 0, or -1 if unknown. */

@@ -9,6 +9,7 @@
 #include <cjson/cJSON.h>
 #include <cmocka.h>
 
+#include "cg.h"
 #include "ir_interp.h"
 #include "passes.h"
 #include "rt_safetensors.h"
@@ -280,8 +281,37 @@ static int compare_grads(const char *model, const ir_bundle *out, const ir_bundl
   return failures;
 }
 
-/* Runs the golden comparison of one reference model (see util_fe.h). */
-void tf_golden(const char *model, const char *spec, ...) {
+/* Runs 'g' on the interpreter, or with 'jit' on the JIT (2 threads) and
+ * then also on the interpreter, failing unless the two agree (norm-wise
+ * relative error 1e-5 for logits and loss, 1e-4 elsewhere). */
+static attnc_status run_engine(const char *model, const ir_graph *g, const ir_bundle *feed, int jit,
+                               ir_bundle *out, ir_diag *d) {
+  if (!jit) return ir_interp_run(g, feed, IR_INTERP_NATIVE, out, d);
+  cg_options o = {.threads = 2};
+  cg_program *p = NULL;
+  attnc_status st = cg_program_create(g, &o, &p, d);
+  if (st == ATTNC_OK) st = cg_program_run_bundle(p, feed, out, d);
+  cg_program_destroy(p);
+  if (st != ATTNC_OK) return st;
+  ir_bundle *ref = ir_bundle_create();
+  st = ir_interp_run(g, feed, IR_INTERP_NATIVE, ref, d);
+  int differ = 0;
+  for (int i = 0; st == ATTNC_OK && i < ref->count; i++) {
+    const ir_tensor *got = ir_bundle_get(out, ref->names[i]);
+    double tol = !strcmp(ref->names[i], "logits") || !strcmp(ref->names[i], "loss") ? 1e-5 : 1e-4;
+    double err = got ? tf_rel_error(got, ref->tensors[i]) : 1;
+    if (err > tol) {
+      print_error("%s: jit and interpreter differ on %s: relative error %.3g > %.3g\n", model, ref->names[i], err, tol);
+      differ++;
+    }
+  }
+  ir_bundle_destroy(ref);
+  if (differ) fail_msg("%s: %d outputs differ between the JIT and the interpreter", model, differ);
+  return st;
+}
+
+/* Runs the golden comparison of one reference model on one engine. */
+static void golden(const char *model, const char *spec, int jit, int grads, va_list ap) {
   char dir[4096], rel[512];
   snprintf(rel, sizeof rel, "golden/%s", model);
   snprintf(dir, sizeof dir, "%s", tf_reference(rel));
@@ -304,10 +334,7 @@ void tf_golden(const char *model, const char *spec, ...) {
     opts[n] = meta_opts[n];
     n++;
   }
-  va_list ap;
-  va_start(ap, spec);
   n += collect(ap, opts + n);
-  va_end(ap);
 
   const ir_tensor *x = ir_bundle_get(input, "input");
   assert_non_null(x);
@@ -321,18 +348,18 @@ void tf_golden(const char *model, const char *spec, ...) {
     ir_graph *g = lower_opts(spec, (fe_mode)mode, batch, shape, opts, n);
     ir_bundle *out = ir_bundle_create();
     ir_diag *d = ir_diag_create();
-    if (mode == FE_TRAIN && pass_gradients(g, NULL, d) != ATTNC_OK) {
+    if (mode == FE_TRAIN && grads && pass_gradients(g, NULL, d) != ATTNC_OK) {
       print_error("%s: autodiff failed:\n%s\n", model, ir_diag_text(d));
       failures++;
-    } else if (ir_interp_run(g, feed, IR_INTERP_NATIVE, out, d) != ATTNC_OK) {
-      print_error("%s: interpreter failed:\n%s\n", model, ir_diag_text(d));
+    } else if (run_engine(model, g, feed, jit, out, d) != ATTNC_OK) {
+      print_error("%s: %s failed:\n%s\n", model, jit ? "jit" : "interpreter", ir_diag_text(d));
       failures++;
     } else if (mode == FE_EVAL) {
       failures += compare(model, out, "logits", exp, "eval.logits", tols);
     } else {
       failures += compare(model, out, "logits", exp, "train.logits", tols);
       failures += compare(model, out, "loss", exp, "train.loss", tols);
-      failures += compare_grads(model, out, exp, tols);
+      if (grads) failures += compare_grads(model, out, exp, tols);
       int nstats = 0;
       for (int i = 0; i < exp->count; i++) {
         const char *name = exp->names[i];
@@ -358,4 +385,28 @@ void tf_golden(const char *model, const char *spec, ...) {
   ir_bundle_destroy(input);
   ir_bundle_destroy(weights);
   if (failures) fail_msg("%s: %d golden comparisons failed", model, failures);
+}
+
+/* Golden comparison on the interpreter (see util_fe.h). */
+void tf_golden(const char *model, const char *spec, ...) {
+  va_list ap;
+  va_start(ap, spec);
+  golden(model, spec, 0, 1, ap);
+  va_end(ap);
+}
+
+/* Golden comparison on the JIT, which must also agree with the interpreter. */
+void tf_golden_jit(const char *model, const char *spec, ...) {
+  va_list ap;
+  va_start(ap, spec);
+  golden(model, spec, 1, 1, ap);
+  va_end(ap);
+}
+
+/* tf_golden_jit without gradients. */
+void tf_golden_jit_values(const char *model, const char *spec, ...) {
+  va_list ap;
+  va_start(ap, spec);
+  golden(model, spec, 1, 0, ap);
+  va_end(ap);
 }
