@@ -3,8 +3,6 @@
  * and llvm.fmuladd, its accumulators held in registers across the whole
  * reduction; sizes are constants, so remainder tiles are emitted exactly
  * (fewer rows, fewer vectors, a masked last vector). */
-#include <stdio.h>
-#include <stdlib.h>
 #include <llvm-c/DebugInfo.h>
 #include "cg_gemm.h"
 

@@ -73,7 +73,7 @@ static void bench(const char *text, const char *label, const char *op, int threa
     fprintf(stderr, "bad graph: %s\n%s", ir_diag_text(d), text);
     exit(1);
   }
-  cg_options o = {threads, 0};
+  cg_options o = {.threads = threads};
   cg_program *p = NULL;
   double t0 = now_s();
   if (cg_program_create(g, &o, &p, d) != ATTNC_OK) {

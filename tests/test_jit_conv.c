@@ -91,7 +91,7 @@ static void test_sweep(void **state) {
  * the same bits. Returns the outputs of the last run (caller frees). */
 static ir_bundle *run_twice(const ir_graph *g, const ir_bundle *src, int threads) {
   ir_diag *d = ir_diag_create();
-  cg_options o = {threads, 0};
+  cg_options o = {.threads = threads};
   cg_program *p = NULL;
   if (cg_program_create(g, &o, &p, d) != ATTNC_OK) fail_msg("jit compile: %s", ir_diag_text(d));
   ir_bundle *a = ir_bundle_create(), *b = ir_bundle_create();
