@@ -87,6 +87,11 @@ static void test_f64_i64(void **state) {
   subsets_graph(&t, "i64", c, 3, 0, 0, 4, 0);
   tjr_compare(t.s, NULL, 10, 2, 0);
   tjr_text_free(&t);
+  /* a sum over an empty axis is 0; a scalar with axes=[] is itself */
+  tjr_compare("graph @t {\n  %x = input name=\"x\" : f32[3,0,4]\n  %s = input name=\"s\" : f64[]\n"
+              "  %a = reduce_sum(%x) axes=[1] keepdims=0 : f32[3,4]\n  %b = reduce_max(%s) axes=[] keepdims=0 : f64[]\n"
+              "  output \"a\" = %a\n  output \"b\" = %b\n}\n",
+              NULL, 11, 2, 0);
 }
 
 /* The training-sized patterns: per-channel sums over N,H,W, global average
