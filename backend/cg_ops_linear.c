@@ -56,6 +56,10 @@ static void mm_shape_of(const ir_graph *g, const ir_node *n, mm_shape *s) {
   s->mc = s->mr * ((64 + s->mr - 1) / s->mr);
   s->mchunks = (s->m + s->mc - 1) / s->mc;
   s->npanels = (s->n + s->nr - 1) / s->nr;
+  if (s->batch * s->npanels >= 16) { /* enough items: pack each panel once */
+    s->mc = (s->m + s->mr - 1) / s->mr * s->mr;
+    s->mchunks = 1;
+  }
 }
 
 static void plan_matmul(const ir_graph *g, const ir_node *n, cg_plan *p) {

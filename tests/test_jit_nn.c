@@ -174,7 +174,7 @@ static void test_pool_ties(void **state) {
  * outputs go to a new bundle. */
 static ir_bundle *run_jit(const ir_graph *g, int threads, uint64_t seed) {
   ir_diag *d = ir_diag_create();
-  cg_options o = {threads, 0};
+  cg_options o = {.threads = threads};
   cg_program *p = NULL;
   if (cg_program_create(g, &o, &p, d) != ATTNC_OK) fail_msg("jit: %s", ir_diag_text(d));
   ir_bundle *src = tj_sources(g, NULL, seed), *out = ir_bundle_create();
