@@ -42,9 +42,17 @@ static int stopping(const loop *L) { return L->o->stop && *L->o->stop; }
 static attnc_status compile(loop *L) {
   const rt_train_options *o = L->o;
   cg_options co = {.threads = o->threads, .interp = o->interp};
+  double t0 = now_s();
+  fprintf(o->out, "compiling the training step (%d nodes) and the eval forward (%d nodes)%s...\n", o->step->nnodes,
+          o->eval->nnodes, o->interp ? " for the interpreter" : "");
+  fflush(o->out);
   attnc_status st = cg_program_create(o->step, &co, &L->step, L->d);
   if (st == ATTNC_OK) st = cg_program_create(o->eval, &co, &L->eval, L->d);
   if (st != ATTNC_OK) return st;
+  const cg_stats *ss = cg_program_stats(L->step);
+  if (!o->interp)
+    fprintf(o->out, "compiled in %.1f s: %d kernel launches per step (%d distinct), %d threads\n", now_s() - t0,
+            ss->kernels, ss->unique_kernels, ss->threads);
   ir_type ti, tl, tr, to;
   L->input = cg_program_input(L->step, "input", &ti);
   L->labels = cg_program_input(L->step, "labels", &tl);
