@@ -120,6 +120,25 @@ struct bn_item {
   LLVMValueRef mean, k_a, k_b, k_c;      /* normalize constants, dtype vectors */
 };
 
+/* Prefetches the next outer row's run of the channel (x, and dy if read):
+ * short runs far apart defeat the hardware prefetcher. Past the end of the
+ * tensor the address is only a hint, never loaded. */
+static void bn_prefetch_next(cg_emit *e, bn_item *it, LLVMValueRef base) {
+  const bn_shape *s = it->s;
+  int64_t bytes = s->inner * (int64_t)ir_dtype_size(s->dt);
+  if (bytes > 2048) return;
+  LLVMValueRef next = cg_add(e, base, cg_i64(e, s->chans * s->inner));
+  LLVMTypeRef i8p = LLVMPointerType(e->t_i8, 0);
+  LLVMValueRef ptrs[2] = {it->x, it->dy};
+  for (int k = 0; k < 2 && ptrs[k]; k++)
+    for (int64_t off = 0; off < bytes; off += 64) {
+      LLVMValueRef at = cg_add(e, next, cg_i64(e, off / (int64_t)ir_dtype_size(s->dt)));
+      LLVMValueRef args[4] = {LLVMBuildBitCast(e->b, LLVMBuildGEP2(e->b, cg_type(e, s->dt), ptrs[k], &at, 1, ""), i8p, ""),
+                              LLVMConstInt(e->t_i32, 0, 0), LLVMConstInt(e->t_i32, 3, 0), LLVMConstInt(e->t_i32, 1, 0)};
+      cg_intrinsic(e, "llvm.prefetch", args, 4);
+    }
+}
+
 /* Calls 'visit' on every vector of the item's data: for a channel, each
  * outer row's contiguous inner run (u vectors per step, then the rest, then
  * a masked tail); for a channel block, each row's 'count' lanes. */
@@ -134,6 +153,7 @@ static void bn_each(cg_emit *e, bn_item *it, LLVMValueRef c, int count, bn_visit
     return;
   }
   LLVMValueRef base = cg_mul(e, cg_add(e, cg_mul(e, o, cg_i64(e, s->chans)), c), cg_i64(e, s->inner));
+  bn_prefetch_next(e, it, base);
   int64_t nv = s->inner / w, nsteps = nv / u;
   if (nsteps > 0) {
     cg_loop lj;
