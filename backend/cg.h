@@ -21,6 +21,8 @@ typedef struct {
   int threads; /* worker threads; 0 = every core */
   int interp;  /* 1: run the reference interpreter (f32 native), no LLVM */
   int no_reuse; /* 1: every buffer its own arena space (no memory planning) */
+  int poison;   /* 1: fill the arena with NaNs at creation (tests: a kernel must
+                   write all of its output and never read it first) */
 } cg_options;
 
 /* Compile-time and run-time figures of a program. */

@@ -95,7 +95,7 @@ static attnc_status layout(cg_program *p, ir_diag *d) {
     ir_diag_error(d, NULL, 0, "out of memory: the buffer arena needs %lld bytes", (long long)plan.arena_bytes);
     return ATTNC_ENOMEM;
   }
-  memset(p->arena, 0, (size_t)plan.arena_bytes);
+  memset(p->arena, p->opt.poison ? 0xff : 0, (size_t)plan.arena_bytes);
   for (int i = 0; i < g->nnodes; i++) {
     const ir_node *n = g->nodes[i];
     if (is_named_source(n)) p->sources[p->nsources++] = i;

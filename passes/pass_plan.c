@@ -51,8 +51,9 @@ static int plan_alloc(pass_memory_plan *p, int n) {
   return p->offset && p->size && p->first && p->last && p->owner ? 0 : -1;
 }
 
-/* Computes lifetimes: first = defining position, last = last use (n for
- * pinned buffers: sources, constants and outputs). */
+/* Computes lifetimes: first = defining position (0 for sources, whose
+ * values exist before the run), last = last use (n for pinned buffers:
+ * sources, constants and outputs). */
 static void lifetimes(const ir_graph *g, pass_memory_plan *p, int reuse) {
   int n = g->nnodes;
   for (int i = 0; i < n; i++) {
@@ -61,6 +62,8 @@ static void lifetimes(const ir_graph *g, pass_memory_plan *p, int reuse) {
     p->first[i] = i;
     p->last[i] = i;
     p->size[i] = pass_plan_is_alias(nd) ? 0 : align_up(ir_type_numel(&nd->type) * (int64_t)ir_dtype_size(nd->type.dtype));
+    /* sources hold their values before the run starts: live throughout */
+    if (ir_op_info_get(nd->op)->flags & IR_OPF_SOURCE) p->first[i] = 0;
     if (!reuse || (ir_op_info_get(nd->op)->flags & IR_OPF_SOURCE)) p->last[i] = n;
   }
   for (int i = 0; i < n; i++) {

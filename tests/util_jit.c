@@ -51,7 +51,7 @@ double tj_compare(const ir_graph *g, const ir_bundle *given, uint64_t seed, int 
   ir_bundle *ref = ir_bundle_create(), *out = ir_bundle_create();
   if (ir_interp_run(g, src, IR_INTERP_NATIVE, ref, d) != ATTNC_OK)
     fail_msg("interpreter: %s", ir_diag_text(d));
-  cg_options o = {.threads = threads};
+  cg_options o = {.threads = threads, .poison = 1};
   cg_program *p = NULL;
   if (cg_program_create(g, &o, &p, d) != ATTNC_OK) fail_msg("jit compile: %s", ir_diag_text(d));
   if (cg_program_run_bundle(p, src, out, d) != ATTNC_OK) fail_msg("jit run: %s", ir_diag_text(d));
