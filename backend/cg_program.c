@@ -49,6 +49,7 @@ struct cg_program {
   char *scratch;
   int64_t scratch_per;
   int profile;
+  int profile_runs;     /* runs timed since profiling was turned on */
   int *sources;         /* node ids of input/param/buffer nodes */
   int nsources;
   void **interp_out;    /* interpreter mode: storage of each output */
@@ -393,6 +394,7 @@ static void run_jit(cg_program *p) {
 attnc_status cg_program_run(cg_program *p, ir_diag *d) {
   if (p->interp_out) return run_interp(p, d);
   run_jit(p);
+  if (p->profile) p->profile_runs++;
   return ATTNC_OK;
 }
 
@@ -463,8 +465,10 @@ const cg_stats *cg_program_stats(const cg_program *p) { return &p->stats; }
 
 void cg_program_set_profile(cg_program *p, int on) {
   p->profile = on;
-  if (on)
+  if (on) {
+    p->profile_runs = 0;
     for (int k = 0; k < p->nlaunch; k++) p->launches[k].secs = 0;
+  }
 }
 
 /* Profile row: one distinct kernel. */
@@ -479,7 +483,8 @@ static int by_time(const void *a, const void *b) {
   return x < y ? 1 : x > y ? -1 : 0;
 }
 
-/* Prints accumulated time per distinct kernel. */
+/* Prints time per run of each distinct kernel (all its calls), averaged
+ * over the profiled runs. */
 void cg_program_print_profile(const cg_program *p, FILE *f, int top) {
   prof_row *rows = calloc((size_t)p->nuniq + 1, sizeof *rows);
   if (!rows) return;
@@ -491,12 +496,16 @@ void cg_program_print_profile(const cg_program *p, FILE *f, int top) {
     total += p->launches[k].secs;
   }
   qsort(rows, (size_t)p->nuniq, sizeof *rows, by_time);
+  double runs = p->profile_runs > 0 ? p->profile_runs : 1;
+  total /= runs;
+  fprintf(f, "per run, averaged over %d runs (time includes waiting at the barrier after each call)\n", p->profile_runs);
   fprintf(f, "%10s %6s %6s %5s  %s\n", "ms", "%", "calls", "GF/s", "kernel");
   for (int r = 0; r < p->nuniq && (top <= 0 || r < top); r++) {
     const unique_kernel *u = &p->uniq[rows[r].uniq];
-    double gf = rows[r].secs > 0 ? u->plan.flops * rows[r].calls / rows[r].secs * 1e-9 : 0;
-    fprintf(f, "%10.3f %6.2f %6d %5.0f  %s\n", rows[r].secs * 1e3,
-            total > 0 ? 100 * rows[r].secs / total : 0, rows[r].calls, gf, u->key);
+    double secs = rows[r].secs / runs;
+    double gf = secs > 0 ? u->plan.flops * rows[r].calls / secs * 1e-9 : 0;
+    fprintf(f, "%10.3f %6.2f %6d %5.0f  %s\n", secs * 1e3, total > 0 ? 100 * secs / total : 0,
+            rows[r].calls, gf, u->key);
   }
   fprintf(f, "%10.3f total over %d kernel calls\n", total * 1e3, p->nlaunch);
   free(rows);
