@@ -51,8 +51,9 @@ void cg_program_destroy(cg_program *p);
  * graph has none; its type goes to *t if t is not NULL. Write it before
  * cg_program_run; it keeps its value across runs until overwritten. */
 void *cg_program_input(cg_program *p, const char *name, ir_type *t);
-/* Storage of the graph output named 'name', NULL if none; valid after a run
- * and until the next one. An output may share storage with a source. */
+/* Storage of the graph output named 'name', NULL if none. Its address is
+ * fixed for the life of the program; its contents are valid after a run and
+ * until the next one. An output may share storage with a source. */
 void *cg_program_output(cg_program *p, const char *name, ir_type *t);
 /* Number of sources / outputs, and the name and type of the i-th (graph order). */
 int cg_program_input_count(const cg_program *p);

@@ -21,6 +21,7 @@ typedef struct {
   rt_metrics *tm, *em;    /* train metrics of the epoch, evaluation metrics */
   rt_progress *progress;
   float *input, *lr;
+  const float *logits;   /* the step's logits output (fixed storage) */
   int64_t *labels;
   int64_t epoch, batch, steps, nb, classes;
   uint64_t seed;
@@ -65,6 +66,7 @@ static attnc_status compile(loop *L) {
     return ATTNC_EINVAL;
   }
   L->classes = to.dims[1];
+  L->logits = cg_program_output(L->step, "logits", NULL);
   return ATTNC_OK;
 }
 
@@ -160,18 +162,6 @@ static attnc_status save(loop *L, const char *path, int64_t epoch, int64_t batch
   return st;
 }
 
-/* Copies every output of the step that names a source back into it. */
-static void write_back(cg_program *p) {
-  int n = cg_program_output_count(p);
-  for (int i = 0; i < n; i++) {
-    ir_type t;
-    const char *name = cg_program_output_name(p, i, &t);
-    void *dst = cg_program_input(p, name, NULL);
-    const void *src = dst ? cg_program_output(p, name, NULL) : NULL;
-    if (src && src != dst) memcpy(dst, src, (size_t)ir_type_numel(&t) * ir_dtype_size(t.dtype));
-  }
-}
-
 /* Copies the params and buffers of the step program into the eval program. */
 static void sync_eval(loop *L) {
   const ir_graph *g = L->o->eval;
@@ -201,8 +191,8 @@ static attnc_status train_epoch(loop *L, double *last_lr) {
     *last_lr = lr;
     attnc_status st = cg_program_run(L->step, L->d);
     if (st != ATTNC_OK) return st;
-    write_back(L->step);
-    rt_metrics_add(L->tm, cg_program_output(L->step, "logits", NULL), L->labels, n);
+    cg_program_feedback(L->step);
+    rt_metrics_add(L->tm, L->logits, L->labels, n);
     L->batch++;
     L->steps++;
     images += n;
