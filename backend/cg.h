@@ -23,6 +23,7 @@ typedef struct {
   int no_reuse; /* 1: every buffer its own arena space (no memory planning) */
   int poison;   /* 1: fill the arena with NaNs at creation (tests: a kernel must
                    write all of its output and never read it first) */
+  int no_fuse;  /* 1: one kernel per node (no pass_fuse groups) */
 } cg_options;
 
 /* Compile-time and run-time figures of a program. */
@@ -37,6 +38,12 @@ typedef struct {
   int64_t buffer_bytes;  /* sum of all node buffers (before any reuse) */
   int64_t scratch_bytes; /* per-thread scratch, all threads */
   double flops;          /* floating-point operations per run (2 per multiply-add) */
+  int fused_kernels;     /* launches per run that are fusion groups */
+  int fused_nodes;       /* nodes computed inside those groups */
+  int64_t traffic_bytes; /* per run: bytes of arena buffers of at least
+                            4096 elements read or written by kernels
+                            (each operand buffer read once, each output
+                            written once per launch: feature-map traffic) */
 } cg_stats;
 
 /* Compiles graph 'g' (which must verify; it is not kept) into *out.

@@ -61,6 +61,76 @@ int pass_plan_is_alias(const ir_node *n);
 /* The plan as text, one line per node (malloc'd; NULL if out of memory). */
 char *pass_memory_plan_print(const ir_graph *g, const pass_memory_plan *p);
 
+/* ---- fusion (pass_fuse.c) ----
+ *
+ * Fusion does not rewrite the graph: it partitions some of its nodes into
+ * groups, each compiled into one kernel. A group runs at the position of its
+ * last member; the pass guarantees that every use of a member by a node
+ * outside the group comes after that position, and that operands from
+ * outside the group are defined before it.
+ *
+ * PASS_FUSE_LOOP: two or more elementwise nodes (unary, binary, where, cast,
+ * the elementwise *_grad ops) all of the group's output type; each operand
+ * is a member or an outside value broadcastable to that type. One loop
+ * computes every member per element in registers.
+ *
+ * PASS_FUSE_SAMPLE: batch-local nodes (every output's axis 0 is the batch N,
+ * and sample n of the output depends only on sample n of its batched
+ * operands; see pass_fuse_batched). The kernel runs, for each sample of its
+ * share of [0, N), every step of the group on that sample's slices, with
+ * intermediates in the thread's scratch (cache-resident), so the group
+ * reads each outside feature map once from memory and writes each output
+ * once. Steps are consecutive runs of members: a step of one member is that
+ * op's own kernel on per-sample shapes; a step of several members follows
+ * the PASS_FUSE_LOOP rules on per-sample shapes.
+ *
+ * Members used by nodes outside the group, or named by graph outputs, are
+ * the group's outputs ('outs') and get arena buffers; other members exist
+ * only inside the kernel. */
+typedef enum { PASS_FUSE_LOOP = 1, PASS_FUSE_SAMPLE = 2 } pass_fuse_kind;
+
+typedef struct {
+  pass_fuse_kind kind;
+  const char *label;  /* structural class, static: "channel-attention",
+                         "spatial-attention", "attention", "attention-grad",
+                         "elementwise", "sgd", ... (from op kinds, never names) */
+  int nmembers;
+  int *members;       /* node ids, ascending (= execution order) */
+  int nsteps;
+  int *step_start;    /* index into members where each step starts (LOOP: one step) */
+  int nouts;
+  int *outs;          /* member node ids materialized, ascending */
+  int nins;
+  int *ins;           /* outside node ids read by members, ascending */
+} pass_fuse_group;
+
+typedef struct {
+  int nnodes;
+  int *group_of;      /* per node: its group's index, or -1 */
+  int ngroups;
+  pass_fuse_group *groups;
+} pass_fusion;
+
+/* Partitions the nodes of 'g' (verified, not changed) into fusion groups
+ * into *f (groups in order of their last member). Returns ATTNC_OK or an
+ * error (out of memory). */
+attnc_status pass_fuse(const ir_graph *g, pass_fusion *f, ir_diag *d);
+void pass_fusion_free(pass_fusion *f);
+/* For a batch-local node 'n' of batch size 'batch': 1 if its operand 'k' is
+ * sliced per sample (axis 0 is the batch), 0 if read whole (a weight, a
+ * broadcast scalar), -1 if 'n' is not batch-local for this batch size. */
+int pass_fuse_batched(const ir_graph *g, const ir_node *n, int k, int64_t batch);
+/* The graph with its groups as text (the --stage fused dump): every node as
+ * ir_print prints it, each group introduced by a line naming its kind,
+ * label, members, steps, inputs and outputs (malloc'd; NULL if out of memory). */
+char *pass_fusion_print(const ir_graph *g, const pass_fusion *f);
+
+/* pass_plan_memory for a fused graph: members of a group that are not its
+ * outputs get no buffer; every other member is defined, and every group
+ * input is read, at the position of the group's last member. f may be NULL. */
+attnc_status pass_plan_memory_fused(const ir_graph *g, const pass_fusion *f, int reuse,
+                                    pass_memory_plan *p, ir_diag *d);
+
 /* The stages a graph can be dumped at, in pipeline order. */
 typedef enum { PASS_STAGE_IR, PASS_STAGE_GRAD } pass_stage;
 /* Parses a stage name; returns 0, or -1 if unknown. */
