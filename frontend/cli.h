@@ -103,6 +103,9 @@ typedef struct {
 #define CLI_OPT_THREADS(dst) \
   {"--threads", "N", "worker threads (default: every core)", (dst), cli_parse_threads}
 int cli_parse_threads(void *dst, const char *value, char *err, size_t errsize);
+/* --no-fuse: compile one kernel per node (pass_fuse off), for comparison. */
+#define CLI_OPT_NO_FUSE(dst) \
+  {"--no-fuse", NULL, "one kernel per node: turn fusion off (for comparison)", (dst), NULL}
 
 /* Parsers of the model options (dst is a cli_model*). */
 int cli_parse_define(void *dst, const char *value, char *err, size_t errsize);

@@ -105,6 +105,9 @@ static void print_result(const bench_result *r, const cg_stats *st, const char *
     cJSON_AddNumberToObject(o, "arena_bytes", (double)st->arena_bytes);
     cJSON_AddNumberToObject(o, "kernels_per_step", st->kernels);
     cJSON_AddNumberToObject(o, "unique_kernels", st->unique_kernels);
+    cJSON_AddNumberToObject(o, "fused_kernels", st->fused_kernels);
+    cJSON_AddNumberToObject(o, "fused_nodes", st->fused_nodes);
+    cJSON_AddNumberToObject(o, "traffic_bytes", (double)st->traffic_bytes);
     char *s = cJSON_PrintUnformatted(o);
     printf("%s\n", s);
     free(s);
@@ -119,6 +122,8 @@ static void print_result(const bench_result *r, const cg_stats *st, const char *
   printf("  GFLOP/s     %.1f\n", r->gflops);
   printf("  compile     %.2f s (build IR %.2f, O3 %.2f, codegen+link %.2f); %d kernels per step, %d distinct\n",
          r->compile_s, st->lower_s, st->opt_s, st->jit_s, st->kernels, st->unique_kernels);
+  printf("  fusion      %d fused kernels computing %d nodes; feature-map traffic %.1f MiB per step\n",
+         st->fused_kernels, st->fused_nodes, (double)st->traffic_bytes / 1048576.0);
   printf("  memory      peak RSS %.1f MiB; buffer arena %.1f MiB\n", (double)r->peak_bytes / 1048576.0,
          (double)st->arena_bytes / 1048576.0);
 }
@@ -193,6 +198,7 @@ int cli_bench(int argc, char **argv) {
       {"--warmup", "K", "untimed steps first (default 3)", &warmup, parse_count},
       {"--profile", "TOP", "print the TOP kernels by time over the timed steps", &profile, parse_count},
       {"--interp", NULL, "time the reference interpreter instead (slow)", &engine.interp, NULL},
+      CLI_OPT_NO_FUSE(&engine.no_fuse),
       {"--json", NULL, "print the result as one JSON object", &json, NULL},
   };
   const cli_spec spec = {"bench", "attnc bench MODEL.lua [-D key=value]... [options]", bench_about,

@@ -18,15 +18,25 @@ static const char dump_examples[] =
     "attnc dump models/resnet_cifar.lua -D attention=ham -D in_channels=1 --shape 1x28x28 --batch 8";
 
 /* Prints what the JIT makes of 'g' (of the training step of 'g' if
- * 'train'): the memory plan ("planned"), or the kernels as optimized LLVM
- * IR ("llvm") or assembly ("asm"). Returns an exit code. */
+ * 'train'): the fusion groups ("fused"), the memory plan ("planned"), or the
+ * kernels as optimized LLVM IR ("llvm") or assembly ("asm"). Returns an
+ * exit code. */
 static int dump_native(ir_graph *g, const char *stage, int train) {
   int rc = train ? cli_apply_stage("dump", "grad", &g) : CLI_EXIT_OK;
   if (rc) return rc;
   ir_diag *d = ir_diag_create();
   char *text = NULL;
   pass_memory_plan plan;
-  if (!strcmp(stage, "planned")) {
+  pass_fusion fu;
+  if (!strcmp(stage, "fused")) {
+    if (pass_fuse(g, &fu, d) == ATTNC_OK) {
+      text = pass_fusion_print(g, &fu);
+      pass_fusion_free(&fu);
+      if (!text) ir_diag_error(d, NULL, 0, "out of memory printing the fused graph");
+    }
+    if (!text) rc = cli_diag_fail("dump", d);
+    else fputs(text, stdout);
+  } else if (!strcmp(stage, "planned")) {
     if (pass_plan_memory(g, 1, &plan, d) == ATTNC_OK) {
       text = pass_memory_plan_print(g, &plan);
       pass_memory_plan_free(&plan);
@@ -50,10 +60,11 @@ int cli_dump(int argc, char **argv) {
   cli_model model = {0};
   const cli_opt opts[] = {
       {"--format", "text|dot", "output format (default text)", &format, NULL},
-      {"--stage", "ir|grad|planned|llvm|asm",
-       "stage to print: ir (as lowered, default), grad (the whole training step), planned (each "
-       "buffer's arena offset and lifetime), llvm / asm (the JIT's kernels after O3, as LLVM IR / "
-       "host assembly); planned, llvm and asm are of the training step with --train",
+      {"--stage", "ir|grad|fused|planned|llvm|asm",
+       "stage to print: ir (as lowered, default), grad (the whole training step), fused (the "
+       "graph with its fusion groups: each group's kind, members, inputs and outputs), planned "
+       "(each buffer's arena offset and lifetime), llvm / asm (the JIT's kernels after O3, as "
+       "LLVM IR / host assembly); fused, planned, llvm and asm are of the training step with --train",
        &stage, NULL},
       CLI_OPT_DEFINE(&model),
       CLI_OPT_SHAPE(&model),
@@ -73,7 +84,8 @@ int cli_dump(int argc, char **argv) {
   else if (!cli_is_model(file) && cli_model_given(&model))
     rc = cli_usage_error("dump", "-D, --shape, --batch and --train apply to MODEL.lua only");
   if (stage && !strcmp(stage, "grad")) model.train = 1; /* the step starts from the training graph */
-  int native = stage && (!strcmp(stage, "llvm") || !strcmp(stage, "asm") || !strcmp(stage, "planned"));
+  int native = stage && (!strcmp(stage, "llvm") || !strcmp(stage, "asm") || !strcmp(stage, "planned") ||
+                         !strcmp(stage, "fused"));
   if (native && strcmp(format, "text")) rc = cli_usage_error("dump", "--stage %s prints text only", stage);
   ir_graph *g = NULL;
   if (!rc) {

@@ -62,6 +62,7 @@ int cli_eval(int argc, char **argv) {
       {"--confusion", NULL, "also print the confusion matrix", &confusion, NULL},
       CLI_OPT_THREADS(&co.threads),
       {"--interp", NULL, "run on the reference interpreter instead of the JIT (slow)", &co.interp, NULL},
+      CLI_OPT_NO_FUSE(&co.no_fuse),
   };
   const cli_spec spec = {"eval", "attnc eval MODEL.lua --weights W --data SPEC [options]", eval_about,
                          eval_examples, opts, (int)(sizeof opts / sizeof opts[0]), "MODEL", 1, &file};

@@ -121,6 +121,7 @@ int cli_infer(int argc, char **argv) {
       {"--topk", "K", "classes printed per sample (default 5)", &topk, parse_topk},
       CLI_OPT_THREADS(&co.threads),
       {"--interp", NULL, "run on the reference interpreter instead of the JIT", &co.interp, NULL},
+      CLI_OPT_NO_FUSE(&co.no_fuse),
   };
   const cli_spec spec = {"infer", "attnc infer MODEL.lua --weights W --input X.safetensors [options]",
                          infer_about, infer_examples, opts, (int)(sizeof opts / sizeof opts[0]), "MODEL", 1, &file};

@@ -131,6 +131,7 @@ int cli_run(int argc, char **argv) {
        NULL},
       {"--out", "OUT.safetensors", "where to write every graph output (atomically)", &out, NULL},
       {"--interp", NULL, "run on the reference interpreter instead of the JIT", &engine.interp, NULL},
+      CLI_OPT_NO_FUSE(&engine.no_fuse),
       CLI_OPT_THREADS(&engine.threads),
       {"--init", "SEED",
        "fill every source the files do not give with seeded random values (no --input needed)",

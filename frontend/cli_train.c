@@ -126,7 +126,7 @@ typedef struct {
   const char *data, *schedule, *augment, *save, *resume, *weights, *log;
   long long epochs, holdout, seed;
   double lr, momentum, wd, warmup;
-  int nesterov, threads, interp, json, confusion, force;
+  int nesterov, threads, interp, no_fuse, json, confusion, force;
 } train_args;
 
 /* Parses a non-negative integer into a long long. */
@@ -298,6 +298,7 @@ int cli_train(int argc, char **argv) {
        parse_count},
       CLI_OPT_THREADS(&a.threads),
       {"--interp", NULL, "run on the reference interpreter instead of the JIT (slow)", &a.interp, NULL},
+      CLI_OPT_NO_FUSE(&a.no_fuse),
       {"--save", "CKPT", "checkpoint written (atomically) after every epoch and on SIGINT", &a.save, NULL},
       {"--resume", "CKPT", "continue a run from its checkpoint (same model and options)", &a.resume, NULL},
       {"--force", NULL, "--resume even if the model file or options differ", &a.force, NULL},
@@ -330,6 +331,7 @@ int cli_train(int argc, char **argv) {
     o.seed = (uint64_t)a.seed;
     o.threads = a.threads;
     o.interp = a.interp;
+    o.no_fuse = a.no_fuse;
     o.resume = a.resume;
     o.weights = a.weights;
     o.save = a.save;

@@ -42,7 +42,7 @@ static int stopping(const loop *L) { return L->o->stop && *L->o->stop; }
 /* Compiles the step and eval programs and checks their interfaces. */
 static attnc_status compile(loop *L) {
   const rt_train_options *o = L->o;
-  cg_options co = {.threads = o->threads, .interp = o->interp};
+  cg_options co = {.threads = o->threads, .interp = o->interp, .no_fuse = o->no_fuse};
   double t0 = now_s();
   fprintf(o->out, "compiling the training step (%d nodes) and the eval forward (%d nodes)%s...\n", o->step->nnodes,
           o->eval->nnodes, o->interp ? " for the interpreter" : "");

@@ -27,7 +27,7 @@ typedef struct {
   int64_t epochs, batch, holdout;
   rt_schedule sched;
   uint64_t seed;             /* data order + init */
-  int pad_crop, flip, threads, interp;
+  int pad_crop, flip, threads, interp, no_fuse;
   const char *resume, *weights, *save, *log;   /* paths or NULL */
   int json, confusion;
   rt_ckpt_info info;         /* model/options/spec hash to store in checkpoints */
