@@ -6,7 +6,8 @@
  * resumed ends with bit-identical weights to an uninterrupted one, resuming
  * another model's or another recipe's checkpoint is refused, and corrupt
  * checkpoints or missing data fail cleanly. Everything runs on the
- * reference interpreter (--interp) so results do not depend on the JIT. */
+ * reference interpreter (--interp) so results do not depend on the JIT,
+ * except one interrupt-and-resume run on the JIT. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -329,25 +330,30 @@ static int same_tensors(const char *a, const char *b) {
 
 /* SIGINT mid-epoch: exit 130 with a checkpoint inside the epoch; --resume
  * to the end gives bit-identical weights, buffers and momenta to an
- * uninterrupted run. Then: resuming with another model or another --lr is
+ * uninterrupted run on the same engine and thread count: the interpreter
+ * on one thread ('jit' 0, 2048 samples), or the JIT on two threads ('jit' 1,
+ * 16384 samples so the signal lands mid-epoch however fast the steps are).
+ * On the interpreter also: resuming with another model or another --lr is
  * refused and leaves the checkpoint intact. */
-static void test_interrupt_resume(void **state) {
-  (void)state;
-  char *spec, *dir = make_dir(2048, &spec);
+static void interrupt_resume(int jit) {
+  const uint32_t ntrain = jit ? 16384 : 2048, batches = ntrain / 16;
+  char *spec, *dir = make_dir(ntrain, &spec);
   char *model = tc_path(dir, "tiny.lua"), *full = tc_path(dir, "full.safetensors"),
        *part = tc_path(dir, "part.safetensors"), *errp = tc_path(dir, "err.txt");
-#define RUN_ARGS "train", model, "--data", spec, "--epochs", "2", "--batch", "16", "--seed", "5", "--interp", \
-                 "--threads", "1", "--lr", "0.05"
-  const char *a_full[] = {RUN_ARGS, "--save", full, NULL};
-  const char *a_part[] = {RUN_ARGS, "--save", part, NULL};
-  const char *a_resume[] = {RUN_ARGS, "--save", part, "--resume", part, NULL};
+  /* the last argument: the interpreter, or NULL (ends the list) for the JIT */
+  const char *engine = jit ? NULL : "--interp", *threads = jit ? "2" : "1";
+#define RUN_ARGS "train", model, "--data", spec, "--epochs", "2", "--batch", "16", "--seed", "5", \
+                 "--threads", threads, "--lr", "0.05"
+  const char *a_full[] = {RUN_ARGS, "--save", full, engine, NULL};
+  const char *a_part[] = {RUN_ARGS, "--save", part, engine, NULL};
+  const char *a_resume[] = {RUN_ARGS, "--save", part, "--resume", part, engine, NULL};
   tc_result r;
   assert_int_equal(tc_run_attnc(a_full, &r), 0);
   if (r.code != 0) fail_msg("full run: %s", r.err);
   tc_result_free(&r);
 
   pid_t pid = spawn_attnc(a_part, errp);
-  for (int i = 0; i < 3000; i++) { /* until the progress shows batches of epoch 1 */
+  for (int i = 0; i < 6000; i++) { /* until the progress shows batches of epoch 1 */
     char *t = tc_read_file(errp, NULL);
     int seen = t && strstr(t, "epoch 1/2 batch ");
     free(t);
@@ -365,27 +371,28 @@ static void test_interrupt_resume(void **state) {
   ir_diag *d = ir_diag_create();
   assert_int_equal(rt_ckpt_load(part, &ck, &info, d), ATTNC_OK);
   assert_int_equal(info.epoch, 0);
-  assert_true(info.batch > 0 && info.batch < 128);
+  assert_true(info.batch > 0 && info.batch < (int64_t)batches);
   assert_int_equal(info.step, info.batch);
   ir_bundle_destroy(ck);
   assert_false(same_tensors(full, part));
 
-  /* resuming with another model / another recipe is refused, the file kept */
   char *other = tc_path(dir, "other.lua");
-  const char *a_other[] = {"train", other, "--data", spec, "--batch", "16", "--interp", "--resume", part, NULL};
-  assert_int_equal(tc_run_attnc(a_other, &r), 0);
-  assert_int_equal(r.code, 1);
-  assert_non_null(strstr(r.err, "spec hash"));
-  tc_result_free(&r);
-  const char *a_lr[] = {"train", model, "--data", spec, "--epochs", "2", "--batch", "16", "--seed", "5",
-                        "--interp", "--lr", "0.1", "--resume", part, NULL};
-  assert_int_equal(tc_run_attnc(a_lr, &r), 0);
-  assert_int_equal(r.code, 1);
-  assert_non_null(strstr(r.err, "options"));
-  tc_result_free(&r);
-  ck = NULL;
-  assert_int_equal(rt_ckpt_load(part, &ck, &info, d), ATTNC_OK);
-  ir_bundle_destroy(ck);
+  if (!jit) { /* resuming with another model / another recipe is refused, the file kept */
+    const char *a_other[] = {"train", other, "--data", spec, "--batch", "16", "--interp", "--resume", part, NULL};
+    assert_int_equal(tc_run_attnc(a_other, &r), 0);
+    assert_int_equal(r.code, 1);
+    assert_non_null(strstr(r.err, "spec hash"));
+    tc_result_free(&r);
+    const char *a_lr[] = {"train", model, "--data", spec, "--epochs", "2", "--batch", "16", "--seed", "5",
+                          "--interp", "--lr", "0.1", "--resume", part, NULL};
+    assert_int_equal(tc_run_attnc(a_lr, &r), 0);
+    assert_int_equal(r.code, 1);
+    assert_non_null(strstr(r.err, "options"));
+    tc_result_free(&r);
+    ck = NULL;
+    assert_int_equal(rt_ckpt_load(part, &ck, &info, d), ATTNC_OK);
+    ir_bundle_destroy(ck);
+  }
 
   assert_int_equal(tc_run_attnc(a_resume, &r), 0);
   if (r.code != 0) fail_msg("resume: %s", r.err);
@@ -395,7 +402,7 @@ static void test_interrupt_resume(void **state) {
   assert_int_equal(rt_ckpt_load(part, &ck, &info, d), ATTNC_OK);
   assert_int_equal(info.epoch, 2);
   assert_int_equal(info.batch, 0);
-  assert_int_equal(info.step, 256);
+  assert_int_equal(info.step, 2 * (int64_t)batches);
   ir_bundle_destroy(ck);
   ir_diag_destroy(d);
 #undef RUN_ARGS
@@ -407,6 +414,18 @@ static void test_interrupt_resume(void **state) {
   free(spec);
   tc_rmtree(dir);
   free(dir);
+}
+
+/* Interrupt and resume on the interpreter. */
+static void test_interrupt_resume(void **state) {
+  (void)state;
+  interrupt_resume(0);
+}
+
+/* Interrupt and resume on the JIT (two threads, fused kernels). */
+static void test_interrupt_resume_jit(void **state) {
+  (void)state;
+  interrupt_resume(1);
 }
 
 /* Bad inputs: a truncated checkpoint, another model's checkpoint, a missing
@@ -466,7 +485,7 @@ static void test_bad_inputs(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_loss_decreases),   cmocka_unit_test(test_init_state),
-      cmocka_unit_test(test_checkpoint_eval),  cmocka_unit_test(test_interrupt_resume),
+      cmocka_unit_test(test_checkpoint_eval),  cmocka_unit_test(test_interrupt_resume), cmocka_unit_test(test_interrupt_resume_jit),
       cmocka_unit_test(test_bad_inputs),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
