@@ -4,12 +4,14 @@
 #
 # usage: bench/run.sh [--threads T] [--batch N] [--models none,se,eca,cbam,ham]
 #                     [--modes train,infer] [--steps K] [--warmup W]
-#                     [--no-peak] [--keep DIR]
+#                     [--no-peak] [--fused-only] [--keep DIR]
 #   attnc side: $ATTNC_BIN (default build/attnc) `bench models/resnet_cifar.lua
 #               -D attention=X --batch N --train|--infer --threads T --json`;
 #               n/a in the table when that command is missing or fails.
 #   torch side: bench/torch_step.py with the same models, batch, threads, steps.
 #   'none' is always run too (the attention overhead is relative to it).
+#   attnc also runs each case with --no-fuse (one kernel per node), for the
+#   fused-vs-unfused columns; --fused-only skips that.
 #   --keep DIR  keep the raw outputs (JSON lines, attnc stderr) in DIR.
 # Numbers are only meaningful on an otherwise idle machine.
 set -uo pipefail
@@ -23,6 +25,7 @@ modes=train,infer
 steps=20
 warmup=3
 peak=1
+nofuse=1
 keep=
 
 die() { echo "run.sh: $*" >&2; exit 2; }
@@ -36,7 +39,8 @@ while [ $# -gt 0 ]; do
     --warmup) warmup=${2:?}; shift 2 ;;
     --no-peak) peak=0; shift ;;
     --keep) keep=${2:?}; shift 2 ;;
-    -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --fused-only) nofuse=0; shift ;;
+    -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown option '$1' (see bench/run.sh --help)" ;;
   esac
 done
@@ -69,7 +73,7 @@ else
   out=$(mktemp -d /tmp/attnc-bench.XXXXXX)
   trap 'rm -rf "$out"' EXIT
 fi
-rm -f "$out"/attnc-*.out "$out"/torch.jsonl "$out"/peak.json
+rm -f "$out"/attnc-*.out "$out"/attnc-*.nofuse "$out"/torch.jsonl "$out"/peak.json
 
 # machine FP32 peak, for context
 if [ "$peak" = 1 ]; then
@@ -99,6 +103,14 @@ if [ "$have_attnc" = 1 ]; then
               --batch "$batch" "--$mode" --threads "$threads" --json "${steps_opt[@]}") \
               >"$f" 2>"$out/attnc-$m-$mode.err"; then
         echo "run.sh: attnc bench $m --$mode failed: $(tail -n 1 "$out/attnc-$m-$mode.err")" >&2
+        : >"$f"
+      fi
+      [ "$nofuse" = 1 ] || continue
+      f="$out/attnc-$m-$mode.nofuse"
+      if ! (cd "$repo" && "$ATTNC_BIN" bench models/resnet_cifar.lua -D "attention=$m" \
+              --batch "$batch" "--$mode" --threads "$threads" --json --no-fuse "${steps_opt[@]}") \
+              >"$f" 2>"$out/attnc-$m-$mode-nofuse.err"; then
+        echo "run.sh: attnc bench $m --$mode --no-fuse failed: $(tail -n 1 "$out/attnc-$m-$mode-nofuse.err")" >&2
         : >"$f"
       fi
     done

@@ -81,6 +81,21 @@ def render(header, rows):
     return '\n'.join(lines)
 
 
+def mib(v):
+    return None if v is None else v / 2**20
+
+
+def nofuse_cells(a, nf, nf_base):
+    """The fused-vs-unfused columns of one attnc row: the --no-fuse step
+    time, fused speed-up, --no-fuse overhead, feature-map traffic per step
+    (fused / unfused), arena and unplanned buffer sum."""
+    nm, am = num(nf, 'ms_per_step'), num(a, 'ms_per_step')
+    return [fmt(nm, '.1f'), fmt(ratio(nm, am), '.2f'),
+            fmt(ratio(nm, num(nf_base, 'ms_per_step')), '.3f'),
+            fmt(mib(num(a, 'traffic_bytes')), '.0f'), fmt(mib(num(nf, 'traffic_bytes')), '.0f'),
+            fmt(mib(num(a, 'arena_bytes')), '.0f'), fmt(mib(num(a, 'buffer_bytes')), '.0f')]
+
+
 def step_table(d):
     """Prints the per-step comparison of bench/run.sh from directory d."""
     torch_rows = {(r.get('attention'), r.get('mode')): r for r in all_json(os.path.join(d, 'torch.jsonl'))}
@@ -96,6 +111,7 @@ def step_table(d):
     rank = {m: i for i, m in enumerate(order.split(',')) if m}
     keys.sort(key=lambda k: (0 if k[1] == 'train' else 1, rank.get(k[0], 99), k[0]))
     attnc_rows = {k: last_json(os.path.join(d, 'attnc-%s-%s.out' % k)) for k in keys}
+    nofuse_rows = {k: last_json(os.path.join(d, 'attnc-%s-%s.nofuse' % k)) for k in keys}
 
     peak = last_json(os.path.join(d, 'peak.json'))
     any_row = next(iter(torch_rows.values()), {})
@@ -109,7 +125,8 @@ def step_table(d):
             peak.get('gflops_1core', 0)))
     header = ['model', 'mode', 'attnc ms', 'torch ms', 'torch/attnc', 'attnc GF/s',
               'torch GF/s', 'attnc ovh', 'torch ovh', 'attnc MB', 'torch MB',
-              'attnc kern', 'torch kern', 'compile s']
+              'attnc kern', 'torch kern', 'compile s', 'no-fuse ms', 'fuse gain',
+              'no-fuse ovh', 'traffic MB', 'no-fuse MB', 'arena MB', 'unplanned MB']
     rows = []
     for k in keys:
         t, a = torch_rows.get(k), attnc_rows.get(k)
@@ -127,11 +144,13 @@ def step_table(d):
             fmt(None if tb is None else tb / 2**20, '.1f'),
             fmt(num(a, 'kernels_per_step'), '.0f'), fmt(num(t, 'kernels_per_step'), '.0f'),
             fmt(num(a, 'compile_s'), '.2f'),
-        ])
+        ] + nofuse_cells(a, nofuse_rows.get(k), nofuse_rows.get(('none', k[1]))))
     print(render(header, rows))
     print('torch ms: median [min-max]; ratio > 1 = attnc faster; ovh = step / plain '
           'step; GF/s: each side\'s own FLOP count (torch: conv+linear MACs x2, train = 3x '
-          'forward); MB: peak memory (torch: RSS growth over the steps)')
+          'forward); MB: peak memory (torch: RSS growth over the steps); fuse gain = '
+          'no-fuse ms / ms; traffic: feature-map bytes read+written per step; arena: '
+          'attnc\'s planned buffers; unplanned: sum of all buffers without reuse')
 
 
 def train_table(d):

@@ -103,6 +103,7 @@ static void print_result(const bench_result *r, const cg_stats *st, const char *
     cJSON_AddNumberToObject(o, "jit_s", st->jit_s);
     cJSON_AddNumberToObject(o, "peak_bytes", (double)r->peak_bytes);
     cJSON_AddNumberToObject(o, "arena_bytes", (double)st->arena_bytes);
+    cJSON_AddNumberToObject(o, "buffer_bytes", (double)st->buffer_bytes);
     cJSON_AddNumberToObject(o, "kernels_per_step", st->kernels);
     cJSON_AddNumberToObject(o, "unique_kernels", st->unique_kernels);
     cJSON_AddNumberToObject(o, "fused_kernels", st->fused_kernels);
