@@ -14,6 +14,15 @@
  * exactly once over the whole range (buffers are not cleared between runs).
  * 'scratch' is this thread's own plan.scratch_bytes (64-byte aligned).
  *
+ * A fusion group (pass_fuse) compiles to ONE kernel of the same signature
+ * whose args are [outs..., ins...]: the buffers of the group's outputs
+ * (pass_fuse_group.outs, ascending node ids) then of its inputs
+ * (pass_fuse_group.ins, ascending); members that are not outputs have no
+ * buffer. A PASS_FUSE_LOOP kernel's range is the work items of its merged
+ * loop nest (rows / blocks of the group type); a PASS_FUSE_SAMPLE kernel's
+ * range is the batch [0, N): each call computes every member for its
+ * samples, internal members living in 'scratch' (see cg_fuse.c).
+ *
  * An emitter writes the body of the kernel through cg_emit: e->arg[] are
  * already typed element pointers (float*, double* or i64*), e->begin and
  * e->end the share. All shapes and attributes are compile-time constants:
@@ -23,6 +32,7 @@
 #include <llvm-c/Core.h>
 #include <llvm-c/TargetMachine.h>
 #include "cg.h"
+#include "passes.h"
 
 /* f32 lanes of the host's widest vector registers: 16 with AVX-512F, 8 with
  * AVX2 (this project's machines are AMD EPYC with AVX2 + FMA and 16 ymm
@@ -184,6 +194,60 @@ LLVMValueRef cg_fma(cg_emit *e, LLVMValueRef a, LLVMValueRef b, LLVMValueRef c);
  * fused kernels. */
 LLVMValueRef cg_elementwise_value(cg_emit *e, const ir_node *n, ir_dtype in_dt, ir_dtype out_dt,
                                   LLVMValueRef *v);
+
+/* ---- elementwise loop nests (cg_ops_elementwise.c; also fused kernels) ---- */
+
+/* Most operands of one merged loop nest (fused kernels: outs + ins). */
+#define CG_EW_MAX_OPS 48
+/* Rows of at most this many inner elements are one work item. */
+#define CG_EW_BLOCK 16384
+
+/* The merged loop nest over one index space (a type) read or written by
+ * several operands through element strides (0 along broadcast axes). */
+typedef struct {
+  int rank;
+  int64_t dims[IR_MAX_RANK];
+  int nops;
+  int64_t strides[CG_EW_MAX_OPS][IR_MAX_RANK];
+  int64_t outer, blocks; /* work items: outer * blocks */
+} cg_ew_layout;
+
+/* Fills *l for index space 't' and 'nops' (<= CG_EW_MAX_OPS) operands whose
+ * strides over t's axes are s[k] (cg_strides for stored operands,
+ * cg_broadcast_strides for broadcast reads): axes of size 1 dropped,
+ * adjacent axes contiguous for every operand merged, the inner row split
+ * into blocks of CG_EW_BLOCK. */
+void cg_ew_layout_make(const ir_type *t, int nops, int64_t (*s)[IR_MAX_RANK], cg_ew_layout *l);
+
+/* Called once per element by cg_ew_loops with idx[k] the element offset of
+ * operand k; emits the element's loads, math and stores. */
+typedef attnc_status (*cg_ew_body)(cg_emit *e, void *ctx, LLVMValueRef *idx);
+/* Emits the loop nest of 'l' over work items [begin, end) (i64 values). */
+attnc_status cg_ew_loops(cg_emit *e, const cg_ew_layout *l, LLVMValueRef begin, LLVMValueRef end,
+                         cg_ew_body body, void *ctx);
+
+/* ---- fusion groups (cg_fuse.c) ---- */
+
+/* A fusion group prepared for compilation: its plan and the per-sample
+ * graphs of its steps. */
+typedef struct cg_fused cg_fused;
+/* Prepares group 'grp' of 'g' (kept by pointer until cg_fused_free):
+ * checks it can be compiled (else returns NULL with nothing reported: the
+ * caller runs its members unfused) and fills *plan. */
+cg_fused *cg_fused_prepare(const ir_graph *g, const pass_fuse_group *grp, cg_plan *plan);
+void cg_fused_free(cg_fused *k);
+/* Emits the group's kernel 'name' into 'm' (ABI above). */
+attnc_status cg_fused_build(LLVMModuleRef m, const char *name, cg_fused *k, ir_diag *d);
+/* Appends the dedup key of group 'grp' to a malloc'd string: the kind, the
+ * step starts, and per member its cg_kernel_key and operand wiring (member
+ * index or input index) and whether it is an output. NULL if out of memory. */
+char *cg_fused_key(const ir_graph *g, const pass_fuse_group *grp);
+
+/* Creates a program like cg_program_create with the fusion groups 'f'
+ * (copied; groups the JIT cannot compile run unfused) instead of running
+ * pass_fuse (tests). */
+attnc_status cg_program_create_fused(const ir_graph *g, const cg_options *o, const pass_fusion *f,
+                                     cg_program **out, ir_diag *d);
 
 /* Bytes of the host's widest vector register (64 with AVX-512F, else 32);
  * kernels size their vectors and register blocks by it (cg_ops_nn.c). */

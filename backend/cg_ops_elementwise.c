@@ -11,30 +11,24 @@
 #include <string.h>
 #include "cg_internal.h"
 
-enum { BLOCK = 16384 }; /* inner elements per work item, at most */
-
-/* The merged loop nest of an elementwise kernel. */
-typedef struct {
-  int rank;
-  int64_t dims[IR_MAX_RANK];
-  int nops;                              /* 1 + inputs */
-  int64_t strides[IR_MAX_IN_EW][IR_MAX_RANK]; /* [0] output */
-  int64_t outer, blocks;                 /* par = outer * blocks */
-} ew_layout;
-
-/* Computes the loop nest of node 'n' of 'g' into *l. */
-static void ew_layout_of(const ir_graph *g, const ir_node *n, ew_layout *l) {
+/* Computes the loop nest of node 'n' of 'g' into *l (operand 0 the output). */
+static void ew_layout_of(const ir_graph *g, const ir_node *n, cg_ew_layout *l) {
   const ir_type *t = &n->type;
   int64_t s[IR_MAX_IN_EW][IR_MAX_RANK];
-  l->nops = 1 + n->nin;
   cg_strides(t, s[0]);
-  for (int k = 0; k < n->nin; k++) {
+  for (int k = 0; k < n->nin && k + 1 < IR_MAX_IN_EW; k++) {
     const ir_type *in = &g->nodes[n->in[k]]->type;
     if (n->op == IR_OP_reshape)
       cg_strides(t, s[1 + k]); /* same element order */
     else
       cg_broadcast_strides(in, t, s[1 + k]);
   }
+  cg_ew_layout_make(t, 1 + n->nin < IR_MAX_IN_EW ? 1 + n->nin : IR_MAX_IN_EW, s, l);
+}
+
+/* Merges the loop nest of 't' over operands with strides s[k]. */
+void cg_ew_layout_make(const ir_type *t, int nops, int64_t (*s)[IR_MAX_RANK], cg_ew_layout *l) {
+  l->nops = nops;
   /* Drop axes of size 1, then merge axes contiguous for every operand. */
   l->rank = 0;
   for (int i = 0; i < t->rank; i++) {
@@ -61,12 +55,12 @@ static void ew_layout_of(const ir_graph *g, const ir_node *n, ew_layout *l) {
   int64_t inner = l->dims[l->rank - 1];
   l->outer = 1;
   for (int i = 0; i < l->rank - 1; i++) l->outer *= l->dims[i];
-  l->blocks = (inner + BLOCK - 1) / BLOCK;
+  l->blocks = (inner + CG_EW_BLOCK - 1) / CG_EW_BLOCK;
 }
 
 /* Plan: one work item per inner row, or per block of a long row. */
 static void plan_elementwise(const ir_graph *g, const ir_node *n, cg_plan *p) {
-  ew_layout l;
+  cg_ew_layout l;
   ew_layout_of(g, n, &l);
   p->par = l.outer * l.blocks;
   p->scratch_bytes = 0;
@@ -231,7 +225,7 @@ LLVMValueRef cg_elementwise_value(cg_emit *e, const ir_node *n, ir_dtype in_dt, 
 
 /* Offsets of every operand at the start of outer row 'o' (decomposed over
  * all axes but the last). */
-static void row_bases(cg_emit *e, const ew_layout *l, LLVMValueRef o, LLVMValueRef *base) {
+static void row_bases(cg_emit *e, const cg_ew_layout *l, LLVMValueRef o, LLVMValueRef *base) {
   for (int k = 0; k < l->nops; k++) base[k] = cg_i64(e, 0);
   LLVMValueRef rest = o;
   for (int i = l->rank - 2; i >= 0; i--) {
@@ -242,38 +236,54 @@ static void row_bases(cg_emit *e, const ew_layout *l, LLVMValueRef o, LLVMValueR
   }
 }
 
-/* Emits the loop nest of an elementwise kernel. */
-static attnc_status emit_elementwise(cg_emit *e, const cg_plan *p) {
-  (void)p;
-  ew_layout l;
-  ew_layout_of(e->g, e->n, &l);
-  if (l.nops > IR_MAX_IN_EW) return cg_error(e, "too many operands for an elementwise kernel");
-  int64_t inner = l.dims[l.rank - 1];
-  ir_dtype in_dt = e->n->nin ? e->g->nodes[e->n->in[e->n->nin - 1]]->type.dtype : e->n->type.dtype;
+/* Emits the loop nest of 'l': work items [begin, end), each an outer row or
+ * a block of one, calling 'body' per element. */
+attnc_status cg_ew_loops(cg_emit *e, const cg_ew_layout *l, LLVMValueRef begin, LLVMValueRef end,
+                         cg_ew_body body, void *ctx) {
+  int64_t inner = l->dims[l->rank - 1];
   cg_loop lp;
-  LLVMValueRef w = cg_loop_begin(e, &lp, e->begin, e->end, 1);
-  LLVMValueRef o = l.blocks > 1 ? LLVMBuildSDiv(e->b, w, cg_i64(e, l.blocks), "") : w;
-  LLVMValueRef base[IR_MAX_IN_EW];
-  row_bases(e, &l, o, base);
+  LLVMValueRef w = cg_loop_begin(e, &lp, begin, end, 1);
+  LLVMValueRef o = l->blocks > 1 ? LLVMBuildSDiv(e->b, w, cg_i64(e, l->blocks), "") : w;
+  LLVMValueRef base[CG_EW_MAX_OPS], idx[CG_EW_MAX_OPS];
+  row_bases(e, l, o, base);
   LLVMValueRef lo = cg_i64(e, 0), hi = cg_i64(e, inner);
-  if (l.blocks > 1) {
-    lo = cg_mul(e, LLVMBuildSRem(e->b, w, cg_i64(e, l.blocks), ""), cg_i64(e, BLOCK));
-    hi = cg_min(e, cg_add(e, lo, cg_i64(e, BLOCK)), cg_i64(e, inner));
+  if (l->blocks > 1) {
+    lo = cg_mul(e, LLVMBuildSRem(e->b, w, cg_i64(e, l->blocks), ""), cg_i64(e, CG_EW_BLOCK));
+    hi = cg_min(e, cg_add(e, lo, cg_i64(e, CG_EW_BLOCK)), cg_i64(e, inner));
   }
   cg_loop li;
   LLVMValueRef i = cg_loop_begin(e, &li, lo, hi, 1);
-  LLVMValueRef v[IR_MAX_IN_EW];
-  for (int k = 1; k < l.nops; k++) {
-    int64_t s = l.strides[k][l.rank - 1];
-    LLVMValueRef idx = s ? cg_add(e, base[k], s == 1 ? i : cg_mul(e, i, cg_i64(e, s))) : base[k];
-    v[k - 1] = cg_load(e, e->arg[k], idx);
+  for (int k = 0; k < l->nops; k++) {
+    int64_t s = l->strides[k][l->rank - 1];
+    idx[k] = s ? cg_add(e, base[k], s == 1 ? i : cg_mul(e, i, cg_i64(e, s))) : base[k];
   }
-  LLVMValueRef r = cg_elementwise_value(e, e->n, in_dt, e->n->type.dtype, v);
-  if (!r) return cg_error(e, "no elementwise kernel for this op");
-  cg_store(e, e->arg[0], cg_add(e, base[0], i), r);
+  attnc_status st = body(e, ctx, idx);
+  if (st != ATTNC_OK) return st;
   cg_loop_end(e, &li);
   cg_loop_end(e, &lp);
   return ATTNC_OK;
+}
+
+/* One element of a single elementwise node: loads, value, store. */
+static attnc_status ew_element(cg_emit *e, void *ctx, LLVMValueRef *idx) {
+  (void)ctx;
+  const ir_node *n = e->n;
+  ir_dtype in_dt = n->nin ? e->g->nodes[n->in[n->nin - 1]]->type.dtype : n->type.dtype;
+  LLVMValueRef v[IR_MAX_IN_EW];
+  for (int k = 0; k < n->nin && k + 1 < IR_MAX_IN_EW; k++) v[k] = cg_load(e, e->arg[1 + k], idx[1 + k]);
+  LLVMValueRef r = cg_elementwise_value(e, n, in_dt, n->type.dtype, v);
+  if (!r) return cg_error(e, "no elementwise kernel for this op");
+  cg_store(e, e->arg[0], idx[0], r);
+  return ATTNC_OK;
+}
+
+/* Emits the loop nest of an elementwise kernel. */
+static attnc_status emit_elementwise(cg_emit *e, const cg_plan *p) {
+  (void)p;
+  if (1 + e->n->nin > IR_MAX_IN_EW) return cg_error(e, "too many operands for an elementwise kernel");
+  cg_ew_layout l;
+  ew_layout_of(e->g, e->n, &l);
+  return cg_ew_loops(e, &l, e->begin, e->end, ew_element, NULL);
 }
 
 /* Registers the elementwise ops, broadcast_to and reshape. */

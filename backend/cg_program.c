@@ -1,6 +1,7 @@
-/* The runtime driver of the JIT: lays out one arena with a buffer per node,
- * compiles one kernel per distinct (op, types, attributes) into a single
- * module, optimizes and JIT-compiles it, and runs the kernels in graph order
+/* The runtime driver of the JIT: groups nodes into fusion groups
+ * (pass_fuse; each group one kernel, cg_fuse.c), lays out one arena with a
+ * buffer per materialized node, compiles one kernel per distinct (op, types,
+ * attributes) or distinct group into a single module, optimizes and JIT-compiles it, and runs the kernels in graph order
  * with every thread taking a fixed share of each kernel's work (OpenMP, a
  * barrier between kernels), so results depend only on the thread count. */
 #include <omp.h>
@@ -17,9 +18,10 @@ typedef void (*kernel_fn)(void **args, int64_t begin, int64_t end, void *scratch
 /* One kernel call of a run. */
 typedef struct {
   kernel_fn fn;
-  void **args; /* output, inputs */
+  void **args; /* output, inputs (a group: outs, ins) */
   int64_t par;
-  int node;    /* node id */
+  int node;    /* node id (a group: its last member) */
+  int group;   /* fusion group, -1 for one node */
   int uniq;    /* index of its distinct kernel */
   double secs; /* profile */
 } launch;
@@ -29,6 +31,8 @@ typedef struct {
   char *key;
   char name[32];
   int node; /* first node using it */
+  int group; /* its fusion group (the first using it), -1 for one node */
+  char *show; /* profile text of a group ("fused:<label> ..."), NULL otherwise */
   cg_plan plan;
   kernel_fn fn;
 } unique_kernel;
@@ -58,6 +62,9 @@ struct cg_program {
     size_t bytes;
   } *fb;                /* cg_program_feedback's pairs */
   int nfb, fb_ready;
+  pass_fusion fusion;   /* the groups compiled (group_of NULL without fusion) */
+  cg_fused **fk;        /* prepared kernel of each group */
+  cg_plan *fplan;       /* its plan */
 };
 
 /* Seconds on a monotonic clock. */
@@ -77,15 +84,21 @@ static int is_named_source(const ir_node *n) {
   return n->op == IR_OP_input || n->op == IR_OP_param || n->op == IR_OP_buffer;
 }
 
-/* 1 if node 'n' shares its operand's buffer instead of having a kernel. */
-static int is_alias(const ir_node *n) { return pass_plan_is_alias(n); }
+/* Fusion group of node 'id', or -1. */
+static int group_of(const cg_program *p, int id) { return p->fusion.group_of ? p->fusion.group_of[id] : -1; }
+
+/* 1 if node 'id' shares its operand's buffer instead of having a kernel. */
+static int is_alias(const cg_program *p, int id) {
+  return group_of(p, id) < 0 && pass_plan_is_alias(p->g->nodes[id]);
+}
 
 /* Lays out the arena with the memory plan (pass_plan_memory: buffers of
  * dead values reused); fills constants. */
 static attnc_status layout(cg_program *p, ir_diag *d) {
   const ir_graph *g = p->g;
   pass_memory_plan plan;
-  if (pass_plan_memory(g, !p->opt.interp && !p->opt.no_reuse && !getenv("ATTNC_NO_REUSE"), &plan, d) != ATTNC_OK) return ATTNC_ENOMEM;
+  const pass_fusion *f = p->fusion.ngroups ? &p->fusion : NULL;
+  if (pass_plan_memory_fused(g, f, !p->opt.interp && !p->opt.no_reuse && !getenv("ATTNC_NO_REUSE"), &plan, d) != ATTNC_OK) return ATTNC_ENOMEM;
   p->ptr = calloc((size_t)g->nnodes + 1, sizeof *p->ptr);
   p->sources = calloc((size_t)g->nnodes + 1, sizeof *p->sources);
   p->stats.buffer_bytes = plan.total_bytes;
@@ -151,9 +164,75 @@ static int intern_kernel(cg_program *p, const char *key, int node) {
   u->key = strdup(key);
   if (!u->key) return -1;
   u->node = node;
-  snprintf(u->name, sizeof u->name, "k%d_%s", p->nuniq, ir_op_info_get(p->g->nodes[node]->op)->name);
+  u->group = group_of(p, node);
+  snprintf(u->name, sizeof u->name, "k%d_%s", p->nuniq,
+           u->group >= 0 ? "fused" : ir_op_info_get(p->g->nodes[node]->op)->name);
   p->hash[s] = p->nuniq;
   return p->nuniq++;
+}
+
+/* Adds to the traffic figure the bytes of the distinct buffers of nodes
+ * ids[0..n) with at least 4096 elements (one launch's reads and writes). */
+static void add_traffic(cg_program *p, const int *ids, int n) {
+  for (int k = 0; k < n; k++) {
+    const ir_node *x = p->g->nodes[ids[k]];
+    int seen = ir_type_numel(&x->type) < 4096;
+    for (int j = 0; !seen && j < k; j++) seen = p->ptr[ids[j]] == p->ptr[ids[k]];
+    if (!seen) p->stats.traffic_bytes += node_bytes(x);
+  }
+}
+
+/* The profile text of group 'gi': its label and members' ops and types. */
+static char *group_show(const cg_program *p, int gi) {
+  const pass_fuse_group *gr = &p->fusion.groups[gi];
+  size_t cap = 400, len = 0;
+  char *s = malloc(cap + 1);
+  if (!s) return NULL;
+  len += (size_t)snprintf(s, cap, "fused:%s", gr->label ? gr->label : "group");
+  for (int j = 0; j < gr->nmembers && len < cap; j++) {
+    const ir_node *n = p->g->nodes[gr->members[j]];
+    char t[128];
+    ir_type_format(&n->type, t, sizeof t);
+    len += (size_t)snprintf(s + len, cap - len, "%s%s %s", j ? ", " : " ", ir_op_info_get(n->op)->name, t);
+  }
+  if (len >= cap) strcpy(s + cap - 4, "...");
+  return s;
+}
+
+/* Adds the launch of group 'gi' (at its last member). */
+static attnc_status collect_group(cg_program *p, int gi) {
+  const pass_fuse_group *gr = &p->fusion.groups[gi];
+  int last = gr->members[gr->nmembers - 1];
+  char *key = cg_fused_key(p->g, gr);
+  int u = key ? intern_kernel(p, key, last) : -1;
+  free(key);
+  if (u < 0) return ATTNC_ENOMEM;
+  if (u == p->nuniq - 1 && p->uniq[u].node == last) {
+    p->uniq[u].show = group_show(p, gi);
+    p->uniq[u].plan = p->fplan[gi];
+  }
+  launch *L = &p->launches[p->nlaunch++];
+  L->node = last;
+  L->group = gi;
+  L->uniq = u;
+  L->par = p->uniq[u].plan.par;
+  int na = gr->nouts + gr->nins;
+  int *ids = malloc((size_t)na * sizeof *ids);
+  L->args = calloc((size_t)na, sizeof *L->args);
+  if (!L->args || !ids) {
+    free(ids);
+    return ATTNC_ENOMEM;
+  }
+  for (int k = 0; k < na; k++) {
+    ids[k] = k < gr->nouts ? gr->outs[k] : gr->ins[k - gr->nouts];
+    L->args[k] = p->ptr[ids[k]];
+  }
+  add_traffic(p, ids, na);
+  free(ids);
+  p->stats.flops += p->uniq[u].plan.flops;
+  p->stats.fused_kernels++;
+  p->stats.fused_nodes += gr->nmembers;
+  return ATTNC_OK;
 }
 
 /* Finds the distinct kernels of the graph and the launch list. */
@@ -166,7 +245,15 @@ static attnc_status collect_kernels(cg_program *p, ir_diag *d) {
   char key[1024];
   for (int i = 0; i < g->nnodes; i++) {
     const ir_node *n = g->nodes[i];
-    if (ir_op_info_get(n->op)->flags & IR_OPF_SOURCE || is_alias(n)) continue;
+    int gi = group_of(p, i);
+    if (gi >= 0) {
+      const pass_fuse_group *gr = &p->fusion.groups[gi];
+      if (gr->members[gr->nmembers - 1] != i) continue;
+      attnc_status gs = collect_group(p, gi);
+      if (gs == ATTNC_ENOMEM) return gs;
+      continue;
+    }
+    if (ir_op_info_get(n->op)->flags & IR_OPF_SOURCE || is_alias(p, i)) continue;
     if (!table[n->op].emit) {
       ir_diag_error(d, n->loc.file, n->loc.line, "%s %%%d: the JIT has no kernel for this op",
                     ir_op_info_get(n->op)->name, n->id);
@@ -184,12 +271,23 @@ static attnc_status collect_kernels(cg_program *p, ir_diag *d) {
     }
     launch *L = &p->launches[p->nlaunch++];
     L->node = i;
+    L->group = -1;
     L->uniq = u;
     L->par = p->uniq[u].plan.par;
     L->args = calloc((size_t)n->nin + 1, sizeof *L->args);
-    if (!L->args) return ATTNC_ENOMEM;
+    int *ids = malloc(((size_t)n->nin + 1) * sizeof *ids);
+    if (!L->args || !ids) {
+      free(ids);
+      return ATTNC_ENOMEM;
+    }
+    ids[0] = i;
     L->args[0] = p->ptr[i];
-    for (int k = 0; k < n->nin; k++) L->args[1 + k] = p->ptr[n->in[k]];
+    for (int k = 0; k < n->nin; k++) {
+      L->args[1 + k] = p->ptr[n->in[k]];
+      ids[1 + k] = n->in[k];
+    }
+    add_traffic(p, ids, n->nin + 1);
+    free(ids);
     p->stats.flops += p->uniq[u].plan.flops;
   }
   p->stats.kernels = p->nlaunch;
@@ -203,7 +301,9 @@ static attnc_status build_module(cg_program *p, LLVMModuleRef *out, ir_diag *d) 
   LLVMModuleRef m = cg_jit_module(p->jit, p->g->name ? p->g->name : "attnc");
   for (int u = 0; u < p->nuniq; u++) {
     const ir_node *n = p->g->nodes[p->uniq[u].node];
-    attnc_status st = cg_build_kernel(m, p->uniq[u].name, p->g, n, &table[n->op], &p->uniq[u].plan, d);
+    attnc_status st = p->uniq[u].group >= 0
+                          ? cg_fused_build(m, p->uniq[u].name, p->fk[p->uniq[u].group], d)
+                          : cg_build_kernel(m, p->uniq[u].name, p->g, n, &table[n->op], &p->uniq[u].plan, d);
     if (st != ATTNC_OK) {
       LLVMDisposeModule(m);
       return st;
@@ -258,16 +358,87 @@ static attnc_status alloc_scratch(cg_program *p, ir_diag *d) {
   return ATTNC_OK;
 }
 
-/* Creates the program. */
-attnc_status cg_program_create(const ir_graph *g, const cg_options *o, cg_program **out,
-                               ir_diag *d) {
+/* Deep copy of the groups of 'f' into *to (group_of rebuilt). */
+static attnc_status copy_fusion(const ir_graph *g, const pass_fusion *f, pass_fusion *to) {
+  memset(to, 0, sizeof *to);
+  to->nnodes = g->nnodes;
+  to->group_of = malloc(((size_t)g->nnodes + 1) * sizeof *to->group_of);
+  to->groups = calloc((size_t)f->ngroups + 1, sizeof *to->groups);
+  if (!to->group_of || !to->groups) return ATTNC_ENOMEM;
+  for (int i = 0; i < g->nnodes; i++) to->group_of[i] = -1;
+  for (int gi = 0; gi < f->ngroups; gi++) {
+    const pass_fuse_group *s = &f->groups[gi];
+    pass_fuse_group *t = &to->groups[to->ngroups++];
+    *t = *s;
+    t->members = malloc(((size_t)s->nmembers + 1) * sizeof(int));
+    t->step_start = malloc(((size_t)s->nsteps + 1) * sizeof(int));
+    t->outs = malloc(((size_t)s->nouts + 1) * sizeof(int));
+    t->ins = malloc(((size_t)s->nins + 1) * sizeof(int));
+    if (!t->members || !t->step_start || !t->outs || !t->ins) return ATTNC_ENOMEM;
+    memcpy(t->members, s->members, (size_t)s->nmembers * sizeof(int));
+    memcpy(t->step_start, s->step_start, (size_t)s->nsteps * sizeof(int));
+    memcpy(t->outs, s->outs, (size_t)s->nouts * sizeof(int));
+    memcpy(t->ins, s->ins, (size_t)s->nins * sizeof(int));
+    for (int j = 0; j < s->nmembers; j++)
+      if (s->members[j] >= 0 && s->members[j] < g->nnodes) to->group_of[s->members[j]] = gi;
+  }
+  return ATTNC_OK;
+}
+
+/* Prepares the kernel of every group of p->fusion; groups the JIT cannot
+ * compile are dropped (their members run as single nodes). */
+static attnc_status prepare_groups(cg_program *p) {
+  pass_fusion *f = &p->fusion;
+  p->fk = calloc((size_t)f->ngroups + 1, sizeof *p->fk);
+  p->fplan = calloc((size_t)f->ngroups + 1, sizeof *p->fplan);
+  if (!p->fk || !p->fplan) return ATTNC_ENOMEM;
+  int kept = 0;
+  for (int gi = 0; gi < f->ngroups; gi++) {
+    pass_fuse_group *gr = &f->groups[gi];
+    cg_plan plan = {0};
+    cg_fused *k = cg_fused_prepare(p->g, gr, &plan);
+    if (!k) {
+      free(gr->members);
+      free(gr->step_start);
+      free(gr->outs);
+      free(gr->ins);
+      continue;
+    }
+    f->groups[kept] = *gr;
+    p->fplan[kept] = plan;
+    p->fk[kept++] = k;
+  }
+  f->ngroups = kept;
+  /* prepared kernels point at their group: fix after compaction */
+  for (int gi = 0; gi < kept; gi++) {
+    cg_fused_free(p->fk[gi]);
+    p->fk[gi] = cg_fused_prepare(p->g, &f->groups[gi], &p->fplan[gi]);
+    if (!p->fk[gi]) return ATTNC_ENOMEM;
+  }
+  for (int i = 0; i < p->g->nnodes; i++) f->group_of[i] = -1;
+  for (int gi = 0; gi < kept; gi++)
+    for (int j = 0; j < f->groups[gi].nmembers; j++) f->group_of[f->groups[gi].members[j]] = gi;
+  return ATTNC_OK;
+}
+
+/* Creates the program with the groups 'given', or those of pass_fuse when
+ * NULL, unless fusion is off. */
+static attnc_status create(const ir_graph *g, const cg_options *o, const pass_fusion *given,
+                           cg_program **out, ir_diag *d) {
   *out = NULL;
   cg_program *p = calloc(1, sizeof *p);
   if (!p) return ATTNC_ENOMEM;
   if (o) p->opt = *o;
   p->stats.threads = p->opt.threads > 0 ? p->opt.threads : omp_get_num_procs();
   p->g = ir_graph_clone(g);
-  attnc_status st = p->g ? layout(p, d) : ATTNC_ENOMEM;
+  attnc_status st = p->g ? ATTNC_OK : ATTNC_ENOMEM;
+  const char *env = getenv("ATTNC_NO_FUSE");
+  int fuse = !p->opt.interp && !p->opt.no_fuse && !(env && !strcmp(env, "1"));
+  if (st == ATTNC_OK && fuse) {
+    st = given ? copy_fusion(p->g, given, &p->fusion) : pass_fuse(p->g, &p->fusion, d);
+    if (st == ATTNC_OK) st = prepare_groups(p);
+  }
+  if (st == ATTNC_OK) st = layout(p, d);
   if (st == ATTNC_OK && p->opt.interp) {
     p->interp_out = calloc((size_t)p->g->noutputs + 1, sizeof *p->interp_out);
     for (int i = 0; p->interp_out && i < p->g->noutputs; i++) {
@@ -290,12 +461,31 @@ attnc_status cg_program_create(const ir_graph *g, const cg_options *o, cg_progra
   return ATTNC_OK;
 }
 
+/* Creates the program. */
+attnc_status cg_program_create(const ir_graph *g, const cg_options *o, cg_program **out,
+                               ir_diag *d) {
+  return create(g, o, NULL, out, d);
+}
+
+/* Creates the program with the given fusion groups. */
+attnc_status cg_program_create_fused(const ir_graph *g, const cg_options *o, const pass_fusion *f,
+                                     cg_program **out, ir_diag *d) {
+  return create(g, o, f, out, d);
+}
+
 /* Frees the program. */
 void cg_program_destroy(cg_program *p) {
   if (!p) return;
   for (int k = 0; k < p->nlaunch; k++) free(p->launches[k].args);
   free(p->launches);
-  for (int u = 0; u < p->nuniq; u++) free(p->uniq[u].key);
+  for (int u = 0; u < p->nuniq; u++) {
+    free(p->uniq[u].key);
+    free(p->uniq[u].show);
+  }
+  for (int gi = 0; p->fk && gi < p->fusion.ngroups; gi++) cg_fused_free(p->fk[gi]);
+  free(p->fk);
+  free(p->fplan);
+  if (p->fusion.group_of) pass_fusion_free(&p->fusion);
   free(p->uniq);
   free(p->hash);
   cg_jit_destroy(p->jit);
@@ -505,7 +695,7 @@ void cg_program_print_profile(const cg_program *p, FILE *f, int top) {
     double secs = rows[r].secs / runs;
     double gf = secs > 0 ? u->plan.flops * rows[r].calls / secs * 1e-9 : 0;
     fprintf(f, "%10.3f %6.2f %6d %5.0f  %s\n", secs * 1e3, total > 0 ? 100 * secs / total : 0,
-            rows[r].calls, gf, u->key);
+            rows[r].calls, gf, u->show ? u->show : u->key);
   }
   fprintf(f, "%10.3f total over %d kernel calls\n", total * 1e3, p->nlaunch);
   free(rows);

@@ -4,7 +4,9 @@
  * a reshape shares its operand's buffer and extends its lifetime. Buffers
  * are placed largest first at the lowest offset that overlaps no placed
  * buffer whose lifetime intersects theirs (the greedy-by-size heuristic of
- * TFLite's and MNN's planners). */
+ * TFLite's and MNN's planners). With fusion groups (pass_fuse), members
+ * that are not group outputs get no buffer and every member is scheduled at
+ * its group's last member. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,10 +20,30 @@ static int64_t align_up(int64_t x) { return (x + ALIGN - 1) / ALIGN * ALIGN; }
 /* 1 if node 'n' shares its operand's storage. */
 int pass_plan_is_alias(const ir_node *n) { return n->op == IR_OP_reshape; }
 
-/* The node that owns the storage of node 'id'. */
-static int owner(const ir_graph *g, int id) {
-  while (pass_plan_is_alias(g->nodes[id])) id = g->nodes[id]->in[0];
+/* 1 if node 'id' is a member of a fusion group of 'f' (may be NULL). */
+static int in_group(const pass_fusion *f, int id) { return f && f->group_of[id] >= 0; }
+
+/* The node that owns the storage of node 'id' (a group member is never an
+ * alias: it is computed by its group's kernel). */
+static int owner(const ir_graph *g, const pass_fusion *f, int id) {
+  while (!in_group(f, id) && pass_plan_is_alias(g->nodes[id])) id = g->nodes[id]->in[0];
   return id;
+}
+
+/* Position of node 'id' in the schedule: its group's last member if fused. */
+static int position(const pass_fusion *f, int id) {
+  if (!in_group(f, id)) return id;
+  const pass_fuse_group *gr = &f->groups[f->group_of[id]];
+  return gr->members[gr->nmembers - 1];
+}
+
+/* 1 if 'id' is a group member that is not among its group's outputs. */
+static int is_internal(const pass_fusion *f, int id) {
+  if (!in_group(f, id)) return 0;
+  const pass_fuse_group *gr = &f->groups[f->group_of[id]];
+  for (int k = 0; k < gr->nouts; k++)
+    if (gr->outs[k] == id) return 0;
+  return 1;
 }
 
 /* Sort order: larger buffers first, then earlier definitions. */
@@ -54,25 +76,28 @@ static int plan_alloc(pass_memory_plan *p, int n) {
 /* Computes lifetimes: first = defining position (0 for sources, whose
  * values exist before the run), last = last use (n for pinned buffers:
  * sources, constants and outputs). */
-static void lifetimes(const ir_graph *g, pass_memory_plan *p, int reuse) {
+static void lifetimes(const ir_graph *g, const pass_fusion *f, pass_memory_plan *p, int reuse) {
   int n = g->nnodes;
   for (int i = 0; i < n; i++) {
     const ir_node *nd = g->nodes[i];
-    p->owner[i] = owner(g, i);
-    p->first[i] = i;
-    p->last[i] = i;
-    p->size[i] = pass_plan_is_alias(nd) ? 0 : align_up(ir_type_numel(&nd->type) * (int64_t)ir_dtype_size(nd->type.dtype));
+    p->owner[i] = owner(g, f, i);
+    p->first[i] = position(f, i);
+    p->last[i] = position(f, i);
+    p->size[i] = p->owner[i] != i || is_internal(f, i)
+                     ? 0
+                     : align_up(ir_type_numel(&nd->type) * (int64_t)ir_dtype_size(nd->type.dtype));
     /* sources hold their values before the run starts: live throughout */
     if (ir_op_info_get(nd->op)->flags & IR_OPF_SOURCE) p->first[i] = 0;
     if (!reuse || (ir_op_info_get(nd->op)->flags & IR_OPF_SOURCE)) p->last[i] = n;
   }
   for (int i = 0; i < n; i++) {
     const ir_node *nd = g->nodes[i];
+    int at = position(f, i);
     for (int k = 0; k < nd->nin; k++) {
       int o = p->owner[nd->in[k]];
-      if (p->last[o] < i) p->last[o] = i;
+      if (p->last[o] < at) p->last[o] = at;
     }
-    if (pass_plan_is_alias(nd) && p->last[p->owner[i]] < i) p->last[p->owner[i]] = i;
+    if (p->owner[i] != i && p->last[p->owner[i]] < at) p->last[p->owner[i]] = at;
   }
   for (int i = 0; i < g->noutputs; i++) p->last[p->owner[g->outputs[i].node]] = n;
 }
@@ -125,7 +150,13 @@ static int place(pass_memory_plan *p) {
 
 /* Plans the buffers of 'g'. */
 attnc_status pass_plan_memory(const ir_graph *g, int reuse, pass_memory_plan *p, ir_diag *d) {
-  if (plan_alloc(p, g->nnodes) || (lifetimes(g, p, reuse), place(p))) {
+  return pass_plan_memory_fused(g, NULL, reuse, p, d);
+}
+
+/* Plans the buffers of 'g' with fusion groups 'f' (may be NULL). */
+attnc_status pass_plan_memory_fused(const ir_graph *g, const pass_fusion *f, int reuse,
+                                    pass_memory_plan *p, ir_diag *d) {
+  if (plan_alloc(p, g->nnodes) || (lifetimes(g, f, p, reuse), place(p))) {
     pass_memory_plan_free(p);
     ir_diag_error(d, NULL, 0, "out of memory planning buffers");
     return ATTNC_ENOMEM;

@@ -1,0 +1,323 @@
+/* Fused JIT kernels (cg_fuse.c) against the interpreter and the unfused JIT.
+ *
+ * (a) Hand-made fusion groups on small parsed graphs: LOOP groups with
+ *     broadcasts and several outputs (an SGD-like chain, long rows split into
+ *     blocks), SAMPLE groups with ECA's conv1d chain, CBAM's 7x7 spatial conv
+ *     on [N,2,H,W], SE's matmul MLP, softmax (needs scratch) / topk_mask /
+ *     pooling / data movement, and backward ops; 1 and 2 threads, batch
+ *     sizes 3 and 5. Every group must really be compiled (fused_kernels).
+ * (b) The groups of pass_fuse on ResNet-20 with every attention module:
+ *     the eval forward and the training step, fused vs unfused JIT on every
+ *     output (TJF_FILTER=<module> picks modules; TJF_BENCH=1 prints the
+ *     kernel counts and traffic of ham's training step at batch 128). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "cg_internal.h"
+#include "ir_interp.h"
+#include "passes.h"
+#include "util_fe.h"
+#include "util_jit.h"
+
+/* One hand-made group: members are node ids [first, last]; steps[] are
+ * member indices where steps start (nsteps 0: one step). */
+typedef struct {
+  pass_fuse_kind kind;
+  int first, last;
+  int nsteps;
+  int steps[16];
+} gspec;
+
+/* 1 if node 'id' is read by a node outside [first, last] or is an output. */
+static int used_outside(const ir_graph *g, int id, int first, int last) {
+  for (int i = 0; i < g->noutputs; i++)
+    if (g->outputs[i].node == id) return 1;
+  for (int i = 0; i < g->nnodes; i++) {
+    if (i >= first && i <= last) continue;
+    for (int k = 0; k < g->nodes[i]->nin; k++)
+      if (g->nodes[i]->in[k] == id) return 1;
+  }
+  return 0;
+}
+
+/* Builds the pass_fusion of the groups 'specs' over 'g' (outs and ins
+ * derived as pass_fuse derives them). */
+static void make_fusion(const ir_graph *g, const gspec *specs, int n, pass_fusion *f) {
+  memset(f, 0, sizeof *f);
+  f->nnodes = g->nnodes;
+  f->group_of = malloc((size_t)g->nnodes * sizeof *f->group_of);
+  f->groups = calloc((size_t)n, sizeof *f->groups);
+  for (int i = 0; i < g->nnodes; i++) f->group_of[i] = -1;
+  for (int s = 0; s < n; s++) {
+    const gspec *sp = &specs[s];
+    pass_fuse_group *gr = &f->groups[f->ngroups++];
+    gr->kind = sp->kind;
+    gr->label = sp->kind == PASS_FUSE_LOOP ? "elementwise" : "attention";
+    gr->nmembers = sp->last - sp->first + 1;
+    gr->members = malloc((size_t)gr->nmembers * sizeof(int));
+    gr->nsteps = sp->nsteps ? sp->nsteps : 1;
+    gr->step_start = calloc((size_t)gr->nsteps, sizeof(int));
+    for (int k = 0; k < sp->nsteps; k++) gr->step_start[k] = sp->steps[k];
+    gr->outs = malloc((size_t)gr->nmembers * sizeof(int));
+    gr->ins = malloc((size_t)g->nnodes * sizeof(int));
+    for (int j = 0; j < gr->nmembers; j++) {
+      int id = sp->first + j;
+      gr->members[j] = id;
+      f->group_of[id] = s;
+      if (used_outside(g, id, sp->first, sp->last)) gr->outs[gr->nouts++] = id;
+    }
+    for (int x = 0; x < sp->first; x++) {
+      int used = 0;
+      for (int j = sp->first; j <= sp->last && !used; j++)
+        for (int k = 0; k < g->nodes[j]->nin; k++) used |= g->nodes[j]->in[k] == x;
+      if (used) gr->ins[gr->nins++] = x;
+    }
+  }
+}
+
+/* Worst scaled error |a - r| / (|r| + max|r|) of 'got' against 'ref'; fails
+ * above 'tol'. */
+static double compare(const char *what, const char *name, const ir_tensor *got, const ir_tensor *ref, double tol) {
+  int64_t n = ir_type_numel(&ref->type);
+  assert_int_equal(n, ir_type_numel(&got->type));
+  double maxabs = 0, worst = 0;
+  for (int64_t i = 0; i < n; i++) {
+    double r = fabs(ir_tensor_get(ref, i));
+    if (isfinite(r) && r > maxabs) maxabs = r;
+  }
+  for (int64_t i = 0; i < n; i++) {
+    double a = ir_tensor_get(got, i), r = ir_tensor_get(ref, i);
+    if ((isnan(a) && isnan(r)) || (isinf(r) && a == r)) continue;
+    double err = fabs(a - r) / (fabs(r) + maxabs + 1e-30);
+    if (!(err <= tol)) fail_msg("%s: output %s element %lld: %.9g vs %.9g (scaled error %.3g)", what, name, (long long)i, a, r, err);
+    if (err > worst) worst = err;
+  }
+  return worst;
+}
+
+/* Compiles and runs 'g' (with groups 'f', NULL: pass_fuse's; no_fuse) on 'src'. */
+static ir_bundle *run_jit(const ir_graph *g, const pass_fusion *f, int no_fuse, int threads, const ir_bundle *src,
+                          cg_stats *stats) {
+  ir_diag *d = ir_diag_create();
+  cg_options o = {.threads = threads, .poison = 1, .no_fuse = no_fuse};
+  cg_program *p = NULL;
+  attnc_status st = f ? cg_program_create_fused(g, &o, f, &p, d) : cg_program_create(g, &o, &p, d);
+  if (st != ATTNC_OK) fail_msg("jit compile: %s", ir_diag_text(d));
+  ir_bundle *out = ir_bundle_create();
+  if (cg_program_run_bundle(p, src, out, d) != ATTNC_OK) fail_msg("jit run: %s", ir_diag_text(d));
+  /* a second run over the same sources must give the same results */
+  ir_bundle *again = ir_bundle_create();
+  if (cg_program_run_bundle(p, src, again, d) != ATTNC_OK) fail_msg("jit run: %s", ir_diag_text(d));
+  for (int i = 0; i < out->count; i++) compare("rerun", out->names[i], ir_bundle_get(again, out->names[i]), out->tensors[i], 0);
+  if (stats) *stats = *cg_program_stats(p);
+  ir_bundle_destroy(again);
+  cg_program_destroy(p);
+  ir_diag_destroy(d);
+  return out;
+}
+
+/* Parses 'text', fuses it with 'specs', and checks fused JIT == interpreter
+ * == unfused JIT (1e-5 scaled) with 1 and 2 threads; every group must be
+ * compiled as one kernel. */
+static void check_groups(const char *text, const gspec *specs, int n, uint64_t seed) {
+  ir_diag *d = ir_diag_create();
+  ir_graph *g = ir_parse(text, "<test>", d);
+  if (!g || ir_verify(g, d) != 0) fail_msg("graph: %s\n%s", ir_diag_text(d), text);
+  pass_fusion f;
+  make_fusion(g, specs, n, &f);
+  ir_bundle *src = tj_sources(g, NULL, seed), *ref = ir_bundle_create();
+  if (ir_interp_run(g, src, IR_INTERP_NATIVE, ref, d) != ATTNC_OK) fail_msg("interpreter: %s", ir_diag_text(d));
+  int members = 0, views = 0; /* views: reshapes, which have no kernel unfused */
+  for (int s = 0; s < n; s++) members += specs[s].last - specs[s].first + 1;
+  for (int s = 0; s < n; s++)
+    for (int i = specs[s].first; i <= specs[s].last; i++) views += pass_plan_is_alias(g->nodes[i]);
+  for (int threads = 1; threads <= 2; threads++) {
+    cg_stats fs, us;
+    ir_bundle *fused = run_jit(g, &f, 0, threads, src, &fs);
+    ir_bundle *plain = run_jit(g, NULL, 1, threads, src, &us);
+    assert_int_equal(fs.fused_kernels, n);
+    assert_int_equal(fs.fused_nodes, members);
+    assert_int_equal(us.fused_kernels, 0);
+    assert_int_equal(fs.kernels, us.kernels - (members - views) + n);
+    assert_true(fs.traffic_bytes <= us.traffic_bytes);
+    for (int i = 0; i < ref->count; i++) {
+      compare("fused vs interpreter", ref->names[i], ir_bundle_get(fused, ref->names[i]), ref->tensors[i], 1e-5);
+      compare("fused vs unfused", ref->names[i], ir_bundle_get(fused, ref->names[i]), ir_bundle_get(plain, ref->names[i]), 1e-5);
+    }
+    ir_bundle_destroy(fused);
+    ir_bundle_destroy(plain);
+  }
+  ir_bundle_destroy(src);
+  ir_bundle_destroy(ref);
+  pass_fusion_free(&f);
+  ir_graph_destroy(g);
+  ir_diag_destroy(d);
+}
+
+/* LOOP: broadcast operands (per-channel, scalar, leading 1), where, a
+ * backward op, three outs (two graph outputs, one read outside). */
+static void test_loop_broadcast(void **state) {
+  (void)state;
+  const char *text =
+      "graph @t {\n"
+      "  %x = input name=\"x\" : f32[3,4,5,6]\n"
+      "  %b = input name=\"b\" : f32[4,1,1]\n"
+      "  %s = input name=\"s\" : f32[]\n"
+      "  %c = input name=\"c\" : f32[1,4,5,6]\n"
+      "  %a = add(%x, %b) : f32[3,4,5,6]\n"
+      "  %m = mul(%a, %s) : f32[3,4,5,6]\n"
+      "  %r = relu(%m) : f32[3,4,5,6]\n"
+      "  %t = sub(%r, %c) : f32[3,4,5,6]\n"
+      "  %w = where(%t, %m, %x) : f32[3,4,5,6]\n"
+      "  %q = sigmoid_grad(%r, %w) : f32[3,4,5,6]\n"
+      "  %u = reduce_sum(%t) axes=[1] : f32[3,5,6]\n"
+      "  output \"m\" = %m\n  output \"q\" = %q\n  output \"u\" = %u\n}\n";
+  gspec g[] = {{PASS_FUSE_LOOP, 4, 9, 0, {0}}};
+  check_groups(text, g, 1, 3);
+}
+
+/* LOOP: an SGD update (outs: new param and momentum), rows longer than a
+ * block, and a second group of the same shape (one compiled kernel). */
+static void test_loop_sgd(void **state) {
+  (void)state;
+  const char *text =
+      "graph @t {\n"
+      "  %p = param name=\"p\" : f32[2,40000]\n"
+      "  %g = input name=\"g\" : f32[2,40000]\n"
+      "  %v = buffer name=\"v\" : f32[2,40000]\n"
+      "  %lr = input name=\"lr\" : f32[]\n"
+      "  %wd = const value=0.0005 : f32[]\n"
+      "  %mu = const value=0.9 : f32[]\n"
+      "  %d = mul(%p, %wd) : f32[2,40000]\n"
+      "  %g2 = add(%g, %d) : f32[2,40000]\n"
+      "  %m2 = mul(%v, %mu) : f32[2,40000]\n"
+      "  %v2 = add(%m2, %g2) : f32[2,40000]\n"
+      "  %u = mul(%v2, %lr) : f32[2,40000]\n"
+      "  %p2 = sub(%p, %u) : f32[2,40000]\n"
+      "  %e = exp(%p2) : f32[2,40000]\n"
+      "  %e2 = mul(%e, %wd) : f32[2,40000]\n"
+      "  %e3 = neg(%e2) : f32[2,40000]\n"
+      "  output \"p\" = %p2\n  output \"v\" = %v2\n  output \"e\" = %e3\n}\n";
+  gspec g[] = {{PASS_FUSE_LOOP, 6, 11, 0, {0}}, {PASS_FUSE_LOOP, 12, 14, 0, {0}}};
+  check_groups(text, g, 2, 5);
+}
+
+/* SAMPLE: ECA (reduce_mean, reshape, conv1d, sigmoid, reshape, mul + relu as
+ * one loop step), sigmoid also an output; N = 3 and 5. */
+static void test_sample_eca(void **state) {
+  (void)state;
+  char text[2048];
+  for (int n = 3; n <= 5; n += 2) {
+    snprintf(text, sizeof text,
+             "graph @t {\n"
+             "  %%x = input name=\"x\" : f32[%d,8,5,5]\n"
+             "  %%w = param name=\"w\" : f32[1,1,3]\n"
+             "  %%r = reduce_mean(%%x) axes=[2,3] keepdims=1 : f32[%d,8,1,1]\n"
+             "  %%r2 = reshape(%%r) shape=[%d,1,8] : f32[%d,1,8]\n"
+             "  %%c = conv1d(%%r2, %%w) pad=[1] : f32[%d,1,8]\n"
+             "  %%s = sigmoid(%%c) : f32[%d,1,8]\n"
+             "  %%s2 = reshape(%%s) shape=[%d,8,1,1] : f32[%d,8,1,1]\n"
+             "  %%y = mul(%%x, %%s2) : f32[%d,8,5,5]\n"
+             "  %%z = relu(%%y) : f32[%d,8,5,5]\n"
+             "  output \"z\" = %%z\n  output \"s\" = %%s\n}\n",
+             n, n, n, n, n, n, n, n, n, n);
+    gspec g[] = {{PASS_FUSE_SAMPLE, 2, 8, 6, {0, 1, 2, 3, 4, 5}}};
+    check_groups(text, g, 1, 7 + (uint64_t)n);
+  }
+}
+
+/* SAMPLE: CBAM's spatial attention, a 7x7 conv over [N,2,H,W] (scratch). */
+static void test_sample_spatial(void **state) {
+  (void)state;
+  char text[2048];
+  for (int n = 3; n <= 5; n += 2) {
+    snprintf(text, sizeof text,
+             "graph @t {\n"
+             "  %%x = input name=\"x\" : f32[%d,6,9,9]\n"
+             "  %%w = param name=\"w\" : f32[1,2,7,7]\n"
+             "  %%mx = reduce_max(%%x) axes=[1] keepdims=1 : f32[%d,1,9,9]\n"
+             "  %%mn = reduce_mean(%%x) axes=[1] keepdims=1 : f32[%d,1,9,9]\n"
+             "  %%cat = concat(%%mx, %%mn) axis=1 : f32[%d,2,9,9]\n"
+             "  %%cv = conv2d(%%cat, %%w) stride=[1,1] pad=[3,3] : f32[%d,1,9,9]\n"
+             "  %%sg = sigmoid(%%cv) : f32[%d,1,9,9]\n"
+             "  %%y = mul(%%x, %%sg) : f32[%d,6,9,9]\n"
+             "  output \"y\" = %%y\n}\n",
+             n, n, n, n, n, n, n);
+    gspec g[] = {{PASS_FUSE_SAMPLE, 2, 7, 6, {0, 1, 2, 3, 4, 5}}};
+    check_groups(text, g, 1, 11 + (uint64_t)n);
+  }
+}
+
+/* SAMPLE: SE's MLP (matmul with a shared weight, relu, matmul, sigmoid). */
+static void test_sample_mlp(void **state) {
+  (void)state;
+  const char *text =
+      "graph @t {\n"
+      "  %x = input name=\"x\" : f32[5,16,4,4]\n"
+      "  %w1 = param name=\"w1\" : f32[16,4]\n"
+      "  %w2 = param name=\"w2\" : f32[4,16]\n"
+      "  %p = reduce_mean(%x) axes=[2,3] : f32[5,16]\n"
+      "  %h = matmul(%p, %w1) : f32[5,4]\n"
+      "  %hr = relu(%h) : f32[5,4]\n"
+      "  %o = matmul(%hr, %w2) : f32[5,16]\n"
+      "  %s = sigmoid(%o) : f32[5,16]\n"
+      "  %s4 = reshape(%s) shape=[5,16,1,1] : f32[5,16,1,1]\n"
+      "  %y = mul(%x, %s4) : f32[5,16,4,4]\n"
+      "  output \"y\" = %y\n}\n";
+  gspec g[] = {{PASS_FUSE_SAMPLE, 3, 9, 7, {0, 1, 2, 3, 4, 5, 6}}};
+  check_groups(text, g, 1, 21);
+}
+
+/* SAMPLE: softmax over channels (needs step scratch), topk_mask, their
+ * product as an output, max pooling, transpose, pad, slice, concat. */
+static void test_sample_movement(void **state) {
+  (void)state;
+  const char *text =
+      "graph @t {\n"
+      "  %x = input name=\"x\" : f32[3,4,6,6]\n"
+      "  %sm = softmax(%x) axis=1 : f32[3,4,6,6]\n"
+      "  %tk = topk_mask(%x) axis=1 k=2 : f32[3,4,6,6]\n"
+      "  %p = mul(%sm, %tk) : f32[3,4,6,6]\n"
+      "  %mp = max_pool2d(%p) kernel=[2,2] stride=[2,2] : f32[3,4,3,3]\n"
+      "  %tr = transpose(%mp) perm=[0,2,3,1] : f32[3,3,3,4]\n"
+      "  %pd = pad(%tr) pads=[0,0,1,0,0,1,0,0] : f32[3,4,4,4]\n"
+      "  %sl = slice(%pd) axis=3 start=1 end=4 : f32[3,4,4,3]\n"
+      "  %cc = concat(%sl, %sl) axis=3 : f32[3,4,4,6]\n"
+      "  output \"cc\" = %cc\n  output \"p\" = %p\n}\n";
+  gspec g[] = {{PASS_FUSE_SAMPLE, 1, 8, 8, {0, 1, 2, 3, 4, 5, 6, 7}}};
+  check_groups(text, g, 1, 31);
+}
+
+/* SAMPLE: backward ops (in_shape attributes name the batch): avg and max
+ * pool gradients, a relu_grad loop step, conv2d_grad_input. */
+static void test_sample_backward(void **state) {
+  (void)state;
+  const char *text =
+      "graph @t {\n"
+      "  %x = input name=\"x\" : f32[5,3,6,6]\n"
+      "  %dy = input name=\"dy\" : f32[5,3,3,3]\n"
+      "  %w = param name=\"w\" : f32[3,3,3,3]\n"
+      "  %a = avg_pool2d_grad(%dy) kernel=[2,2] stride=[2,2] in_shape=[5,3,6,6] : f32[5,3,6,6]\n"
+      "  %m = max_pool2d_grad(%x, %dy) kernel=[2,2] stride=[2,2] : f32[5,3,6,6]\n"
+      "  %s = add(%a, %m) : f32[5,3,6,6]\n"
+      "  %r = relu_grad(%x, %s) : f32[5,3,6,6]\n"
+      "  %ci = conv2d_grad_input(%r, %w) pad=[1,1] in_shape=[5,3,6,6] : f32[5,3,6,6]\n"
+      "  output \"ci\" = %ci\n}\n";
+  gspec g[] = {{PASS_FUSE_SAMPLE, 3, 7, 4, {0, 1, 2, 4}}};
+  check_groups(text, g, 1, 41);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_loop_broadcast),  cmocka_unit_test(test_loop_sgd),
+      cmocka_unit_test(test_sample_eca),      cmocka_unit_test(test_sample_spatial),
+      cmocka_unit_test(test_sample_mlp),      cmocka_unit_test(test_sample_movement),
+      cmocka_unit_test(test_sample_backward),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
