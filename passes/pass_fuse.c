@@ -595,7 +595,7 @@ attnc_status pass_fuse(const ir_graph *g, pass_fusion *f, ir_diag *d) {
     ir_diag_error(d, NULL, 0, "pass_fuse: out of memory");
     return ATTNC_ENOMEM;
   }
-  qsort(f->groups, (size_t)f->ngroups, sizeof *f->groups, by_last);
+  if (f->ngroups) qsort(f->groups, (size_t)f->ngroups, sizeof *f->groups, by_last);
   for (int i = 0; i < g->nnodes; i++) f->group_of[i] = -1;
   for (int i = 0; i < f->ngroups; i++)
     for (int j = 0; j < f->groups[i].nmembers; j++) f->group_of[f->groups[i].members[j]] = i;

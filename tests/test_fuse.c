@@ -1,0 +1,423 @@
+/* Fusion grouping (pass_fuse): the batch-locality rules op by op, the
+ * legality rule, the cost rule and the caps on small hand-written graphs,
+ * the fused view's text, and the groups of every attention module of the
+ * zoo in the eval forward and the training step (structure per block, the
+ * SGD and running-statistic loops, every invariant of the contract). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "passes.h"
+#include "util_build.h"
+#include "util_fe.h"
+#include "util_fuse.h"
+
+/* Parses IR text that must verify; caller destroys. */
+static ir_graph *parse(const char *text) {
+  ir_diag *d = ir_diag_create();
+  ir_graph *g = ir_parse(text, "<test>", d);
+  if (!g || ir_verify(g, d)) fail_msg("%s\n%s", ir_diag_text(d), text);
+  ir_diag_destroy(d);
+  return g;
+}
+
+/* The tiny ECA classifier of docs/examples with 'c' conv output channels. */
+static ir_graph *eca_tiny(int c) {
+  char text[4096];
+  snprintf(text, sizeof text,
+           "graph @eca_tiny {\n"
+           "  %%0 = input name=\"input\" : f32[2,2,4,4]\n"
+           "  %%1 = param name=\"conv.weight\" : f32[%d,2,3,3]\n"
+           "  %%2 = conv2d(%%0, %%1) stride=[1,1] pad=[1,1] dilation=[1,1] groups=1 : f32[2,%d,4,4]\n"
+           "  %%3 = relu(%%2) : f32[2,%d,4,4]\n"
+           "  %%4 = reduce_mean(%%3) axes=[2,3] keepdims=0 : f32[2,%d]\n"
+           "  %%5 = reshape(%%4) shape=[2,1,%d] : f32[2,1,%d]\n"
+           "  %%6 = param name=\"att.conv1d.weight\" : f32[1,1,3]\n"
+           "  %%7 = conv1d(%%5, %%6) stride=[1] pad=[1] dilation=[1] groups=1 : f32[2,1,%d]\n"
+           "  %%8 = sigmoid(%%7) : f32[2,1,%d]\n"
+           "  %%9 = reshape(%%8) shape=[2,%d,1,1] : f32[2,%d,1,1]\n"
+           "  %%10 = mul(%%3, %%9) : f32[2,%d,4,4]\n"
+           "  %%11 = reduce_mean(%%10) axes=[2,3] keepdims=0 : f32[2,%d]\n"
+           "  %%12 = param name=\"fc.weight\" : f32[3,%d]\n"
+           "  %%13 = param name=\"fc.bias\" : f32[3]\n"
+           "  %%14 = matmul(%%11, %%12) trans_a=0 trans_b=1 : f32[2,3]\n"
+           "  %%15 = add(%%14, %%13) : f32[2,3]\n"
+           "  output \"logits\" = %%15\n"
+           "}\n",
+           c, c, c, c, c, c, c, c, c, c, c, c, c);
+  return parse(text);
+}
+
+/* Returns node 'id's group index (-1 if none). */
+static int group(const pass_fusion *f, int id) { return f->group_of[id]; }
+
+/* The tiny ECA classifier is one SAMPLE group: 11 members (conv of 72
+ * weights included), 11 steps, 9 kernels become 1; the fused view shows it. */
+static void test_eca_tiny_one_group(void **state) {
+  (void)state;
+  ir_graph *g = eca_tiny(4);
+  pass_fusion f;
+  tfu_fuse(g, &f);
+  assert_int_equal(f.ngroups, 1);
+  const pass_fuse_group *gr = &f.groups[0];
+  assert_int_equal(gr->kind, PASS_FUSE_SAMPLE);
+  assert_string_equal(gr->label, "channel-attention");
+  int members[] = {2, 3, 4, 5, 7, 8, 9, 10, 11, 14, 15}, ins[] = {0, 1, 6, 12, 13};
+  assert_int_equal(gr->nmembers, 11);
+  assert_memory_equal(gr->members, members, sizeof members);
+  assert_int_equal(gr->nins, 5);
+  assert_memory_equal(gr->ins, ins, sizeof ins);
+  assert_int_equal(gr->nouts, 1);
+  assert_int_equal(gr->outs[0], 15);
+  assert_int_equal(gr->nsteps, 11);
+  assert_int_equal(tfu_kernels(g, NULL), 9);
+  assert_int_equal(tfu_kernels(g, &f), 1);
+  char *text = pass_fusion_print(g, &f);
+  assert_non_null(text);
+  tb_assert_contains(text, "# fused.0 sample \"channel-attention\" members=%2..%15 (11 ops, 11 steps) "
+                           "ins=%0,%1,%6,%12,%13 outs=%15\n"
+                           "  |0.1 %2 = conv2d(%0, %1) ");
+  tb_assert_contains(text, "\n  %6 = param name=\"att.conv1d.weight\"");
+  tb_assert_contains(text, "\n  |0.11 %15 = add(%14, %13) : f32[2,3]\n  output \"logits\" = %15\n}\n");
+  tb_assert_contains(text, "# fusion summary: 1 group (1 channel-attention); 11 of 16 nodes fused; "
+                           "kernels 9 without fusion, 1 with\n");
+  free(text);
+  pass_fusion_free(&f);
+  ir_graph_destroy(g);
+}
+
+/* A conv of 576 weights is compute-bound: it stays alone, the rest fuses
+ * (9 kernels become 2). */
+static void test_big_conv_stays_alone(void **state) {
+  (void)state;
+  ir_graph *g = eca_tiny(32);
+  pass_fusion f;
+  tfu_fuse(g, &f);
+  assert_int_equal(f.ngroups, 1);
+  assert_int_equal(group(&f, 2), -1);
+  assert_int_equal(f.groups[0].nmembers, 10);
+  assert_int_equal(f.groups[0].members[0], 3);
+  assert_int_equal(pass_fuse_batched(g, g->nodes[2], 0, 2), 1); /* batch-local all the same */
+  assert_int_equal(pass_fuse_batched(g, g->nodes[2], 1, 2), 0);
+  assert_int_equal(tfu_kernels(g, &f), 2);
+  pass_fusion_free(&f);
+  ir_graph_destroy(g);
+}
+
+/* The per-op rules of pass_fuse_batched (FUSION.md) at batch 2. */
+static void test_batched_rules(void **state) {
+  (void)state;
+  ir_graph *g = parse("graph @rules {\n"
+                      "  %0 = input name=\"x\" : f32[2,2,8,8]\n"
+                      "  %1 = param name=\"s\" : f32[1,2,1,1]\n"
+                      "  %2 = add(%0, %1) : f32[2,2,8,8]\n"
+                      "  %3 = param name=\"v\" : f32[8]\n"
+                      "  %4 = mul(%2, %3) : f32[2,2,8,8]\n"
+                      "  %5 = reduce_sum(%0) axes=[0] keepdims=0 : f32[2,8,8]\n"
+                      "  %6 = reduce_max(%0) axes=[1,-1] keepdims=1 : f32[2,1,8,1]\n"
+                      "  %7 = param name=\"g\" : f32[2]\n"
+                      "  %8 = batchnorm_train(%0, %7, %7) eps=1e-05 : f32[2,2,8,8]\n"
+                      "  %9 = batchnorm_eval(%0, %7, %7, %7, %7) eps=1e-05 : f32[2,2,8,8]\n"
+                      "  %10 = conv2d_grad_weight(%0, %0) stride=[1,1] pad=[1,1] dilation=[1,1] groups=1 kernel=[3,3] : f32[2,2,3,3]\n"
+                      "  %11 = param name=\"w\" : f32[2,2,3,3]\n"
+                      "  %12 = conv2d_grad_input(%0, %11) stride=[1,1] pad=[1,1] dilation=[1,1] groups=1 in_shape=[2,2,8,8] : f32[2,2,8,8]\n"
+                      "  %13 = softmax(%0) axis=0 : f32[2,2,8,8]\n"
+                      "  %14 = softmax(%0) axis=-1 : f32[2,2,8,8]\n"
+                      "  %15 = reshape(%0) shape=[2,128] : f32[2,128]\n"
+                      "  %16 = reshape(%0) shape=[4,64] : f32[4,64]\n"
+                      "  %17 = transpose(%0) perm=[1,0,2,3] : f32[2,2,8,8]\n"
+                      "  %18 = transpose(%0) perm=[0,2,3,1] : f32[2,8,8,2]\n"
+                      "  %19 = slice(%0) axis=0 start=0 end=1 step=1 : f32[1,2,8,8]\n"
+                      "  %20 = concat(%0, %0) axis=1 : f32[2,4,8,8]\n"
+                      "  %21 = concat(%0, %0) axis=0 : f32[4,2,8,8]\n"
+                      "  %22 = pad(%0) pads=[0,0,1,1,0,0,0,0] value=0 : f32[2,4,8,8]\n"
+                      "  %23 = pad(%19) pads=[1,0,0,0,0,0,0,0] value=0 : f32[2,2,8,8]\n"
+                      "  %24 = broadcast_to(%1) shape=[2,2,8,8] : f32[2,2,8,8]\n"
+                      "  %25 = param name=\"fc\" : f32[3,128]\n"
+                      "  %26 = matmul(%15, %25) trans_a=0 trans_b=1 : f32[2,3]\n"
+                      "  %27 = reshape(%0) shape=[2,16,8] : f32[2,16,8]\n"
+                      "  %28 = matmul(%27, %27) trans_a=0 trans_b=1 : f32[2,16,16]\n"
+                      "  %29 = matmul(%27, %27) trans_a=1 trans_b=0 : f32[2,8,8]\n"
+                      "  %30 = input name=\"labels\" : i64[2]\n"
+                      "  %31 = cross_entropy(%15, %30) : f32[]\n"
+                      "  %32 = max_pool2d(%0) kernel=[2,2] stride=[2,2] pad=[0,0] : f32[2,2,4,4]\n"
+                      "  %33 = topk_mask(%0) axis=1 k=1 : f32[2,2,8,8]\n"
+                      "  %34 = slice(%21) axis=0 start=2 end=4 step=1 : f32[2,2,8,8]\n"
+                      "  output \"a\" = %4\n"
+                      "  output \"b\" = %28\n"
+                      "}\n");
+  struct {
+    int node, k, want;
+  } cases[] = {
+      {2, 0, 1},   {2, 1, 0},  {4, 0, 1},   {4, 1, 0},   /* elementwise: shared operands */
+      {5, 0, -1},  {6, 0, 1},                            /* reductions over axis 0 / not */
+      {8, 0, -1},  {9, 0, -1}, {10, 0, -1}, {10, 1, -1}, /* batchnorm_*, *_grad_weight */
+      {12, 0, 1},  {12, 1, 0}, {13, 0, -1}, {14, 0, 1},  /* conv input grad, softmax */
+      {15, 0, 1},  {16, 0, -1}, {17, 0, -1}, {18, 0, 1}, /* reshape, transpose */
+      {19, 0, -1}, {20, 0, 1}, {20, 1, 1},  {21, 0, -1}, /* slice, concat */
+      {22, 0, 1},  {23, 0, -1}, {24, 0, -1},            /* pad, broadcast_to from dims[0] 1 */
+      {26, 0, 1},  {26, 1, 0}, {28, 0, 1},  {28, 1, 1},  /* matmul shared / batched b */
+      {29, 0, 1},  {31, 0, -1}, {32, 0, 1}, {33, 0, 1},  /* cross_entropy, pool, topk */
+      {34, 0, -1}, {1, 0, -1}, {2, 2, -1},              /* slice on axis 0, a source, no operand 2 */
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    int got = pass_fuse_batched(g, g->nodes[cases[i].node], cases[i].k, 2);
+    if (got != cases[i].want)
+      fail_msg("%%%d operand %d: %d, want %d", cases[i].node, cases[i].k, got, cases[i].want);
+  }
+  assert_int_equal(pass_fuse_batched(g, g->nodes[2], 0, 4), -1); /* another batch size */
+  pass_fusion f;
+  tfu_fuse(g, &f);
+  pass_fusion_free(&f);
+  ir_graph_destroy(g);
+}
+
+/* relu -> %3 -> relu around a node %3 of type 't3' that is not batch-local
+ * ('op' its right-hand side): no group forms. */
+static void check_breaks(const char *op, const char *t3) {
+  char text[2048];
+  snprintf(text, sizeof text,
+           "graph @neg {\n"
+           "  %%0 = input name=\"x\" : f32[2,2,8,8]\n"
+           "  %%1 = param name=\"g\" : f32[2]\n"
+           "  %%2 = relu(%%0) : f32[2,2,8,8]\n"
+           "  %%3 = %s : %s\n"
+           "  %%4 = relu(%%3) : %s\n"
+           "  output \"y\" = %%4\n"
+           "}\n",
+           op, t3, t3);
+  ir_graph *g = parse(text);
+  pass_fusion f;
+  tfu_fuse(g, &f);
+  if (f.ngroups != 0) fail_msg("'%s' joined a group", op);
+  pass_fusion_free(&f);
+  ir_graph_destroy(g);
+}
+
+/* Batchnorm, a reduction over the batch and a big conv stop fusion; their
+ * batch-local counterparts do not. */
+static void test_not_batch_local(void **state) {
+  (void)state;
+  check_breaks("batchnorm_train(%2, %1, %1) eps=1e-05", "f32[2,2,8,8]");
+  check_breaks("batchnorm_eval(%2, %1, %1, %1, %1) eps=1e-05", "f32[2,2,8,8]");
+  check_breaks("reduce_mean(%2) axes=[0] keepdims=1", "f32[1,2,8,8]");
+  check_breaks("conv2d_grad_weight(%2, %2) stride=[1,1] pad=[1,1] dilation=[1,1] groups=1 kernel=[3,3]",
+               "f32[2,2,3,3]");
+  /* conv2d with 2*16*5*5 = 800 weights */
+  char text[2048];
+  snprintf(text, sizeof text,
+           "graph @conv {\n"
+           "  %%0 = input name=\"x\" : f32[2,16,8,8]\n"
+           "  %%1 = param name=\"w\" : f32[2,16,5,5]\n"
+           "  %%2 = relu(%%0) : f32[2,16,8,8]\n"
+           "  %%3 = conv2d(%%2, %%1) stride=[1,1] pad=[2,2] dilation=[1,1] groups=1 : f32[2,2,8,8]\n"
+           "  %%4 = relu(%%3) : f32[2,2,8,8]\n"
+           "  output \"y\" = %%4\n"
+           "}\n");
+  ir_graph *g = parse(text);
+  pass_fusion f;
+  tfu_fuse(g, &f);
+  assert_int_equal(f.ngroups, 0);
+  pass_fusion_free(&f);
+  ir_graph_destroy(g);
+  /* the same conv with 2*2*5*5 = 100 weights fuses with both relus */
+  g = parse("graph @small {\n"
+            "  %0 = input name=\"x\" : f32[2,2,8,8]\n"
+            "  %1 = param name=\"w\" : f32[2,2,5,5]\n"
+            "  %2 = relu(%0) : f32[2,2,8,8]\n"
+            "  %3 = conv2d(%2, %1) stride=[1,1] pad=[2,2] dilation=[1,1] groups=1 : f32[2,2,8,8]\n"
+            "  %4 = relu(%3) : f32[2,2,8,8]\n"
+            "  %5 = reduce_mean(%4) axes=[1] keepdims=1 : f32[2,1,8,8]\n"
+            "  output \"y\" = %5\n"
+            "}\n");
+  tfu_fuse(g, &f);
+  assert_int_equal(f.ngroups, 1);
+  assert_int_equal(f.groups[0].nmembers, 4);
+  assert_int_equal(f.groups[0].kind, PASS_FUSE_SAMPLE);
+  assert_string_equal(f.groups[0].label, "sample");
+  pass_fusion_free(&f);
+  ir_graph_destroy(g);
+}
+
+/* A node outside the group that uses a member blocks every later join;
+ * with that user after the chain, the chain fuses. */
+static void test_outside_user_blocks(void **state) {
+  (void)state;
+  const char *blocked = "graph @blocked {\n"
+                        "  %0 = input name=\"x\" : f32[2,8]\n"
+                        "  %1 = relu(%0) : f32[2,8]\n"
+                        "  %2 = reduce_sum(%1) axes=[0] keepdims=0 : f32[8]\n"
+                        "  %3 = sigmoid(%1) : f32[2,8]\n"
+                        "  %4 = exp(%3) : f32[2,8]\n"
+                        "  output \"a\" = %2\n"
+                        "  output \"b\" = %4\n"
+                        "}\n";
+  ir_graph *g = parse(blocked);
+  pass_fusion f;
+  tfu_fuse(g, &f);
+  assert_int_equal(f.ngroups, 1);
+  assert_int_equal(group(&f, 1), -1);
+  assert_int_equal(f.groups[0].nmembers, 2);
+  assert_int_equal(f.groups[0].members[0], 3);
+  assert_int_equal(f.groups[0].kind, PASS_FUSE_LOOP); /* one loop cluster: a loop group */
+  pass_fusion_free(&f);
+  ir_graph_destroy(g);
+  g = parse("graph @free {\n"
+            "  %0 = input name=\"x\" : f32[2,8]\n"
+            "  %1 = relu(%0) : f32[2,8]\n"
+            "  %2 = sigmoid(%1) : f32[2,8]\n"
+            "  %3 = exp(%2) : f32[2,8]\n"
+            "  %4 = reduce_sum(%1) axes=[0] keepdims=0 : f32[8]\n"
+            "  output \"a\" = %4\n"
+            "  output \"b\" = %3\n"
+            "}\n");
+  tfu_fuse(g, &f);
+  assert_int_equal(f.ngroups, 1);
+  assert_int_equal(f.groups[0].nmembers, 3);
+  int outs[] = {1, 3};
+  assert_int_equal(f.groups[0].nouts, 2);
+  assert_memory_equal(f.groups[0].outs, outs, sizeof outs);
+  pass_fusion_free(&f);
+  ir_graph_destroy(g);
+}
+
+/* Graph of two chains {1,2} and {3,4} joined by %6 = add(%2, %4), with a
+ * reduction of %2 at position 'at' (5: before the join, 8: after it). */
+static ir_graph *two_chains(int at) {
+  char text[1024];
+  const char *red = "reduce_sum(%2) axes=[0] keepdims=0 : f32[8]";
+  snprintf(text, sizeof text,
+           "graph @join {\n"
+           "  %%0 = input name=\"x\" : f32[2,8]\n"
+           "  %%1 = relu(%%0) : f32[2,8]\n"
+           "  %%2 = neg(%%1) : f32[2,8]\n"
+           "  %%3 = exp(%%0) : f32[2,8]\n"
+           "  %%4 = abs(%%3) : f32[2,8]\n"
+           "  %%5 = %s\n"
+           "  %%6 = add(%%2, %%4) : f32[2,8]\n"
+           "  %%7 = sigmoid(%%6) : f32[2,8]\n"
+           "  %%8 = %s\n"
+           "  output \"s\" = %%%d\n"
+           "  output \"y\" = %%7\n"
+           "}\n",
+           at == 5 ? red : "neg(%0) : f32[2,8]", at == 8 ? red : "neg(%0) : f32[2,8]", at);
+  return parse(text);
+}
+
+/* Merging two groups through a node needs the rule to hold for both: a
+ * user of the first before the join keeps it apart, the second merges. */
+static void test_merge_needs_both(void **state) {
+  (void)state;
+  ir_graph *g = two_chains(5);
+  pass_fusion f;
+  tfu_fuse(g, &f);
+  assert_int_equal(f.ngroups, 2);
+  assert_int_equal(group(&f, 1), group(&f, 2));
+  assert_int_not_equal(group(&f, 2), group(&f, 6));
+  assert_int_equal(group(&f, 3), group(&f, 6));
+  assert_int_equal(group(&f, 4), group(&f, 7));
+  assert_int_equal(f.groups[group(&f, 6)].nmembers, 4);
+  pass_fusion_free(&f);
+  ir_graph_destroy(g);
+  g = two_chains(8);
+  tfu_fuse(g, &f);
+  /* %5 = neg(%0) starts its own chain; %1..%4, %6, %7 form one group */
+  assert_int_equal(group(&f, 1), group(&f, 7));
+  assert_int_equal(group(&f, 3), group(&f, 7));
+  assert_int_equal(f.groups[group(&f, 7)].nmembers, 6);
+  assert_int_equal(group(&f, 8), -1);
+  pass_fusion_free(&f);
+  ir_graph_destroy(g);
+}
+
+/* 100 chained relus: groups of 64 and 36 (the member cap). */
+static void test_member_cap(void **state) {
+  (void)state;
+  ir_graph *g = ir_graph_create("chain");
+  int x = tb_input(g, "x", IR_F32, 2, 2, 4);
+  for (int i = 0; i < 100; i++) x = tb_op(g, IR_OP_relu, x);
+  ir_graph_add_output(g, "y", x);
+  pass_fusion f;
+  tfu_fuse(g, &f);
+  assert_int_equal(f.ngroups, 2);
+  assert_int_equal(f.groups[0].nmembers, 64);
+  assert_int_equal(f.groups[1].nmembers, 36);
+  assert_int_equal(f.groups[0].kind, PASS_FUSE_LOOP);
+  assert_string_equal(f.groups[1].label, "elementwise");
+  assert_int_equal(tfu_kernels(g, &f), 2);
+  pass_fusion_free(&f);
+  ir_graph_destroy(g);
+}
+
+/* acc = x + p1 + ... + p20: a loop cluster takes at most 16 inputs +
+ * outputs, so the adds split 14 + 6 (into two LOOP groups without a batch,
+ * into two steps of one SAMPLE group with input "x" of batch 2). */
+static void test_argument_cap(void **state) {
+  (void)state;
+  for (int batched = 0; batched < 2; batched++) {
+    ir_graph *g = ir_graph_create("sum");
+    int acc = tb_input(g, batched ? "x" : "y", IR_F32, 2, 2, 4);
+    for (int i = 0; i < 20; i++) {
+      char name[16];
+      snprintf(name, sizeof name, "p%d", i);
+      acc = tb_op(g, IR_OP_add, acc, tb_param(g, name, IR_F32, 2, 2, 4));
+    }
+    ir_graph_add_output(g, "y", acc);
+    pass_fusion f;
+    tfu_fuse(g, &f);
+    if (!batched) {
+      assert_int_equal(f.ngroups, 2);
+      assert_int_equal(f.groups[0].nmembers, 14);
+      assert_int_equal(f.groups[0].nins + f.groups[0].nouts, 16);
+      assert_int_equal(f.groups[1].nmembers, 6);
+      assert_int_equal(f.groups[1].kind, PASS_FUSE_LOOP);
+    } else {
+      assert_int_equal(f.ngroups, 1);
+      assert_int_equal(f.groups[0].kind, PASS_FUSE_SAMPLE);
+      assert_int_equal(f.groups[0].nmembers, 20);
+      assert_int_equal(f.groups[0].nsteps, 2);
+      assert_int_equal(f.groups[0].step_start[1], 14);
+      assert_string_equal(f.groups[0].label, "sample");
+    }
+    pass_fusion_free(&f);
+    ir_graph_destroy(g);
+  }
+}
+
+/* A member read whole (not per sample) by a node keeps that node out of its
+ * SAMPLE group: y[2,8] * s where s = reduce over axis 1 of y is [2] and
+ * broadcasts along the last axis, so it is shared, not batched. */
+static void test_shared_operand_not_merged(void **state) {
+  (void)state;
+  ir_graph *g = parse("graph @shared {\n"
+                      "  %0 = input name=\"x\" : f32[2,2]\n"
+                      "  %1 = relu(%0) : f32[2,2]\n"
+                      "  %2 = reduce_sum(%1) axes=[1] keepdims=0 : f32[2]\n"
+                      "  %3 = mul(%1, %2) : f32[2,2]\n"
+                      "  output \"y\" = %3\n"
+                      "}\n");
+  assert_int_equal(pass_fuse_batched(g, g->nodes[3], 1, 2), 0);
+  pass_fusion f;
+  tfu_fuse(g, &f);
+  assert_int_equal(group(&f, 3), -1);
+  assert_true(group(&f, 1) >= 0);
+  assert_int_equal(group(&f, 1), group(&f, 2));
+  pass_fusion_free(&f);
+  ir_graph_destroy(g);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_eca_tiny_one_group),   cmocka_unit_test(test_big_conv_stays_alone),
+      cmocka_unit_test(test_batched_rules),        cmocka_unit_test(test_not_batch_local),
+      cmocka_unit_test(test_outside_user_blocks),  cmocka_unit_test(test_merge_needs_both),
+      cmocka_unit_test(test_member_cap),           cmocka_unit_test(test_argument_cap),
+      cmocka_unit_test(test_shared_operand_not_merged),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
