@@ -411,13 +411,214 @@ static void test_shared_operand_not_merged(void **state) {
   ir_graph_destroy(g);
 }
 
+/* Per module of the zoo: the label of its one group per block in the
+ * forward (NULL: no attention-labelled group expected) and of its one or
+ * two backward groups per block. */
+typedef struct {
+  const char *name, *forward, *grad[2];
+} zoo_case;
+
+static const zoo_case zoo[] = {
+    {"none", NULL, {NULL, NULL}},
+    {"se", "channel-attention", {"channel-attention-grad", NULL}},
+    {"eca", "channel-attention", {"channel-attention-grad", NULL}},
+    {"cbam", "attention", {"channel-attention-grad", "spatial-attention-grad"}},
+    {"ham", "attention", {"attention-grad", NULL}},
+    {"lgam", NULL, {NULL, NULL}},
+    {"ssa", NULL, {NULL, NULL}},
+    {"csm", "spatial-attention", {"spatial-attention-grad", NULL}},
+    {"cam", NULL, {NULL, NULL}},
+    {"sam", "spatial-attention", {"spatial-attention-grad", NULL}},
+    {"csm_sc", "spatial-attention", {"spatial-attention-grad", NULL}},
+    {"spatial_softmax", NULL, {NULL, NULL}},
+};
+#define NZOO ((int)(sizeof zoo / sizeof zoo[0]))
+#define BLOCKS 9 /* ResNet-20 */
+
+static const char *const attention_labels[] = {"channel-attention", "spatial-attention", "attention",
+                                               "channel-attention-grad", "spatial-attention-grad",
+                                               "attention-grad"};
+
+/* ResNet-20 with module 'm' at batch 2: the eval forward, or (train) the
+ * whole training step. */
+static ir_graph *resnet20(const char *m, int train) {
+  char opt[64];
+  snprintf(opt, sizeof opt, "attention=%s", m);
+  ir_graph *g = tf_lower("models/resnet_cifar.lua", train ? FE_TRAIN : FE_EVAL, 2, opt, NULL);
+  if (train) {
+    ir_diag *d = ir_diag_create();
+    pass_sgd_options o = {.momentum = 0.9, .weight_decay = 5e-4};
+    if (pass_train_step(g, &o, NULL, d) != ATTNC_OK) fail_msg("%s: %s", m, ir_diag_text(d));
+    ir_diag_destroy(d);
+  }
+  return g;
+}
+
+/* Fails unless the labels of 'c' are found once per block (and nowhere
+ * else), and a module without them has no attention-labelled group. */
+static void check_labels(const ir_graph *g, const pass_fusion *f, const zoo_case *c, int train) {
+  const char *want[3] = {c->forward, train ? c->grad[0] : NULL, train ? c->grad[1] : NULL};
+  for (size_t l = 0; l < sizeof attention_labels / sizeof attention_labels[0]; l++) {
+    int expected = 0;
+    for (int w = 0; w < 3; w++) expected += want[w] && !strcmp(want[w], attention_labels[l]) ? BLOCKS : 0;
+    if (strcmp(c->name, "lgam") == 0) continue; /* four gates per block: checked below */
+    if (tfu_count_label(f, attention_labels[l]) != expected)
+      fail_msg("%s (%s): %d \"%s\" groups, want %d", c->name, train ? "train" : "eval",
+               tfu_count_label(f, attention_labels[l]), attention_labels[l], expected);
+  }
+  for (int b = 0; b < BLOCKS; b++)
+    for (int w = 0; w < 3; w++)
+      if (want[w]) {
+        const pass_fuse_group *gr = &f->groups[tfu_block_group(g, f, b, want[w])];
+        assert_int_equal(gr->kind, PASS_FUSE_SAMPLE);
+        assert_true(tfu_group_has_op(g, gr, strstr(want[w], "-grad") ? IR_OP_sigmoid_grad : IR_OP_sigmoid));
+      }
+}
+
+/* Every sigmoid_grad of the step lies in a "*-grad" group. */
+static void check_sigmoid_grads(const ir_graph *g, const pass_fusion *f, const char *m) {
+  for (int i = 0; i < g->nnodes; i++) {
+    if (g->nodes[i]->op != IR_OP_sigmoid_grad) continue;
+    int gi = f->group_of[i];
+    const char *label = gi >= 0 ? f->groups[gi].label : "";
+    size_t n = strlen(label);
+    if (n < 5 || strcmp(label + n - 5, "-grad") != 0) fail_msg("%s: sigmoid_grad %%%d in a \"%s\" group", m, i, label);
+  }
+}
+
+/* The node named by output 'name' (fails if none). */
+static int output_node(const ir_graph *g, const char *name) {
+  for (int i = 0; i < g->noutputs; i++)
+    if (strcmp(g->outputs[i].name, name) == 0) return g->outputs[i].node;
+  fail_msg("no output %s", name);
+  return -1;
+}
+
+/* One "sgd" LOOP group per param, holding its update chain (weight decay,
+ * momentum, step: at least six ops) and writing the new param and momentum;
+ * each BN running statistic of the backbone is a three-op LOOP group. */
+static void check_optimizer(const ir_graph *g, const pass_fusion *f, const char *m) {
+  int params = 0;
+  for (int i = 0; i < g->nnodes; i++) {
+    if (g->nodes[i]->op != IR_OP_param) continue;
+    const char *p = ir_node_name(g->nodes[i]);
+    char mom[256];
+    snprintf(mom, sizeof mom, "optim.%s.momentum", p);
+    int np = output_node(g, p), nm = output_node(g, mom), gi = f->group_of[np];
+    if (gi < 0 || f->group_of[nm] != gi) fail_msg("%s: %s and its momentum are not in one group", m, p);
+    const pass_fuse_group *gr = &f->groups[gi];
+    assert_int_equal(gr->kind, PASS_FUSE_LOOP);
+    assert_string_equal(gr->label, "sgd");
+    assert_true(gr->nmembers >= 6);
+    assert_true(gr->nouts >= 2 && gr->nouts <= 3); /* + grad.<p> when the gradient is a sum */
+    params++;
+  }
+  assert_int_equal(tfu_count_label(f, "sgd"), params);
+  for (int i = 0; i < g->noutputs; i++) {
+    const char *name = g->outputs[i].name;
+    if (strncmp(name, "layers.", 7) || (!strstr(name, ".bn1.running_") && !strstr(name, ".bn2.running_"))) continue;
+    int gi = f->group_of[g->outputs[i].node];
+    if (gi < 0) fail_msg("%s: %s is not fused", m, name);
+    assert_int_equal(f->groups[gi].kind, PASS_FUSE_LOOP);
+    assert_string_equal(f->groups[gi].label, "elementwise");
+    assert_int_equal(f->groups[gi].nmembers, 3);
+  }
+}
+
+/* Every module's eval forward: invariants and one labelled group per block. */
+static void test_zoo_eval(void **state) {
+  (void)state;
+  for (int i = 0; i < NZOO; i++) {
+    ir_graph *g = resnet20(zoo[i].name, 0);
+    pass_fusion f;
+    tfu_fuse(g, &f);
+    check_labels(g, &f, &zoo[i], 0);
+    if (!strcmp(zoo[i].name, "lgam")) assert_true(tfu_count_label(&f, "channel-attention") >= BLOCKS);
+    assert_true(tfu_kernels(g, &f) < tfu_kernels(g, NULL));
+    pass_fusion_free(&f);
+    ir_graph_destroy(g);
+  }
+}
+
+/* Every module's training step: invariants, forward and backward groups
+ * per block, the SGD and running-statistic loops. */
+static void test_zoo_train(void **state) {
+  (void)state;
+  for (int i = 0; i < NZOO; i++) {
+    ir_graph *g = resnet20(zoo[i].name, 1);
+    pass_fusion f;
+    tfu_fuse(g, &f);
+    check_labels(g, &f, &zoo[i], 1);
+    /* HAM's spatial gates sit behind its BN: their gradients fuse apart */
+    if (zoo[i].forward && strcmp(zoo[i].name, "ham") != 0) check_sigmoid_grads(g, &f, zoo[i].name);
+    check_optimizer(g, &f, zoo[i].name);
+    pass_fusion_free(&f);
+    ir_graph_destroy(g);
+  }
+}
+
+/* ECA eval: each block's group is GAP, conv1d, sigmoid, the channel product,
+ * the residual add and relu (9 ops, 3 of them reshapes, 7 steps), the last
+ * one also the pooling and the classifier: 109 kernels lose 8 * 5 + 8. */
+static void test_eca_eval_structure(void **state) {
+  (void)state;
+  ir_graph *g = resnet20("eca", 0);
+  pass_fusion f;
+  tfu_fuse(g, &f);
+  assert_int_equal(f.ngroups, BLOCKS);
+  for (int b = 0; b < BLOCKS; b++) {
+    const pass_fuse_group *gr = &f.groups[tfu_block_group(g, &f, b, "channel-attention")];
+    ir_opcode ops[] = {IR_OP_reduce_mean, IR_OP_reshape, IR_OP_conv1d, IR_OP_reshape, IR_OP_sigmoid,
+                       IR_OP_reshape,     IR_OP_mul,     IR_OP_add,    IR_OP_relu};
+    assert_int_equal(gr->nmembers, b < BLOCKS - 1 ? 9 : 12);
+    for (int k = 0; k < 9; k++) assert_int_equal(g->nodes[gr->members[k]]->op, ops[k]);
+    int nax;
+    const int64_t *ax = ir_get_ints(g->nodes[gr->members[0]], "axes", &nax);
+    assert_int_equal(nax, 2);
+    assert_true(ax[0] == 2 && ax[1] == 3);
+    assert_int_equal(gr->nsteps, b < BLOCKS - 1 ? 7 : 10);
+    assert_int_equal(gr->step_start[6], 6); /* mul, add, relu: one loop cluster */
+    assert_int_equal(gr->nins, b < BLOCKS - 1 ? 3 : 5); /* bn2, conv1d weight, block input (+ fc) */
+    if (b < BLOCKS - 1) {
+      assert_int_equal(gr->nouts, 1);
+      assert_int_equal(g->nodes[gr->outs[0]]->op, IR_OP_relu);
+    }
+  }
+  assert_int_equal(tfu_kernels(g, NULL), 109);
+  assert_int_equal(tfu_kernels(g, &f), 109 - (8 * 5 + 8));
+  pass_fusion_free(&f);
+  ir_graph_destroy(g);
+}
+
+/* HAM eval: its BN (not batch-local) splits each block into three groups;
+ * the first holds the channel attention and the first spatial conv. */
+static void test_ham_eval_structure(void **state) {
+  (void)state;
+  ir_graph *g = resnet20("ham", 0);
+  pass_fusion f;
+  tfu_fuse(g, &f);
+  assert_int_equal(f.ngroups, 3 * BLOCKS);
+  for (int b = 0; b < BLOCKS; b++) {
+    const pass_fuse_group *gr = &f.groups[tfu_block_group(g, &f, b, "attention")];
+    assert_true(tfu_group_has_op(g, gr, IR_OP_conv1d));
+    assert_true(tfu_group_has_op(g, gr, IR_OP_topk_mask));
+    assert_true(tfu_group_has_op(g, gr, IR_OP_conv2d));
+    assert_true(tfu_group_has_op(g, gr, IR_OP_concat));
+    assert_false(tfu_group_has_op(g, gr, IR_OP_batchnorm_eval));
+  }
+  pass_fusion_free(&f);
+  ir_graph_destroy(g);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_eca_tiny_one_group),   cmocka_unit_test(test_big_conv_stays_alone),
       cmocka_unit_test(test_batched_rules),        cmocka_unit_test(test_not_batch_local),
       cmocka_unit_test(test_outside_user_blocks),  cmocka_unit_test(test_merge_needs_both),
       cmocka_unit_test(test_member_cap),           cmocka_unit_test(test_argument_cap),
-      cmocka_unit_test(test_shared_operand_not_merged),
+      cmocka_unit_test(test_shared_operand_not_merged), cmocka_unit_test(test_eca_eval_structure),
+      cmocka_unit_test(test_ham_eval_structure),        cmocka_unit_test(test_zoo_eval),
+      cmocka_unit_test(test_zoo_train),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
