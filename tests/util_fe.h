@@ -75,5 +75,9 @@ void tf_golden_jit(const char *model, const char *spec, ...) __attribute__((sent
 void tf_golden_jit_cross(const char *model, const char *spec, ...) __attribute__((sentinel));
 /* tf_golden_jit on values only: logits, loss, running statistics. */
 void tf_golden_jit_values(const char *model, const char *spec, ...) __attribute__((sentinel));
+/* The JIT against the interpreter (tf_golden_jit_cross's check, nothing
+ * against golden/) at the golden weights with the golden input moved by
+ * 'moved' * sin(k): a point away from the golden one's float32 ties. */
+void tf_jit_cross_moved(const char *model, const char *spec, double moved, ...) __attribute__((sentinel));
 
 #endif
