@@ -483,7 +483,7 @@ static attnc_status emit_loop_step(cg_emit *e, cg_fused *fk, int s, LLVMValueRef
 }
 
 /* Emits the body of a SAMPLE kernel. */
-static attnc_status emit_sample(cg_emit *e, cg_fused *fk, const char *name, ir_diag *d) {
+static attnc_status emit_sample(cg_emit *e, cg_fused *fk, ir_diag *d) {
   const cg_kernel_impl *table = cg_kernel_table();
   LLVMValueRef *fns = calloc((size_t)fk->nsteps, sizeof *fns);
   if (!fns) return ATTNC_ENOMEM;
@@ -491,13 +491,21 @@ static attnc_status emit_sample(cg_emit *e, cg_fused *fk, const char *name, ir_d
   for (int s = 0; s < fk->nsteps; s++) {
     fstep *st = &fk->steps[s];
     if (!st->tg) continue;
-    char sname[192];
-    snprintf(sname, sizeof sname, "%s.s%d", name, s);
+    /* one kernel per distinct per-sample step in the module, shared by
+     * every group that has it (named by a hash of its kernel key) */
     const ir_node *n = st->tg->nodes[st->tg->nnodes - 1];
-    attnc_status rc = cg_build_kernel(e->mod, sname, st->tg, n, &table[n->op], &st->plan, d);
-    if (rc != ATTNC_OK) {
-      free(fns);
-      return rc;
+    char key[1024], sname[64];
+    cg_kernel_key(st->tg, n, key, sizeof key);
+    uint64_t h = 1469598103934665603ull;
+    for (const char *c = key; *c; c++) h = (h ^ (unsigned char)*c) * 1099511628211ull;
+    snprintf(sname, sizeof sname, "step.%s.%016llx.%zu", ir_op_info_get(n->op)->name, (unsigned long long)h,
+             strlen(key));
+    if (!LLVMGetNamedFunction(e->mod, sname)) {
+      attnc_status rc = cg_build_kernel(e->mod, sname, st->tg, n, &table[n->op], &st->plan, d);
+      if (rc != ATTNC_OK) {
+        free(fns);
+        return rc;
+      }
     }
     fns[s] = LLVMGetNamedFunction(e->mod, sname);
     LLVMSetLinkage(fns[s], LLVMInternalLinkage);
@@ -565,7 +573,7 @@ attnc_status cg_fused_build(LLVMModuleRef m, const char *name, cg_fused *fk, ir_
       st = cg_ew_loops(&e, &l, e.begin, e.end, cluster_element, &c);
     }
   } else {
-    st = emit_sample(&e, fk, name, d);
+    st = emit_sample(&e, fk, d);
   }
   if (st == ATTNC_OK) {
     LLVMBuildRetVoid(e.b);

@@ -8,8 +8,11 @@
  *     sizes 3 and 5. Every group must really be compiled (fused_kernels).
  * (b) The groups of pass_fuse on ResNet-20 with every attention module:
  *     the eval forward and the training step, fused vs unfused JIT on every
- *     output (TJF_FILTER=<module> picks modules; TJF_BENCH=1 prints the
- *     kernel counts and traffic of ham's training step at batch 128). */
+ *     output. Compiling a training step twice takes minutes, so only HAM
+ *     (the main job) runs by default; TJF_FILTER="eca cbam" picks modules,
+ *     TJF_FILTER=all runs the zoo.
+ * TJF_BENCH=1 prints kernels, traffic and step time of HAM's training step
+ * at batch 128, fused vs unfused. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -18,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include "cg_internal.h"
 #include "ir_interp.h"
 #include "passes.h"
@@ -100,9 +104,11 @@ static double compare(const char *what, const char *name, const ir_tensor *got, 
   return worst;
 }
 
-/* Compiles and runs 'g' (with groups 'f', NULL: pass_fuse's; no_fuse) on 'src'. */
+/* Compiles and runs 'g' (with groups 'f', NULL: pass_fuse's; no_fuse) on
+ * 'src'; returns the outputs, and in *next those of a second step after
+ * cg_program_feedback (new weights, momenta, statistics fed back). */
 static ir_bundle *run_jit(const ir_graph *g, const pass_fusion *f, int no_fuse, int threads, const ir_bundle *src,
-                          cg_stats *stats) {
+                          cg_stats *stats, ir_bundle **next) {
   ir_diag *d = ir_diag_create();
   cg_options o = {.threads = threads, .poison = 1, .no_fuse = no_fuse};
   cg_program *p = NULL;
@@ -115,6 +121,9 @@ static ir_bundle *run_jit(const ir_graph *g, const pass_fusion *f, int no_fuse, 
   if (cg_program_run_bundle(p, src, again, d) != ATTNC_OK) fail_msg("jit run: %s", ir_diag_text(d));
   for (int i = 0; i < out->count; i++) compare("rerun", out->names[i], ir_bundle_get(again, out->names[i]), out->tensors[i], 0);
   if (stats) *stats = *cg_program_stats(p);
+  cg_program_feedback(p);
+  *next = ir_bundle_create();
+  if (cg_program_run_bundle(p, NULL, *next, d) != ATTNC_OK) fail_msg("jit run: %s", ir_diag_text(d));
   ir_bundle_destroy(again);
   cg_program_destroy(p);
   ir_diag_destroy(d);
@@ -138,8 +147,9 @@ static void check_groups(const char *text, const gspec *specs, int n, uint64_t s
     for (int i = specs[s].first; i <= specs[s].last; i++) views += pass_plan_is_alias(g->nodes[i]);
   for (int threads = 1; threads <= 2; threads++) {
     cg_stats fs, us;
-    ir_bundle *fused = run_jit(g, &f, 0, threads, src, &fs);
-    ir_bundle *plain = run_jit(g, NULL, 1, threads, src, &us);
+    ir_bundle *fused2, *plain2;
+    ir_bundle *fused = run_jit(g, &f, 0, threads, src, &fs, &fused2);
+    ir_bundle *plain = run_jit(g, NULL, 1, threads, src, &us, &plain2);
     assert_int_equal(fs.fused_kernels, n);
     assert_int_equal(fs.fused_nodes, members);
     assert_int_equal(us.fused_kernels, 0);
@@ -148,9 +158,12 @@ static void check_groups(const char *text, const gspec *specs, int n, uint64_t s
     for (int i = 0; i < ref->count; i++) {
       compare("fused vs interpreter", ref->names[i], ir_bundle_get(fused, ref->names[i]), ref->tensors[i], 1e-5);
       compare("fused vs unfused", ref->names[i], ir_bundle_get(fused, ref->names[i]), ir_bundle_get(plain, ref->names[i]), 1e-5);
+      compare("fused vs unfused, step 2", ref->names[i], ir_bundle_get(fused2, ref->names[i]), ir_bundle_get(plain2, ref->names[i]), 1e-5);
     }
     ir_bundle_destroy(fused);
     ir_bundle_destroy(plain);
+    ir_bundle_destroy(fused2);
+    ir_bundle_destroy(plain2);
   }
   ir_bundle_destroy(src);
   ir_bundle_destroy(ref);
@@ -312,12 +325,128 @@ static void test_sample_backward(void **state) {
   check_groups(text, g, 1, 41);
 }
 
+/* Lowers ResNet-20 with attention 'att' in 'mode' at 'batch' (a training
+ * step for FE_TRAIN: gradients and the SGD update). */
+static ir_graph *resnet20(const char *att, fe_mode mode, int64_t batch) {
+  char opt[64];
+  snprintf(opt, sizeof opt, "attention=%s", att);
+  ir_graph *g = tf_lower("models/resnet_cifar.lua", mode, batch, "depth=20", opt, NULL);
+  if (mode == FE_TRAIN) {
+    ir_diag *d = ir_diag_create();
+    pass_sgd_options o = {.momentum = 0.9, .weight_decay = 5e-4};
+    if (pass_train_step(g, &o, NULL, d) != ATTNC_OK) fail_msg("train step: %s", ir_diag_text(d));
+    ir_diag_destroy(d);
+  }
+  return g;
+}
+
+/* ResNet-20 + one attention module (state): eval forward at batch 3 and
+ * training step at batch 4 with random weights, fused (pass_fuse's groups)
+ * vs unfused JIT on every output (logits, loss, gradients, new params,
+ * momenta, running statistics) within 1e-5 scaled. */
+static void test_model(void **state) {
+  const char *att = *state;
+  const char *filter = getenv("TJF_FILTER");
+  if (filter ? strcmp(filter, "all") && !strstr(filter, att) : strcmp(att, "ham") != 0) skip();
+  for (int mode = FE_EVAL; mode <= FE_TRAIN; mode++) {
+    ir_graph *g = resnet20(att, (fe_mode)mode, mode == FE_EVAL ? 3 : 4);
+    ir_bundle *given = ir_bundle_create();
+    if (mode == FE_TRAIN) {
+      ir_tensor *lr = ir_tensor_create(ir_type_make(IR_F32, 0, NULL));
+      ir_tensor_set(lr, 0, 0.1);
+      ir_bundle_put(given, "lr", lr);
+    }
+    ir_bundle *src = tj_sources(g, given, 1234);
+    cg_stats fs, us;
+    ir_bundle *fused2, *plain2;
+    ir_bundle *fused = run_jit(g, NULL, 0, 2, src, &fs, &fused2);
+    ir_bundle *plain = run_jit(g, NULL, 1, 2, src, &us, &plain2);
+    assert_int_equal(fused->count, plain->count);
+    double worst = 0;
+    for (int i = 0; i < plain->count; i++) {
+      double w = compare(att, plain->names[i], ir_bundle_get(fused, plain->names[i]), plain->tensors[i], 1e-5);
+      if (w > worst) worst = w;
+      w = compare(att, plain->names[i], ir_bundle_get(fused2, plain->names[i]), ir_bundle_get(plain2, plain->names[i]), 1e-5);
+      if (w > worst) worst = w;
+    }
+    assert_int_equal(us.fused_kernels, 0);
+    pass_fusion f; /* every group of the pass is compiled as one kernel */
+    ir_diag *d = ir_diag_create();
+    assert_int_equal(pass_fuse(g, &f, d), ATTNC_OK);
+    assert_int_equal(fs.fused_kernels, f.ngroups);
+    pass_fusion_free(&f);
+    ir_diag_destroy(d);
+    print_message("%s %s: %d outputs agree over two steps (worst %.2g); kernels %d -> %d (%d groups of %d nodes; distinct "
+                  "%d -> %d), traffic %.1f -> %.1f MB, compile %.1f s unfused, %.1f s fused (O3 %.1f s)\n",
+                  att, mode == FE_EVAL ? "eval" : "train", plain->count, worst, us.kernels, fs.kernels,
+                  fs.fused_kernels, fs.fused_nodes, us.unique_kernels, fs.unique_kernels,
+                  (double)us.traffic_bytes / 1e6, (double)fs.traffic_bytes / 1e6, us.lower_s + us.opt_s + us.jit_s,
+                  fs.lower_s + fs.opt_s + fs.jit_s, fs.opt_s);
+    ir_bundle_destroy(fused);
+    ir_bundle_destroy(plain);
+    ir_bundle_destroy(fused2);
+    ir_bundle_destroy(plain2);
+    ir_bundle_destroy(src);
+    ir_bundle_destroy(given);
+    ir_graph_destroy(g);
+  }
+}
+
+/* Compiles 'g' (fused or not) and returns the mean seconds of 'runs' runs
+ * after one warm-up run; *st receives the program's figures. */
+static double time_step(const ir_graph *g, int no_fuse, int runs, cg_stats *st) {
+  ir_diag *d = ir_diag_create();
+  cg_options o = {.no_fuse = no_fuse};
+  cg_program *p = NULL;
+  if (cg_program_create(g, &o, &p, d) != ATTNC_OK) fail_msg("jit compile: %s", ir_diag_text(d));
+  ir_bundle *src = tj_sources(g, NULL, 5);
+  ir_tensor *lr = ir_tensor_create(ir_type_make(IR_F32, 0, NULL));
+  ir_tensor_set(lr, 0, 0.01);
+  ir_bundle_put(src, "lr", lr);
+  if (cg_program_run_bundle(p, src, NULL, d) != ATTNC_OK) fail_msg("jit run: %s", ir_diag_text(d));
+  struct timespec t0, t1;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  for (int r = 0; r < runs; r++) cg_program_run(p, d);
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  *st = *cg_program_stats(p);
+  cg_program_destroy(p);
+  ir_bundle_destroy(src);
+  ir_diag_destroy(d);
+  return ((double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec)) / runs;
+}
+
+/* TJF_BENCH=1: kernels, traffic and step time of ResNet-20 + HAM's training
+ * step at batch 128, unfused vs fused (every core; figures printed). */
+static void test_bench(void **state) {
+  (void)state;
+  if (!getenv("TJF_BENCH")) skip();
+  ir_graph *g = resnet20("ham", FE_TRAIN, 128);
+  cg_stats us, fs;
+  double tu = time_step(g, 1, 3, &us), tf = time_step(g, 0, 3, &fs);
+  print_message("ham train step, batch 128, %d threads:\n"
+                "  unfused: %d kernels (%d distinct), traffic %.1f MB, arena %.1f MB, %.1f ms/step, compile %.1f s\n"
+                "  fused:   %d kernels (%d distinct; %d groups of %d nodes), traffic %.1f MB, arena %.1f MB, "
+                "%.1f ms/step, compile %.1f s\n",
+                us.threads, us.kernels, us.unique_kernels, (double)us.traffic_bytes / 1e6, (double)us.arena_bytes / 1e6,
+                tu * 1e3, us.lower_s + us.opt_s + us.jit_s, fs.kernels, fs.unique_kernels, fs.fused_kernels,
+                fs.fused_nodes, (double)fs.traffic_bytes / 1e6, (double)fs.arena_bytes / 1e6, tf * 1e3,
+                fs.lower_s + fs.opt_s + fs.jit_s);
+  assert_true(fs.kernels < us.kernels);
+  ir_graph_destroy(g);
+}
+
+static const char *const modules[] = {"none", "se",  "eca",    "cbam", "ham",    "lgam",
+                                      "ssa",  "csm", "cam",    "sam",  "csm_sc", "spatial_softmax"};
+
 int main(void) {
-  const struct CMUnitTest tests[] = {
+  enum { NM = sizeof modules / sizeof *modules, NH = 8 };
+  struct CMUnitTest tests[NH + NM] = {
+      cmocka_unit_test(test_bench),
       cmocka_unit_test(test_loop_broadcast),  cmocka_unit_test(test_loop_sgd),
       cmocka_unit_test(test_sample_eca),      cmocka_unit_test(test_sample_spatial),
       cmocka_unit_test(test_sample_mlp),      cmocka_unit_test(test_sample_movement),
       cmocka_unit_test(test_sample_backward),
   };
+  for (int i = 0; i < NM; i++) tests[NH + i] = (struct CMUnitTest){modules[i], test_model, NULL, NULL, (void *)modules[i]};
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
