@@ -238,9 +238,11 @@ cg_fused *cg_fused_prepare(const ir_graph *g, const pass_fuse_group *grp, cg_pla
 void cg_fused_free(cg_fused *k);
 /* Emits the group's kernel 'name' into 'm' (ABI above). */
 attnc_status cg_fused_build(LLVMModuleRef m, const char *name, cg_fused *k, ir_diag *d);
-/* Appends the dedup key of group 'grp' to a malloc'd string: the kind, the
- * step starts, and per member its cg_kernel_key and operand wiring (member
- * index or input index) and whether it is an output. NULL if out of memory. */
+/* The dedup key of group 'grp' (malloc'd; NULL if out of memory): the
+ * kind, the numbers of outs and ins, the step starts, and per member its
+ * cg_kernel_key, the wiring of each operand (m<j>: member j, i<k>: input k)
+ * and its index among the outs (o-1: internal). Equal keys compile to the
+ * same code, so the identical blocks of a ResNet stage share one kernel. */
 char *cg_fused_key(const ir_graph *g, const pass_fuse_group *grp);
 
 /* Creates a program like cg_program_create with the fusion groups 'f'
