@@ -88,6 +88,8 @@ static int broadcasts_to(const ir_type *a, const ir_type *t) {
 
 /* ---- loop clusters (LOOP groups and multi-member SAMPLE steps) ---- */
 
+enum { MAX_CLUSTER = 128 }; /* members of one loop nest */
+
 /* The operands of one loop nest: stored members, then loaded values. */
 typedef struct {
   const ir_graph *g;
@@ -114,8 +116,8 @@ static int cluster_add(cluster *c, int node, int store, const ir_type *t) {
 /* Per-element body of a cluster: loads, members in order, stores. */
 static attnc_status cluster_element(cg_emit *e, void *ctx, LLVMValueRef *idx) {
   cluster *c = ctx;
-  LLVMValueRef loaded[CG_EW_MAX_OPS], val[CG_EW_MAX_OPS * 2];
-  int valnode[CG_EW_MAX_OPS * 2], nval = 0;
+  LLVMValueRef loaded[CG_EW_MAX_OPS], val[CG_EW_MAX_OPS + MAX_CLUSTER];
+  int valnode[CG_EW_MAX_OPS + MAX_CLUSTER], nval = 0;
   for (int k = 0; k < c->nops; k++)
     if (!c->store[k]) {
       loaded[k] = cg_load(e, c->ptr[k], idx[k]);
@@ -166,7 +168,7 @@ static int cluster_make(const ir_graph *g, const pass_fuse_group *gr, const int 
   c->g = g;
   c->mem = mem;
   c->count = count;
-  if (count > CG_EW_MAX_OPS) return -1;
+  if (count > MAX_CLUSTER) return -1;
   for (int j = 0; j < count; j++) {
     const ir_node *n = g->nodes[mem[j]];
     ir_type nt = batch > 0 ? sample_type(&n->type) : n->type;
@@ -260,6 +262,58 @@ static int needs_store(const cg_fused *k, int step, int j) {
   return 0;
 }
 
+/* The step of member index j. */
+static int step_of(const cg_fused *k, int j) {
+  int s = 0;
+  while (s + 1 < k->nsteps && k->steps[s + 1].start <= j) s++;
+  return s;
+}
+
+/* Gives every internal member that must be in memory a scratch slot for one
+ * sample, reusing the slots of members no later step reads (first fit, so
+ * a sample's working set stays small); sets k->inter_bytes. Returns 0 or -1. */
+static int place_slots(cg_fused *k) {
+  const pass_fuse_group *gr = k->grp;
+  int m = gr->nmembers;
+  int *from = malloc((size_t)m * sizeof *from), *to = malloc((size_t)m * sizeof *to);
+  int64_t *size = malloc((size_t)m * sizeof *size);
+  if (!from || !to || !size) {
+    free(from);
+    free(to);
+    free(size);
+    return -1;
+  }
+  for (int j = 0; j < m; j++) {
+    from[j] = to[j] = step_of(k, j);
+    k->slot[j] = -1;
+    ir_type t = sample_type(&k->g->nodes[gr->members[j]]->type);
+    size[j] = align64(type_bytes(&t));
+    for (int u = j + 1; u < m; u++) { /* live until its last reader's step */
+      const ir_node *n = k->g->nodes[gr->members[u]];
+      if (index_of(n->in, n->nin, gr->members[j]) >= 0 && step_of(k, u) > to[j]) to[j] = step_of(k, u);
+    }
+  }
+  for (int j = 0; j < m; j++) {
+    if (out_ix(gr, gr->members[j]) >= 0 || !needs_store(k, from[j], j)) continue;
+    int64_t at = 0;
+    for (int moved = 1; moved;) {
+      moved = 0;
+      for (int i = 0; i < j; i++)
+        if (k->slot[i] >= 0 && from[i] <= to[j] && from[j] <= to[i] && k->slot[i] < at + size[j] &&
+            at < k->slot[i] + size[i]) {
+          at = k->slot[i] + size[i];
+          moved = 1;
+        }
+    }
+    k->slot[j] = at;
+    if (at + size[j] > k->inter_bytes) k->inter_bytes = at + size[j];
+  }
+  free(from);
+  free(to);
+  free(size);
+  return 0;
+}
+
 /* Prepares a SAMPLE group: steps, scratch slots, plan. */
 static int prepare_sample(cg_fused *k) {
   const pass_fuse_group *gr = k->grp;
@@ -316,16 +370,7 @@ static int prepare_sample(cg_fused *k) {
       flops += (double)st->count * (double)ir_type_numel(&n->type);
     }
   }
-  for (int j = 0; j < gr->nmembers; j++) {
-    int s = 0;
-    while (s + 1 < k->nsteps && k->steps[s + 1].start <= j) s++;
-    k->slot[j] = -1;
-    if (out_ix(gr, gr->members[j]) < 0 && needs_store(k, s, j)) {
-      ir_type t = sample_type(&g->nodes[gr->members[j]]->type);
-      k->slot[j] = k->inter_bytes;
-      k->inter_bytes += align64(type_bytes(&t));
-    }
-  }
+  if (place_slots(k)) return -1;
   k->plan.par = k->batch;
   k->plan.scratch_bytes = k->inter_bytes + align64(step_scratch);
   k->plan.flops = flops;

@@ -220,6 +220,22 @@ static void test_loop_sgd(void **state) {
   check_groups(text, g, 2, 5);
 }
 
+/* LOOP: a chain of 64 members (more than one loop nest's operands), the
+ * middle one also an output. */
+static void test_loop_long(void **state) {
+  (void)state;
+  static const char *const ops[] = {"add", "mul", "maximum", "sub"};
+  char text[8192];
+  int len = snprintf(text, sizeof text,
+                     "graph @t {\n  %%x = input name=\"x\" : f32[5,7]\n  %%y = input name=\"y\" : f32[7]\n"
+                     "  %%c0 = tanh(%%x) : f32[5,7]\n");
+  for (int i = 1; i < 64; i++)
+    len += snprintf(text + len, sizeof text - (size_t)len, "  %%c%d = %s(%%c%d, %%y) : f32[5,7]\n", i, ops[i % 4], i - 1);
+  snprintf(text + len, sizeof text - (size_t)len, "  output \"mid\" = %%c31\n  output \"z\" = %%c63\n}\n");
+  gspec g[] = {{PASS_FUSE_LOOP, 2, 65, 0, {0}}};
+  check_groups(text, g, 1, 9);
+}
+
 /* SAMPLE: ECA (reduce_mean, reshape, conv1d, sigmoid, reshape, mul + relu as
  * one loop step), sigmoid also an output; N = 3 and 5. */
 static void test_sample_eca(void **state) {
@@ -439,9 +455,9 @@ static const char *const modules[] = {"none", "se",  "eca",    "cbam", "ham",   
                                       "ssa",  "csm", "cam",    "sam",  "csm_sc", "spatial_softmax"};
 
 int main(void) {
-  enum { NM = sizeof modules / sizeof *modules, NH = 8 };
+  enum { NM = sizeof modules / sizeof *modules, NH = 9 };
   struct CMUnitTest tests[NH + NM] = {
-      cmocka_unit_test(test_bench),
+      cmocka_unit_test(test_bench),           cmocka_unit_test(test_loop_long),
       cmocka_unit_test(test_loop_broadcast),  cmocka_unit_test(test_loop_sgd),
       cmocka_unit_test(test_sample_eca),      cmocka_unit_test(test_sample_spatial),
       cmocka_unit_test(test_sample_mlp),      cmocka_unit_test(test_sample_movement),
