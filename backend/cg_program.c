@@ -1,8 +1,9 @@
-/* The runtime driver of the JIT: groups nodes into fusion groups
- * (pass_fuse; each group one kernel, cg_fuse.c), lays out one arena with a
- * buffer per materialized node, compiles one kernel per distinct (op, types,
- * attributes) or distinct group into a single module, optimizes and JIT-compiles it, and runs the kernels in graph order
- * with every thread taking a fixed share of each kernel's work (OpenMP, a
+/* The runtime driver of the JIT: partitions the graph into fusion groups
+ * (pass_fuse; each group is one kernel, cg_fuse.c, unless cg_options.no_fuse
+ * or ATTNC_NO_FUSE=1), lays out one arena with a buffer per materialized
+ * node (pass_plan_memory_fused), compiles one kernel per distinct (op,
+ * types, attributes) or distinct group into a single module, optimizes and
+ * JIT-compiles it, and runs the kernels in graph order with every thread taking a fixed share of each kernel's work (OpenMP, a
  * barrier between kernels), so results depend only on the thread count. */
 #include <omp.h>
 #include <stdlib.h>
