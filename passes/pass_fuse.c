@@ -77,7 +77,8 @@ int pass_fuse_batched(const ir_graph *g, const ir_node *n, int k, int64_t batch)
   case IR_OP_conv2d:
   case IR_OP_conv1d:
   case IR_OP_conv2d_grad_input:
-  case IR_OP_conv1d_grad_input: return k == 0;
+  case IR_OP_conv1d_grad_input:
+  case IR_OP_batchnorm_eval: return k == 0; /* running statistics: per channel, shared */
   case IR_OP_max_pool2d:
   case IR_OP_avg_pool2d:
   case IR_OP_avg_pool2d_grad:
@@ -359,7 +360,7 @@ typedef struct {
   int channel_sum;    /* reduction over [1] of a rank-4 value, any keepdims */
   int gate;           /* sigmoid (forward) */
   int gate_grad;      /* sigmoid_grad */
-  int channel_mul;    /* rank-4 value times an [N,C,1,1]-like value */
+  int channel_gated;  /* rank-4 value times an [N,C,1,1]-like sigmoid (a gate) */
   int conv_one_out;   /* conv2d with one output channel (or its input gradient) */
 } label_parts;
 
@@ -367,6 +368,15 @@ typedef struct {
 static int per_channel_like(const ir_type *a, const ir_type *o) {
   return a->rank == 4 && o->rank == 4 && a->dims[2] == 1 && a->dims[3] == 1 && a->dims[1] == o->dims[1] &&
          o->dims[1] > 1 && o->dims[2] * o->dims[3] > 1;
+}
+
+/* 1 if operand 'k' of 'n' is [N,C,1,1]-like against n's output and comes
+ * from a sigmoid, through reshapes only: a per-channel gate. */
+static int channel_gate(const ir_graph *g, const ir_node *n, int k) {
+  if (!per_channel_like(operand_type(g, n, k), &n->type)) return 0;
+  const ir_node *a = g->nodes[n->in[k]];
+  for (int hops = 0; a->op == IR_OP_reshape && hops < 4; hops++) a = g->nodes[a->in[0]];
+  return a->op == IR_OP_sigmoid;
 }
 
 /* The structural label of a group of kind 'kind' (from op kinds only; the
@@ -389,9 +399,9 @@ static const char *group_label(const fuse_state *s, const pass_fuse_group *gr) {
     }
     p.gate |= n->op == IR_OP_sigmoid;
     p.gate_grad |= n->op == IR_OP_sigmoid_grad;
-    if (n->op == IR_OP_mul)
-      p.channel_mul |= per_channel_like(operand_type(s->g, n, 0), &n->type) ||
-                       per_channel_like(operand_type(s->g, n, 1), &n->type);
+    if (n->op == IR_OP_mul) {
+      p.channel_gated |= channel_gate(s->g, n, 0) || channel_gate(s->g, n, 1);
+    }
     if (n->op == IR_OP_conv2d) p.conv_one_out |= n->type.dims[1] == 1;
     if (n->op == IR_OP_conv2d_grad_input) p.conv_one_out |= operand_type(s->g, n, 1)->dims[0] == 1;
   }
@@ -399,7 +409,7 @@ static const char *group_label(const fuse_state *s, const pass_fuse_group *gr) {
    * per-channel product dy * s (it can land in a neighbouring group), and
    * autodiff sums over the channels without keepdims */
   int grad = p.gate_grad, gate = grad ? p.gate_grad : p.gate;
-  int ca = p.spatial_reduce && gate && (p.channel_mul || grad);
+  int ca = p.spatial_reduce && gate && (grad || p.channel_gated);
   int sa = (grad ? p.channel_sum : p.channel_reduce) && p.conv_one_out && gate;
   if (ca && sa) return grad ? "attention-grad" : "attention";
   if (ca) return grad ? "channel-attention-grad" : "channel-attention";

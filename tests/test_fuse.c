@@ -156,7 +156,7 @@ static void test_batched_rules(void **state) {
   } cases[] = {
       {2, 0, 1},   {2, 1, 0},  {4, 0, 1},   {4, 1, 0},   /* elementwise: shared operands */
       {5, 0, -1},  {6, 0, 1},                            /* reductions over axis 0 / not */
-      {8, 0, -1},  {9, 0, -1}, {10, 0, -1}, {10, 1, -1}, /* batchnorm_*, *_grad_weight */
+      {8, 0, -1},  {9, 0, 1},  {9, 1, 0},  {10, 0, -1}, {10, 1, -1}, /* batchnorm_*, *_grad_weight */
       {12, 0, 1},  {12, 1, 0}, {13, 0, -1}, {14, 0, 1},  /* conv input grad, softmax */
       {15, 0, 1},  {16, 0, -1}, {17, 0, -1}, {18, 0, 1}, /* reshape, transpose */
       {19, 0, -1}, {20, 0, 1}, {20, 1, 1},  {21, 0, -1}, /* slice, concat */
@@ -204,7 +204,6 @@ static void check_breaks(const char *op, const char *t3) {
 static void test_not_batch_local(void **state) {
   (void)state;
   check_breaks("batchnorm_train(%2, %1, %1) eps=1e-05", "f32[2,2,8,8]");
-  check_breaks("batchnorm_eval(%2, %1, %1, %1, %1) eps=1e-05", "f32[2,2,8,8]");
   check_breaks("reduce_mean(%2) axes=[0] keepdims=1", "f32[1,2,8,8]");
   check_breaks("conv2d_grad_weight(%2, %2) stride=[1,1] pad=[1,1] dilation=[1,1] groups=1 kernel=[3,3]",
                "f32[2,2,3,3]");
@@ -557,54 +556,89 @@ static void test_zoo_train(void **state) {
   }
 }
 
-/* ECA eval: each block's group is GAP, conv1d, sigmoid, the channel product,
- * the residual add and relu (9 ops, 3 of them reshapes, 7 steps), the last
- * one also the pooling and the classifier: 109 kernels lose 8 * 5 + 8. */
+/* ECA eval: each block's group is its bn2, GAP, conv1d, sigmoid, the
+ * channel product, the residual add and relu (10 ops, 3 of them reshapes, 8
+ * steps; the down-sampling blocks also hold their shortcut's bn, and
+ * block 3 its 1x1 conv), the last one also the pooling and the classifier;
+ * the stem's and every block's bn1 + relu are a group each (the stem's with
+ * its small conv): 109 kernels lose 6 * 6 + 8 + 7 + 9 + 9 + 2. */
 static void test_eca_eval_structure(void **state) {
   (void)state;
   ir_graph *g = resnet20("eca", 0);
   pass_fusion f;
   tfu_fuse(g, &f);
-  assert_int_equal(f.ngroups, BLOCKS);
+  assert_int_equal(f.ngroups, 2 * BLOCKS + 1);
+  assert_int_equal(tfu_count_label(&f, "sample"), BLOCKS + 1);
+  for (int i = 0; i < f.ngroups; i++) {
+    const pass_fuse_group *gr = &f.groups[i];
+    if (strcmp(gr->label, "sample")) continue; /* bn1 and its relu; the stem: its small conv too */
+    int stem = i == 0;
+    assert_int_equal(gr->nmembers, 2 + stem);
+    if (stem) assert_int_equal(g->nodes[gr->members[0]]->op, IR_OP_conv2d); /* 3*16*9 = 432 weights */
+    assert_int_equal(g->nodes[gr->members[stem]]->op, IR_OP_batchnorm_eval);
+    assert_int_equal(g->nodes[gr->members[1 + stem]]->op, IR_OP_relu);
+  }
   for (int b = 0; b < BLOCKS; b++) {
     const pass_fuse_group *gr = &f.groups[tfu_block_group(g, &f, b, "channel-attention")];
-    ir_opcode ops[] = {IR_OP_reduce_mean, IR_OP_reshape, IR_OP_conv1d, IR_OP_reshape, IR_OP_sigmoid,
-                       IR_OP_reshape,     IR_OP_mul,     IR_OP_add,    IR_OP_relu};
-    assert_int_equal(gr->nmembers, b < BLOCKS - 1 ? 9 : 12);
-    for (int k = 0; k < 9; k++) assert_int_equal(g->nodes[gr->members[k]]->op, ops[k]);
+    /* the down-sampling blocks' shortcut bn joins; block 3's 1x1 conv too
+     * (32*16 = 512 weights), block 6's (64*32) stays a kernel of its own */
+    int extra = b == 3 ? 2 : b == 6 ? 1 : 0, last = b == BLOCKS - 1;
+    ir_opcode ops[] = {IR_OP_batchnorm_eval, IR_OP_reduce_mean, IR_OP_reshape, IR_OP_conv1d, IR_OP_reshape,
+                       IR_OP_sigmoid,        IR_OP_reshape,     IR_OP_mul,     IR_OP_add,    IR_OP_relu};
+    assert_int_equal(gr->nmembers, 10 + extra + 3 * last);
+    for (int k = 0; k < 8; k++) assert_int_equal(g->nodes[gr->members[k]]->op, ops[k]);
+    if (extra == 2) assert_int_equal(g->nodes[gr->members[8]]->op, IR_OP_conv2d);
+    if (extra) assert_int_equal(g->nodes[gr->members[7 + extra]]->op, IR_OP_batchnorm_eval);
+    for (int k = 8; k < 10; k++) assert_int_equal(g->nodes[gr->members[k + extra]]->op, ops[k]);
     int nax;
-    const int64_t *ax = ir_get_ints(g->nodes[gr->members[0]], "axes", &nax);
+    const int64_t *ax = ir_get_ints(g->nodes[gr->members[1]], "axes", &nax);
     assert_int_equal(nax, 2);
     assert_true(ax[0] == 2 && ax[1] == 3);
-    assert_int_equal(gr->nsteps, b < BLOCKS - 1 ? 7 : 10);
-    assert_int_equal(gr->step_start[6], 6); /* mul, add, relu: one loop cluster */
-    assert_int_equal(gr->nins, b < BLOCKS - 1 ? 3 : 5); /* bn2, conv1d weight, block input (+ fc) */
-    if (b < BLOCKS - 1) {
+    /* mul, add, relu: one loop cluster (add, relu with the shortcut between) */
+    assert_int_equal(gr->nsteps, 8 + (extra ? extra + 1 : 0) + 3 * last);
+    assert_int_equal(gr->step_start[gr->nsteps - 1 - 3 * last], gr->nmembers - 3 * last - 3 + (extra > 0));
+    /* conv2, bn2's four tensors, conv1d weight, block input (block 3: + the
+     * shortcut's conv weight and bn tensors; block 6: the shortcut conv's
+     * output and bn tensors instead of the block input; last: + fc weight
+     * and bias) */
+    assert_int_equal(gr->nins, 7 + (b == 3 ? 5 : b == 6 ? 4 : 0) + 2 * last);
+    if (!last) {
       assert_int_equal(gr->nouts, 1);
       assert_int_equal(g->nodes[gr->outs[0]]->op, IR_OP_relu);
     }
   }
   assert_int_equal(tfu_kernels(g, NULL), 109);
-  assert_int_equal(tfu_kernels(g, &f), 109 - (8 * 5 + 8));
+  assert_int_equal(tfu_kernels(g, &f), 109 - (6 * 6 + 8 + 7 + 9 + 9 + 2));
   pass_fusion_free(&f);
   ir_graph_destroy(g);
 }
 
-/* HAM eval: its BN (not batch-local) splits each block into three groups;
- * the first holds the channel attention and the first spatial conv. */
+/* HAM eval: eval batch norm is batch-local, so each block's bn2, the whole
+ * module (channel attention, both masked spatial branches with their conv
+ * and BN) and the residual add + relu are one group; bn1 + relu another. */
 static void test_ham_eval_structure(void **state) {
   (void)state;
   ir_graph *g = resnet20("ham", 0);
   pass_fusion f;
   tfu_fuse(g, &f);
-  assert_int_equal(f.ngroups, 3 * BLOCKS);
+  assert_int_equal(f.ngroups, 2 * BLOCKS + 1);
   for (int b = 0; b < BLOCKS; b++) {
     const pass_fuse_group *gr = &f.groups[tfu_block_group(g, &f, b, "attention")];
     assert_true(tfu_group_has_op(g, gr, IR_OP_conv1d));
     assert_true(tfu_group_has_op(g, gr, IR_OP_topk_mask));
-    assert_true(tfu_group_has_op(g, gr, IR_OP_conv2d));
     assert_true(tfu_group_has_op(g, gr, IR_OP_concat));
-    assert_false(tfu_group_has_op(g, gr, IR_OP_batchnorm_eval));
+    int convs = 0, bns = 0;
+    for (int k = 0; k < gr->nmembers; k++) {
+      const ir_node *m = g->nodes[gr->members[k]];
+      convs += m->op == IR_OP_conv2d && m->type.dims[1] == 1; /* (a 1x1 shortcut conv may join too) */
+      bns += g->nodes[gr->members[k]]->op == IR_OP_batchnorm_eval;
+    }
+    assert_int_equal(convs, 2); /* one 7x7 conv per masked group */
+    assert_int_equal(bns, 3 + (b == 3 || b == 6)); /* bn2, each group's spatial BN (+ shortcut's) */
+    if (b < BLOCKS - 1) {       /* ends with the residual relu, the only output */
+      assert_int_equal(gr->nouts, 1);
+      assert_int_equal(g->nodes[gr->outs[0]]->op, IR_OP_relu);
+    }
   }
   pass_fusion_free(&f);
   ir_graph_destroy(g);
