@@ -16,10 +16,8 @@ int cg_gemm_lanes(ir_dtype dt) {
 /* 1 if the host has 32 vector registers (AVX-512), else 16. */
 static int wide_regs(void) { return cg_host_vector_floats() >= 16; }
 
-/* Marks the loop just closed by cg_loop_end 'l' as not to be unrolled
- * (llvm.loop.unroll.disable): unrolling a register-tiled loop only adds
- * register pressure and spills. */
-static void no_unroll(cg_emit *e, const cg_loop *l) {
+/* Sets llvm.loop.unroll.disable on the back edge of 'l'. */
+void cg_loop_no_unroll(cg_emit *e, const cg_loop *l) {
   LLVMValueRef br = LLVMGetBasicBlockTerminator(LLVMGetIncomingBlock(l->iv, 1));
   LLVMMetadataRef tmp = LLVMTemporaryMDNode(e->ctx, NULL, 0);
   LLVMMetadataRef str = LLVMMDStringInContext2(e->ctx, "llvm.loop.unroll.disable", 24);
@@ -156,7 +154,7 @@ static void dot_tile(cg_emit *e, const dot_args *g, LLVMValueRef m0, LLVMValueRe
     }
     if (part == 0) {
       cg_loop_end(e, &lp);
-      no_unroll(e, &lp);
+      cg_loop_no_unroll(e, &lp);
     }
   }
   for (int i = 0; i < mr; i++)

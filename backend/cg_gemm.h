@@ -11,6 +11,10 @@
 /* Lanes of a host vector of 'dt'. */
 int cg_gemm_lanes(ir_dtype dt);
 
+/* Marks the loop just closed by cg_loop_end 'l' as not to be unrolled:
+ * unrolling a register-tiled loop only adds register pressure. */
+void cg_loop_no_unroll(cg_emit *e, const cg_loop *l);
+
 /* C[m*ldc + p] = sum_{k<K} A[m*am + k*ak] * B[k*ldb + p] for m < M, p < P.
  * A, B, C are element pointers of dtype 'dt'; B and C rows are read and
  * written only within [0, P) (the tail vector is masked). Register tiles of
@@ -48,5 +52,41 @@ void cg_im2col_emit(cg_emit *e, const cg_window *wd, LLVMValueRef X, int64_t nc,
  * in-bounds tap, in a fixed order (channel, tap, row, column). */
 void cg_col2im_emit(cg_emit *e, const cg_window *wd, LLVMValueRef X, int64_t nc, LLVMValueRef oy0,
                     int64_t rows, LLVMValueRef col, int64_t ldcol);
+
+/* ---- direct convolution (cg_conv_direct.c). Its buffer holds the input
+ * rows a block of output rows reads, zero-padded, each row's columns split
+ * into sw phases (column mod stride), so window taps are constant shifts
+ * into it. Best when the window is at least as wide as the stride (else
+ * it copies columns no tap reads). ---- */
+
+/* Elements of the padded buffer for 'nc' channels and 'rows' output rows. */
+int64_t cg_direct_buffer_elems(const cg_window *wd, int64_t nc, int64_t rows);
+
+/* Output rows per block (at most outh, at least 1) so that the padded
+ * buffer of 'nc' channels stays within about 'budget' bytes. */
+int64_t cg_direct_rows(const cg_window *wd, int64_t nc, int64_t outh, int64_t esz, int64_t budget);
+
+/* Y[m*ldy + oy*outw + ox] = sum_{c<nc, ky, kx} A[m*am + (c*kh + ky)*kw + kx] *
+ * x[c][(oy0 + oy)*sh + oh + ky*dh][ox*sw + ow + kx*dw] (0 outside) for
+ * m < M, oy < rows, ox < outw; X points at channel 0 (planes of h*w), Y at
+ * output row oy0 of channel 0; P is a buffer of cg_direct_buffer_elems(wd,
+ * nc, rows) elements. Each output is summed in the order (c, ky, kx). */
+void cg_direct_conv_emit(cg_emit *e, ir_dtype dt, const cg_window *wd, LLVMValueRef X, int64_t nc,
+                         LLVMValueRef oy0, int64_t rows, LLVMValueRef A, int64_t am, LLVMValueRef Y, int64_t ldy,
+                         int64_t M, LLVMValueRef P);
+
+/* V[(m*K + k)*L .. +L] += lane partial sums over the 'nimg' images i and
+ * all output pixels (oy < outh, ox < outw) of DY[i*dy_img + m*ldy +
+ * oy*outw + ox] * x_i[c][oy*sh + oh + ky*dh][ox*sw + ow + kx*dw] with k = (c*kh +
+ * ky)*kw + kx, K = nc*kh*kw, for m < M, M at most cg_direct_dot_rows; image
+ * i's channel 0 is at X + i*x_img; P holds nimg * cg_direct_buffer_elems(wd,
+ * nc, outh) elements. The order of the sums is fixed by the shapes alone. */
+void cg_direct_dot_emit(cg_emit *e, ir_dtype dt, const cg_window *wd, LLVMValueRef X, int64_t x_img, int64_t nc,
+                        int64_t nimg, int64_t outh, LLVMValueRef DY, int64_t dy_img, int64_t ldy, LLVMValueRef V,
+                        int64_t M, LLVMValueRef P);
+
+/* dy channels per register tile of cg_direct_dot_emit (at most M) for a
+ * window of khw taps ('wide': 32 vector registers). */
+int cg_direct_dot_rows(int64_t M, int64_t khw, int wide);
 
 #endif

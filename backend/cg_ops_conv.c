@@ -1,26 +1,38 @@
 /* Kernels of the 2-D convolutions (NCHW, any stride, padding, dilation and
- * groups, f32 and f64): forward, input gradient and weight gradient, all
- * as im2col panels in the per-thread scratch times register-tiled GEMMs
- * (cg_gemm.c).
+ * groups, f32 and f64): forward, input gradient and weight gradient, as
+ * register-tiled GEMMs (cg_gemm.c) over either an im2col panel or, when
+ * the window is at least as wide as the stride (window_dense: every 3x3
+ * layer), a zero-padded copy of the input rows read with the taps as
+ * constant shifts (the direct path, cg_conv_direct.c), both in the
+ * per-thread scratch.
  *
- * - conv2d: one work item per (image, block of output rows); per group the
- *   block's im2col panel [Cg*KH*KW][pixels] is packed, then
- *   y = W_g x panel is written once, straight into y.
+ * - conv2d: one work item per (image, block of output rows); per group
+ *   either the block's padded input rows are copied (direct) or its im2col
+ *   panel [Cg*KH*KW][pixels] is packed, then y = W_g x panel is written
+ *   once, straight into y.
  * - conv2d_grad_input, stride 1: dx is the forward convolution of dy with
  *   the weights transposed per group and flipped (packed once per call into
  *   scratch) under padding (K-1)*dilation - pad: the forward path again.
  *   Other strides: one work item per image, dcol = W_g^T x dy per block of
  *   dy rows, scatter-added into dx (col2im) in a fixed order.
- * - conv2d_grad_weight: one work item per block of input channels (all
- *   their KH*KW weight columns for every output channel of the group; one
- *   channel unless the window is tiny); per image and block of rows the
- *   block's im2col rows are packed and dotted with dy
- *   rows into lane-wise partial sums, summed at the end. Every weight is
- *   computed by one thread in a fixed order, so results do not depend on
- *   the thread count. */
+ * - conv2d_grad_weight, direct: one work item per (group, register tile of
+ *   output channels), all the group's weight columns; per block of images
+ *   the padded input planes are copied and dotted with the tile's dy
+ *   planes (which stay in L1 across every column) into lane-wise partial
+ *   sums. Otherwise one work item per block of input channels (one channel
+ *   unless the window is tiny); per image and block of rows the block's
+ *   im2col rows are packed and dotted with dy rows. Either way every weight
+ *   is computed by one thread in an order fixed by the shapes, so results
+ *   do not depend on the thread count. */
 #include "cg_gemm.h"
 
-enum { PANEL_BYTES = 160 * 1024, GW_PANEL_BYTES = 64 * 1024 };
+enum {
+  PANEL_BYTES = 160 * 1024,   /* im2col panel of the forward / input gradient */
+  GW_PANEL_BYTES = 64 * 1024, /* im2col rows of the weight gradient */
+  DIRECT_BYTES = 32 * 1024,   /* padded input rows of a direct forward block (L1) */
+  GWD_DY_BYTES = 16 * 1024,   /* dy planes of a direct weight-gradient tile (L1) */
+  GWD_X_BYTES = 96 * 1024     /* padded input planes of a direct weight-gradient image block (L2) */
+};
 
 /* Geometry of one convolution x[N,C,H,W] * w[CO,C/G,KH,KW] -> y[N,CO,OH,OW]. */
 typedef struct {
@@ -96,8 +108,40 @@ typedef struct {
   cg_window wd;
   int64_t groups, cin, cin_g, cout, cout_g, k, outh;
   int64_t a_gstride, am, ak;
+  int direct; /* padded rows buffer instead of im2col (cg_conv_direct.c) */
   blocking bl;
 } fwd_desc;
+
+/* 1 if the direct path suits window 'wd': its taps touch every input row
+ * and column between them (a window at least as wide as the stride), so
+ * copying the whole input into the padded buffer wastes nothing; a 1x1
+ * stride-2 window reads a quarter of it, which im2col copies alone. */
+static int window_dense(const cg_window *wd) {
+  return (wd->kh - 1) * wd->dh + 1 >= wd->sh && (wd->kw - 1) * wd->dw + 1 >= wd->sw;
+}
+
+/* Switches 'f' to the direct path when its window is dense and either
+ * has stride 1 or few output channels (with many, im2col's packing is
+ * cheap next to the GEMM, and its stride-2 copies measured faster than
+ * the buffer's column phases): blocks of rows whose padded input rows fit
+ * DIRECT_BYTES. */
+static void fwd_choose(fwd_desc *f, int64_t esz) {
+  int unit = f->wd.sh == 1 && f->wd.sw == 1;
+  f->direct = window_dense(&f->wd) && (unit || f->cout_g <= 32);
+  if (!f->direct) return;
+  blocking *b = &f->bl;
+  b->rb = cg_direct_rows(&f->wd, f->cin_g, f->outh, esz, DIRECT_BYTES);
+  b->nfull = f->outh / b->rb;
+  b->rem = f->outh - b->nfull * b->rb;
+  b->nblk = b->nfull + (b->rem > 0);
+  b->ldcol = 0;
+}
+
+/* Per-thread scratch elements of the row blocks of 'f'. */
+static int64_t fwd_scratch_elems(const fwd_desc *f) {
+  if (f->direct) return cg_direct_buffer_elems(&f->wd, f->cin_g, f->bl.rb);
+  return f->k * f->bl.ldcol;
+}
 
 /* Emits one row block of one image: for every group, pack then GEMM. */
 static void fwd_block(cg_emit *e, const fwd_desc *f, LLVMValueRef X, LLVMValueRef A, LLVMValueRef Y,
@@ -107,12 +151,16 @@ static void fwd_block(cg_emit *e, const fwd_desc *f, LLVMValueRef X, LLVMValueRe
   LLVMValueRef g = cg_loop_begin(e, &lg, cg_i64(e, 0), cg_i64(e, f->groups), 1);
   LLVMValueRef xg = cg_gep(e, X, cg_mul(e, cg_add(e, cg_mul(e, img, cg_i64(e, f->cin)), cg_mul(e, g, cg_i64(e, f->cin_g))),
                                         cg_i64(e, inplane)));
-  cg_im2col_emit(e, &f->wd, xg, f->cin_g, oy0, rows, col, f->bl.ldcol);
   LLVMValueRef ag = cg_gep(e, A, cg_mul(e, g, cg_i64(e, f->a_gstride)));
   LLVMValueRef yoff = cg_mul(e, cg_add(e, cg_mul(e, img, cg_i64(e, f->cout)), cg_mul(e, g, cg_i64(e, f->cout_g))),
                              cg_i64(e, outplane));
   LLVMValueRef yg = cg_gep(e, Y, cg_add(e, yoff, cg_mul(e, oy0, cg_i64(e, f->wd.outw))));
-  cg_gemm_emit(e, f->dt, ag, f->am, f->ak, col, f->bl.ldcol, yg, outplane, f->cout_g, f->k, rows * f->wd.outw);
+  if (f->direct) {
+    cg_direct_conv_emit(e, f->dt, &f->wd, xg, f->cin_g, oy0, rows, ag, f->am, yg, outplane, f->cout_g, col);
+  } else {
+    cg_im2col_emit(e, &f->wd, xg, f->cin_g, oy0, rows, col, f->bl.ldcol);
+    cg_gemm_emit(e, f->dt, ag, f->am, f->ak, col, f->bl.ldcol, yg, outplane, f->cout_g, f->k, rows * f->wd.outw);
+  }
   cg_loop_end(e, &lg);
 }
 
@@ -153,6 +201,7 @@ static fwd_desc fwd_of_conv(const conv_geom *s) {
   f.am = s->k;
   f.ak = 1;
   f.bl = blocking_of(s->oh, s->ow, s->k, s->esz, PANEL_BYTES, cg_gemm_lanes(s->dt));
+  fwd_choose(&f, s->esz);
   return f;
 }
 
@@ -174,6 +223,7 @@ static fwd_desc fwd_of_grad_input(const conv_geom *s) {
   f.am = f.k;
   f.ak = 1;
   f.bl = blocking_of(s->h, s->w, f.k, s->esz, PANEL_BYTES, cg_gemm_lanes(s->dt));
+  fwd_choose(&f, s->esz);
   return f;
 }
 
@@ -200,6 +250,32 @@ static blocking gw_blocking(const conv_geom *s) {
   return blocking_of(s->oh, s->ow, gw_channels(s) * s->khw, s->esz, GW_PANEL_BYTES, cg_gemm_lanes(s->dt));
 }
 
+/* The window of the forward convolution of 's'. */
+static cg_window window_of(const conv_geom *s) {
+  return (cg_window){s->h, s->w, s->kh, s->kw, s->sh, s->sw, -s->ph, -s->pw, s->dh, s->dw, s->ow};
+}
+
+/* 1 if the weight gradient takes the direct path: stride 1 (every work
+ * item copies the whole input, which at larger strides is a gather that
+ * measured slower than im2col). */
+static int gw_direct(const conv_geom *s) { return s->sh == 1 && s->sw == 1; }
+
+/* dy channels per work item of the direct weight gradient. */
+static int64_t gwd_rows(const conv_geom *s) {
+  return cg_direct_dot_rows(s->mg, s->khw, cg_host_vector_floats() >= 16);
+}
+
+/* Images per block of the direct weight gradient: the item's dy planes
+ * within GWD_DY_BYTES (L1) and the padded input within GWD_X_BYTES (L2). */
+static int64_t gwd_images(const conv_geom *s) {
+  cg_window wd = window_of(s);
+  int64_t nb = GWD_DY_BYTES / (gwd_rows(s) * s->oh * s->ow * s->esz);
+  int64_t nx = GWD_X_BYTES / (cg_direct_buffer_elems(&wd, s->cg, s->oh) * s->esz);
+  if (nx < nb) nb = nx;
+  if (nb < 1) nb = 1;
+  return nb < s->n ? nb : s->n;
+}
+
 static double conv_flops(const conv_geom *s) {
   return 2.0 * (double)s->n * (double)s->co * (double)s->k * (double)s->oh * (double)s->ow;
 }
@@ -209,7 +285,7 @@ static void plan_conv(const ir_graph *g, const ir_node *n, cg_plan *p) {
   geom_of(g, n, &s);
   fwd_desc f = fwd_of_conv(&s);
   p->par = s.n * f.bl.nblk;
-  p->scratch_bytes = f.k * f.bl.ldcol * s.esz;
+  p->scratch_bytes = fwd_scratch_elems(&f) * s.esz;
   p->flops = conv_flops(&s);
 }
 
@@ -229,7 +305,7 @@ static void plan_grad_input(const ir_graph *g, const ir_node *n, cg_plan *p) {
   if (gi_direct(&s)) {
     fwd_desc f = fwd_of_grad_input(&s);
     p->par = s.n * f.bl.nblk;
-    p->scratch_bytes = align64(s.co * s.k * s.esz) + f.k * f.bl.ldcol * s.esz;
+    p->scratch_bytes = align64(s.co * s.k * s.esz) + fwd_scratch_elems(&f) * s.esz;
   } else {
     blocking b = gi_blocking(&s);
     p->par = s.n;
@@ -313,6 +389,12 @@ static void plan_grad_weight(const ir_graph *g, const ir_node *n, cg_plan *p) {
   int64_t rows = gw_channels(&s) * s.khw;
   p->par = s.c / gw_channels(&s);
   p->scratch_bytes = align64(s.mg * rows * lanes * s.esz) + rows * b.ldcol * s.esz;
+  if (gw_direct(&s)) {
+    cg_window wd = window_of(&s);
+    int64_t mr = gwd_rows(&s);
+    p->par = s.g * ((s.mg + mr - 1) / mr);
+    p->scratch_bytes = align64(mr * s.k * lanes * s.esz) + cg_direct_buffer_elems(&wd, s.cg, s.oh) * gwd_images(&s) * s.esz;
+  }
   p->flops = conv_flops(&s);
 }
 
@@ -320,7 +402,7 @@ static void plan_grad_weight(const ir_graph *g, const ir_node *n, cg_plan *p) {
  * global input channel cc (in group g). */
 static void gw_block(cg_emit *e, const conv_geom *s, const blocking *b, LLVMValueRef img, LLVMValueRef cc,
                      LLVMValueRef g, LLVMValueRef oy0, int64_t rows, LLVMValueRef col, LLVMValueRef acc) {
-  cg_window wd = {s->h, s->w, s->kh, s->kw, s->sh, s->sw, -s->ph, -s->pw, s->dh, s->dw, s->ow};
+  cg_window wd = window_of(s);
   int64_t outplane = s->oh * s->ow, cb = gw_channels(s);
   LLVMValueRef xoff = cg_mul(e, cg_add(e, cg_mul(e, img, cg_i64(e, s->c)), cc), cg_i64(e, s->h * s->w));
   cg_im2col_emit(e, &wd, cg_gep(e, e->arg[1], xoff), cb, oy0, rows, col, b->ldcol);
@@ -330,10 +412,74 @@ static void gw_block(cg_emit *e, const conv_geom *s, const blocking *b, LLVMValu
   cg_gemm_dot_emit(e, s->dt, dyg, outplane, col, b->ldcol, acc, s->mg, cb * s->khw, rows * s->ow);
 }
 
+/* The direct weight gradient of 'nb' images from image img0 for the 'rows'
+ * dy channels from m0 of group g, into the lane sums 'acc'. */
+static void gwd_images_block(cg_emit *e, const conv_geom *s, LLVMValueRef img0, int64_t nb, LLVMValueRef g,
+                             LLVMValueRef m0, int64_t rows, LLVMValueRef buf, LLVMValueRef acc) {
+  cg_window wd = window_of(s);
+  int64_t outplane = s->oh * s->ow;
+  LLVMValueRef xoff = cg_mul(e, cg_add(e, cg_mul(e, img0, cg_i64(e, s->c)), cg_mul(e, g, cg_i64(e, s->cg))),
+                             cg_i64(e, s->h * s->w));
+  LLVMValueRef dyc = cg_add(e, cg_add(e, cg_mul(e, img0, cg_i64(e, s->co)), cg_mul(e, g, cg_i64(e, s->mg))), m0);
+  cg_direct_dot_emit(e, s->dt, &wd, cg_gep(e, e->arg[1], xoff), s->c * s->h * s->w, s->cg, nb, s->oh,
+                     cg_gep(e, e->arg[2], cg_mul(e, dyc, cg_i64(e, outplane))), s->co * outplane, outplane, acc, rows,
+                     buf);
+}
+
+/* One work item of the direct weight gradient: dw rows [m0, m0 + rows) of
+ * group g, every column, over all images in blocks of gwd_images. */
+static void gwd_item(cg_emit *e, const conv_geom *s, LLVMValueRef g, LLVMValueRef m0, int64_t rows, LLVMValueRef acc,
+                     LLVMValueRef buf) {
+  int lanes = cg_gemm_lanes(s->dt);
+  LLVMTypeRef vt = cg_vec_type(e, s->dt, lanes);
+  int64_t nacc = rows * s->k, nb = gwd_images(s), nfull = s->n / nb, rem = s->n - nfull * nb;
+  cg_loop lz, ln, lo;
+  LLVMValueRef z = cg_loop_begin(e, &lz, cg_i64(e, 0), cg_i64(e, nacc), 1);
+  cg_vstore(e, acc, cg_mul(e, z, cg_i64(e, lanes)), LLVMConstNull(vt));
+  cg_loop_end(e, &lz);
+  LLVMValueRef blk = cg_loop_begin(e, &ln, cg_i64(e, 0), cg_i64(e, nfull), 1);
+  gwd_images_block(e, s, cg_mul(e, blk, cg_i64(e, nb)), nb, g, m0, rows, buf, acc);
+  cg_loop_end(e, &ln);
+  if (rem > 0) gwd_images_block(e, s, cg_i64(e, nfull * nb), rem, g, m0, rows, buf, acc);
+  /* dw[(g*mg + m0)*k + o] = sum of the lanes of acc[o] */
+  LLVMValueRef dbase = cg_mul(e, cg_add(e, cg_mul(e, g, cg_i64(e, s->mg)), m0), cg_i64(e, s->k));
+  LLVMValueRef o = cg_loop_begin(e, &lo, cg_i64(e, 0), cg_i64(e, nacc), 1);
+  cg_store(e, e->arg[0], cg_add(e, dbase, o), cg_vsum(e, cg_vload(e, acc, cg_mul(e, o, cg_i64(e, lanes)), lanes)));
+  cg_loop_end(e, &lo);
+}
+
+/* The direct weight gradient: one work item per (group, block of dy channels). */
+static void emit_gwd(cg_emit *e, const conv_geom *s) {
+  int lanes = cg_gemm_lanes(s->dt);
+  int64_t mr = gwd_rows(s), nmb = (s->mg + mr - 1) / mr, last = s->mg - (nmb - 1) * mr;
+  LLVMValueRef acc = cg_scratch(e, 0, s->dt);
+  LLVMValueRef buf = cg_scratch(e, align64(mr * s->k * lanes * s->esz), s->dt);
+  cg_loop li;
+  LLVMValueRef item = cg_loop_begin(e, &li, e->begin, e->end, 1);
+  LLVMValueRef g = LLVMBuildSDiv(e->b, item, cg_i64(e, nmb), "");
+  LLVMValueRef mb = LLVMBuildSRem(e->b, item, cg_i64(e, nmb), "");
+  LLVMValueRef m0 = cg_mul(e, mb, cg_i64(e, mr));
+  if (last < mr) {
+    cg_if c;
+    cg_if_begin(e, &c, LLVMBuildICmp(e->b, LLVMIntSLT, mb, cg_i64(e, nmb - 1), ""));
+    gwd_item(e, s, g, m0, mr, acc, buf);
+    cg_if_else(e, &c);
+    gwd_item(e, s, g, m0, last, acc, buf);
+    cg_if_end(e, &c);
+  } else {
+    gwd_item(e, s, g, m0, mr, acc, buf);
+  }
+  cg_loop_end(e, &li);
+}
+
 static attnc_status emit_grad_weight(cg_emit *e, const cg_plan *p) {
   (void)p;
   conv_geom s;
   geom_of(e->g, e->n, &s);
+  if (gw_direct(&s)) {
+    emit_gwd(e, &s);
+    return ATTNC_OK;
+  }
   blocking b = gw_blocking(&s);
   int lanes = cg_gemm_lanes(s.dt);
   int64_t rows = gw_channels(&s) * s.khw, nacc = s.mg * rows;

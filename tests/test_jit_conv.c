@@ -2,8 +2,10 @@
  * against the interpreter over a sweep of shapes (odd sizes, channel
  * counts off the vector width, strides, paddings 0..3, dilation, groups,
  * depthwise, 1x1 and 7x7 windows, kernels wider than the input, batches 1
- * to 3, blocks of rows with a remainder, f64), and the results bitwise
- * equal across runs and across 1 and 2 threads. */
+ * to 3, blocks of rows with a remainder, f64; at stride 1 the direct
+ * path's edges: rows not a multiple of the vector, narrower than it, H = 1,
+ * C = 1, wide padding, row and image blocks with remainders), and the
+ * results bitwise equal across runs and across 1 and 2 threads. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -72,6 +74,27 @@ static const conv_case cases[] = {
     {2, 5, 7, 6, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1, "f64"},     /* f64 */
     {3, 4, 6, 9, 8, 3, 3, 2, 2, 1, 1, 1, 1, 2, "f64"},     /* f64 stride 2, groups */
     {1, 8, 8, 5, 5, 5, 5, 1, 1, 2, 2, 1, 1, 8, "f64"},     /* f64 depthwise 5x5 */
+    /* stride 1: the direct (padded rows buffer) paths */
+    {2, 3, 5, 5, 13, 3, 3, 1, 1, 1, 1, 1, 1, 1, "f32"},    /* row = 1 full + 1 tail vector */
+    {1, 5, 7, 3, 20, 3, 3, 1, 1, 1, 1, 1, 1, 1, "f32"},    /* row = pair + tail vector */
+    {2, 4, 9, 7, 24, 3, 3, 1, 1, 0, 1, 1, 1, 1, "f32"},    /* row = pair + 1 full vector, pad 0/1 */
+    {1, 2, 3, 5, 40, 3, 3, 1, 1, 1, 1, 1, 1, 1, "f32"},    /* 5 vectors per row */
+    {2, 3, 4, 7, 8, 3, 3, 1, 1, 1, 1, 1, 1, 1, "f32"},     /* one vector per row, odd height */
+    {1, 5, 6, 6, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1, "f32"},     /* row narrower than a vector */
+    {2, 4, 5, 1, 11, 3, 3, 1, 1, 1, 1, 1, 1, 1, "f32"},    /* H = 1 */
+    {2, 1, 1, 6, 9, 3, 3, 1, 1, 1, 1, 1, 1, 1, "f32"},     /* C = 1, CO = 1 */
+    {1, 3, 5, 9, 10, 3, 3, 1, 1, 2, 3, 1, 1, 1, "f32"},    /* pad 2 / 3: buffer wider than the input */
+    {1, 4, 4, 10, 11, 3, 3, 1, 1, 2, 1, 2, 2, 1, "f32"},   /* dilation 2 */
+    {2, 17, 16, 5, 9, 1, 1, 1, 1, 0, 0, 1, 1, 1, "f32"},   /* 1x1 stride 1 */
+    {1, 6, 4, 9, 9, 5, 5, 1, 1, 2, 2, 1, 1, 2, "f32"},     /* 5x5, groups 2 */
+    {1, 32, 8, 13, 34, 3, 3, 1, 1, 1, 1, 1, 1, 1, "f32"},  /* row blocks of 5 + remainder 3 */
+    {3, 2, 6, 20, 20, 3, 3, 1, 1, 1, 1, 1, 1, 1, "f32"},   /* weight gradient: images 2 + 1, dy channels 4 + 2 */
+    {2, 33, 33, 8, 8, 3, 3, 1, 1, 1, 1, 1, 1, 1, "f32"},   /* 33 channels, 8x8 */
+    /* stride > 1 on the direct path: column phases */
+    {2, 3, 5, 9, 21, 3, 3, 2, 2, 1, 1, 1, 1, 1, "f32"},    /* stride 2, row = full + tail vector */
+    {1, 4, 6, 11, 7, 3, 3, 2, 2, 0, 0, 1, 1, 1, "f32"},    /* stride 2, narrow rows, odd height */
+    {1, 2, 3, 8, 9, 2, 2, 2, 2, 0, 0, 1, 1, 1, "f32"},     /* 2x2 stride 2 */
+    {1, 3, 4, 9, 10, 3, 3, 2, 3, 2, 3, 1, 1, 1, "f32"},    /* strides 2 / 3, pad 2 / 3 */
 };
 enum { NCASES = sizeof cases / sizeof cases[0] };
 
@@ -112,7 +135,7 @@ static ir_bundle *run_twice(const ir_graph *g, const ir_bundle *src, int threads
  * in a fixed order) 1 and 2 threads give equal bits too. */
 static void test_deterministic(void **state) {
   (void)state;
-  const int picks[] = {1, 2, 6, 12};
+  const int picks[] = {1, 2, 6, 12, 18, 21, 29, 30, 32};
   for (size_t i = 0; i < sizeof picks / sizeof picks[0]; i++) {
     ir_graph *g = case_graph(&cases[picks[i]]);
     ir_bundle *src = tj_sources(g, NULL, 7 + i);

@@ -1,0 +1,302 @@
+/* Direct convolution building blocks (see cg_gemm.h): instead of an
+ * im2col panel (KH*KW copies of every input element), the input rows a
+ * block needs are copied once into a zero-padded buffer, their columns
+ * split by phase (column mod stride), and the register tiles read the
+ * window taps straight from it as constant shifts. Used for the forward
+ * convolution (and so the stride-1 input gradient) and the weight
+ * gradient. */
+#include "cg_gemm.h"
+
+enum { MAX_MR = 8, MAX_NV = 2, MAX_NK = 4, SLACK = 16 };
+
+/* Layout of the padded buffer: per channel 'rp' rows, each of sw phases
+ * of 'wp' elements (rs = sw*wp per row); row r, phase p, column j holds
+ * input (oy0*sh + oh + r, ow + j*sw + p), zero outside the input. */
+typedef struct {
+  int64_t rp, wp, rs, plane;
+} pad_geom;
+
+static pad_geom pad_of(const cg_window *wd, int64_t rows) {
+  pad_geom p;
+  p.rp = (rows - 1) * wd->sh + (wd->kh - 1) * wd->dh + 1;
+  p.wp = wd->outw + (wd->kw - 1) * wd->dw / wd->sw;
+  p.rs = wd->sw * p.wp;
+  p.plane = p.rp * p.rs;
+  return p;
+}
+
+int64_t cg_direct_buffer_elems(const cg_window *wd, int64_t nc, int64_t rows) {
+  return nc * pad_of(wd, rows).plane + SLACK;
+}
+
+int64_t cg_direct_rows(const cg_window *wd, int64_t nc, int64_t outh, int64_t esz, int64_t budget) {
+  pad_geom p = pad_of(wd, 1);
+  int64_t r = (budget / (nc * p.rs * esz) - p.rp) / wd->sh + 1;
+  if (r < 1) r = 1;
+  if (r >= outh) return outh;
+  /* prefer a divisor of outh not much smaller */
+  for (int64_t d = r; d >= (r + 1) / 2; d--)
+    if (outh % d == 0) return d;
+  return r;
+}
+
+/* Stores zeros at P[base + i] for i in [a, b). */
+static void zeros(cg_emit *e, LLVMValueRef P, LLVMValueRef base, int64_t a, int64_t b) {
+  if (a >= b) return;
+  LLVMValueRef z = LLVMConstNull(LLVMGetElementType(LLVMTypeOf(P)));
+  cg_loop l;
+  LLVMValueRef i = cg_loop_begin(e, &l, cg_i64(e, a), cg_i64(e, b), 1);
+  cg_store(e, P, cg_add(e, base, i), z);
+  cg_loop_end(e, &l);
+}
+
+/* Fills the padded buffer P of 'nc' channels of X for the block of output
+ * rows starting at oy0 (rows from pg), plus the zeroed slack after it. */
+/* Ceiling of a / b for b > 0. */
+static int64_t ceil_div(int64_t a, int64_t b) { return a >= 0 ? (a + b - 1) / b : -(-a / b); }
+
+static void fill_pad(cg_emit *e, const cg_window *wd, const pad_geom *pg, LLVMValueRef X, int64_t nc,
+                     LLVMValueRef oy0, LLVMValueRef P) {
+  cg_loop lc, lr;
+  LLVMValueRef c = cg_loop_begin(e, &lc, cg_i64(e, 0), cg_i64(e, nc), 1);
+  LLVMValueRef r = cg_loop_begin(e, &lr, cg_i64(e, 0), cg_i64(e, pg->rp), 1);
+  LLVMValueRef iy = cg_add(e, cg_affine(e, oy0, wd->sh, wd->oh), r);
+  LLVMValueRef dst = cg_add(e, cg_mul(e, c, cg_i64(e, pg->plane)), cg_mul(e, r, cg_i64(e, pg->rs)));
+  LLVMValueRef in = LLVMBuildAnd(e->b, LLVMBuildICmp(e->b, LLVMIntSGE, iy, cg_i64(e, 0), ""),
+                                 LLVMBuildICmp(e->b, LLVMIntSLT, iy, cg_i64(e, wd->h), ""), "");
+  cg_if ci;
+  cg_if_begin(e, &ci, in);
+  LLVMValueRef src = cg_add(e, cg_mul(e, c, cg_i64(e, wd->h * wd->w)), cg_mul(e, iy, cg_i64(e, wd->w)));
+  for (int64_t p = 0; p < wd->sw; p++) {
+    /* phase p, column j reads input column ow + p + j*sw: inside for j in [jf, jl) */
+    int64_t t = wd->ow + p, jf = ceil_div(-t, wd->sw), jl = ceil_div(wd->w - t, wd->sw);
+    if (jf < 0) jf = 0;
+    if (jf > pg->wp) jf = pg->wp;
+    if (jl > pg->wp) jl = pg->wp;
+    if (jl < jf) jl = jf;
+    LLVMValueRef pdst = cg_add(e, dst, cg_i64(e, p * pg->wp));
+    zeros(e, P, pdst, 0, jf);
+    if (jf < jl) {
+      cg_loop lj;
+      LLVMValueRef j = cg_loop_begin(e, &lj, cg_i64(e, jf), cg_i64(e, jl), 1);
+      cg_store(e, P, cg_add(e, pdst, j), cg_load(e, X, cg_add(e, src, cg_affine(e, j, wd->sw, t))));
+      cg_loop_end(e, &lj);
+    }
+    zeros(e, P, pdst, jl, pg->wp);
+  }
+  cg_if_else(e, &ci);
+  zeros(e, P, dst, 0, pg->rs);
+  cg_if_end(e, &ci);
+  cg_loop_end(e, &lr);
+  cg_loop_end(e, &lc);
+  zeros(e, P, cg_i64(e, nc * pg->plane), 0, SLACK);
+}
+
+/* Buffer offset of window tap t. */
+static int64_t tap_offset(const cg_window *wd, const pad_geom *pg, int64_t t) {
+  int64_t cx = (t % wd->kw) * wd->dw;
+  return (t / wd->kw) * wd->dh * pg->rs + cx % wd->sw * pg->wp + cx / wd->sw;
+}
+
+/* Operands of a direct forward emission. */
+typedef struct {
+  ir_dtype dt;
+  int lanes;
+  const cg_window *wd;
+  pad_geom pg;
+  LLVMValueRef A, P, Y;
+  int64_t am, ldy, nc, khw;
+} direct_args;
+
+/* One vector of a pixel tile: output offset, buffer offset, live lanes. */
+typedef struct {
+  int64_t dpix, dbuf;
+  int count;
+} vec_at;
+
+/* One register tile: output channels [m0, m0+mr) x the nv vectors v[] at
+ * output row oy, column ox0, accumulated over every channel and tap. */
+static void direct_tile(cg_emit *e, const direct_args *g, LLVMValueRef m0, LLVMValueRef oy, LLVMValueRef ox0,
+                        int mr, int nv, const vec_at *v) {
+  LLVMTypeRef vt = cg_vec_type(e, g->dt, g->lanes);
+  LLVMValueRef acc[MAX_MR][MAX_NV];
+  for (int i = 0; i < mr; i++)
+    for (int j = 0; j < nv; j++) acc[i][j] = cg_var_new(e, vt, LLVMConstNull(vt));
+  LLVMValueRef pix = cg_add(e, cg_mul(e, oy, cg_i64(e, g->wd->sh * g->pg.rs)), ox0);
+  cg_loop lc;
+  LLVMValueRef c = cg_loop_begin(e, &lc, cg_i64(e, 0), cg_i64(e, g->nc), 1);
+  LLVMValueRef bbase = cg_add(e, cg_mul(e, c, cg_i64(e, g->pg.plane)), pix);
+  LLVMValueRef abase = cg_add(e, cg_mul(e, m0, cg_i64(e, g->am)), cg_mul(e, c, cg_i64(e, g->khw)));
+  for (int64_t t = 0; t < g->khw; t++) {
+    int64_t off = tap_offset(g->wd, &g->pg, t);
+    LLVMValueRef bv[MAX_NV];
+    for (int j = 0; j < nv; j++) bv[j] = cg_vload(e, g->P, cg_add(e, bbase, cg_i64(e, off + v[j].dbuf)), g->lanes);
+    for (int i = 0; i < mr; i++) {
+      LLVMValueRef a = cg_splat(e, cg_load(e, g->A, cg_add(e, abase, cg_i64(e, i * g->am + t))), g->lanes);
+      for (int j = 0; j < nv; j++) cg_var_set(e, acc[i][j], cg_fma(e, a, bv[j], cg_var_get(e, acc[i][j])));
+    }
+  }
+  cg_loop_end(e, &lc);
+  cg_loop_no_unroll(e, &lc);
+  LLVMValueRef opix = cg_add(e, cg_mul(e, oy, cg_i64(e, g->wd->outw)), ox0);
+  for (int i = 0; i < mr; i++) {
+    LLVMValueRef row = cg_add(e, cg_mul(e, cg_add(e, m0, cg_i64(e, i)), cg_i64(e, g->ldy)), opix);
+    for (int j = 0; j < nv; j++) {
+      LLVMValueRef idx = cg_add(e, row, cg_i64(e, v[j].dpix));
+      if (v[j].count >= g->lanes)
+        cg_vstore(e, g->Y, idx, cg_var_get(e, acc[i][j]));
+      else
+        cg_vstore_first(e, g->Y, idx, cg_var_get(e, acc[i][j]), v[j].count);
+    }
+  }
+}
+
+/* All pixel tiles of 'rows' output rows for the channel tile at m0: pairs
+ * of vectors along a row, or pairs of rows when a row is one vector. */
+static void direct_pixels(cg_emit *e, const direct_args *g, LLVMValueRef m0, int mr, int64_t rows) {
+  int L = g->lanes;
+  int64_t ow = g->wd->outw, nfv = ow / L, tail = ow % L, nvr = nfv + (tail > 0);
+  if (nvr >= 2) {
+    cg_loop ly;
+    LLVMValueRef oy = cg_loop_begin(e, &ly, cg_i64(e, 0), cg_i64(e, rows), 1);
+    int64_t npairs = nfv / 2;
+    if (npairs > 0) {
+      vec_at v[2] = {{0, 0, L}, {L, L, L}};
+      cg_loop lx;
+      LLVMValueRef ox0 = cg_loop_begin(e, &lx, cg_i64(e, 0), cg_i64(e, npairs * 2 * L), 2 * L);
+      direct_tile(e, g, m0, oy, ox0, mr, 2, v);
+      cg_loop_end(e, &lx);
+    }
+    int left = (int)(nfv - 2 * npairs), nv = left + (tail > 0);
+    if (nv > 0) {
+      vec_at v[2] = {{0, 0, left ? L : (int)tail}, {L, L, (int)tail}};
+      direct_tile(e, g, m0, oy, cg_i64(e, npairs * 2 * L), mr, nv, v);
+    }
+    cg_loop_end(e, &ly);
+  } else {
+    vec_at v[2] = {{0, 0, (int)ow}, {ow, g->wd->sh * g->pg.rs, (int)ow}};
+    int64_t pairs = rows / 2;
+    if (pairs > 0) {
+      cg_loop ly;
+      LLVMValueRef oy = cg_loop_begin(e, &ly, cg_i64(e, 0), cg_i64(e, pairs * 2), 2);
+      direct_tile(e, g, m0, oy, cg_i64(e, 0), mr, 2, v);
+      cg_loop_end(e, &ly);
+    }
+    if (rows % 2) direct_tile(e, g, m0, cg_i64(e, rows - 1), cg_i64(e, 0), mr, 1, v);
+  }
+}
+
+/* Channel tiles [m, m + count*mr) of mr channels each. */
+static void direct_mtiles(cg_emit *e, const direct_args *g, int64_t m, int64_t count, int mr, int64_t rows) {
+  if (count <= 0 || mr <= 0) return;
+  if (count == 1) {
+    direct_pixels(e, g, cg_i64(e, m), mr, rows);
+    return;
+  }
+  cg_loop lm;
+  LLVMValueRef m0 = cg_loop_begin(e, &lm, cg_i64(e, m), cg_i64(e, m + count * mr), mr);
+  direct_pixels(e, g, m0, mr, rows);
+  cg_loop_end(e, &lm);
+}
+
+void cg_direct_conv_emit(cg_emit *e, ir_dtype dt, const cg_window *wd, LLVMValueRef X, int64_t nc,
+                         LLVMValueRef oy0, int64_t rows, LLVMValueRef A, int64_t am, LLVMValueRef Y, int64_t ldy,
+                         int64_t M, LLVMValueRef P) {
+  direct_args g = {dt, cg_gemm_lanes(dt), wd, pad_of(wd, rows), A, P, Y, am, ldy, nc, wd->kh * wd->kw};
+  fill_pad(e, wd, &g.pg, X, nc, oy0, P);
+  int maxmr = cg_host_vector_floats() >= 16 ? 8 : 6;
+  int64_t tiles = (M + maxmr - 1) / maxmr;
+  int hi = (int)((M + tiles - 1) / tiles);
+  int64_t nhi = M - (int64_t)(hi - 1) * tiles;
+  direct_mtiles(e, &g, 0, nhi, hi, rows);
+  direct_mtiles(e, &g, nhi * hi, tiles - nhi, hi - 1, rows);
+}
+
+/* Operands of a direct weight-gradient emission. */
+typedef struct {
+  ir_dtype dt;
+  int lanes;
+  const cg_window *wd;
+  pad_geom pg;
+  LLVMValueRef DY, P, V;
+  int64_t dy_img, ldy, nc, khw, K, nimg, outh;
+} ddot_args;
+
+/* One dot tile: dy channels [0, mr) against the taps [t0, t0+nk) of input
+ * channel c over every pixel of the nimg images; the lane sums are added
+ * to V. */
+static void ddot_tile(cg_emit *e, const ddot_args *g, LLVMValueRef c, int64_t t0, int mr, int nk) {
+  LLVMTypeRef vt = cg_vec_type(e, g->dt, g->lanes);
+  int L = g->lanes;
+  LLVMValueRef acc[MAX_MR][MAX_NK];
+  for (int i = 0; i < mr; i++)
+    for (int j = 0; j < nk; j++) acc[i][j] = cg_var_new(e, vt, LLVMConstNull(vt));
+  int64_t ow = g->wd->outw, nfv = ow / L, tail = ow % L;
+  LLVMValueRef cbase = cg_mul(e, c, cg_i64(e, g->pg.plane));
+  cg_loop li, ly;
+  LLVMValueRef img = cg_loop_begin(e, &li, cg_i64(e, 0), cg_i64(e, g->nimg), 1);
+  LLVMValueRef oy = cg_loop_begin(e, &ly, cg_i64(e, 0), cg_i64(e, g->outh), 1);
+  LLVMValueRef arow = cg_add(e, cg_mul(e, img, cg_i64(e, g->dy_img)), cg_mul(e, oy, cg_i64(e, ow)));
+  LLVMValueRef brow = cg_add(e, cg_add(e, cg_mul(e, img, cg_i64(e, g->nc * g->pg.plane)), cbase),
+                             cg_mul(e, oy, cg_i64(e, g->wd->sh * g->pg.rs)));
+  for (int part = 0; part < 2; part++) {
+    if (part == 0 && nfv == 0) continue;
+    if (part == 1 && tail == 0) continue;
+    cg_loop lx;
+    LLVMValueRef x = cg_i64(e, nfv * L);
+    if (part == 0) x = cg_loop_begin(e, &lx, cg_i64(e, 0), cg_i64(e, nfv * L), L);
+    int count = part == 0 ? L : (int)tail;
+    LLVMValueRef bv[MAX_NK];
+    for (int j = 0; j < nk; j++) {
+      LLVMValueRef idx = cg_add(e, brow, cg_add(e, x, cg_i64(e, tap_offset(g->wd, &g->pg, t0 + j))));
+      bv[j] = count == L ? cg_vload(e, g->P, idx, L) : cg_vload_first(e, g->P, idx, L, count);
+    }
+    for (int i = 0; i < mr; i++) {
+      LLVMValueRef idx = cg_add(e, arow, cg_add(e, x, cg_i64(e, i * g->ldy)));
+      LLVMValueRef a = count == L ? cg_vload(e, g->DY, idx, L) : cg_vload_first(e, g->DY, idx, L, count);
+      for (int j = 0; j < nk; j++) cg_var_set(e, acc[i][j], cg_fma(e, a, bv[j], cg_var_get(e, acc[i][j])));
+    }
+    if (part == 0) cg_loop_end(e, &lx);
+  }
+  cg_loop_end(e, &ly);
+  cg_loop_end(e, &li);
+  LLVMValueRef col = cg_mul(e, c, cg_i64(e, g->khw));
+  for (int i = 0; i < mr; i++)
+    for (int j = 0; j < nk; j++) {
+      LLVMValueRef k = cg_add(e, col, cg_i64(e, i * g->K + t0 + j));
+      LLVMValueRef idx = cg_mul(e, k, cg_i64(e, L));
+      LLVMValueRef old = cg_vload(e, g->V, idx, L);
+      cg_vstore(e, g->V, idx, LLVMBuildFAdd(e->b, old, cg_var_get(e, acc[i][j]), ""));
+    }
+}
+
+/* Taps per dot tile for a window of khw taps. */
+static int dot_nk(int64_t khw) {
+  int nk = khw % 3 == 0 ? 3 : khw % 2 == 0 ? 2 : 3;
+  return nk > khw ? (int)khw : nk;
+}
+
+int cg_direct_dot_rows(int64_t M, int64_t khw, int wide) {
+  int maxacc = wide ? 24 : 12, nk = dot_nk(khw), mr = maxacc / nk;
+  if (mr > MAX_MR) mr = MAX_MR;
+  return mr > M ? (int)M : mr;
+}
+
+void cg_direct_dot_emit(cg_emit *e, ir_dtype dt, const cg_window *wd, LLVMValueRef X, int64_t x_img, int64_t nc,
+                        int64_t nimg, int64_t outh, LLVMValueRef DY, int64_t dy_img, int64_t ldy, LLVMValueRef V,
+                        int64_t M, LLVMValueRef P) {
+  ddot_args g = {dt, cg_gemm_lanes(dt), wd, pad_of(wd, outh), DY, P, V, dy_img, ldy, nc, wd->kh * wd->kw, 0, nimg,
+                 outh};
+  g.K = nc * g.khw;
+  cg_loop li, lc;
+  LLVMValueRef img = cg_loop_begin(e, &li, cg_i64(e, 0), cg_i64(e, nimg), 1);
+  fill_pad(e, wd, &g.pg, cg_gep(e, X, cg_mul(e, img, cg_i64(e, x_img))), nc, cg_i64(e, 0),
+           cg_gep(e, P, cg_mul(e, img, cg_i64(e, nc * g.pg.plane))));
+  cg_loop_end(e, &li);
+  /* the M dy planes stay in L1 over every channel and tap tile */
+  int nk = dot_nk(g.khw);
+  LLVMValueRef c = cg_loop_begin(e, &lc, cg_i64(e, 0), cg_i64(e, nc), 1);
+  for (int64_t t0 = 0; t0 < g.khw; t0 += nk) ddot_tile(e, &g, c, t0, (int)M, g.khw - t0 < nk ? (int)(g.khw - t0) : nk);
+  cg_loop_end(e, &lc);
+  cg_loop_no_unroll(e, &lc);
+}
