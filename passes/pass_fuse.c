@@ -1,4 +1,4 @@
-/* Fusion grouping (passes.h, "fusion"; docs in /work/notes/FUSION.md): which
+/* Fusion grouping (passes.h, "fusion"; docs/FUSION.md): which
  * nodes are batch-local, and the greedy partition of a verified graph into
  * per-sample (SAMPLE) and elementwise-loop (LOOP) groups with their steps,
  * inputs, outputs and structural labels. The graph is not changed.
