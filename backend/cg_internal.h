@@ -100,8 +100,17 @@ LLVMContextRef cg_jit_context(cg_jit *j);
 LLVMModuleRef cg_jit_module(cg_jit *j, const char *name);
 /* Verifies 'm' and runs the O3 pipeline over it. */
 attnc_status cg_jit_optimize(cg_jit *j, LLVMModuleRef m, ir_diag *d);
-/* Hands 'm' (optimized) to the JIT, which takes ownership. */
-attnc_status cg_jit_add(cg_jit *j, LLVMModuleRef m, ir_diag *d);
+/* Builds part 'part' of 'nparts' of a program's kernels into empty module
+ * 'm' (in a context of the calling thread's own); called from several
+ * threads at once, so it may only read shared state. */
+typedef attnc_status (*cg_jit_build_fn)(void *arg, int part, int nparts, LLVMModuleRef m, ir_diag *d);
+/* Compiles a program's kernels as 'nparts' modules, each built by 'build',
+ * verified, optimized at O3 and turned into machine code on a thread of its
+ * own (own LLVM context and target machine), then links them all into the
+ * JIT (look the kernels up with cg_jit_lookup). times[0..2] (may be NULL)
+ * get the slowest thread's seconds of building, O3 and code generation. */
+attnc_status cg_jit_compile(cg_jit *j, int nparts, cg_jit_build_fn build, void *arg, double times[3],
+                            ir_diag *d);
 /* Address of compiled function 'name' (compiles its module on first use). */
 attnc_status cg_jit_lookup(cg_jit *j, const char *name, void **addr, ir_diag *d);
 /* Host assembly of 'm' (malloc'd). */

@@ -11,6 +11,7 @@
 #include <llvm-c/Target.h>
 #include <llvm-c/Transforms/PassBuilder.h>
 #include <pthread.h>
+#include <time.h>
 #include "cg_internal.h"
 
 struct cg_jit {
@@ -117,8 +118,8 @@ LLVMModuleRef cg_jit_module(cg_jit *j, const char *name) {
   return m;
 }
 
-/* Verifies and optimizes 'm' at O3. */
-attnc_status cg_jit_optimize(cg_jit *j, LLVMModuleRef m, ir_diag *d) {
+/* Verifies 'm' and runs the O3 pipeline for target machine 'tm'. */
+static attnc_status optimize(LLVMTargetMachineRef tm, LLVMModuleRef m, ir_diag *d) {
   char *msg = NULL;
   if (LLVMVerifyModule(m, LLVMReturnStatusAction, &msg)) {
     ir_diag_error(d, NULL, 0, "LLVM: generated module does not verify: %s", msg ? msg : "?");
@@ -130,21 +131,114 @@ attnc_status cg_jit_optimize(cg_jit *j, LLVMModuleRef m, ir_diag *d) {
   LLVMPassBuilderOptionsSetLoopVectorization(po, 1);
   LLVMPassBuilderOptionsSetSLPVectorization(po, 1);
   LLVMPassBuilderOptionsSetLoopUnrolling(po, 1);
-  LLVMErrorRef err = LLVMRunPasses(m, "default<O3>", j->tm, po);
+  LLVMErrorRef err = LLVMRunPasses(m, "default<O3>", tm, po);
   LLVMDisposePassBuilderOptions(po);
   if (err) return llvm_error(d, "O3 pipeline", err);
   return ATTNC_OK;
 }
 
-/* Adds an optimized module to the JIT. */
-attnc_status cg_jit_add(cg_jit *j, LLVMModuleRef m, ir_diag *d) {
-  LLVMOrcThreadSafeModuleRef tsm = LLVMOrcCreateNewThreadSafeModule(m, j->tsc);
-  LLVMErrorRef err = LLVMOrcLLJITAddLLVMIRModule(j->jit, LLVMOrcLLJITGetMainJITDylib(j->jit), tsm);
-  if (err) {
-    LLVMOrcDisposeThreadSafeModule(tsm);
-    return llvm_error(d, "adding a module", err);
+/* Verifies and optimizes 'm' at O3. */
+attnc_status cg_jit_optimize(cg_jit *j, LLVMModuleRef m, ir_diag *d) { return optimize(j->tm, m, d); }
+
+/* Seconds of a monotonic clock. */
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* One compile thread: its part of the kernels, built, optimized and turned
+ * into an object file in an LLVM context and target machine of its own. */
+typedef struct {
+  cg_jit *j;
+  int part, nparts;
+  cg_jit_build_fn build;
+  void *arg;
+  ir_diag *d;          /* this thread's diagnostics */
+  attnc_status st;
+  LLVMMemoryBufferRef obj;
+  double build_s, opt_s, emit_s;
+} compile_job;
+
+/* Runs one compile_job (the pthread entry). */
+static void *compile_part(void *v) {
+  compile_job *c = v;
+  double t0 = now_s();
+  LLVMTargetMachineRef tm = host_machine(c->j->triple, c->d);
+  if (!tm) {
+    c->st = ATTNC_ERUNTIME;
+    return NULL;
   }
-  return ATTNC_OK;
+  LLVMTargetDataRef layout = LLVMCreateTargetDataLayout(tm);
+  LLVMContextRef ctx = LLVMContextCreate();
+  LLVMModuleRef m = LLVMModuleCreateWithNameInContext("attnc", ctx);
+  LLVMSetTarget(m, c->j->triple);
+  LLVMSetModuleDataLayout(m, layout);
+  c->st = c->build(c->arg, c->part, c->nparts, m, c->d);
+  double t1 = now_s();
+  if (c->st == ATTNC_OK) c->st = optimize(tm, m, c->d);
+  double t2 = now_s();
+  char *msg = NULL;
+  if (c->st == ATTNC_OK && LLVMTargetMachineEmitToMemoryBuffer(tm, m, LLVMObjectFile, &msg, &c->obj)) {
+    ir_diag_error(c->d, NULL, 0, "LLVM: emitting machine code: %s", msg ? msg : "?");
+    c->obj = NULL;
+    c->st = ATTNC_ERUNTIME;
+  }
+  LLVMDisposeMessage(msg);
+  c->build_s = t1 - t0, c->opt_s = t2 - t1, c->emit_s = now_s() - t2;
+  LLVMDisposeModule(m);
+  LLVMContextDispose(ctx);
+  LLVMDisposeTargetData(layout);
+  LLVMDisposeTargetMachine(tm);
+  return NULL;
+}
+
+/* Compiles kernels in 'nparts' modules on as many threads (see cg_internal.h). */
+attnc_status cg_jit_compile(cg_jit *j, int nparts, cg_jit_build_fn build, void *arg, double times[3],
+                            ir_diag *d) {
+  if (nparts < 1) nparts = 1;
+  compile_job *jobs = calloc((size_t)nparts, sizeof *jobs);
+  pthread_t *tid = calloc((size_t)nparts, sizeof *tid);
+  int *started = calloc((size_t)nparts, sizeof *started);
+  attnc_status st = jobs && tid && started ? ATTNC_OK : ATTNC_ENOMEM;
+  for (int k = 0; st == ATTNC_OK && k < nparts; k++) {
+    jobs[k] = (compile_job){.j = j, .part = k, .nparts = nparts, .build = build, .arg = arg,
+                            .d = ir_diag_create(), .st = ATTNC_OK};
+    if (!jobs[k].d) st = ATTNC_ENOMEM;
+  }
+  for (int k = 1; st == ATTNC_OK && k < nparts; k++) /* part 0 runs on this thread */
+    started[k] = pthread_create(&tid[k], NULL, compile_part, &jobs[k]) == 0;
+  if (st == ATTNC_OK) compile_part(&jobs[0]);
+  for (int k = 1; st == ATTNC_OK && k < nparts; k++) {
+    if (started[k]) pthread_join(tid[k], NULL);
+    else compile_part(&jobs[k]); /* no thread: compile it here */
+  }
+  if (times) times[0] = times[1] = times[2] = 0;
+  for (int k = 0; jobs && k < nparts; k++) {
+    if (st == ATTNC_OK && jobs[k].st != ATTNC_OK) {
+      ir_diag_error(d, NULL, 0, "%s", ir_diag_text(jobs[k].d));
+      st = jobs[k].st;
+    }
+    if (times) {
+      if (jobs[k].build_s > times[0]) times[0] = jobs[k].build_s;
+      if (jobs[k].opt_s > times[1]) times[1] = jobs[k].opt_s;
+      if (jobs[k].emit_s > times[2]) times[2] = jobs[k].emit_s;
+    }
+  }
+  LLVMOrcJITDylibRef jd = j ? LLVMOrcLLJITGetMainJITDylib(j->jit) : NULL;
+  for (int k = 0; jobs && k < nparts; k++) {
+    if (jobs[k].obj && st == ATTNC_OK) {
+      LLVMErrorRef err = LLVMOrcLLJITAddObjectFile(j->jit, jd, jobs[k].obj); /* takes the buffer */
+      if (err) st = llvm_error(d, "adding machine code", err);
+    } else if (jobs[k].obj) {
+      LLVMDisposeMemoryBuffer(jobs[k].obj);
+    }
+    if (jobs[k].d) ir_diag_destroy(jobs[k].d);
+  }
+  free(jobs);
+  free(tid);
+  free(started);
+  return st;
 }
 
 /* Looks up a compiled function. */

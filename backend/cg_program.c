@@ -296,49 +296,41 @@ static attnc_status collect_kernels(cg_program *p, ir_diag *d) {
   return st;
 }
 
-/* Builds every distinct kernel into one new module *out. */
-static attnc_status build_module(cg_program *p, LLVMModuleRef *out, ir_diag *d) {
+/* Builds the distinct kernels u with u % nparts == part into module 'm'
+ * (a cg_jit_build_fn; reads the program only). */
+static attnc_status build_part(void *arg, int part, int nparts, LLVMModuleRef m, ir_diag *d) {
+  const cg_program *p = arg;
   const cg_kernel_impl *table = cg_kernel_table();
-  LLVMModuleRef m = cg_jit_module(p->jit, p->g->name ? p->g->name : "attnc");
-  for (int u = 0; u < p->nuniq; u++) {
+  for (int u = part; u < p->nuniq; u += nparts) {
     const ir_node *n = p->g->nodes[p->uniq[u].node];
     attnc_status st = p->uniq[u].group >= 0
                           ? cg_fused_build(m, p->uniq[u].name, p->fk[p->uniq[u].group], d)
                           : cg_build_kernel(m, p->uniq[u].name, p->g, n, &table[n->op], &p->uniq[u].plan, d);
-    if (st != ATTNC_OK) {
-      LLVMDisposeModule(m);
-      return st;
-    }
+    if (st != ATTNC_OK) return st;
   }
-  *out = m;
   return ATTNC_OK;
 }
 
-/* Compiles the kernels and resolves their addresses. */
+/* Compiles the kernels, in one module per thread (at most 8), and resolves
+ * their addresses. The stage times are the slowest thread's; linking and
+ * lookup count as code generation. */
 static attnc_status compile(cg_program *p, ir_diag *d) {
-  double t0 = now_s();
   attnc_status st = cg_jit_create(&p->jit, d);
   if (st != ATTNC_OK) return st;
-  LLVMModuleRef m;
-  st = build_module(p, &m, d);
-  if (st != ATTNC_OK) return st;
-  double t1 = now_s();
-  st = cg_jit_optimize(p->jit, m, d);
-  if (st != ATTNC_OK) {
-    LLVMDisposeModule(m);
-    return st;
-  }
+  int nparts = p->stats.threads < 8 ? p->stats.threads : 8;
+  if (nparts > p->nuniq) nparts = p->nuniq;
+  (void)cg_host_vector_floats(); /* cached before the threads read it */
+  double times[3];
+  st = cg_jit_compile(p->jit, nparts, build_part, p, times, d);
   double t2 = now_s();
-  st = cg_jit_add(p->jit, m, d);
   for (int u = 0; st == ATTNC_OK && u < p->nuniq; u++) {
     void *addr;
     st = cg_jit_lookup(p->jit, p->uniq[u].name, &addr, d);
     p->uniq[u].fn = (kernel_fn)addr;
   }
-  double t3 = now_s();
-  p->stats.lower_s = t1 - t0;
-  p->stats.opt_s = t2 - t1;
-  p->stats.jit_s = t3 - t2;
+  p->stats.lower_s = times[0];
+  p->stats.opt_s = times[1];
+  p->stats.jit_s = times[2] + (now_s() - t2);
   for (int k = 0; k < p->nlaunch; k++) p->launches[k].fn = p->uniq[p->launches[k].uniq].fn;
   return st;
 }
@@ -712,7 +704,10 @@ attnc_status cg_emit_text(const ir_graph *g, int asm_text, char **out, ir_diag *
   if (st == ATTNC_OK) st = collect_kernels(p, d);
   if (st == ATTNC_OK) st = cg_jit_create(&p->jit, d);
   LLVMModuleRef m = NULL;
-  if (st == ATTNC_OK) st = build_module(p, &m, d);
+  if (st == ATTNC_OK) {
+    m = cg_jit_module(p->jit, p->g->name ? p->g->name : "attnc");
+    st = build_part(p, 0, 1, m, d); /* one module: the text reads top to bottom */
+  }
   if (st == ATTNC_OK) st = cg_jit_optimize(p->jit, m, d);
   if (st == ATTNC_OK && asm_text) {
     char *text = NULL;
