@@ -28,9 +28,11 @@ typedef struct {
 
 /* Compile-time and run-time figures of a program. */
 typedef struct {
+  /* Compilation runs on one thread per worker (one module each): each
+   * stage's figure is the slowest thread's. */
   double lower_s;        /* building LLVM IR for the kernels */
   double opt_s;          /* LLVM's O3 pipeline */
-  double jit_s;          /* machine code and linking (ORC LLJIT) */
+  double jit_s;          /* machine code, then linking and lookup (ORC LLJIT) */
   int kernels;           /* kernel launches per run */
   int unique_kernels;    /* distinct compiled kernels (same op, types, attrs: one) */
   int threads;           /* threads used per run */
