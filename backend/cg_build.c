@@ -343,15 +343,17 @@ int cg_host_vector_floats(void) {
 
 /* Sets the attributes every kernel function gets: the host's full vector
  * width, no unwinding. */
-static void kernel_attrs(LLVMContextRef ctx, LLVMValueRef f) {
+void cg_kernel_attrs(LLVMContextRef ctx, LLVMValueRef f) {
   const char *bits = cg_host_vector_floats() == 16 ? "512" : cg_host_vector_floats() == 8 ? "256" : "128";
   add_fn_attr(ctx, f, "prefer-vector-width", bits);
   add_fn_attr(ctx, f, "min-legal-vector-width", bits);
   add_enum_attr(ctx, f, LLVMAttributeFunctionIndex, "nounwind");
 }
 
-/* Fills the type shorthands of 'e'. */
-static void init_types(cg_emit *e) {
+/* Points 'e' at module 'm' and fills its type shorthands. */
+void cg_emit_init(cg_emit *e, LLVMModuleRef m) {
+  e->ctx = LLVMGetModuleContext(m);
+  e->mod = m;
   e->t_void = LLVMVoidTypeInContext(e->ctx);
   e->t_i1 = LLVMInt1TypeInContext(e->ctx);
   e->t_i8 = LLVMInt8TypeInContext(e->ctx);
@@ -361,14 +363,20 @@ static void init_types(cg_emit *e) {
   e->t_f64 = LLVMDoubleTypeInContext(e->ctx);
 }
 
+/* The function type of the kernel ABI: void(i8** args, i64 begin, i64 end, i8* scratch). */
+LLVMTypeRef cg_kernel_abi_type(cg_emit *e) {
+  LLVMTypeRef i8p = LLVMPointerType(e->t_i8, 0);
+  LLVMTypeRef params[4] = {LLVMPointerType(i8p, 0), e->t_i64, e->t_i64, i8p};
+  return LLVMFunctionType(e->t_void, params, 4, 0);
+}
+
 /* Emits the entry wrapper 'name'(i8** args, i64, i64, i8*) calling 'body'
  * with each buffer cast to its element type. */
 static void build_wrapper(cg_emit *e, const char *name, LLVMValueRef body, LLVMTypeRef body_t,
                           LLVMTypeRef *ptypes) {
   LLVMTypeRef i8p = LLVMPointerType(e->t_i8, 0);
-  LLVMTypeRef params[4] = {LLVMPointerType(i8p, 0), e->t_i64, e->t_i64, i8p};
-  LLVMValueRef w = LLVMAddFunction(e->mod, name, LLVMFunctionType(e->t_void, params, 4, 0));
-  kernel_attrs(e->ctx, w);
+  LLVMValueRef w = LLVMAddFunction(e->mod, name, cg_kernel_abi_type(e));
+  cg_kernel_attrs(e->ctx, w);
   LLVMBuilderRef b = LLVMCreateBuilderInContext(e->ctx);
   LLVMPositionBuilderAtEnd(b, LLVMAppendBasicBlockInContext(e->ctx, w, "entry"));
   int np = e->nargs + 3;
@@ -394,12 +402,10 @@ attnc_status cg_build_kernel(LLVMModuleRef m, const char *name, const ir_graph *
                              ir_diag *d) {
   cg_emit e;
   memset(&e, 0, sizeof e);
-  e.ctx = LLVMGetModuleContext(m);
-  e.mod = m;
+  cg_emit_init(&e, m);
   e.g = g;
   e.n = n;
   e.d = d;
-  init_types(&e);
   e.nargs = 1 + n->nin;
   int np = e.nargs + 3;
   LLVMTypeRef *pt = calloc((size_t)np, sizeof *pt);
@@ -422,7 +428,7 @@ attnc_status cg_build_kernel(LLVMModuleRef m, const char *name, const ir_graph *
   LLVMTypeRef ft = LLVMFunctionType(e.t_void, pt, (unsigned)np, 0);
   e.fn = LLVMAddFunction(m, body_name, ft);
   LLVMSetLinkage(e.fn, LLVMInternalLinkage);
-  kernel_attrs(e.ctx, e.fn);
+  cg_kernel_attrs(e.ctx, e.fn);
   for (int i = 0; i < e.nargs; i++) {
     e.arg[i] = LLVMGetParam(e.fn, (unsigned)i);
     add_enum_attr(e.ctx, e.fn, (unsigned)i + 1, "noalias");

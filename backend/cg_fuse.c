@@ -449,25 +449,6 @@ char *cg_fused_key(const ir_graph *g, const pass_fuse_group *gr) {
 
 /* ---- emitting ---- */
 
-/* Fills the LLVM type shorthands of 'e'. */
-static void init_emit(cg_emit *e, LLVMModuleRef m) {
-  e->ctx = LLVMGetModuleContext(m);
-  e->mod = m;
-  e->t_void = LLVMVoidTypeInContext(e->ctx);
-  e->t_i1 = LLVMInt1TypeInContext(e->ctx);
-  e->t_i8 = LLVMInt8TypeInContext(e->ctx);
-  e->t_i32 = LLVMInt32TypeInContext(e->ctx);
-  e->t_i64 = LLVMInt64TypeInContext(e->ctx);
-  e->t_f32 = LLVMFloatTypeInContext(e->ctx);
-  e->t_f64 = LLVMDoubleTypeInContext(e->ctx);
-}
-
-/* The LLVM function type of the kernel ABI. */
-static LLVMTypeRef abi_type(cg_emit *e) {
-  LLVMTypeRef i8p = LLVMPointerType(e->t_i8, 0);
-  LLVMTypeRef params[4] = {LLVMPointerType(i8p, 0), e->t_i64, e->t_i64, i8p};
-  return LLVMFunctionType(e->t_void, params, 4, 0);
-}
 
 /* Element pointer 'p' advanced by 'n' samples of 'per' elements. */
 static LLVMValueRef sample_ptr(cg_emit *e, LLVMValueRef p, LLVMValueRef n, int64_t per) {
@@ -500,7 +481,7 @@ static void emit_call_step(cg_emit *e, cg_fused *fk, int s, LLVMValueRef n, LLVM
   LLVMValueRef off = cg_i64(e, fk->inter_bytes);
   LLVMValueRef scratch = LLVMBuildInBoundsGEP2(e->b, e->t_i8, e->scratch, &off, 1, "");
   LLVMValueRef args[4] = {argv, cg_i64(e, 0), cg_i64(e, fk->steps[s].plan.par), scratch};
-  LLVMBuildCall2(e->b, abi_type(e), fn, args, 4, "");
+  LLVMBuildCall2(e->b, cg_kernel_abi_type(e), fn, args, 4, "");
 }
 
 /* Emits multi-member step s for sample 'n': the loop nest of its cluster. */
@@ -585,17 +566,15 @@ attnc_status cg_fused_build(LLVMModuleRef m, const char *name, cg_fused *fk, ir_
   const pass_fuse_group *gr = fk->grp;
   cg_emit e;
   memset(&e, 0, sizeof e);
-  init_emit(&e, m);
+  cg_emit_init(&e, m);
   e.g = fk->g;
   e.n = fk->g->nodes[gr->members[gr->nmembers - 1]];
   e.d = d;
   e.nargs = gr->nouts + gr->nins;
   e.arg = calloc((size_t)e.nargs, sizeof *e.arg);
   if (!e.arg) return ATTNC_ENOMEM;
-  e.fn = LLVMAddFunction(m, name, abi_type(&e));
-  const char *bits = cg_host_vector_floats() == 16 ? "512" : cg_host_vector_floats() == 8 ? "256" : "128";
-  LLVMAddAttributeAtIndex(e.fn, LLVMAttributeFunctionIndex,
-                          LLVMCreateStringAttribute(e.ctx, "prefer-vector-width", 19, bits, (unsigned)strlen(bits)));
+  e.fn = LLVMAddFunction(m, name, cg_kernel_abi_type(&e));
+  cg_kernel_attrs(e.ctx, e.fn);
   e.begin = LLVMGetParam(e.fn, 1);
   e.end = LLVMGetParam(e.fn, 2);
   e.scratch = LLVMGetParam(e.fn, 3);

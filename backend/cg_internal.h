@@ -133,6 +133,13 @@ void cg_strides(const ir_type *t, int64_t *s);
  * operand's dims aligned to the right): 0 along broadcast axes. */
 void cg_broadcast_strides(const ir_type *in, const ir_type *out, int64_t *s);
 
+/* Points 'e' at module 'm' (ctx, mod) and fills its type shorthands. */
+void cg_emit_init(cg_emit *e, LLVMModuleRef m);
+/* Sets the attributes every kernel function gets: the host's full vector
+ * width, no unwinding. */
+void cg_kernel_attrs(LLVMContextRef ctx, LLVMValueRef f);
+/* The function type of the kernel ABI: void(i8** args, i64 begin, i64 end, i8* scratch). */
+LLVMTypeRef cg_kernel_abi_type(cg_emit *e);
 LLVMTypeRef cg_type(cg_emit *e, ir_dtype dt);
 LLVMValueRef cg_i64(cg_emit *e, int64_t v);
 /* A constant of dtype 'dt' (float or integer). */

@@ -225,7 +225,7 @@ attnc_status cg_jit_compile(cg_jit *j, int nparts, cg_jit_build_fn build, void *
       if (jobs[k].emit_s > times[2]) times[2] = jobs[k].emit_s;
     }
   }
-  LLVMOrcJITDylibRef jd = j ? LLVMOrcLLJITGetMainJITDylib(j->jit) : NULL;
+  LLVMOrcJITDylibRef jd = LLVMOrcLLJITGetMainJITDylib(j->jit);
   for (int k = 0; jobs && k < nparts; k++) {
     if (jobs[k].obj && st == ATTNC_OK) {
       LLVMErrorRef err = LLVMOrcLLJITAddObjectFile(j->jit, jd, jobs[k].obj); /* takes the buffer */

@@ -84,26 +84,6 @@ static void make_fusion(const ir_graph *g, const gspec *specs, int n, pass_fusio
   }
 }
 
-/* Worst scaled error |a - r| / (|r| + max|r|) of 'got' against 'ref'; fails
- * above 'tol'. */
-static double compare(const char *what, const char *name, const ir_tensor *got, const ir_tensor *ref, double tol) {
-  int64_t n = ir_type_numel(&ref->type);
-  assert_int_equal(n, ir_type_numel(&got->type));
-  double maxabs = 0, worst = 0;
-  for (int64_t i = 0; i < n; i++) {
-    double r = fabs(ir_tensor_get(ref, i));
-    if (isfinite(r) && r > maxabs) maxabs = r;
-  }
-  for (int64_t i = 0; i < n; i++) {
-    double a = ir_tensor_get(got, i), r = ir_tensor_get(ref, i);
-    if ((isnan(a) && isnan(r)) || (isinf(r) && a == r)) continue;
-    double err = fabs(a - r) / (fabs(r) + maxabs + 1e-30);
-    if (!(err <= tol)) fail_msg("%s: output %s element %lld: %.9g vs %.9g (scaled error %.3g)", what, name, (long long)i, a, r, err);
-    if (err > worst) worst = err;
-  }
-  return worst;
-}
-
 /* Compiles and runs 'g' (with groups 'f', NULL: pass_fuse's; no_fuse) on
  * 'src'; returns the outputs, and in *next those of a second step after
  * cg_program_feedback (new weights, momenta, statistics fed back). */
@@ -119,7 +99,7 @@ static ir_bundle *run_jit(const ir_graph *g, const pass_fusion *f, int no_fuse, 
   /* a second run over the same sources must give the same results */
   ir_bundle *again = ir_bundle_create();
   if (cg_program_run_bundle(p, src, again, d) != ATTNC_OK) fail_msg("jit run: %s", ir_diag_text(d));
-  for (int i = 0; i < out->count; i++) compare("rerun", out->names[i], ir_bundle_get(again, out->names[i]), out->tensors[i], 0);
+  for (int i = 0; i < out->count; i++) tj_compare_tensor("rerun", out->names[i], ir_bundle_get(again, out->names[i]), out->tensors[i], 0);
   if (stats) *stats = *cg_program_stats(p);
   cg_program_feedback(p);
   *next = ir_bundle_create();
@@ -156,9 +136,9 @@ static void check_groups(const char *text, const gspec *specs, int n, uint64_t s
     assert_int_equal(fs.kernels, us.kernels - (members - views) + n);
     assert_true(fs.traffic_bytes <= us.traffic_bytes);
     for (int i = 0; i < ref->count; i++) {
-      compare("fused vs interpreter", ref->names[i], ir_bundle_get(fused, ref->names[i]), ref->tensors[i], 1e-5);
-      compare("fused vs unfused", ref->names[i], ir_bundle_get(fused, ref->names[i]), ir_bundle_get(plain, ref->names[i]), 1e-5);
-      compare("fused vs unfused, step 2", ref->names[i], ir_bundle_get(fused2, ref->names[i]), ir_bundle_get(plain2, ref->names[i]), 1e-5);
+      tj_compare_tensor("fused vs interpreter", ref->names[i], ir_bundle_get(fused, ref->names[i]), ref->tensors[i], 1e-5);
+      tj_compare_tensor("fused vs unfused", ref->names[i], ir_bundle_get(fused, ref->names[i]), ir_bundle_get(plain, ref->names[i]), 1e-5);
+      tj_compare_tensor("fused vs unfused, step 2", ref->names[i], ir_bundle_get(fused2, ref->names[i]), ir_bundle_get(plain2, ref->names[i]), 1e-5);
     }
     ir_bundle_destroy(fused);
     ir_bundle_destroy(plain);
@@ -380,9 +360,9 @@ static void test_model(void **state) {
     assert_int_equal(fused->count, plain->count);
     double worst = 0;
     for (int i = 0; i < plain->count; i++) {
-      double w = compare(att, plain->names[i], ir_bundle_get(fused, plain->names[i]), plain->tensors[i], 1e-5);
+      double w = tj_compare_tensor(att, plain->names[i], ir_bundle_get(fused, plain->names[i]), plain->tensors[i], 1e-5);
       if (w > worst) worst = w;
-      w = compare(att, plain->names[i], ir_bundle_get(fused2, plain->names[i]), ir_bundle_get(plain2, plain->names[i]), 1e-5);
+      w = tj_compare_tensor(att, plain->names[i], ir_bundle_get(fused2, plain->names[i]), ir_bundle_get(plain2, plain->names[i]), 1e-5);
       if (w > worst) worst = w;
     }
     assert_int_equal(us.fused_kernels, 0);

@@ -20,8 +20,9 @@ ir_bundle *tj_sources(const ir_graph *g, const ir_bundle *given, uint64_t seed) 
   return b;
 }
 
-/* Compares one output; returns the worst scaled error. */
-static double compare_tensor(const char *name, const ir_tensor *jit, const ir_tensor *ref, double rtol) {
+/* Compares one tensor against a reference (see util_jit.h). */
+double tj_compare_tensor(const char *what, const char *name, const ir_tensor *jit, const ir_tensor *ref,
+                         double rtol) {
   int64_t n = ir_type_numel(&ref->type);
   assert_int_equal(n, ir_type_numel(&jit->type));
   double maxabs = 0, worst = 0;
@@ -37,8 +38,8 @@ static double compare_tensor(const char *name, const ir_tensor *jit, const ir_te
     if (!(err <= rtol)) {
       char ty[128];
       ir_type_format(&ref->type, ty, sizeof ty);
-      fail_msg("output %s %s element %lld: jit %.9g, interpreter %.9g (scaled error %.3g > %.3g)",
-               name, ty, (long long)i, a, r, err, rtol);
+      fail_msg("%s: output %s %s element %lld: %.9g vs %.9g (scaled error %.3g > %.3g)", what, name, ty,
+               (long long)i, a, r, err, rtol);
     }
     if (err > worst) worst = err;
   }
@@ -59,7 +60,7 @@ double tj_compare(const ir_graph *g, const ir_bundle *given, uint64_t seed, int 
   for (int i = 0; i < ref->count; i++) {
     const ir_tensor *j = ir_bundle_get(out, ref->names[i]);
     assert_non_null(j);
-    double w = compare_tensor(ref->names[i], j, ref->tensors[i], rtol);
+    double w = tj_compare_tensor("jit vs interpreter", ref->names[i], j, ref->tensors[i], rtol);
     if (w > worst) worst = w;
   }
   cg_program_destroy(p);

@@ -12,6 +12,12 @@
  * |jit - ref| <= rtol * (|ref| + max|ref|) (NaN matches NaN). Returns the
  * worst |jit - ref| / (|ref| + max|ref|) seen. */
 double tj_compare(const ir_graph *g, const ir_bundle *given, uint64_t seed, int threads, double rtol);
+/* Fails the test unless 'got' agrees with 'ref' elementwise within
+ * |got - ref| <= rtol * (|ref| + max|ref|) (NaN matches NaN, equal
+ * infinities match); 'what' and 'name' label the failure. Returns the worst
+ * scaled error. */
+double tj_compare_tensor(const char *what, const char *name, const ir_tensor *got, const ir_tensor *ref,
+                         double rtol);
 /* Parses IR text 'text' (must verify) and calls tj_compare. */
 double tj_compare_text(const char *text, uint64_t seed, int threads, double rtol);
 /* Fills 'dst' with the sources of 'g' that rt_init_random(seed) makes and
