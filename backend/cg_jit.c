@@ -9,6 +9,7 @@
 #include <llvm-c/LLJIT.h>
 #include <llvm-c/Orc.h>
 #include <llvm-c/Target.h>
+#include <llvm-c/Support.h>
 #include <llvm-c/Transforms/PassBuilder.h>
 #include <pthread.h>
 #include <time.h>
@@ -25,11 +26,20 @@ struct cg_jit {
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 
-/* Registers the native target once per process. */
+/* Registers the native target and sets LLVM's loop-unrolling threshold,
+ * once per process. At O3's default (300, boosted up to 4x for loops whose
+ * unrolled body simplifies) LLVM fully unrolled the constant-trip loops of
+ * some kernels (the 7x7 spatial weight gradient, 28-wide per-sample groups)
+ * into tens of thousands of instructions: the ResNet-20+HAM training step
+ * at 1x28x28 took 31 s to compile, 10 s at 100, with step times within
+ * run-to-run noise (bench/README.md, "Compile time"). The kernels' own
+ * register tiles are unrolled by the emitter, not by LLVM. */
 static void init_native(void) {
   LLVMInitializeNativeTarget();
   LLVMInitializeNativeAsmPrinter();
   LLVMInitializeNativeAsmParser();
+  static const char *const argv[] = {"attnc", "-unroll-threshold-aggressive=100"};
+  LLVMParseCommandLineOptions(2, argv, NULL);
 }
 
 /* Reports an LLVMErrorRef (consuming it) under 'what'. */
