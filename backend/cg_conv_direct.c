@@ -219,7 +219,7 @@ typedef struct {
   const cg_window *wd;
   pad_geom pg;
   LLVMValueRef DY, P, V;
-  int64_t dy_img, ldy, nc, khw, K, nimg, outh;
+  int64_t dy_img, ldy, dy_row, nc, khw, K, nimg, outh;
 } ddot_args;
 
 /* One dot tile: dy channels [0, mr) against the taps [t0, t0+nk) of input
@@ -236,7 +236,7 @@ static void ddot_tile(cg_emit *e, const ddot_args *g, LLVMValueRef c, int64_t t0
   cg_loop li, ly;
   LLVMValueRef img = cg_loop_begin(e, &li, cg_i64(e, 0), cg_i64(e, g->nimg), 1);
   LLVMValueRef oy = cg_loop_begin(e, &ly, cg_i64(e, 0), cg_i64(e, g->outh), 1);
-  LLVMValueRef arow = cg_add(e, cg_mul(e, img, cg_i64(e, g->dy_img)), cg_mul(e, oy, cg_i64(e, ow)));
+  LLVMValueRef arow = cg_add(e, cg_mul(e, img, cg_i64(e, g->dy_img)), cg_mul(e, oy, cg_i64(e, g->dy_row)));
   LLVMValueRef brow = cg_add(e, cg_add(e, cg_mul(e, img, cg_i64(e, g->nc * g->pg.plane)), cbase),
                              cg_mul(e, oy, cg_i64(e, g->wd->sh * g->pg.rs)));
   for (int part = 0; part < 2; part++) {
@@ -247,13 +247,16 @@ static void ddot_tile(cg_emit *e, const ddot_args *g, LLVMValueRef c, int64_t t0
     if (part == 0) x = cg_loop_begin(e, &lx, cg_i64(e, 0), cg_i64(e, nfv * L), L);
     int count = part == 0 ? L : (int)tail;
     LLVMValueRef bv[MAX_NK];
+    /* whole vectors from the buffer even in the tail (its slack covers
+     * the overrun): the masked dy lanes are zero there */
     for (int j = 0; j < nk; j++) {
       LLVMValueRef idx = cg_add(e, brow, cg_add(e, x, cg_i64(e, tap_offset(g->wd, &g->pg, t0 + j))));
-      bv[j] = count == L ? cg_vload(e, g->P, idx, L) : cg_vload_first(e, g->P, idx, L, count);
+      bv[j] = cg_vload(e, g->P, idx, L);
     }
     for (int i = 0; i < mr; i++) {
       LLVMValueRef idx = cg_add(e, arow, cg_add(e, x, cg_i64(e, i * g->ldy)));
-      LLVMValueRef a = count == L ? cg_vload(e, g->DY, idx, L) : cg_vload_first(e, g->DY, idx, L, count);
+      LLVMValueRef a = count == L || g->dy_row > ow ? cg_vload(e, g->DY, idx, L)
+                                                     : cg_vload_first(e, g->DY, idx, L, count);
       for (int j = 0; j < nk; j++) cg_var_set(e, acc[i][j], cg_fma(e, a, bv[j], cg_var_get(e, acc[i][j])));
     }
     if (part == 0) cg_loop_end(e, &lx);
@@ -276,6 +279,40 @@ static int dot_nk(int64_t khw) {
   return nk > khw ? (int)khw : nk;
 }
 
+int64_t cg_direct_dot_row(const cg_window *wd, ir_dtype dt) {
+  int64_t L = cg_gemm_lanes(dt);
+  return (wd->outw + L - 1) / L * L;
+}
+
+int64_t cg_direct_dot_buffer_elems(const cg_window *wd, ir_dtype dt, int64_t nc, int64_t outh, int64_t nimg,
+                                   int64_t M) {
+  return nimg * (cg_direct_buffer_elems(wd, nc, outh) + M * outh * cg_direct_dot_row(wd, dt));
+}
+
+/* Copies the M dy planes (channel stride ldy, image stride dy_img) of the
+ * nimg images into Q with rows of g->dy_row elements, zero after the outw
+ * live ones. */
+static void copy_dy(cg_emit *e, const ddot_args *g, LLVMValueRef DY, int64_t dy_img, int64_t ldy, int64_t M,
+                    LLVMValueRef Q) {
+  int L = g->lanes;
+  int64_t ow = g->wd->outw, nfv = ow / L, tail = ow % L;
+  cg_loop li, lr;
+  LLVMValueRef img = cg_loop_begin(e, &li, cg_i64(e, 0), cg_i64(e, g->nimg), 1);
+  LLVMValueRef r = cg_loop_begin(e, &lr, cg_i64(e, 0), cg_i64(e, M * g->outh), 1);
+  LLVMValueRef m = LLVMBuildSDiv(e->b, r, cg_i64(e, g->outh), "");
+  LLVMValueRef oy = LLVMBuildSRem(e->b, r, cg_i64(e, g->outh), "");
+  LLVMValueRef src = cg_add(e, cg_add(e, cg_mul(e, img, cg_i64(e, dy_img)), cg_mul(e, m, cg_i64(e, ldy))),
+                            cg_mul(e, oy, cg_i64(e, ow)));
+  LLVMValueRef dst = cg_add(e, cg_mul(e, img, cg_i64(e, g->dy_img)), cg_mul(e, r, cg_i64(e, g->dy_row)));
+  for (int64_t v = 0; v < nfv; v++)
+    cg_vstore(e, Q, cg_add(e, dst, cg_i64(e, v * L)), cg_vload(e, DY, cg_add(e, src, cg_i64(e, v * L)), L));
+  if (tail)
+    cg_vstore(e, Q, cg_add(e, dst, cg_i64(e, nfv * L)),
+              cg_vload_first(e, DY, cg_add(e, src, cg_i64(e, nfv * L)), L, (int)tail));
+  cg_loop_end(e, &lr);
+  cg_loop_end(e, &li);
+}
+
 int cg_direct_dot_rows(int64_t M, int64_t khw, int wide) {
   int maxacc = wide ? 24 : 12, nk = dot_nk(khw), mr = maxacc / nk;
   if (mr > MAX_MR) mr = MAX_MR;
@@ -285,9 +322,18 @@ int cg_direct_dot_rows(int64_t M, int64_t khw, int wide) {
 void cg_direct_dot_emit(cg_emit *e, ir_dtype dt, const cg_window *wd, LLVMValueRef X, int64_t x_img, int64_t nc,
                         int64_t nimg, int64_t outh, LLVMValueRef DY, int64_t dy_img, int64_t ldy, LLVMValueRef V,
                         int64_t M, LLVMValueRef P) {
-  ddot_args g = {dt, cg_gemm_lanes(dt), wd, pad_of(wd, outh), DY, P, V, dy_img, ldy, nc, wd->kh * wd->kw, 0, nimg,
-                 outh};
+  ddot_args g = {dt, cg_gemm_lanes(dt), wd, pad_of(wd, outh), DY, P, V, dy_img, ldy, wd->outw, nc, wd->kh * wd->kw,
+                 0, nimg, outh};
   g.K = nc * g.khw;
+  if (wd->outw % g.lanes) {
+    /* rows with a tail: whole-vector dy rows, copied once and read for
+     * every channel and tap tile, instead of masked loads */
+    g.dy_row = cg_direct_dot_row(wd, dt);
+    g.ldy = outh * g.dy_row;
+    g.dy_img = M * g.ldy;
+    g.DY = cg_gep(e, P, cg_i64(e, nimg * cg_direct_buffer_elems(wd, nc, outh)));
+    copy_dy(e, &g, DY, dy_img, ldy, M, g.DY);
+  }
   cg_loop li, lc;
   LLVMValueRef img = cg_loop_begin(e, &li, cg_i64(e, 0), cg_i64(e, nimg), 1);
   fill_pad(e, wd, &g.pg, cg_gep(e, X, cg_mul(e, img, cg_i64(e, x_img))), nc, cg_i64(e, 0),

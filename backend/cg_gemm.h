@@ -79,11 +79,21 @@ void cg_direct_conv_emit(cg_emit *e, ir_dtype dt, const cg_window *wd, LLVMValue
  * all output pixels (oy < outh, ox < outw) of DY[i*dy_img + m*ldy +
  * oy*outw + ox] * x_i[c][oy*sh + oh + ky*dh][ox*sw + ow + kx*dw] with k = (c*kh +
  * ky)*kw + kx, K = nc*kh*kw, for m < M, M at most cg_direct_dot_rows; image
- * i's channel 0 is at X + i*x_img; P holds nimg * cg_direct_buffer_elems(wd,
- * nc, outh) elements. The order of the sums is fixed by the shapes alone. */
+ * i's channel 0 is at X + i*x_img; P holds cg_direct_dot_buffer_elems
+ * elements. The order of the sums is fixed by the shapes alone. */
 void cg_direct_dot_emit(cg_emit *e, ir_dtype dt, const cg_window *wd, LLVMValueRef X, int64_t x_img, int64_t nc,
                         int64_t nimg, int64_t outh, LLVMValueRef DY, int64_t dy_img, int64_t ldy, LLVMValueRef V,
                         int64_t M, LLVMValueRef P);
+
+/* Elements of the buffer P of cg_direct_dot_emit: the padded input planes
+ * of the nimg images and, when dy rows end in a partial vector, the M dy
+ * planes of each with rows of cg_direct_dot_row elements. */
+int64_t cg_direct_dot_buffer_elems(const cg_window *wd, ir_dtype dt, int64_t nc, int64_t outh, int64_t nimg,
+                                   int64_t M);
+
+/* The row length, a whole number of vectors, of the dy copies of
+ * cg_direct_dot_emit. */
+int64_t cg_direct_dot_row(const cg_window *wd, ir_dtype dt);
 
 /* dy channels per register tile of cg_direct_dot_emit (at most M) for a
  * window of khw taps ('wide': 32 vector registers). */

@@ -269,7 +269,7 @@ static int64_t gwd_rows(const conv_geom *s) {
  * within GWD_DY_BYTES (L1) and the padded input within GWD_X_BYTES (L2). */
 static int64_t gwd_images(const conv_geom *s) {
   cg_window wd = window_of(s);
-  int64_t nb = GWD_DY_BYTES / (gwd_rows(s) * s->oh * s->ow * s->esz);
+  int64_t nb = GWD_DY_BYTES / (gwd_rows(s) * s->oh * cg_direct_dot_row(&wd, s->dt) * s->esz);
   int64_t nx = GWD_X_BYTES / (cg_direct_buffer_elems(&wd, s->cg, s->oh) * s->esz);
   if (nx < nb) nb = nx;
   if (nb < 1) nb = 1;
@@ -393,7 +393,8 @@ static void plan_grad_weight(const ir_graph *g, const ir_node *n, cg_plan *p) {
     cg_window wd = window_of(&s);
     int64_t mr = gwd_rows(&s);
     p->par = s.g * ((s.mg + mr - 1) / mr);
-    p->scratch_bytes = align64(mr * s.k * lanes * s.esz) + cg_direct_buffer_elems(&wd, s.cg, s.oh) * gwd_images(&s) * s.esz;
+    p->scratch_bytes =
+        align64(mr * s.k * lanes * s.esz) + cg_direct_dot_buffer_elems(&wd, s.dt, s.cg, s.oh, gwd_images(&s), mr) * s.esz;
   }
   p->flops = conv_flops(&s);
 }

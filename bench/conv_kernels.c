@@ -12,7 +12,10 @@
  *   cmake --build build-convrel -j2 --target libattnc
  *   cc -O2 -fopenmp -Iir -Ibackend -Ipasses bench/conv_kernels.c build-convrel/libattnc.a \
  *      -L/usr/lib/llvm-14/lib -lLLVM-14 -llua5.4 -lcjson -lz -lm -o /tmp/conv_kernels
- *   /tmp/conv_kernels [THREADS] [RUNS] [BATCH]      (defaults 2 threads, 20 runs, batch 128)
+ *   /tmp/conv_kernels [THREADS] [RUNS] [BATCH] [WIDTH]
+ *
+ * Defaults: 2 threads, 20 runs, batch 128, WIDTH 32 (CIFAR). WIDTH 28 gives
+ * the Fashion-MNIST network's shapes (1 input channel, 28/14/7 pixels).
  *
  * Measure only on an idle machine (check `uptime`). */
 #include <stdio.h>
@@ -23,14 +26,14 @@
 
 typedef struct {
   const char *name;
-  int c, co, h, k, s, p;
+  int c, co, level, k, s, p; /* input width = WIDTH >> level; c 0 = the image's channels */
 } shape;
 
 static const shape shapes[] = {
-    {"conv1 3->16 32x32 3x3", 3, 16, 32, 3, 1, 1},   {"s1 16->16 32x32 3x3", 16, 16, 32, 3, 1, 1},
-    {"s2a 16->32 32x32 3x3/2", 16, 32, 32, 3, 2, 1}, {"s2 32->32 16x16 3x3", 32, 32, 16, 3, 1, 1},
-    {"s3a 32->64 16x16 3x3/2", 32, 64, 16, 3, 2, 1}, {"s3 64->64 8x8 3x3", 64, 64, 8, 3, 1, 1},
-    {"sc2 16->32 32x32 1x1/2", 16, 32, 32, 1, 2, 0}, {"sc3 32->64 16x16 1x1/2", 32, 64, 16, 1, 2, 0},
+    {"conv1 ->16 3x3", 0, 16, 0, 3, 1, 1},       {"s1 16->16 3x3", 16, 16, 0, 3, 1, 1},
+    {"s2a 16->32 3x3/2", 16, 32, 0, 3, 2, 1},    {"s2 32->32 3x3", 32, 32, 1, 3, 1, 1},
+    {"s3a 32->64 3x3/2", 32, 64, 1, 3, 2, 1},    {"s3 64->64 3x3", 64, 64, 2, 3, 1, 1},
+    {"sc2 16->32 1x1/2", 16, 32, 0, 1, 2, 0},    {"sc3 32->64 1x1/2", 32, 64, 1, 1, 2, 0},
 };
 
 static double now_s(void) {
@@ -105,32 +108,37 @@ static void bench(const char *text, const char *label, const char *op, int threa
 
 int main(int argc, char **argv) {
   int threads = argc > 1 ? atoi(argv[1]) : 2, runs = argc > 2 ? atoi(argv[2]) : 20;
-  int n = argc > 3 ? atoi(argv[3]) : 128;
+  int n = argc > 3 ? atoi(argv[3]) : 128, width = argc > 4 ? atoi(argv[4]) : 32;
   printf("%-26s %-12s %8s %8s %7s %7s %7s %6s\n", "shape (batch)", "op", "best ms", "med ms", "GF/s", "medGF/s",
          "cpuGF/s", "comp s");
   double tot[3] = {0, 0, 0};
   for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
-    const shape *s = &shapes[i];
-    int o = (s->h + 2 * s->p - s->k) / s->s + 1;
+    shape sh = shapes[i];
+    const shape *s = &sh;
+    int h = width >> s->level, c = s->c ? s->c : width == 28 ? 1 : 3;
+    sh.c = c;
+    char label[64];
+    snprintf(label, sizeof label, "%s %dx%d", s->name, h, h);
+    int o = (h + 2 * s->p - s->k) / s->s + 1;
     char attrs[160], text[2048];
     snprintf(attrs, sizeof attrs, "stride=[%d,%d] pad=[%d,%d] dilation=[1,1] groups=1", s->s, s->s, s->p, s->p);
     snprintf(text, sizeof text,
              "graph @b {\n  %%x = input name=\"x\" : f32[%d,%d,%d,%d]\n  %%w = param name=\"w\" : f32[%d,%d,%d,%d]\n"
              "  %%y = conv2d(%%x, %%w) %s : f32[%d,%d,%d,%d]\n  output \"y\" = %%y\n}\n",
-             n, s->c, s->h, s->h, s->co, s->c, s->k, s->k, attrs, n, s->co, o, o);
-    bench(text, s->name, "forward", threads, runs, &tot[0]);
+             n, s->c, h, h, s->co, s->c, s->k, s->k, attrs, n, s->co, o, o);
+    bench(text, label, "forward", threads, runs, &tot[0]);
     snprintf(text, sizeof text,
              "graph @b {\n  %%dy = input name=\"dy\" : f32[%d,%d,%d,%d]\n  %%w = param name=\"w\" : f32[%d,%d,%d,%d]\n"
              "  %%dx = conv2d_grad_input(%%dy, %%w) %s in_shape=[%d,%d,%d,%d] : f32[%d,%d,%d,%d]\n"
              "  output \"dx\" = %%dx\n}\n",
-             n, s->co, o, o, s->co, s->c, s->k, s->k, attrs, n, s->c, s->h, s->h, n, s->c, s->h, s->h);
-    bench(text, s->name, "grad_input", threads, runs, &tot[1]);
+             n, s->co, o, o, s->co, s->c, s->k, s->k, attrs, n, s->c, h, h, n, s->c, h, h);
+    bench(text, label, "grad_input", threads, runs, &tot[1]);
     snprintf(text, sizeof text,
              "graph @b {\n  %%x = input name=\"x\" : f32[%d,%d,%d,%d]\n  %%dy = input name=\"dy\" : f32[%d,%d,%d,%d]\n"
              "  %%dw = conv2d_grad_weight(%%x, %%dy) %s kernel=[%d,%d] : f32[%d,%d,%d,%d]\n"
              "  output \"dw\" = %%dw\n}\n",
-             n, s->c, s->h, s->h, n, s->co, o, o, attrs, s->k, s->k, s->co, s->c, s->k, s->k);
-    bench(text, s->name, "grad_weight", threads, runs, &tot[2]);
+             n, s->c, h, h, n, s->co, o, o, attrs, s->k, s->k, s->co, s->c, s->k, s->k);
+    bench(text, label, "grad_weight", threads, runs, &tot[2]);
   }
   printf("sum of medians (ms, one conv per shape): forward %.1f, grad_input %.1f, grad_weight %.1f\n", tot[0], tot[1],
          tot[2]);

@@ -90,6 +90,11 @@ static const conv_case cases[] = {
     {1, 32, 8, 13, 34, 3, 3, 1, 1, 1, 1, 1, 1, 1, "f32"},  /* row blocks of 5 + remainder 3 */
     {3, 2, 6, 20, 20, 3, 3, 1, 1, 1, 1, 1, 1, 1, "f32"},   /* weight gradient: images 2 + 1, dy channels 4 + 2 */
     {2, 33, 33, 8, 8, 3, 3, 1, 1, 1, 1, 1, 1, 1, "f32"},   /* 33 channels, 8x8 */
+    /* weight gradient rows ending in a partial vector: dy copied to whole-vector rows */
+    {3, 8, 9, 7, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1, "f32"},     /* 7x7 (Fashion-MNIST stage 3), dy channels 4+4+1 */
+    {2, 6, 5, 14, 14, 3, 3, 1, 1, 1, 1, 1, 1, 1, "f32"},   /* 14 = 1 full + 6-lane tail */
+    {2, 2, 1, 14, 14, 7, 7, 1, 1, 3, 3, 1, 1, 1, "f32"},   /* HAM's 7x7 spatial conv */
+    {2, 3, 5, 7, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1, "f64"},     /* f64: 7 = 4 + 3-lane tail */
     /* stride > 1 on the direct path: column phases */
     {2, 3, 5, 9, 21, 3, 3, 2, 2, 1, 1, 1, 1, 1, "f32"},    /* stride 2, row = full + tail vector */
     {1, 4, 6, 11, 7, 3, 3, 2, 2, 0, 0, 1, 1, 1, "f32"},    /* stride 2, narrow rows, odd height */
@@ -135,7 +140,7 @@ static ir_bundle *run_twice(const ir_graph *g, const ir_bundle *src, int threads
  * in a fixed order) 1 and 2 threads give equal bits too. */
 static void test_deterministic(void **state) {
   (void)state;
-  const int picks[] = {1, 2, 6, 12, 18, 21, 29, 30, 32};
+  const int picks[] = {1, 2, 6, 12, 18, 21, 29, 30, 32, 33, 35};
   for (size_t i = 0; i < sizeof picks / sizeof picks[0]; i++) {
     ir_graph *g = case_graph(&cases[picks[i]]);
     ir_bundle *src = tj_sources(g, NULL, 7 + i);
