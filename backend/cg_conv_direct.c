@@ -222,10 +222,10 @@ typedef struct {
   int64_t dy_img, ldy, dy_row, nc, khw, K, nimg, outh;
 } ddot_args;
 
-/* One dot tile: dy channels [0, mr) against the taps [t0, t0+nk) of input
- * channel c over every pixel of the nimg images; the lane sums are added
- * to V. */
-static void ddot_tile(cg_emit *e, const ddot_args *g, LLVMValueRef c, int64_t t0, int mr, int nk) {
+/* One dot tile: dy channels [m0, m0+mr) against the taps [t0, t0+nk) of
+ * input channel c over every pixel of the nimg images; the lane sums are
+ * added to V. */
+static void ddot_tile(cg_emit *e, const ddot_args *g, LLVMValueRef m0, LLVMValueRef c, int64_t t0, int mr, int nk) {
   LLVMTypeRef vt = cg_vec_type(e, g->dt, g->lanes);
   int L = g->lanes;
   LLVMValueRef acc[MAX_MR][MAX_NK];
@@ -236,7 +236,8 @@ static void ddot_tile(cg_emit *e, const ddot_args *g, LLVMValueRef c, int64_t t0
   cg_loop li, ly;
   LLVMValueRef img = cg_loop_begin(e, &li, cg_i64(e, 0), cg_i64(e, g->nimg), 1);
   LLVMValueRef oy = cg_loop_begin(e, &ly, cg_i64(e, 0), cg_i64(e, g->outh), 1);
-  LLVMValueRef arow = cg_add(e, cg_mul(e, img, cg_i64(e, g->dy_img)), cg_mul(e, oy, cg_i64(e, g->dy_row)));
+  LLVMValueRef arow = cg_add(e, cg_add(e, cg_mul(e, img, cg_i64(e, g->dy_img)), cg_mul(e, oy, cg_i64(e, g->dy_row))),
+                             cg_mul(e, m0, cg_i64(e, g->ldy)));
   LLVMValueRef brow = cg_add(e, cg_add(e, cg_mul(e, img, cg_i64(e, g->nc * g->pg.plane)), cbase),
                              cg_mul(e, oy, cg_i64(e, g->wd->sh * g->pg.rs)));
   for (int part = 0; part < 2; part++) {
@@ -263,7 +264,7 @@ static void ddot_tile(cg_emit *e, const ddot_args *g, LLVMValueRef c, int64_t t0
   }
   cg_loop_end(e, &ly);
   cg_loop_end(e, &li);
-  LLVMValueRef col = cg_mul(e, c, cg_i64(e, g->khw));
+  LLVMValueRef col = cg_add(e, cg_mul(e, c, cg_i64(e, g->khw)), cg_mul(e, m0, cg_i64(e, g->K)));
   for (int i = 0; i < mr; i++)
     for (int j = 0; j < nk; j++) {
       LLVMValueRef k = cg_add(e, col, cg_i64(e, i * g->K + t0 + j));
@@ -339,10 +340,21 @@ void cg_direct_dot_emit(cg_emit *e, ir_dtype dt, const cg_window *wd, LLVMValueR
   fill_pad(e, wd, &g.pg, cg_gep(e, X, cg_mul(e, img, cg_i64(e, x_img))), nc, cg_i64(e, 0),
            cg_gep(e, P, cg_mul(e, img, cg_i64(e, nc * g.pg.plane))));
   cg_loop_end(e, &li);
-  /* the M dy planes stay in L1 over every channel and tap tile */
-  int nk = dot_nk(g.khw);
-  LLVMValueRef c = cg_loop_begin(e, &lc, cg_i64(e, 0), cg_i64(e, nc), 1);
-  for (int64_t t0 = 0; t0 < g.khw; t0 += nk) ddot_tile(e, &g, c, t0, (int)M, g.khw - t0 < nk ? (int)(g.khw - t0) : nk);
-  cg_loop_end(e, &lc);
-  cg_loop_no_unroll(e, &lc);
+  /* tiles of mr dy channels; a tile's dy planes stay in L1 over every
+   * channel and tap tile, the padded input (all tiles') in L2 */
+  int nk = dot_nk(g.khw), mr = cg_direct_dot_rows(M, g.khw, cg_host_vector_floats() >= 16);
+  int64_t ntiles = M / mr, rest = M % mr;
+  for (int part = 0; part < 2; part++) {
+    int rows = part == 0 ? mr : (int)rest;
+    if (rows == 0 || (part == 0 && ntiles == 0)) continue;
+    cg_loop lm;
+    LLVMValueRef m0 = cg_i64(e, ntiles * mr);
+    if (part == 0) m0 = cg_loop_begin(e, &lm, cg_i64(e, 0), cg_i64(e, ntiles * mr), mr);
+    LLVMValueRef c = cg_loop_begin(e, &lc, cg_i64(e, 0), cg_i64(e, nc), 1);
+    for (int64_t t0 = 0; t0 < g.khw; t0 += nk)
+      ddot_tile(e, &g, m0, c, t0, rows, g.khw - t0 < nk ? (int)(g.khw - t0) : nk);
+    cg_loop_end(e, &lc);
+    cg_loop_no_unroll(e, &lc);
+    if (part == 0) cg_loop_end(e, &lm);
+  }
 }

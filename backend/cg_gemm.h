@@ -78,8 +78,9 @@ void cg_direct_conv_emit(cg_emit *e, ir_dtype dt, const cg_window *wd, LLVMValue
 /* V[(m*K + k)*L .. +L] += lane partial sums over the 'nimg' images i and
  * all output pixels (oy < outh, ox < outw) of DY[i*dy_img + m*ldy +
  * oy*outw + ox] * x_i[c][oy*sh + oh + ky*dh][ox*sw + ow + kx*dw] with k = (c*kh +
- * ky)*kw + kx, K = nc*kh*kw, for m < M, M at most cg_direct_dot_rows; image
- * i's channel 0 is at X + i*x_img; P holds cg_direct_dot_buffer_elems
+ * ky)*kw + kx, K = nc*kh*kw, for m < M (in register tiles of
+ * cg_direct_dot_rows channels, which share one copy of the padded input);
+ * image i's channel 0 is at X + i*x_img; P holds cg_direct_dot_buffer_elems
  * elements. The order of the sums is fixed by the shapes alone. */
 void cg_direct_dot_emit(cg_emit *e, ir_dtype dt, const cg_window *wd, LLVMValueRef X, int64_t x_img, int64_t nc,
                         int64_t nimg, int64_t outh, LLVMValueRef DY, int64_t dy_img, int64_t ldy, LLVMValueRef V,

@@ -15,11 +15,11 @@
  *   scratch) under padding (K-1)*dilation - pad: the forward path again.
  *   Other strides: one work item per image, dcol = W_g^T x dy per block of
  *   dy rows, scatter-added into dx (col2im) in a fixed order.
- * - conv2d_grad_weight, direct: one work item per (group, register tile of
- *   output channels), all the group's weight columns; per block of images
- *   the padded input planes are copied and dotted with the tile's dy
- *   planes (which stay in L1 across every column) into lane-wise partial
- *   sums. Otherwise one work item per block of input channels (one channel
+ * - conv2d_grad_weight, direct: one work item per (group, block of output
+ *   channels: one or more register tiles, at least 4 items per group),
+ *   all the group's weight columns; per block of images the padded input
+ *   planes are copied once and dotted with each tile's dy planes (which
+ *   stay in L1 across every column) into lane-wise partial sums. Otherwise one work item per block of input channels (one channel
  *   unless the window is tiny); per image and block of rows the block's
  *   im2col rows are packed and dotted with dy rows. Either way every weight
  *   is computed by one thread in an order fixed by the shapes, so results
@@ -265,6 +265,14 @@ static int64_t gwd_rows(const conv_geom *s) {
   return cg_direct_dot_rows(s->mg, s->khw, cg_host_vector_floats() >= 16);
 }
 
+/* dy channels per work item of the direct weight gradient: several
+ * register tiles share one copy of the padded input, as long as there
+ * are at least 4 work items per group to share among the threads. */
+static int64_t gwd_chunk(const conv_geom *s) {
+  int64_t mr = gwd_rows(s), tiles = (s->mg + mr - 1) / mr, per = tiles / 4;
+  return per > 1 ? per * mr : mr;
+}
+
 /* Images per block of the direct weight gradient: the item's dy planes
  * within GWD_DY_BYTES (L1) and the padded input within GWD_X_BYTES (L2). */
 static int64_t gwd_images(const conv_geom *s) {
@@ -391,10 +399,10 @@ static void plan_grad_weight(const ir_graph *g, const ir_node *n, cg_plan *p) {
   p->scratch_bytes = align64(s.mg * rows * lanes * s.esz) + rows * b.ldcol * s.esz;
   if (gw_direct(&s)) {
     cg_window wd = window_of(&s);
-    int64_t mr = gwd_rows(&s);
-    p->par = s.g * ((s.mg + mr - 1) / mr);
+    int64_t mc = gwd_chunk(&s);
+    p->par = s.g * ((s.mg + mc - 1) / mc);
     p->scratch_bytes =
-        align64(mr * s.k * lanes * s.esz) + cg_direct_dot_buffer_elems(&wd, s.dt, s.cg, s.oh, gwd_images(&s), mr) * s.esz;
+        align64(mc * s.k * lanes * s.esz) + cg_direct_dot_buffer_elems(&wd, s.dt, s.cg, s.oh, gwd_images(&s), mc) * s.esz;
   }
   p->flops = conv_flops(&s);
 }
@@ -452,7 +460,7 @@ static void gwd_item(cg_emit *e, const conv_geom *s, LLVMValueRef g, LLVMValueRe
 /* The direct weight gradient: one work item per (group, block of dy channels). */
 static void emit_gwd(cg_emit *e, const conv_geom *s) {
   int lanes = cg_gemm_lanes(s->dt);
-  int64_t mr = gwd_rows(s), nmb = (s->mg + mr - 1) / mr, last = s->mg - (nmb - 1) * mr;
+  int64_t mr = gwd_chunk(s), nmb = (s->mg + mr - 1) / mr, last = s->mg - (nmb - 1) * mr;
   LLVMValueRef acc = cg_scratch(e, 0, s->dt);
   LLVMValueRef buf = cg_scratch(e, align64(mr * s->k * lanes * s->esz), s->dt);
   cg_loop li;
