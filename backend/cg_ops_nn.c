@@ -73,7 +73,7 @@ static LLVMValueRef f64_splat(cg_emit *e, double c, int width) {
 
 /* ---- batch normalization ---- */
 
-enum { BN_TRAIN, BN_EVAL, BN_GRAD };
+enum { BN_TRAIN, BN_EVAL, BN_GRAD, BN_STATS, BN_PGRAD };
 enum { BN_MAX_U = 4 };
 
 /* Geometry of a batch-norm node: x viewed as [outer, chans, inner]. */
@@ -105,7 +105,8 @@ static void plan_bn(const ir_graph *g, const ir_node *n, cg_plan *p) {
   p->par = s.blk ? (s.chans + s.w - 1) / s.w : s.chans;
   p->scratch_bytes = 0;
   double per = n->op == IR_OP_batchnorm_eval ? 2 : n->op == IR_OP_batchnorm_train ? 6 : 10;
-  p->flops = per * (double)ir_type_numel(&n->type);
+  if (n->op == IR_OP_batchnorm_stats || n->op == IR_OP_batchnorm_param_grad) per = 4;
+  p->flops = per * (double)ir_type_numel(&g->nodes[n->in[0]]->type);
 }
 
 /* State of one batch-norm item while its passes are emitted. */
@@ -175,7 +176,7 @@ static void bn_visit_stats(cg_emit *e, bn_item *it, LLVMValueRef idx, int count,
   LLVMValueRef *a = it->acc[slot];
   cg_var_set(e, a[0], LLVMBuildFAdd(e->b, cg_var_get(e, a[0]), d, ""));
   cg_var_set(e, a[1], cg_fma(e, d, d, cg_var_get(e, a[1])));
-  if (it->kind == BN_GRAD) {
+  if (it->nacc == 4) {
     LLVMValueRef g = to_f64(e, load_n(e, it->dy, idx, w, count));
     cg_var_set(e, a[2], LLVMBuildFAdd(e->b, cg_var_get(e, a[2]), g, ""));
     cg_var_set(e, a[3], cg_fma(e, g, d, cg_var_get(e, a[3])));
@@ -214,6 +215,18 @@ static LLVMValueRef bn_total(cg_emit *e, bn_item *it, int a) {
   return cg_splat(e, cg_vsum(e, v), it->s->w);
 }
 
+/* Stores per-channel value v (<w x double>, splatted for a channel) at
+ * row 'row' of the [2, C] output. */
+static void bn_store_row(cg_emit *e, bn_item *it, LLVMValueRef c, int count, int row, LLVMValueRef v) {
+  const bn_shape *s = it->s;
+  LLVMValueRef at = cg_add(e, c, cg_i64(e, row * s->chans));
+  v = from_f64(e, v, s->dt);
+  if (s->blk)
+    store_n(e, it->out, at, v, count);
+  else
+    cg_store(e, it->out, at, LLVMBuildExtractElement(e->b, v, cg_i64(e, 0), ""));
+}
+
 /* Emits one item: channel c (or the channel block starting at c with
  * 'count' live lanes). */
 static void bn_emit_item(cg_emit *e, const bn_shape *s, int kind, LLVMValueRef c, int count) {
@@ -223,9 +236,10 @@ static void bn_emit_item(cg_emit *e, const bn_shape *s, int kind, LLVMValueRef c
   it.kind = kind;
   it.x = e->arg[1];
   it.out = e->arg[0];
-  it.dy = kind == BN_GRAD ? e->arg[3] : NULL;
+  it.dy = kind == BN_GRAD ? e->arg[3] : kind == BN_PGRAD ? e->arg[2] : NULL;
   int w = s->w;
-  LLVMValueRef gamma = bn_param(e, s, e->arg[2], c, count);
+  int has_gamma = kind == BN_TRAIN || kind == BN_EVAL || kind == BN_GRAD;
+  LLVMValueRef gamma = has_gamma ? bn_param(e, s, e->arg[2], c, count) : NULL;
   LLVMValueRef mean, scale;
   if (kind == BN_EVAL) {
     mean = bn_param(e, s, e->arg[4], c, count);
@@ -239,7 +253,7 @@ static void bn_emit_item(cg_emit *e, const bn_shape *s, int kind, LLVMValueRef c
     /* shifted sums: x0 of the channel keeps them well conditioned */
     it.shift = s->blk ? to_f64(e, load_n(e, it.x, c, w, count))
                       : bn_param(e, s, it.x, cg_mul(e, c, cg_i64(e, s->inner)), 1);
-    it.nacc = kind == BN_GRAD ? 4 : 2;
+    it.nacc = kind == BN_GRAD || kind == BN_PGRAD ? 4 : 2;
     int regs = it.nacc * (s->dt == IR_F32 ? 2 : 1); /* registers per slot */
     int64_t nv = s->blk ? 1 : s->inner / w;
     it.u = s->blk ? 1 : (int)(8 / regs < 1 ? 1 : 8 / regs);
@@ -259,6 +273,19 @@ static void bn_emit_item(cg_emit *e, const bn_shape *s, int kind, LLVMValueRef c
     LLVMValueRef sd = LLVMBuildFAdd(e->b, var, f64_splat(e, s->eps, w), "");
     sd = cg_intrinsic(e, "llvm.sqrt", &sd, 1);
     LLVMValueRef rstd = LLVMBuildFDiv(e->b, f64_splat(e, 1, w), sd, "");
+    if (kind == BN_STATS) {
+      bn_store_row(e, &it, c, count, 0, mean);
+      bn_store_row(e, &it, c, count, 1, var);
+      return;
+    }
+    if (kind == BN_PGRAD) {
+      /* sum(dy*xhat) = rstd*(sum(dy*(x-x0)) - m1*sum(dy)) */
+      LLVMValueRef sdy = bn_total(e, &it, 2), sdyd = bn_total(e, &it, 3);
+      LLVMValueRef cov = LLVMBuildFSub(e->b, sdyd, LLVMBuildFMul(e->b, m1, sdy, ""), "");
+      bn_store_row(e, &it, c, count, 0, LLVMBuildFMul(e->b, cov, rstd, ""));
+      bn_store_row(e, &it, c, count, 1, sdy);
+      return;
+    }
     LLVMValueRef a = LLVMBuildFMul(e->b, gamma, rstd, "");
     it.k_a = from_f64(e, a, s->dt);
     if (kind == BN_TRAIN) {
@@ -320,6 +347,16 @@ static attnc_status emit_bn_eval(cg_emit *e, const cg_plan *p) {
 static attnc_status emit_bn_grad(cg_emit *e, const cg_plan *p) {
   (void)p;
   return emit_bn_kind(e, BN_GRAD);
+}
+
+static attnc_status emit_bn_stats(cg_emit *e, const cg_plan *p) {
+  (void)p;
+  return emit_bn_kind(e, BN_STATS);
+}
+
+static attnc_status emit_bn_pgrad(cg_emit *e, const cg_plan *p) {
+  (void)p;
+  return emit_bn_kind(e, BN_PGRAD);
 }
 
 /* ---- pooling ---- */
@@ -537,6 +574,8 @@ void cg_register_nn(cg_kernel_impl *t) {
   t[IR_OP_batchnorm_train] = (cg_kernel_impl){plan_bn, emit_bn_train};
   t[IR_OP_batchnorm_eval] = (cg_kernel_impl){plan_bn, emit_bn_eval};
   t[IR_OP_batchnorm_train_grad] = (cg_kernel_impl){plan_bn, emit_bn_grad};
+  t[IR_OP_batchnorm_stats] = (cg_kernel_impl){plan_bn, emit_bn_stats};
+  t[IR_OP_batchnorm_param_grad] = (cg_kernel_impl){plan_bn, emit_bn_pgrad};
   t[IR_OP_max_pool2d] = (cg_kernel_impl){plan_pool, emit_pool};
   t[IR_OP_avg_pool2d] = (cg_kernel_impl){plan_pool, emit_pool};
   t[IR_OP_max_pool2d_grad] = (cg_kernel_impl){plan_pool, emit_pool_grad};

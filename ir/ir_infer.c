@@ -377,6 +377,16 @@ static int infer_backward_misc(ctx *c, ir_type *out) {
     *out = *x;
     return 0;
   }
+  case IR_OP_batchnorm_stats:
+  case IR_OP_batchnorm_param_grad: {
+    const ir_type *x = arg(c, 0);
+    if (x->rank < 2) return fail(c, "x must have rank >= 2 (axis 1 = channels)");
+    if (c->n->op == IR_OP_batchnorm_param_grad && !ir_type_equal(x, arg(c, 1)))
+      return fail(c, "x and dy must have one type");
+    ir_type r = {.dtype = x->dtype, .rank = 2, .dims = {2, x->dims[1]}};
+    *out = r;
+    return 0;
+  }
   case IR_OP_cross_entropy_grad: {
     ir_type loss;
     if (infer_cross_entropy(c, &loss)) return -1;
@@ -445,6 +455,8 @@ int ir_infer_type(const ir_graph *g, const ir_node *n, ir_type *out, ir_diag *d)
   case IR_OP_max_pool2d_grad:
   case IR_OP_avg_pool2d_grad: return infer_pool_grad(&c, out);
   case IR_OP_batchnorm_train_grad:
+  case IR_OP_batchnorm_stats:
+  case IR_OP_batchnorm_param_grad:
   case IR_OP_cross_entropy_grad:
   case IR_OP_slice_grad: return infer_backward_misc(&c, out);
   default: return fail(&c, "no shape rule for this op");

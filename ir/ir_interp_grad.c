@@ -119,6 +119,35 @@ int ir_interp_op_batchnorm_train_grad(const ir_interp_ctx *c, const ir_node *n, 
   return 0;
 }
 
+/* [sum(dy*xhat); sum(dy)] per channel, xhat = (x - mean)*rstd with x's
+ * batch statistics. */
+int ir_interp_op_batchnorm_param_grad(const ir_interp_ctx *c, const ir_node *n, const ir_ival *const *in,
+                                      ir_ival *out) {
+  const ir_ival *x = in[0], *dy = in[1];
+  int64_t outer, chans, inner;
+  ir_interp_split(&x->type, 1, &outer, &chans, &inner);
+  double cnt = (double)(outer * inner), eps = ir_get_float(n, "eps");
+  (void)c;
+  for (int64_t ch = 0; ch < chans; ch++) {
+    double mean = 0, var = 0, sdy = 0, sdyx = 0;
+#define EACH(body)                                                                                 \
+  for (int64_t o = 0; o < outer; o++)                                                              \
+    for (int64_t i = 0; i < inner; i++) {                                                          \
+      int64_t at = (o * chans + ch) * inner + i;                                                   \
+      body;                                                                                        \
+    }
+    EACH(mean += x->data[at]);
+    mean /= cnt;
+    EACH(var += (x->data[at] - mean) * (x->data[at] - mean));
+    double rstd = 1.0 / sqrt(var / cnt + eps);
+    EACH(sdy += dy->data[at]; sdyx += dy->data[at] * (x->data[at] - mean) * rstd);
+#undef EACH
+    out->data[ch] = sdyx;
+    out->data[chans + ch] = sdy;
+  }
+  return 0;
+}
+
 /* (softmax(logits) - onehot(labels)) * dloss / N. */
 int ir_interp_op_cross_entropy_grad(const ir_interp_ctx *c, const ir_node *n, const ir_ival *const *in,
                                     ir_ival *out) {

@@ -149,6 +149,30 @@ int ir_interp_op_batchnorm_train(const ir_interp_ctx *c, const ir_node *n, const
   return 0;
 }
 
+/* batchnorm_stats(x): [mean; biased variance] of each channel, as
+ * batchnorm_train computes them. */
+int ir_interp_op_batchnorm_stats(const ir_interp_ctx *c, const ir_node *n, const ir_ival *const *in, ir_ival *out) {
+  (void)c, (void)n;
+  const ir_ival *x = in[0];
+  int64_t outer, chans, inner;
+  ir_interp_split(&x->type, 1, &outer, &chans, &inner);
+  double count = (double)(outer * inner);
+  for (int64_t ch = 0; ch < chans; ch++) {
+    double sum = 0, sq = 0;
+    for (int64_t o = 0; o < outer; o++)
+      for (int64_t i = 0; i < inner; i++) sum += x->data[(o * chans + ch) * inner + i];
+    double mean = sum / count;
+    for (int64_t o = 0; o < outer; o++)
+      for (int64_t i = 0; i < inner; i++) {
+        double dv = x->data[(o * chans + ch) * inner + i] - mean;
+        sq += dv * dv;
+      }
+    out->data[ch] = mean;
+    out->data[chans + ch] = sq / count;
+  }
+  return 0;
+}
+
 /* batchnorm_eval(x, gamma, beta, mean, var): normalizes with the given
  * per-channel statistics. */
 int ir_interp_op_batchnorm_eval(const ir_interp_ctx *c, const ir_node *n, const ir_ival *const *in,

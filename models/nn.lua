@@ -497,13 +497,12 @@ local function batchnorm_layer(name)
         { eps = self.eps })
     end
     local y = C.op("batchnorm_train", { x, self.weight, self.bias }, { eps = self.eps })
-    -- running statistics: biased batch variance made unbiased (n / (n - 1))
+    -- running statistics: biased batch variance made unbiased (n / (n - 1));
+    -- batchnorm_stats gives [mean; biased variance] in one pass over x
     local s = x.shape
-    local axes = {}
-    for i = 1, #s do if i ~= 2 then axes[#axes + 1] = i - 1 end end
-    local mean = x:mean(axes)
-    local d = x - channel_view(mean, #s)
-    local var = (d * d):mean(axes)
+    local st = C.op("batchnorm_stats", { x })
+    local mean = C.op("slice", { st }, { axis = 0, start = 0, ["end"] = 1 }):reshape { s[2] }
+    local var = C.op("slice", { st }, { axis = 0, start = 1, ["end"] = 2 }):reshape { s[2] }
     local n = numel(s) // s[2]
     local m = self.momentum
     local unbias = n > 1 and n / (n - 1) or 1

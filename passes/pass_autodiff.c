@@ -309,24 +309,24 @@ static int per_channel(ad *a, int v, int rank) {
   return reshape(a, v, rank, dims);
 }
 
+static int slice(ad *a, int x, int64_t axis, int64_t start, int64_t end);
+
+/* dx by batchnorm_train_grad; gamma's and beta's gradients, sum(dy*xhat)
+ * and sum(dy), by one batchnorm_param_grad (one pass over x and dy). */
 static void g_batchnorm_train(ad *a, const ir_node *n, int dy) {
   int x = n->in[0], gamma = n->in[1], beta = n->in[2];
-  const ir_type *xt = type_of(a, x);
-  int64_t axes[IR_MAX_RANK];
-  int na = channel_complement(xt->rank, axes);
   if (a->needs[x]) {
     ir_node *m = node(a, IR_OP_batchnorm_train_grad, 3, (int[]){x, gamma, dy});
     copy_attrs(m, n);
     acc(a, x, done(a, m));
   }
-  if (a->needs[gamma]) {
-    ir_type ct = *type_of(a, gamma);
-    ir_node *m = node(a, IR_OP_batchnorm_train, 3, (int[]){x, filled(a, 1, ct), filled(a, 0, ct)});
-    copy_attrs(m, n);
-    int xhat = done(a, m);
-    acc(a, gamma, reduce_sum(a, op2(a, IR_OP_mul, dy, xhat), axes, na, 0));
-  }
-  if (a->needs[beta]) acc(a, beta, reduce_sum(a, dy, axes, na, 0));
+  if (!a->needs[gamma] && !a->needs[beta]) return;
+  ir_node *m = node(a, IR_OP_batchnorm_param_grad, 2, (int[]){x, dy});
+  copy_attrs(m, n);
+  int pg = done(a, m);
+  int64_t c = type_of(a, gamma)->dims[0];
+  if (a->needs[gamma]) acc(a, gamma, reshape(a, slice(a, pg, 0, 0, 1), 1, &c));
+  if (a->needs[beta]) acc(a, beta, reshape(a, slice(a, pg, 0, 1, 2), 1, &c));
 }
 
 static void g_batchnorm_eval(ad *a, const ir_node *n, int dy) {

@@ -705,6 +705,13 @@ static void test_other_grads(void **state) {
   expect_reject(g, NODE(batchnorm_train_grad, x, g3, x), "gamma must have one value per channel");
   int gd = tb_param(g, "gd", IR_F64, 1, 4); /* regression: a gamma of another dtype was accepted */
   expect_reject(g, NODE(batchnorm_train_grad, x, gd, x), "gamma must have one value per channel");
+  expect_type(g, NODE(batchnorm_stats, x), "f32[2,4]");
+  int x2 = tb_input(g, "x2", IR_F64, 2, 8, 3);
+  expect_type(g, NODE(batchnorm_stats, x2), "f64[2,3]");
+  expect_reject(g, NODE(batchnorm_stats, g3), "x must have rank >= 2");
+  expect_type(g, NODE(batchnorm_param_grad, x, x), "f32[2,4]");
+  expect_reject(g, NODE(batchnorm_param_grad, x, dyw), "x and dy must have one type");
+  expect_reject(g, NODE(batchnorm_param_grad, g3, g3), "x must have rank >= 2");
 
   int l = tb_input(g, "l", IR_F32, 2, 8, 10);
   int y = tb_input(g, "y", IR_I64, 1, 8);

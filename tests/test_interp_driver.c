@@ -177,6 +177,7 @@ static const struct {
     {"conv2d_grad_weight", "test_interp_grad.c"}, {"conv1d_grad_input", "test_interp_grad.c"},
     {"conv1d_grad_weight", "test_interp_grad.c"}, {"max_pool2d_grad", "test_interp_grad.c"},
     {"avg_pool2d_grad", "test_interp_grad.c"}, {"batchnorm_train_grad", "test_interp_grad.c"},
+    {"batchnorm_stats", "test_interp_nn.c"},  {"batchnorm_param_grad", "test_interp_grad.c"},
     {"cross_entropy_grad", "test_interp_grad.c"}, {"slice_grad", "test_interp_grad.c"},
 };
 

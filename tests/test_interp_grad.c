@@ -246,6 +246,41 @@ static void test_batchnorm_train_grad(void **state) {
   ti_free(g, in, out);
 }
 
+/* batchnorm_param_grad(x, dy) equals the central differences of
+ * sum(ref_batchnorm(x) * dy) with respect to gamma (row 0) and beta (row 1). */
+static void test_batchnorm_param_grad(void **state) {
+  (void)state;
+  enum { N = 3, C = 2, SP = 4, T = N * C * SP };
+  double xv[T], dyv[T], gv[C] = {1.5, -0.5}, bv[C] = {0.2, 0.3}, y[T], want[2 * C];
+  ti_fill(xv, T, 23);
+  ti_fill(dyv, T, 24);
+  const double h = 1e-6, eps = 1e-3;
+  for (int r = 0; r < 2; r++)
+    for (int ch = 0; ch < C; ch++) {
+      double *p = r ? &bv[ch] : &gv[ch], save = *p, lp, lm;
+      *p = save + h;
+      ref_batchnorm(xv, gv, bv, N, C, SP, eps, y);
+      lp = dot(y, dyv, T);
+      *p = save - h;
+      ref_batchnorm(xv, gv, bv, N, C, SP, eps, y);
+      lm = dot(y, dyv, T);
+      *p = save;
+      want[r * C + ch] = (lp - lm) / (2 * h);
+    }
+  ir_graph *g = ir_graph_create("t");
+  int x = tb_input(g, "x", IR_F64, 4, N, C, 2, 2);
+  int dy = tb_input(g, "dy", IR_F64, 4, N, C, 2, 2);
+  ir_node *n = tb_node(g, IR_OP_batchnorm_param_grad, x, dy);
+  tb_set_float(n, "eps", eps);
+  ir_graph_add_output(g, "pg", tb_infer(g, n));
+  ir_bundle *in = ir_bundle_create();
+  ti_feed(in, g, x, xv);
+  ti_feed(in, g, dy, dyv);
+  ir_bundle *out = ti_run(g, in, IR_INTERP_F64);
+  ti_assert_output(out, "pg", "f64[2,2]", want, 1e-6);
+  ti_free(g, in, out);
+}
+
 /* cross_entropy_grad(logits, labels, dloss) = (softmax - onehot) * dloss / N
  * by hand; a bad label is an error. */
 static void test_cross_entropy_grad(void **state) {
@@ -292,7 +327,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_elementwise_grads), cmocka_unit_test(test_conv2d_grads),
       cmocka_unit_test(test_conv1d_grads),      cmocka_unit_test(test_pool_grads),
-      cmocka_unit_test(test_batchnorm_train_grad), cmocka_unit_test(test_cross_entropy_grad),
+      cmocka_unit_test(test_batchnorm_train_grad), cmocka_unit_test(test_batchnorm_param_grad), cmocka_unit_test(test_cross_entropy_grad),
       cmocka_unit_test(test_slice_grad),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

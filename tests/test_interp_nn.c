@@ -213,6 +213,26 @@ static void test_batchnorm_train(void **state) {
   }
 }
 
+/* batchnorm_stats of x[2,2,1,2] and x[3,2]: mean and biased variance per
+ * channel, worked out by hand. */
+static void test_batchnorm_stats(void **state) {
+  (void)state;
+  ir_graph *g = ir_graph_create("t");
+  int x = tb_input(g, "x", IR_F32, 4, 2, 2, 1, 2);
+  int x2 = tb_input(g, "x2", IR_F64, 2, 3, 2);
+  ir_graph_add_output(g, "s", tb_op(g, IR_OP_batchnorm_stats, x));
+  ir_graph_add_output(g, "s2", tb_op(g, IR_OP_batchnorm_stats, x2));
+  ir_bundle *in = ir_bundle_create();
+  /* channel 0: 1, 2, 5, 8 (mean 4, var (9+4+1+16)/4); channel 1: 3, 3, -1, 3 (mean 2, var 3) */
+  ti_feed(in, g, x, (double[]){1, 2, 3, 3, 5, 8, -1, 3});
+  /* channel 0: 1, 2, 6 (mean 3, var 14/3); channel 1: 0, 0, 0 */
+  ti_feed(in, g, x2, (double[]){1, 0, 2, 0, 6, 0});
+  ir_bundle *out = ti_run(g, in, IR_INTERP_NATIVE);
+  ti_assert_output(out, "s", "f32[2,2]", (double[]){4, 2, 7.5, 3}, 1e-6);
+  ti_assert_output(out, "s2", "f64[2,2]", (double[]){3, 0, 14.0 / 3, 0}, 1e-13);
+  ti_free(g, in, out);
+}
+
 /* batchnorm_eval(x, gamma, beta, mean, var) uses the given statistics. */
 static void test_batchnorm_eval(void **state) {
   (void)state;
@@ -356,7 +376,7 @@ int main(void) {
       cmocka_unit_test(test_matmul_hand),      cmocka_unit_test(test_matmul_variants),
       cmocka_unit_test(test_conv2d_vs_im2col), cmocka_unit_test(test_conv2d_hand),
       cmocka_unit_test(test_conv1d),           cmocka_unit_test(test_batchnorm_train),
-      cmocka_unit_test(test_batchnorm_eval),   cmocka_unit_test(test_pooling),
+      cmocka_unit_test(test_batchnorm_eval), cmocka_unit_test(test_batchnorm_stats),   cmocka_unit_test(test_pooling),
       cmocka_unit_test(test_resnet20_speed),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -21,8 +21,9 @@ static void dims_text(const int *d, int rank, char *buf, size_t size) {
   snprintf(buf + len, size - len, "]");
 }
 
-/* IR text computing batchnorm_train, batchnorm_eval and batchnorm_train_grad
- * of x (+ 'offset', to move the mean away from 0) with eps. */
+/* IR text computing batchnorm_train, batchnorm_eval, batchnorm_train_grad,
+ * batchnorm_stats and batchnorm_param_grad of x (+ 'offset', to move the
+ * mean away from 0) with eps. */
 static void bn_text(const char *dt, const int *d, int rank, double eps, double offset, char *buf, size_t size) {
   char sh[64];
   dims_text(d, rank, sh, sizeof sh);
@@ -39,9 +40,12 @@ static void bn_text(const char *dt, const int *d, int rank, double eps, double o
            "  %%y = batchnorm_train(%%x, %%g, %%b) eps=%g : %s%s\n"
            "  %%e = batchnorm_eval(%%x, %%g, %%b, %%m, %%v) eps=%g : %s%s\n"
            "  %%dx = batchnorm_train_grad(%%x, %%g, %%dy) eps=%g : %s%s\n"
-           "  output \"y\" = %%y\n  output \"e\" = %%e\n  output \"dx\" = %%dx\n}\n",
+           "  %%s = batchnorm_stats(%%x) : %s[2,%d]\n"
+           "  %%pg = batchnorm_param_grad(%%x, %%dy) eps=%g : %s[2,%d]\n"
+           "  output \"y\" = %%y\n  output \"e\" = %%e\n  output \"dx\" = %%dx\n"
+           "  output \"s\" = %%s\n  output \"pg\" = %%pg\n}\n",
            dt, sh, dt, sh, dt, d[1], dt, d[1], dt, d[1], dt, d[1], offset, dt, dt, sh, eps, dt, sh, eps, dt, sh,
-           eps, dt, sh);
+           eps, dt, sh, dt, d[1], eps, dt, d[1]);
 }
 
 typedef struct {
