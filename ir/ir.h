@@ -152,6 +152,12 @@ void ir_graph_add_output(ir_graph *g, const char *name, int id);
 ir_node *ir_graph_find_source(const ir_graph *g, ir_opcode op, const char *name);
 /* Returns a deep copy of 'g'. */
 ir_graph *ir_graph_clone(const ir_graph *g);
+/* Appends a copy of node 'n' (of any graph: op, type, attributes,
+ * location) with operands 'in'. Returns the copy. */
+ir_node *ir_graph_copy_node(ir_graph *g, const ir_node *n, const int *in);
+/* Moves the contents of 'from' into 'g' (whose old contents are freed)
+ * and destroys 'from': how a pass that rebuilds a graph replaces it. */
+void ir_graph_take(ir_graph *g, ir_graph *from);
 
 /* ---- node attributes (ir_graph.c): setters return 0, or -1 for an attribute
  * the op does not have or of another kind. ---- */

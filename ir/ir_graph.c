@@ -133,17 +133,28 @@ ir_node *ir_graph_find_source(const ir_graph *g, ir_opcode op, const char *name)
 /* Returns a deep copy of 'g'. */
 ir_graph *ir_graph_clone(const ir_graph *g) {
   ir_graph *c = ir_graph_create(g->name);
-  for (int i = 0; i < g->nnodes; i++) {
-    const ir_node *n = g->nodes[i];
-    ir_node *m = ir_graph_append(c, n->op, n->in, n->nin, n->loc);
-    m->type = n->type;
-    for (int a = 0; a < IR_MAX_ATTRS; a++) {
-      m->attrs[a] = n->attrs[a];
-      m->attrs[a].s = n->attrs[a].s ? xstrdup(n->attrs[a].s) : NULL;
-    }
-  }
+  for (int i = 0; i < g->nnodes; i++) ir_graph_copy_node(c, g->nodes[i], g->nodes[i]->in);
   for (int i = 0; i < g->noutputs; i++) ir_graph_add_output(c, g->outputs[i].name, g->outputs[i].node);
   return c;
+}
+
+/* Appends a copy of 'n' with operands 'in'. */
+ir_node *ir_graph_copy_node(ir_graph *g, const ir_node *n, const int *in) {
+  ir_node *m = ir_graph_append(g, n->op, in, n->nin, n->loc);
+  m->type = n->type;
+  for (int a = 0; a < IR_MAX_ATTRS; a++) {
+    m->attrs[a] = n->attrs[a];
+    m->attrs[a].s = n->attrs[a].s ? xstrdup(n->attrs[a].s) : NULL;
+  }
+  return m;
+}
+
+/* Moves the contents of 'from' into 'g' and destroys 'from'. */
+void ir_graph_take(ir_graph *g, ir_graph *from) {
+  ir_graph tmp = *g;
+  *g = *from;
+  *from = tmp;
+  ir_graph_destroy(from);
 }
 
 /* Returns the slot of 'name' on n if it has 'kind', else -1. */

@@ -30,6 +30,8 @@ static attnc_status check(const ir_graph *g, const char *what, ir_diag *d) {
 attnc_status pass_gradients(ir_graph *g, pass_simplify_stats *st, ir_diag *d) {
   attnc_status s = pass_autodiff(g, "loss", 0, d);
   if (s == ATTNC_OK) s = check(g, "autodiff", d);
+  if (s == ATTNC_OK) s = pass_bn_split(g, NULL, d);
+  if (s == ATTNC_OK) s = check(g, "batch-norm split", d);
   if (s == ATTNC_OK) s = pass_simplify(g, st, d);
   if (s == ATTNC_OK) s = check(g, "simplify", d);
   return s;
@@ -42,6 +44,8 @@ attnc_status pass_train_step(ir_graph *g, const pass_sgd_options *o, pass_simpli
   if (s == ATTNC_OK) s = check(g, "autodiff", d);
   if (s == ATTNC_OK) s = pass_sgd(g, o, d);
   if (s == ATTNC_OK) s = check(g, "sgd", d);
+  if (s == ATTNC_OK) s = pass_bn_split(g, NULL, d);
+  if (s == ATTNC_OK) s = check(g, "batch-norm split", d);
   if (s == ATTNC_OK) s = pass_simplify(g, st, d);
   if (s == ATTNC_OK) s = check(g, "simplify", d);
   return s;

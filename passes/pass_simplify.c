@@ -158,17 +158,7 @@ static int simplify_node(simp *s, const ir_node *n, const int *ins) {
 }
 
 /* Copies 'n' into graph 'to' with operands 'ins'; returns its new id. */
-static int copy_node(ir_graph *to, const ir_node *n, const int *ins) {
-  ir_node *m = ir_graph_append(to, n->op, ins, n->nin, n->loc);
-  m->type = n->type;
-  for (int a = 0; a < IR_MAX_ATTRS; a++) {
-    char *str = m->attrs[a].s;
-    m->attrs[a] = n->attrs[a];
-    m->attrs[a].s = str;
-    if (n->attrs[a].s) ir_set_str(m, ir_op_info_get(n->op)->attrs[a].name, n->attrs[a].s);
-  }
-  return m->id;
-}
+static int copy_node(ir_graph *to, const ir_node *n, const int *ins) { return ir_graph_copy_node(to, n, ins)->id; }
 
 /* Rewrites the old graph into s->ng, folding and merging as it goes. */
 static int rewrite(simp *s) {
@@ -230,14 +220,6 @@ static ir_graph *drop_dead(const ir_graph *g, int *removed) {
   return c;
 }
 
-/* Moves the contents of 'from' into 'to' and destroys the shell of 'from'. */
-static void graph_swap(ir_graph *to, ir_graph *from) {
-  ir_graph tmp = *to;
-  *to = *from;
-  *from = tmp;
-  ir_graph_destroy(from);
-}
-
 /* Simplifies 'g' in place. */
 attnc_status pass_simplify(ir_graph *g, pass_simplify_stats *stats, ir_diag *d) {
   pass_simplify_stats local;
@@ -257,7 +239,7 @@ attnc_status pass_simplify(ir_graph *g, pass_simplify_stats *stats, ir_diag *d) 
   ir_graph *c = drop_dead(s.ng, &stats->dead);
   ir_graph_destroy(s.ng);
   if (!c) return ATTNC_ENOMEM;
-  graph_swap(g, c);
+  ir_graph_take(g, c);
   stats->after = g->nnodes;
   return ATTNC_OK;
 }

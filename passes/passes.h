@@ -27,6 +27,13 @@ typedef struct {
  * place. Sources input/param/buffer are kept even if unused. */
 attnc_status pass_simplify(ir_graph *g, pass_simplify_stats *stats, ir_diag *d);
 
+/* Replaces each batchnorm_train(x, gamma, beta) by batchnorm_eval(x, gamma,
+ * beta, mean, var) with mean and var the rows of one batchnorm_stats(x)
+ * (merged with any already there), so the normalization is batch-local
+ * and fuses. Only after autodiff: no gradient flows through the stats.
+ * *split (if given) counts the replaced nodes. */
+attnc_status pass_bn_split(ir_graph *g, int *split, ir_diag *d);
+
 /* Optimizer settings for the training step. */
 typedef struct {
   double momentum;     /* 0.9 */

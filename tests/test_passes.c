@@ -5,6 +5,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -18,6 +19,86 @@ static int count_op(const ir_graph *g, ir_opcode op) {
   int n = 0;
   for (int i = 0; i < g->nnodes; i++) n += g->nodes[i]->op == op;
   return n;
+}
+
+/* Output 'name' of 'b' as a freshly allocated array of doubles. */
+static double *values_of(const ir_bundle *b, const char *name, int64_t *n) {
+  const ir_tensor *t = ir_bundle_get(b, name);
+  assert_non_null(t);
+  *n = ir_type_numel(&t->type);
+  double *v = malloc((size_t)*n * sizeof *v);
+  for (int64_t i = 0; i < *n; i++) v[i] = ir_tensor_get(t, i);
+  return v;
+}
+
+/* Two batchnorm_train layers (one of them with its running mean read
+ * through batchnorm_stats, as nn.BatchNorm2d does) and the gradients:
+ * pass_bn_split leaves no batchnorm_train, one batchnorm_stats per layer
+ * (the existing one reused), a batchnorm_eval per layer, the backward's
+ * batchnorm_train_grad untouched, and the same values for every output. */
+static void test_bn_split(void **state) {
+  (void)state;
+  ir_graph *g = ir_graph_create("bn");
+  int x = tb_input(g, "x", IR_F64, 4, 3, 2, 2, 3);
+  int g1 = tb_param(g, "g1", IR_F64, 1, 2), b1 = tb_param(g, "b1", IR_F64, 1, 2);
+  int g2 = tb_param(g, "g2", IR_F64, 1, 2), b2 = tb_param(g, "b2", IR_F64, 1, 2);
+  ir_node *n1 = tb_node(g, IR_OP_batchnorm_train, x, g1, b1);
+  tb_set_float(n1, "eps", 1e-3);
+  int y1 = tb_op(g, IR_OP_relu, tb_infer(g, n1));
+  int st = tb_op(g, IR_OP_batchnorm_stats, x);
+  ir_node *n2 = tb_node(g, IR_OP_batchnorm_train, y1, g2, b2);
+  tb_set_float(n2, "eps", 1e-5);
+  int y2 = tb_infer(g, n2);
+  ir_node *loss = tb_node(g, IR_OP_reduce_sum, tb_op(g, IR_OP_mul, y2, tb_op(g, IR_OP_sigmoid, y2)));
+  tb_set_ints(loss, "axes", 0, 1, 2, 3);
+  ir_graph_add_output(g, "loss", tb_infer(g, loss));
+  ir_graph_add_output(g, "stats", st);
+  assert_int_equal(pass_autodiff(g, "loss", 0, NULL), ATTNC_OK);
+  ir_bundle *in = ir_bundle_create();
+  double xv[36], pv[2][2] = {{1.5, -0.5}, {0.2, 0.3}};
+  ti_fill(xv, 36, 5);
+  ti_feed(in, g, x, xv);
+  ti_feed(in, g, g1, pv[0]);
+  ti_feed(in, g, b1, pv[1]);
+  ti_feed(in, g, g2, pv[1]);
+  ti_feed(in, g, b2, pv[0]);
+  ir_bundle *before = ti_run(g, in, IR_INTERP_NATIVE);
+  int ntrain_grad = count_op(g, IR_OP_batchnorm_train_grad);
+  assert_int_equal(ntrain_grad, 1); /* x is an input: only the second layer's dx */
+  assert_int_equal(count_op(g, IR_OP_batchnorm_param_grad), 2);
+
+  int split = 0;
+  assert_int_equal(pass_bn_split(g, &split, NULL), ATTNC_OK);
+  assert_int_equal(pass_simplify(g, NULL, NULL), ATTNC_OK);
+  assert_int_equal(split, 2);
+  assert_int_equal(count_op(g, IR_OP_batchnorm_train), 0);
+  assert_int_equal(count_op(g, IR_OP_batchnorm_eval), 2);
+  assert_int_equal(count_op(g, IR_OP_batchnorm_stats), 2);
+  assert_int_equal(count_op(g, IR_OP_batchnorm_train_grad), ntrain_grad);
+  for (int i = 0; i < g->nnodes; i++)
+    if (g->nodes[i]->op == IR_OP_batchnorm_eval) {
+      const ir_node *m = g->nodes[g->nodes[i]->in[3]];
+      assert_int_equal(m->op, IR_OP_reshape);
+      assert_int_equal(g->nodes[m->in[0]]->op, IR_OP_slice);
+      assert_int_equal(g->nodes[g->nodes[m->in[0]]->in[0]]->op, IR_OP_batchnorm_stats);
+    }
+  ir_diag *d = ir_diag_create();
+  assert_int_equal(ir_verify(g, d), 0);
+  ir_diag_destroy(d);
+
+  ir_bundle *after = ti_run(g, in, IR_INTERP_NATIVE);
+  for (int o = 0; o < before->count; o++) {
+    int64_t n;
+    double *want = values_of(before, before->names[o], &n);
+    const ir_tensor *t = ir_bundle_get(after, before->names[o]);
+    assert_non_null(t);
+    for (int64_t i = 0; i < n; i++) assert_true(fabs(ir_tensor_get(t, i) - want[i]) <= 1e-12 * (1 + fabs(want[i])));
+    free(want);
+  }
+  ir_bundle_destroy(before);
+  ir_bundle_destroy(after);
+  ir_bundle_destroy(in);
+  ir_graph_destroy(g);
 }
 
 /* y = relu(x*w) computed twice, reshaped to its own shape, times 1, plus
@@ -136,6 +217,7 @@ static void test_sgd_needs_gradients(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_simplify_before_after),
+      cmocka_unit_test(test_bn_split),
       cmocka_unit_test(test_sgd_momentum_decay),
       cmocka_unit_test(test_sgd_nesterov),
       cmocka_unit_test(test_sgd_plain),
