@@ -16,11 +16,13 @@
  *   Other strides: one work item per image, dcol = W_g^T x dy per block of
  *   dy rows, scatter-added into dx (col2im) in a fixed order.
  * - conv2d_grad_weight, direct: one work item per (group, block of output
- *   channels: one or more register tiles, at least 4 items per group),
- *   all the group's weight columns; per block of images the padded input
- *   planes are copied once and dotted with each tile's dy planes (which
- *   stay in L1 across every column) into lane-wise partial sums. Otherwise one work item per block of input channels (one channel
- *   unless the window is tiny); per image and block of rows the block's
+ *   channels: one or more register tiles, at least 4 items per group,
+ *   block of input channels: all of the group's unless that leaves fewer
+ *   than 4 items); per block of images the padded input planes are
+ *   copied once and dotted with each tile's dy planes (which stay in L1
+ *   across every column) into lane-wise partial sums. Otherwise one work
+ *   item per block of input channels (one channel unless the window is
+ *   tiny); per image and block of rows the block's
  *   im2col rows are packed and dotted with dy rows. Either way every weight
  *   is computed by one thread in an order fixed by the shapes, so results
  *   do not depend on the thread count. */
@@ -273,6 +275,17 @@ static int64_t gwd_chunk(const conv_geom *s) {
   return per > 1 ? per * mr : mr;
 }
 
+/* Blocks of input channels per (group, dy block) of the direct weight
+ * gradient: 1, unless there are fewer than 4 such items to share among the
+ * threads (HAM's [1,2,7,7] spatial weight is one); then the largest divisor
+ * of the group's channels that gives at most 4 items. */
+static int64_t gwd_cblocks(const conv_geom *s) {
+  int64_t items = s->g * ((s->mg + gwd_chunk(s) - 1) / gwd_chunk(s)), best = 1;
+  for (int64_t d = 2; d <= s->cg && items * d <= 4; d++)
+    if (s->cg % d == 0) best = d;
+  return best;
+}
+
 /* Images per block of the direct weight gradient: the item's dy planes
  * within GWD_DY_BYTES (L1) and the padded input within GWD_X_BYTES (L2). */
 static int64_t gwd_images(const conv_geom *s) {
@@ -400,7 +413,7 @@ static void plan_grad_weight(const ir_graph *g, const ir_node *n, cg_plan *p) {
   if (gw_direct(&s)) {
     cg_window wd = window_of(&s);
     int64_t mc = gwd_chunk(&s);
-    p->par = s.g * ((s.mg + mc - 1) / mc);
+    p->par = s.g * ((s.mg + mc - 1) / mc) * gwd_cblocks(&s);
     p->scratch_bytes =
         align64(mc * s.k * lanes * s.esz) + cg_direct_dot_buffer_elems(&wd, s.dt, s.cg, s.oh, gwd_images(&s), mc) * s.esz;
   }
@@ -422,61 +435,73 @@ static void gw_block(cg_emit *e, const conv_geom *s, const blocking *b, LLVMValu
 }
 
 /* The direct weight gradient of 'nb' images from image img0 for the 'rows'
- * dy channels from m0 of group g, into the lane sums 'acc'. */
+ * dy channels from m0 of group g against the block of input channels from
+ * c0 of the group, into the lane sums 'acc'. */
 static void gwd_images_block(cg_emit *e, const conv_geom *s, LLVMValueRef img0, int64_t nb, LLVMValueRef g,
-                             LLVMValueRef m0, int64_t rows, LLVMValueRef buf, LLVMValueRef acc) {
+                             LLVMValueRef m0, int64_t rows, LLVMValueRef c0, LLVMValueRef buf, LLVMValueRef acc) {
   cg_window wd = window_of(s);
   int64_t outplane = s->oh * s->ow;
-  LLVMValueRef xoff = cg_mul(e, cg_add(e, cg_mul(e, img0, cg_i64(e, s->c)), cg_mul(e, g, cg_i64(e, s->cg))),
-                             cg_i64(e, s->h * s->w));
+  LLVMValueRef xc = cg_add(e, cg_add(e, cg_mul(e, img0, cg_i64(e, s->c)), cg_mul(e, g, cg_i64(e, s->cg))), c0);
+  LLVMValueRef xoff = cg_mul(e, xc, cg_i64(e, s->h * s->w));
   LLVMValueRef dyc = cg_add(e, cg_add(e, cg_mul(e, img0, cg_i64(e, s->co)), cg_mul(e, g, cg_i64(e, s->mg))), m0);
-  cg_direct_dot_emit(e, s->dt, &wd, cg_gep(e, e->arg[1], xoff), s->c * s->h * s->w, s->cg, nb, s->oh,
+  cg_direct_dot_emit(e, s->dt, &wd, cg_gep(e, e->arg[1], xoff), s->c * s->h * s->w, s->cg / gwd_cblocks(s), nb, s->oh,
                      cg_gep(e, e->arg[2], cg_mul(e, dyc, cg_i64(e, outplane))), s->co * outplane, outplane, acc, rows,
                      buf);
 }
 
 /* One work item of the direct weight gradient: dw rows [m0, m0 + rows) of
- * group g, every column, over all images in blocks of gwd_images. */
-static void gwd_item(cg_emit *e, const conv_geom *s, LLVMValueRef g, LLVMValueRef m0, int64_t rows, LLVMValueRef acc,
-                     LLVMValueRef buf) {
+ * group g, the columns of the input channel block from c0, over all images
+ * in blocks of gwd_images. */
+static void gwd_item(cg_emit *e, const conv_geom *s, LLVMValueRef g, LLVMValueRef m0, int64_t rows, LLVMValueRef c0,
+                     LLVMValueRef acc, LLVMValueRef buf) {
   int lanes = cg_gemm_lanes(s->dt);
   LLVMTypeRef vt = cg_vec_type(e, s->dt, lanes);
-  int64_t nacc = rows * s->k, nb = gwd_images(s), nfull = s->n / nb, rem = s->n - nfull * nb;
-  cg_loop lz, ln, lo;
+  int64_t kb = s->cg / gwd_cblocks(s) * s->khw; /* columns of the block */
+  int64_t nacc = rows * kb, nb = gwd_images(s), nfull = s->n / nb, rem = s->n - nfull * nb;
+  cg_loop lz, ln, lr, lo;
   LLVMValueRef z = cg_loop_begin(e, &lz, cg_i64(e, 0), cg_i64(e, nacc), 1);
   cg_vstore(e, acc, cg_mul(e, z, cg_i64(e, lanes)), LLVMConstNull(vt));
   cg_loop_end(e, &lz);
   LLVMValueRef blk = cg_loop_begin(e, &ln, cg_i64(e, 0), cg_i64(e, nfull), 1);
-  gwd_images_block(e, s, cg_mul(e, blk, cg_i64(e, nb)), nb, g, m0, rows, buf, acc);
+  gwd_images_block(e, s, cg_mul(e, blk, cg_i64(e, nb)), nb, g, m0, rows, c0, buf, acc);
   cg_loop_end(e, &ln);
-  if (rem > 0) gwd_images_block(e, s, cg_i64(e, nfull * nb), rem, g, m0, rows, buf, acc);
-  /* dw[(g*mg + m0)*k + o] = sum of the lanes of acc[o] */
-  LLVMValueRef dbase = cg_mul(e, cg_add(e, cg_mul(e, g, cg_i64(e, s->mg)), m0), cg_i64(e, s->k));
-  LLVMValueRef o = cg_loop_begin(e, &lo, cg_i64(e, 0), cg_i64(e, nacc), 1);
-  cg_store(e, e->arg[0], cg_add(e, dbase, o), cg_vsum(e, cg_vload(e, acc, cg_mul(e, o, cg_i64(e, lanes)), lanes)));
+  if (rem > 0) gwd_images_block(e, s, cg_i64(e, nfull * nb), rem, g, m0, rows, c0, buf, acc);
+  /* dw[(g*mg + m0 + r)*k + c0*khw + o] = sum of the lanes of acc[r*kb + o] */
+  LLVMValueRef r = cg_loop_begin(e, &lr, cg_i64(e, 0), cg_i64(e, rows), 1);
+  LLVMValueRef dbase = cg_add(e, cg_mul(e, cg_add(e, cg_add(e, cg_mul(e, g, cg_i64(e, s->mg)), m0), r), cg_i64(e, s->k)),
+                              cg_mul(e, c0, cg_i64(e, s->khw)));
+  LLVMValueRef abase = cg_mul(e, r, cg_i64(e, kb));
+  LLVMValueRef o = cg_loop_begin(e, &lo, cg_i64(e, 0), cg_i64(e, kb), 1);
+  LLVMValueRef v = cg_vload(e, acc, cg_mul(e, cg_add(e, abase, o), cg_i64(e, lanes)), lanes);
+  cg_store(e, e->arg[0], cg_add(e, dbase, o), cg_vsum(e, v));
   cg_loop_end(e, &lo);
+  cg_loop_end(e, &lr);
 }
 
-/* The direct weight gradient: one work item per (group, block of dy channels). */
+/* The direct weight gradient: one work item per (group, block of dy
+ * channels, block of input channels). */
 static void emit_gwd(cg_emit *e, const conv_geom *s) {
   int lanes = cg_gemm_lanes(s->dt);
   int64_t mr = gwd_chunk(s), nmb = (s->mg + mr - 1) / mr, last = s->mg - (nmb - 1) * mr;
+  int64_t ncb = gwd_cblocks(s);
   LLVMValueRef acc = cg_scratch(e, 0, s->dt);
   LLVMValueRef buf = cg_scratch(e, align64(mr * s->k * lanes * s->esz), s->dt);
   cg_loop li;
   LLVMValueRef item = cg_loop_begin(e, &li, e->begin, e->end, 1);
-  LLVMValueRef g = LLVMBuildSDiv(e->b, item, cg_i64(e, nmb), "");
-  LLVMValueRef mb = LLVMBuildSRem(e->b, item, cg_i64(e, nmb), "");
+  LLVMValueRef c0 = cg_mul(e, LLVMBuildSRem(e->b, item, cg_i64(e, ncb), ""), cg_i64(e, s->cg / ncb));
+  LLVMValueRef rest = LLVMBuildSDiv(e->b, item, cg_i64(e, ncb), "");
+  LLVMValueRef g = LLVMBuildSDiv(e->b, rest, cg_i64(e, nmb), "");
+  LLVMValueRef mb = LLVMBuildSRem(e->b, rest, cg_i64(e, nmb), "");
   LLVMValueRef m0 = cg_mul(e, mb, cg_i64(e, mr));
   if (last < mr) {
     cg_if c;
     cg_if_begin(e, &c, LLVMBuildICmp(e->b, LLVMIntSLT, mb, cg_i64(e, nmb - 1), ""));
-    gwd_item(e, s, g, m0, mr, acc, buf);
+    gwd_item(e, s, g, m0, mr, c0, acc, buf);
     cg_if_else(e, &c);
-    gwd_item(e, s, g, m0, last, acc, buf);
+    gwd_item(e, s, g, m0, last, c0, acc, buf);
     cg_if_end(e, &c);
   } else {
-    gwd_item(e, s, g, m0, mr, acc, buf);
+    gwd_item(e, s, g, m0, mr, c0, acc, buf);
   }
   cg_loop_end(e, &li);
 }
