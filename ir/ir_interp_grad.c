@@ -89,6 +89,32 @@ int ir_interp_op_avg_pool2d_grad(const ir_interp_ctx *c, const ir_node *n, const
   return 0;
 }
 
+/* Batch statistics of channel ch of x ([outer, chans, inner]) and the
+ * sums sum(dy) and sum(dy*xhat) of the backward pass. */
+typedef struct {
+  double mean, rstd, sdy, sdyx;
+} bn_sums;
+
+static bn_sums bn_channel_sums(const ir_ival *x, const ir_ival *dy, int64_t ch, double eps) {
+  int64_t outer, chans, inner;
+  ir_interp_split(&x->type, 1, &outer, &chans, &inner);
+  double cnt = (double)(outer * inner), var = 0;
+  bn_sums r = {0, 0, 0, 0};
+#define EACH(body)                                                                                 \
+  for (int64_t o = 0; o < outer; o++)                                                              \
+    for (int64_t i = 0; i < inner; i++) {                                                          \
+      int64_t at = (o * chans + ch) * inner + i;                                                   \
+      body;                                                                                        \
+    }
+  EACH(r.mean += x->data[at]);
+  r.mean /= cnt;
+  EACH(var += (x->data[at] - r.mean) * (x->data[at] - r.mean));
+  r.rstd = 1.0 / sqrt(var / cnt + eps);
+  EACH(r.sdy += dy->data[at]; r.sdyx += dy->data[at] * (x->data[at] - r.mean) * r.rstd);
+#undef EACH
+  return r;
+}
+
 /* dx = gamma*rstd*(dy - mean(dy) - xhat*mean(dy*xhat)) per channel. */
 int ir_interp_op_batchnorm_train_grad(const ir_interp_ctx *c, const ir_node *n, const ir_ival *const *in,
                                       ir_ival *out) {
@@ -99,22 +125,14 @@ int ir_interp_op_batchnorm_train_grad(const ir_interp_ctx *c, const ir_node *n, 
   double cnt = (double)(outer * inner), eps = ir_get_float(n, "eps");
   (void)c;
   for (int64_t ch = 0; ch < chans; ch++) {
-    double mean = 0, var = 0, mdy = 0, mdyx = 0;
-#define EACH(body)                                                                                 \
-  for (int64_t o = 0; o < outer; o++)                                                              \
-    for (int64_t i = 0; i < inner; i++) {                                                          \
-      int64_t at = (o * chans + ch) * inner + i;                                                   \
-      body;                                                                                        \
-    }
-    EACH(mean += x->data[at]);
-    mean /= cnt;
-    EACH(var += (x->data[at] - mean) * (x->data[at] - mean));
-    double rstd = 1.0 / sqrt(var / cnt + eps);
-    EACH(mdy += dy->data[at]; mdyx += dy->data[at] * (x->data[at] - mean) * rstd);
-    mdy /= cnt;
-    mdyx /= cnt;
-    EACH(out->data[at] = gamma[ch] * rstd * (dy->data[at] - mdy - (x->data[at] - mean) * rstd * mdyx));
-#undef EACH
+    bn_sums b = bn_channel_sums(x, dy, ch, eps);
+    double mdy = b.sdy / cnt, mdyx = b.sdyx / cnt;
+    for (int64_t o = 0; o < outer; o++)
+      for (int64_t i = 0; i < inner; i++) {
+        int64_t at = (o * chans + ch) * inner + i;
+        double xhat = (x->data[at] - b.mean) * b.rstd;
+        out->data[at] = gamma[ch] * b.rstd * (dy->data[at] - mdy - xhat * mdyx);
+      }
   }
   return 0;
 }
@@ -124,26 +142,12 @@ int ir_interp_op_batchnorm_train_grad(const ir_interp_ctx *c, const ir_node *n, 
 int ir_interp_op_batchnorm_param_grad(const ir_interp_ctx *c, const ir_node *n, const ir_ival *const *in,
                                       ir_ival *out) {
   const ir_ival *x = in[0], *dy = in[1];
-  int64_t outer, chans, inner;
-  ir_interp_split(&x->type, 1, &outer, &chans, &inner);
-  double cnt = (double)(outer * inner), eps = ir_get_float(n, "eps");
+  int64_t chans = x->type.dims[1];
   (void)c;
   for (int64_t ch = 0; ch < chans; ch++) {
-    double mean = 0, var = 0, sdy = 0, sdyx = 0;
-#define EACH(body)                                                                                 \
-  for (int64_t o = 0; o < outer; o++)                                                              \
-    for (int64_t i = 0; i < inner; i++) {                                                          \
-      int64_t at = (o * chans + ch) * inner + i;                                                   \
-      body;                                                                                        \
-    }
-    EACH(mean += x->data[at]);
-    mean /= cnt;
-    EACH(var += (x->data[at] - mean) * (x->data[at] - mean));
-    double rstd = 1.0 / sqrt(var / cnt + eps);
-    EACH(sdy += dy->data[at]; sdyx += dy->data[at] * (x->data[at] - mean) * rstd);
-#undef EACH
-    out->data[ch] = sdyx;
-    out->data[chans + ch] = sdy;
+    bn_sums b = bn_channel_sums(x, dy, ch, ir_get_float(n, "eps"));
+    out->data[ch] = b.sdyx;
+    out->data[chans + ch] = b.sdy;
   }
   return 0;
 }
