@@ -305,9 +305,9 @@ static void bn_emit_item(cg_emit *e, const bn_shape *s, int kind, LLVMValueRef c
   bn_each(e, &it, c, count, bn_visit_out, 1);
 }
 
-/* Emits a batch-norm kernel of kind BN_TRAIN, BN_EVAL or BN_GRAD. For
- * BN_GRAD the operands are (x, gamma, dy); the item code reads dy as arg[3]
- * and gamma as arg[2]. */
+/* Emits a batch-norm kernel of kind BN_*. Operands: x is arg[1]; gamma is
+ * arg[2] for TRAIN, EVAL and GRAD; dy is arg[3] for GRAD ((x, gamma, dy))
+ * and arg[2] for PGRAD ((x, dy)); STATS and PGRAD write a [2, C] result. */
 static attnc_status emit_bn_kind(cg_emit *e, int kind) {
   bn_shape s;
   bn_shape_of(e->g, e->n, &s);
@@ -334,29 +334,16 @@ static attnc_status emit_bn_kind(cg_emit *e, int kind) {
   return ATTNC_OK;
 }
 
-static attnc_status emit_bn_train(cg_emit *e, const cg_plan *p) {
+/* Emits a batch-norm kernel; the kind follows from the node's op. */
+static attnc_status emit_bn(cg_emit *e, const cg_plan *p) {
   (void)p;
-  return emit_bn_kind(e, BN_TRAIN);
-}
-
-static attnc_status emit_bn_eval(cg_emit *e, const cg_plan *p) {
-  (void)p;
-  return emit_bn_kind(e, BN_EVAL);
-}
-
-static attnc_status emit_bn_grad(cg_emit *e, const cg_plan *p) {
-  (void)p;
-  return emit_bn_kind(e, BN_GRAD);
-}
-
-static attnc_status emit_bn_stats(cg_emit *e, const cg_plan *p) {
-  (void)p;
-  return emit_bn_kind(e, BN_STATS);
-}
-
-static attnc_status emit_bn_pgrad(cg_emit *e, const cg_plan *p) {
-  (void)p;
-  return emit_bn_kind(e, BN_PGRAD);
+  switch (e->n->op) {
+  case IR_OP_batchnorm_train: return emit_bn_kind(e, BN_TRAIN);
+  case IR_OP_batchnorm_eval: return emit_bn_kind(e, BN_EVAL);
+  case IR_OP_batchnorm_train_grad: return emit_bn_kind(e, BN_GRAD);
+  case IR_OP_batchnorm_stats: return emit_bn_kind(e, BN_STATS);
+  default: return emit_bn_kind(e, BN_PGRAD); /* batchnorm_param_grad */
+  }
 }
 
 /* ---- pooling ---- */
@@ -571,11 +558,11 @@ static attnc_status emit_pool_grad(cg_emit *e, const cg_plan *p) {
 
 /* Registers batch norm and pooling. */
 void cg_register_nn(cg_kernel_impl *t) {
-  t[IR_OP_batchnorm_train] = (cg_kernel_impl){plan_bn, emit_bn_train};
-  t[IR_OP_batchnorm_eval] = (cg_kernel_impl){plan_bn, emit_bn_eval};
-  t[IR_OP_batchnorm_train_grad] = (cg_kernel_impl){plan_bn, emit_bn_grad};
-  t[IR_OP_batchnorm_stats] = (cg_kernel_impl){plan_bn, emit_bn_stats};
-  t[IR_OP_batchnorm_param_grad] = (cg_kernel_impl){plan_bn, emit_bn_pgrad};
+  t[IR_OP_batchnorm_train] = (cg_kernel_impl){plan_bn, emit_bn};
+  t[IR_OP_batchnorm_eval] = (cg_kernel_impl){plan_bn, emit_bn};
+  t[IR_OP_batchnorm_train_grad] = (cg_kernel_impl){plan_bn, emit_bn};
+  t[IR_OP_batchnorm_stats] = (cg_kernel_impl){plan_bn, emit_bn};
+  t[IR_OP_batchnorm_param_grad] = (cg_kernel_impl){plan_bn, emit_bn};
   t[IR_OP_max_pool2d] = (cg_kernel_impl){plan_pool, emit_pool};
   t[IR_OP_avg_pool2d] = (cg_kernel_impl){plan_pool, emit_pool};
   t[IR_OP_max_pool2d_grad] = (cg_kernel_impl){plan_pool, emit_pool_grad};

@@ -121,30 +121,35 @@ static void bn_apply(const ir_ival *x, const double *gamma, const double *beta, 
     }
 }
 
-/* batchnorm_train(x, gamma, beta): normalizes with the batch mean and the
- * biased batch variance of each channel, taken over every axis but 1. */
-int ir_interp_op_batchnorm_train(const ir_interp_ctx *c, const ir_node *n, const ir_ival *const *in,
-                                 ir_ival *out) {
-  const ir_ival *x = in[0];
+/* Batch mean and biased batch variance of each channel of x, taken over
+ * every axis but 1, into mean[C] and var[C]. */
+static void bn_batch_stats(const ir_ival *x, double *mean, double *var) {
   int64_t outer, chans, inner;
   ir_interp_split(&x->type, 1, &outer, &chans, &inner);
-  int64_t count = outer * inner;
-  double *mean = calloc((size_t)(2 * chans + 1), sizeof(double));
-  if (!mean) return ir_interp_fail(c, n, "out of memory");
-  double *var = mean + chans;
+  double count = (double)(outer * inner);
   for (int64_t ch = 0; ch < chans; ch++) {
     double sum = 0, sq = 0;
     for (int64_t o = 0; o < outer; o++)
       for (int64_t i = 0; i < inner; i++) sum += x->data[(o * chans + ch) * inner + i];
-    mean[ch] = sum / (double)count;
+    mean[ch] = sum / count;
     for (int64_t o = 0; o < outer; o++)
       for (int64_t i = 0; i < inner; i++) {
         double dv = x->data[(o * chans + ch) * inner + i] - mean[ch];
         sq += dv * dv;
       }
-    var[ch] = sq / (double)count;
+    var[ch] = sq / count;
   }
-  bn_apply(x, in[1]->data, in[2]->data, mean, var, ir_get_float(n, "eps"), out);
+}
+
+/* batchnorm_train(x, gamma, beta): normalizes with the batch mean and the
+ * biased batch variance of each channel, taken over every axis but 1. */
+int ir_interp_op_batchnorm_train(const ir_interp_ctx *c, const ir_node *n, const ir_ival *const *in,
+                                 ir_ival *out) {
+  int64_t chans = in[0]->type.dims[1];
+  double *mean = calloc((size_t)(2 * chans + 1), sizeof(double));
+  if (!mean) return ir_interp_fail(c, n, "out of memory");
+  bn_batch_stats(in[0], mean, mean + chans);
+  bn_apply(in[0], in[1]->data, in[2]->data, mean, mean + chans, ir_get_float(n, "eps"), out);
   free(mean);
   return 0;
 }
@@ -153,23 +158,7 @@ int ir_interp_op_batchnorm_train(const ir_interp_ctx *c, const ir_node *n, const
  * batchnorm_train computes them. */
 int ir_interp_op_batchnorm_stats(const ir_interp_ctx *c, const ir_node *n, const ir_ival *const *in, ir_ival *out) {
   (void)c, (void)n;
-  const ir_ival *x = in[0];
-  int64_t outer, chans, inner;
-  ir_interp_split(&x->type, 1, &outer, &chans, &inner);
-  double count = (double)(outer * inner);
-  for (int64_t ch = 0; ch < chans; ch++) {
-    double sum = 0, sq = 0;
-    for (int64_t o = 0; o < outer; o++)
-      for (int64_t i = 0; i < inner; i++) sum += x->data[(o * chans + ch) * inner + i];
-    double mean = sum / count;
-    for (int64_t o = 0; o < outer; o++)
-      for (int64_t i = 0; i < inner; i++) {
-        double dv = x->data[(o * chans + ch) * inner + i] - mean;
-        sq += dv * dv;
-      }
-    out->data[ch] = mean;
-    out->data[chans + ch] = sq / count;
-  }
+  bn_batch_stats(in[0], out->data, out->data + in[0]->type.dims[1]);
   return 0;
 }
 
