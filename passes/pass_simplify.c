@@ -157,6 +157,33 @@ static int simplify_node(simp *s, const ir_node *n, const int *ins) {
   return -1;
 }
 
+/* Replaces each operand of elementwise 'n' that is a broadcast_to by the
+ * value it broadcasts, when the operands still broadcast to n's type: the
+ * kernel then reads the small value with a zero stride instead of a
+ * materialized copy of the feature map. Counts the operands it replaced. */
+static int fold_broadcast_operands(simp *s, const ir_node *n, int *ins) {
+  unsigned fl = ir_op_info_get(n->op)->flags;
+  if (!(fl & (IR_OPF_BINARY | IR_OPF_ELEMENTWISE)) || n->nin < 2) return 0;
+  int folded = 0;
+  for (int k = 0; k < n->nin; k++) {
+    const ir_node *b = s->ng->nodes[ins[k]];
+    if (b->op != IR_OP_broadcast_to || b->nin != 1) continue;
+    ir_type acc = s->ng->nodes[b->in[0]]->type, o;
+    int ok = 1;
+    for (int j = 0; ok && j < n->nin; j++) {
+      if (j == k) continue;
+      ok = ir_broadcast_shapes(&acc, &s->ng->nodes[ins[j]]->type, &o) == 0;
+      acc = o;
+    }
+    acc.dtype = n->type.dtype;
+    if (!ok || acc.rank != n->type.rank || memcmp(acc.dims, n->type.dims, sizeof acc.dims[0] * (size_t)acc.rank))
+      continue;
+    ins[k] = b->in[0];
+    folded++;
+  }
+  return folded;
+}
+
 /* Copies 'n' into graph 'to' with operands 'ins'; returns its new id. */
 static int copy_node(ir_graph *to, const ir_node *n, const int *ins) { return ir_graph_copy_node(to, n, ins)->id; }
 
@@ -168,6 +195,7 @@ static int rewrite(simp *s) {
     int *in = n->nin <= 64 ? ins : malloc((size_t)n->nin * sizeof(int));
     if (!in) return -1;
     for (int k = 0; k < n->nin; k++) in[k] = s->map[n->in[k]];
+    s->st->folded += fold_broadcast_operands(s, n, in);
     int r = simplify_node(s, n, in);
     if (r >= 0) {
       s->st->folded++;
