@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "cg_internal.h"
+#include "cg_reduce.h"
 
 /* One step of a SAMPLE group. */
 typedef struct {
@@ -98,9 +99,39 @@ typedef struct {
   int nops;
   int node[CG_EW_MAX_OPS];
   int store[CG_EW_MAX_OPS]; /* 1: a member stored, 0: a value loaded */
+  int red[CG_EW_MAX_OPS];   /* stored reductions: 1 + cg_red_kind, else 0 */
   ir_type type[CG_EW_MAX_OPS];
   LLVMValueRef ptr[CG_EW_MAX_OPS];
 } cluster;
+
+/* The running combine of a reduction member, or -1 for other ops. */
+static int red_kind(ir_opcode op) {
+  switch (op) {
+  case IR_OP_reduce_sum:
+  case IR_OP_reduce_mean: return CG_RED_SUM;
+  case IR_OP_reduce_max: return CG_RED_MAX;
+  case IR_OP_reduce_min: return CG_RED_MIN;
+  default: return -1;
+  }
+}
+
+/* Reduction 'n' of an operand of (per-sample) type 't': its result with
+ * the reduced axes kept as size 1, in *kt; the count of elements reduced
+ * into each result. */
+static int64_t kept_type(const ir_node *n, const ir_type *t, ir_type *kt) {
+  int na;
+  const int64_t *axes = ir_get_ints(n, "axes", &na);
+  *kt = *t;
+  kt->dtype = n->type.dtype;
+  int64_t count = 1;
+  for (int i = 0; i < na; i++) {
+    int a = (int)(axes[i] < 0 ? axes[i] + t->rank : axes[i]);
+    if (a < 0 || a >= t->rank || kt->dims[a] == 1) continue;
+    count *= kt->dims[a];
+    kt->dims[a] = 1;
+  }
+  return count;
+}
 
 /* Adds operand 'node' to 'c' unless there; returns its index or -1 if full. */
 static int cluster_add(cluster *c, int node, int store, const ir_type *t) {
@@ -126,6 +157,13 @@ static attnc_status cluster_element(cg_emit *e, void *ctx, LLVMValueRef *idx) {
     }
   for (int j = 0; j < c->count; j++) {
     const ir_node *n = c->g->nodes[c->mem[j]];
+    if (red_kind(n->op) >= 0) { /* its operand's value, accumulated at the store */
+      int at = index_of(valnode, nval, n->in[0]);
+      if (at < 0) return cg_error(e, "fused reduction %%%d has no operand value", n->id);
+      valnode[nval] = n->id;
+      val[nval++] = val[at];
+      continue;
+    }
     LLVMValueRef v[IR_MAX_IN_EW];
     for (int k = 0; k < n->nin && k < IR_MAX_IN_EW; k++) {
       int at = index_of(valnode, nval, n->in[k]);
@@ -141,8 +179,12 @@ static attnc_status cluster_element(cg_emit *e, void *ctx, LLVMValueRef *idx) {
     valnode[nval] = n->id;
     val[nval++] = r;
   }
-  for (int k = 0; k < c->nops; k++)
-    if (c->store[k]) cg_store(e, c->ptr[k], idx[k], val[index_of(valnode, nval, c->node[k])]);
+  for (int k = 0; k < c->nops; k++) {
+    if (!c->store[k]) continue;
+    LLVMValueRef v = val[index_of(valnode, nval, c->node[k])];
+    if (c->red[k]) v = cg_red_combine(e, (cg_red_kind)(c->red[k] - 1), cg_load(e, c->ptr[k], idx[k]), v);
+    cg_store(e, c->ptr[k], idx[k], v);
+  }
   return ATTNC_OK;
 }
 
@@ -150,7 +192,7 @@ static attnc_status cluster_element(cg_emit *e, void *ctx, LLVMValueRef *idx) {
 static void cluster_layout(const cluster *c, const ir_type *t, cg_ew_layout *l) {
   int64_t s[CG_EW_MAX_OPS][IR_MAX_RANK];
   for (int k = 0; k < c->nops; k++) {
-    if (c->store[k])
+    if (c->store[k] && !c->red[k])
       cg_strides(t, s[k]);
     else
       cg_broadcast_strides(&c->type[k], t, s[k]);
@@ -172,6 +214,18 @@ static int cluster_make(const ir_graph *g, const pass_fuse_group *gr, const int 
   for (int j = 0; j < count; j++) {
     const ir_node *n = g->nodes[mem[j]];
     ir_type nt = batch > 0 ? sample_type(&n->type) : n->type;
+    if (red_kind(n->op) >= 0) { /* a running reduction of an earlier member */
+      ir_type kt;
+      if (batch <= 0 || n->nin != 1 || index_of(mem, j, n->in[0]) < 0) return -1;
+      ir_type xt = sample_type(&g->nodes[n->in[0]]->type);
+      if (!ir_type_equal(&xt, t)) return -1;
+      kept_type(n, t, &kt);
+      if (kt.dims[t->rank - 1] != t->dims[t->rank - 1]) return -1; /* last axis must stay */
+      int k = cluster_add(c, mem[j], 1, &kt);
+      if (k < 0) return -1;
+      c->red[k] = 1 + red_kind(n->op);
+      continue;
+    }
     if (!loop_op(n->op) || !ir_type_equal(&nt, t) || n->nin < 1 || n->nin > 3) return -1;
     for (int k = 0; k < n->nin; k++) {
       int x = n->in[k];
@@ -185,7 +239,7 @@ static int cluster_make(const ir_graph *g, const pass_fuse_group *gr, const int 
     }
   }
   for (int j = 0; j < count; j++)
-    if (stored[j] && cluster_add(c, mem[j], 1, t) < 0) return -1;
+    if (stored[j] && red_kind(g->nodes[mem[j]]->op) < 0 && cluster_add(c, mem[j], 1, t) < 0) return -1;
   return 0;
 }
 
@@ -484,6 +538,33 @@ static void emit_call_step(cg_emit *e, cg_fused *fk, int s, LLVMValueRef n, LLVM
   LLVMBuildCall2(e->b, cg_kernel_abi_type(e), fn, args, 4, "");
 }
 
+/* Sets the running reductions of cluster 'c' to their identity. */
+static void reductions_init(cg_emit *e, const cluster *c) {
+  for (int k = 0; k < c->nops; k++) {
+    if (!c->red[k]) continue;
+    cg_loop lp;
+    LLVMValueRef i = cg_loop_begin(e, &lp, cg_i64(e, 0), cg_i64(e, ir_type_numel(&c->type[k])), 1);
+    cg_store(e, c->ptr[k], i, cg_red_identity(e, (cg_red_kind)(c->red[k] - 1), c->type[k].dtype, 0));
+    cg_loop_end(e, &lp);
+  }
+}
+
+/* Divides the running sums of the means of cluster 'c' (over type 't') by
+ * their counts. */
+static void reductions_finish(cg_emit *e, const cluster *c, const ir_type *t) {
+  for (int k = 0; k < c->nops; k++) {
+    const ir_node *n = c->g->nodes[c->node[k]];
+    if (!c->red[k] || n->op != IR_OP_reduce_mean) continue;
+    ir_type kt;
+    int64_t count = kept_type(n, t, &kt);
+    LLVMValueRef inv = LLVMConstReal(cg_type(e, kt.dtype), 1.0 / (double)count);
+    cg_loop lp;
+    LLVMValueRef i = cg_loop_begin(e, &lp, cg_i64(e, 0), cg_i64(e, ir_type_numel(&kt)), 1);
+    cg_store(e, c->ptr[k], i, LLVMBuildFMul(e->b, cg_load(e, c->ptr[k], i), inv, ""));
+    cg_loop_end(e, &lp);
+  }
+}
+
 /* Emits multi-member step s for sample 'n': the loop nest of its cluster. */
 static attnc_status emit_loop_step(cg_emit *e, cg_fused *fk, int s, LLVMValueRef n) {
   const pass_fuse_group *gr = fk->grp;
@@ -506,7 +587,10 @@ static attnc_status emit_loop_step(cg_emit *e, cg_fused *fk, int s, LLVMValueRef
   }
   cg_ew_layout l;
   cluster_layout(&c, &t, &l);
-  return cg_ew_loops(e, &l, cg_i64(e, 0), cg_i64(e, l.outer * l.blocks), cluster_element, &c);
+  reductions_init(e, &c);
+  attnc_status rc = cg_ew_loops(e, &l, cg_i64(e, 0), cg_i64(e, l.outer * l.blocks), cluster_element, &c);
+  if (rc == ATTNC_OK) reductions_finish(e, &c, &t);
+  return rc;
 }
 
 /* Emits the body of a SAMPLE kernel. */

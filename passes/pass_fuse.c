@@ -331,9 +331,38 @@ static int cmp_int(const void *a, const void *b) {
   return (x > y) - (x < y);
 }
 
+/* 1 if member 'b' of a SAMPLE step can end its loop nest as a running
+ * reduction: a sum, mean, max or min over axes other than the last of a
+ * value of the step's type 't' computed earlier in the step (mem[i..j)),
+ * so the loop nest accumulates it row by row with whole vectors. */
+static int absorbable_reduction(fuse_state *s, const ir_node *b, const int *mem, int i, int j,
+                                const ir_type *t) {
+  if (b->op != IR_OP_reduce_sum && b->op != IR_OP_reduce_mean && b->op != IR_OP_reduce_max &&
+      b->op != IR_OP_reduce_min)
+    return 0;
+  const ir_type *x = operand_type(s->g, b, 0);
+  if (!ir_type_equal(x, t) || x->rank < 2 || b->type.dtype != x->dtype || x->dtype == IR_I64) return 0;
+  unsigned bits = reduced_axes(b, x->rank);
+  if (!bits || (bits & 1u) || (bits & (1u << (x->rank - 1)))) return 0;
+  for (int q = i; q < j; q++)
+    if (mem[q] == b->in[0]) return 1;
+  return 0;
+}
+
+/* 1 if 'b' reads one of the reductions among mem[i..j) (not ready until
+ * the loop nest ends). */
+static int reads_reduction(fuse_state *s, const ir_node *b, const int *mem, int i, int j) {
+  for (int q = i; q < j; q++)
+    if (!is_elementwise(s->g->nodes[mem[q]]))
+      for (int k = 0; k < b->nin; k++)
+        if (b->in[k] == mem[q]) return 1;
+  return 0;
+}
+
 /* Splits the members of a SAMPLE group into steps: maximal runs of
- * consecutive elementwise members of one output type within the argument
- * cap, every other member alone. Fills step_start; returns nsteps. */
+ * consecutive elementwise members of one output type, with channel-style
+ * reductions of run members folded in, within the argument cap; every
+ * other member alone. Fills step_start; returns nsteps. */
 static int split_steps(fuse_state *s, const int *mem, int m, int *step_start) {
   int nsteps = 0;
   for (int i = 0; i < m;) {
@@ -343,7 +372,9 @@ static int split_steps(fuse_state *s, const int *mem, int m, int *step_start) {
     if (is_elementwise(a))
       for (; j < m; j++) {
         const ir_node *b = s->g->nodes[mem[j]];
-        if (!is_elementwise(b) || !ir_type_equal(&a->type, &b->type)) break;
+        int ew = is_elementwise(b) && ir_type_equal(&a->type, &b->type);
+        if (!ew && !absorbable_reduction(s, b, mem, i, j, &a->type)) break;
+        if (reads_reduction(s, b, mem, i, j)) break;
         int st = ++s->stamp;
         for (int t = i; t <= j; t++) s->seen[mem[t]] = st;
         if (count_args(s, mem + i, j - i + 1, st) > FUSE_MAX_LOOP_ARGS) break;

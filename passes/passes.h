@@ -34,6 +34,14 @@ attnc_status pass_simplify(ir_graph *g, pass_simplify_stats *stats, ir_diag *d);
  * *split (if given) counts the replaced nodes. */
 attnc_status pass_bn_split(ir_graph *g, int *split, ir_diag *d);
 
+/* Moves small cheap nodes (a [N,1,H,W] div, the reshape of a gate) that
+ * sit between feature-map-sized elementwise ops up to their operands or
+ * down to their users, so those ops are adjacent and fuse into one loop
+ * nest. Only reorders: values and node count are unchanged; a node moves
+ * only if it reads nothing larger than itself. *moved (if given) counts the
+ * nodes moved. */
+attnc_status pass_schedule(ir_graph *g, int *moved, ir_diag *d);
+
 /* Optimizer settings for the training step. */
 typedef struct {
   double momentum;     /* 0.9 */
@@ -89,7 +97,9 @@ char *pass_memory_plan_print(const ir_graph *g, const pass_memory_plan *p);
  * reads each outside feature map once from memory and writes each output
  * once. Steps are consecutive runs of members: a step of one member is that
  * op's own kernel on per-sample shapes; a step of several members follows
- * the PASS_FUSE_LOOP rules on per-sample shapes.
+ * the PASS_FUSE_LOOP rules on per-sample shapes, and may also hold running
+ * reductions (sum, mean, max, min over axes other than 0 and the last) of
+ * its earlier members that no member of the step reads.
  *
  * Members used by nodes outside the group, or named by graph outputs, are
  * the group's outputs ('outs') and get arena buffers; other members exist

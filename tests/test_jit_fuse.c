@@ -321,6 +321,32 @@ static void test_sample_backward(void **state) {
   check_groups(text, g, 1, 41);
 }
 
+/* SAMPLE: reductions folded into a loop step as running sums, maxima,
+ * means and minima (over the channels, keepdims 0 and 1; over axes 1 and
+ * 2; over axis 2 alone), a later step reading them; N = 3 and 5. */
+static void test_sample_running_reductions(void **state) {
+  (void)state;
+  char text[2048];
+  for (int n = 3; n <= 5; n += 2) {
+    snprintf(text, sizeof text,
+             "graph @t {\n"
+             "  %%x = input name=\"x\" : f32[%d,6,5,7]\n"
+             "  %%y = input name=\"y\" : f32[%d,6,5,7]\n"
+             "  %%m = mul(%%x, %%y) : f32[%d,6,5,7]\n"
+             "  %%e = relu(%%m) : f32[%d,6,5,7]\n"
+             "  %%rs = reduce_sum(%%m) axes=[1] keepdims=0 : f32[%d,5,7]\n"
+             "  %%rx = reduce_max(%%e) axes=[1] keepdims=1 : f32[%d,1,5,7]\n"
+             "  %%ra = reduce_mean(%%m) axes=[1,2] keepdims=1 : f32[%d,1,1,7]\n"
+             "  %%ri = reduce_min(%%m) axes=[2] keepdims=1 : f32[%d,6,1,7]\n"
+             "  %%t = add(%%m, %%rx) : f32[%d,6,5,7]\n"
+             "  %%u = mul(%%t, %%ra) : f32[%d,6,5,7]\n"
+             "  output \"rs\" = %%rs\n  output \"ri\" = %%ri\n  output \"u\" = %%u\n}\n",
+             n, n, n, n, n, n, n, n, n, n);
+    gspec g[] = {{PASS_FUSE_SAMPLE, 2, 9, 2, {0, 6}}};
+    check_groups(text, g, 1, 51 + (uint64_t)n);
+  }
+}
+
 /* Lowers ResNet-20 with attention 'att' in 'mode' at 'batch' (a training
  * step for FE_TRAIN: gradients and the SGD update). */
 static ir_graph *resnet20(const char *att, fe_mode mode, int64_t batch) {
@@ -435,13 +461,13 @@ static const char *const modules[] = {"none", "se",  "eca",    "cbam", "ham",   
                                       "ssa",  "csm", "cam",    "sam",  "csm_sc", "spatial_softmax"};
 
 int main(void) {
-  enum { NM = sizeof modules / sizeof *modules, NH = 9 };
+  enum { NM = sizeof modules / sizeof *modules, NH = 10 };
   struct CMUnitTest tests[NH + NM] = {
       cmocka_unit_test(test_bench),           cmocka_unit_test(test_loop_long),
       cmocka_unit_test(test_loop_broadcast),  cmocka_unit_test(test_loop_sgd),
       cmocka_unit_test(test_sample_eca),      cmocka_unit_test(test_sample_spatial),
       cmocka_unit_test(test_sample_mlp),      cmocka_unit_test(test_sample_movement),
-      cmocka_unit_test(test_sample_backward),
+      cmocka_unit_test(test_sample_backward), cmocka_unit_test(test_sample_running_reductions),
   };
   for (int i = 0; i < NM; i++) tests[NH + i] = (struct CMUnitTest){modules[i], test_model, NULL, NULL, (void *)modules[i]};
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -78,6 +78,23 @@ static void check_sample_member(const ir_graph *g, const pass_fuse_group *gr, in
     assert_true(ir_type_numel(&g->nodes[n->in[1]]->type) <= 512);
 }
 
+/* 1 if 'n' is a float sum / mean / max / min over axes other than the
+ * first and the last of a value of type 't' among before[0..nb). */
+static int running_reduction(const ir_graph *g, const ir_node *n, const ir_type *t, const int *before, int nb) {
+  if (n->op != IR_OP_reduce_sum && n->op != IR_OP_reduce_mean && n->op != IR_OP_reduce_max &&
+      n->op != IR_OP_reduce_min)
+    return 0;
+  if (!in_list(before, nb, n->in[0]) || !ir_type_equal(&g->nodes[n->in[0]]->type, t) || t->dtype == IR_I64)
+    return 0;
+  int na;
+  const int64_t *axes = ir_get_ints(n, "axes", &na);
+  for (int i = 0; i < na; i++) {
+    int64_t x = axes[i] < 0 ? axes[i] + t->rank : axes[i];
+    if (x <= 0 || x >= t->rank - 1) return 0;
+  }
+  return na > 0;
+}
+
 /* Checks the steps of group 'gr'. */
 static void check_steps(const ir_graph *g, const pass_fuse_group *gr) {
   assert_true(gr->nsteps >= 1 && gr->nsteps <= gr->nmembers);
@@ -87,11 +104,20 @@ static void check_steps(const ir_graph *g, const pass_fuse_group *gr) {
     int a = gr->step_start[s], b = s + 1 < gr->nsteps ? gr->step_start[s + 1] : gr->nmembers;
     if (b <= a) fail_msg("steps of a group are not increasing");
     if (b - a == 1) continue;
+    const ir_type *t = &g->nodes[gr->members[a]]->type;
+    assert_true(elementwise(g->nodes[gr->members[a]]));
     for (int i = a; i < b; i++) {
       const ir_node *n = g->nodes[gr->members[i]];
-      if (!elementwise(n) || !ir_type_equal(&n->type, &g->nodes[gr->members[a]]->type))
-        fail_msg("step of %d members holds %%%d (%s), not a loop cluster", b - a, gr->members[i],
-                 ir_op_info_get(n->op)->name);
+      if (elementwise(n) && ir_type_equal(&n->type, t)) {
+        for (int k = 0; k < n->nin; k++) /* a running reduction is not ready inside its step */
+          for (int j = a; j < i; j++)
+            if (n->in[k] == gr->members[j] && !elementwise(g->nodes[gr->members[j]]))
+              fail_msg("%%%d reads the running reduction %%%d of its own step", n->id, n->in[k]);
+        continue;
+      }
+      if (running_reduction(g, n, t, gr->members + a, i - a)) continue;
+      fail_msg("step of %d members holds %%%d (%s), not a loop cluster", b - a, gr->members[i],
+               ir_op_info_get(n->op)->name);
     }
     if (run_args(g, gr->members + a, b - a) > 16) fail_msg("loop cluster at %%%d has > 16 arguments", gr->members[a]);
   }
