@@ -1,0 +1,182 @@
+/* Scheduling, run on the training step after simplification: moves small
+ * nodes out of runs of feature-map-sized elementwise ops and reductions.
+ *
+ * Fusion runs consecutive elementwise members of one shape as one loop
+ * nest (pass_fuse.c), so a [N,1,H,W] div or a reshape of a [N,C] gate
+ * that autodiff happened to emit between two [N,C,H,W] ops splits one pass
+ * over the feature map into two. This pass moves such a node up to just
+ * below its last operand, or, when that passes no feature map, down to just
+ * above its first user, across elementwise ops, reductions and reshapes
+ * only. A node moves only when it reads nothing larger than itself, so no
+ * large buffer lives longer; only the small node's own lifetime changes.
+ * Values are unchanged: this is only a different topological order. */
+#include <stdlib.h>
+
+#include "passes.h"
+
+/* Order being built: a doubly linked list over node ids. */
+typedef struct {
+  const ir_graph *g;
+  int *prev, *next; /* -1 at the ends */
+  int head, tail;
+  int64_t *numel;
+  char *used; /* scratch: 1 for the operands / users of the node moving */
+} order;
+
+/* 1 if a node of 'g' may be passed over by a moving node: cheap ops that
+ * never own a kernel of their own worth keeping in place. */
+static int passable(const ir_node *n) {
+  unsigned fl = ir_op_info_get(n->op)->flags;
+  return (fl & (IR_OPF_UNARY | IR_OPF_BINARY | IR_OPF_ELEMENTWISE | IR_OPF_REDUCTION)) || n->op == IR_OP_reshape;
+}
+
+/* 1 if node 'n' may move: a small cheap op that reads nothing larger than
+ * itself (so moving it extends no large lifetime). */
+static int movable(const order *o, const ir_node *n) {
+  if (!passable(n) || n->type.rank < 1 || (ir_op_info_get(n->op)->flags & IR_OPF_REDUCTION)) return 0;
+  for (int k = 0; k < n->nin; k++)
+    if (o->numel[n->in[k]] > o->numel[n->id]) return 0;
+  return 1;
+}
+
+static void unlink_node(order *o, int id) {
+  if (o->prev[id] >= 0) o->next[o->prev[id]] = o->next[id];
+  else o->head = o->next[id];
+  if (o->next[id] >= 0) o->prev[o->next[id]] = o->prev[id];
+  else o->tail = o->prev[id];
+}
+
+/* Links 'id' just before 'at'. */
+static void link_before(order *o, int id, int at) {
+  o->prev[id] = o->prev[at];
+  o->next[id] = at;
+  if (o->prev[at] >= 0) o->next[o->prev[at]] = id;
+  else o->head = id;
+  o->prev[at] = id;
+}
+
+/* Links 'id' just after 'at'. */
+static void link_after(order *o, int id, int at) {
+  o->next[id] = o->next[at];
+  o->prev[id] = at;
+  if (o->next[at] >= 0) o->prev[o->next[at]] = id;
+  else o->tail = id;
+  o->next[at] = id;
+}
+
+/* 1 if passable node 'x' works on a feature map of at least 'big'
+ * elements: its result, or the operand of a reduction. */
+static int heavy(const order *o, int x, int64_t big) {
+  const ir_node *n = o->g->nodes[x];
+  if (o->numel[x] >= big) return 1;
+  return (ir_op_info_get(n->op)->flags & IR_OPF_REDUCTION) && n->nin == 1 && o->numel[n->in[0]] >= big;
+}
+
+/* 1 if node 'id', with the small nodes around it, sits between two
+ * passable nodes working on maps at least 4 times its size (where it
+ * splits a run of feature-map ops). */
+static int splits_run(const order *o, int id) {
+  int64_t big = 4 * o->numel[id];
+  int p = o->prev[id], q = o->next[id];
+  while (p >= 0 && passable(o->g->nodes[p]) && !heavy(o, p, big)) p = o->prev[p];
+  while (q >= 0 && passable(o->g->nodes[q]) && !heavy(o, q, big)) q = o->next[q];
+  return p >= 0 && q >= 0 && passable(o->g->nodes[p]) && passable(o->g->nodes[q]);
+}
+
+/* Moves node 'id' up past passable non-operands, or down past passable
+ * non-users, if either way passes a node at least 4 times its size
+ * (hoisting preferred). 'users' lists the users of every node. */
+static void move(order *o, int id, const int *ustart, const int *users) {
+  const ir_node *n = o->g->nodes[id];
+  int64_t big = 4 * o->numel[id];
+  for (int k = 0; k < n->nin; k++) o->used[n->in[k]] = 1;
+  int at = id, passed = 0;
+  for (int p = o->prev[id]; p >= 0 && !o->used[p] && passable(o->g->nodes[p]); p = o->prev[p]) {
+    at = p;
+    passed |= heavy(o, p, big);
+  }
+  for (int k = 0; k < n->nin; k++) o->used[n->in[k]] = 0;
+  if (passed && at != id) {
+    unlink_node(o, id);
+    link_before(o, id, at);
+    return;
+  }
+  for (int j = ustart[id]; j < ustart[id + 1]; j++) o->used[users[j]] = 1;
+  at = id;
+  passed = 0;
+  for (int q = o->next[id]; q >= 0 && !o->used[q] && passable(o->g->nodes[q]); q = o->next[q]) {
+    at = q;
+    passed |= heavy(o, q, big);
+  }
+  for (int j = ustart[id]; j < ustart[id + 1]; j++) o->used[users[j]] = 0;
+  if (passed && at != id) {
+    unlink_node(o, id);
+    link_after(o, id, at);
+  }
+}
+
+/* Reorders 'g' in place (see the file comment); *moved (if given) counts
+ * the nodes that moved. */
+attnc_status pass_schedule(ir_graph *g, int *moved, ir_diag *d) {
+  int nn = g->nnodes;
+  order o = {g, malloc(sizeof(int) * (size_t)(nn + 1)), malloc(sizeof(int) * (size_t)(nn + 1)), nn ? 0 : -1,
+             nn - 1, malloc(sizeof(int64_t) * (size_t)(nn + 1)), calloc((size_t)nn + 1, 1)};
+  int *ustart = calloc((size_t)nn + 2, sizeof(int)), *users = NULL, *fill = NULL, *map = NULL;
+  int total = 0, count = 0;
+  for (int i = 0; i < nn; i++) total += g->nodes[i]->nin;
+  users = malloc(sizeof(int) * (size_t)(total + 1));
+  fill = malloc(sizeof(int) * (size_t)(nn + 1));
+  map = malloc(sizeof(int) * (size_t)(nn + 1));
+  attnc_status st = ATTNC_OK;
+  if (!o.prev || !o.next || !o.numel || !o.used || !ustart || !users || !fill || !map) {
+    ir_diag_error(d, NULL, 0, "schedule: out of memory");
+    st = ATTNC_ENOMEM;
+    goto done;
+  }
+  for (int i = 0; i < nn; i++) {
+    o.prev[i] = i - 1;
+    o.next[i] = i + 1 < nn ? i + 1 : -1;
+    o.numel[i] = ir_type_numel(&g->nodes[i]->type);
+    for (int k = 0; k < g->nodes[i]->nin; k++) ustart[g->nodes[i]->in[k] + 1]++;
+  }
+  for (int i = 0; i < nn; i++) ustart[i + 1] += ustart[i];
+  for (int i = 0; i < nn; i++) fill[i] = ustart[i];
+  for (int i = 0; i < nn; i++)
+    for (int k = 0; k < g->nodes[i]->nin; k++) users[fill[g->nodes[i]->in[k]]++] = i;
+  for (int i = 0; i < nn; i++) {
+    if (!movable(&o, g->nodes[i]) || !splits_run(&o, i)) continue;
+    int p = o.prev[i], q = o.next[i];
+    move(&o, i, ustart, users);
+    count += o.prev[i] != p || o.next[i] != q;
+  }
+  if (count) {
+    ir_graph *c = ir_graph_create(g->name);
+    int ins[64];
+    for (int id = o.head; id >= 0; id = o.next[id]) {
+      const ir_node *n = g->nodes[id];
+      int *in = n->nin <= 64 ? ins : malloc(sizeof(int) * (size_t)n->nin);
+      if (!c || !in) {
+        ir_graph_destroy(c);
+        ir_diag_error(d, NULL, 0, "schedule: out of memory");
+        st = ATTNC_ENOMEM;
+        goto done;
+      }
+      for (int k = 0; k < n->nin; k++) in[k] = map[n->in[k]];
+      map[id] = ir_graph_copy_node(c, n, in)->id;
+      if (in != ins) free(in);
+    }
+    for (int i = 0; i < g->noutputs; i++) ir_graph_add_output(c, g->outputs[i].name, map[g->outputs[i].node]);
+    ir_graph_take(g, c);
+  }
+  if (moved) *moved = count;
+done:
+  free(o.prev);
+  free(o.next);
+  free(o.numel);
+  free(o.used);
+  free(ustart);
+  free(users);
+  free(fill);
+  free(map);
+  return st;
+}
