@@ -700,7 +700,13 @@ attnc_status cg_emit_text(const ir_graph *g, int asm_text, char **out, ir_diag *
   cg_program *p = calloc(1, sizeof *p);
   if (!p) return ATTNC_ENOMEM;
   p->g = ir_graph_clone(g);
-  attnc_status st = p->g ? layout(p, d) : ATTNC_ENOMEM;
+  attnc_status st = p->g ? ATTNC_OK : ATTNC_ENOMEM;
+  const char *env = getenv("ATTNC_NO_FUSE"); /* the kernels that run: fused unless turned off */
+  if (st == ATTNC_OK && !(env && !strcmp(env, "1"))) {
+    st = pass_fuse(p->g, &p->fusion, d);
+    if (st == ATTNC_OK) st = prepare_groups(p);
+  }
+  if (st == ATTNC_OK) st = layout(p, d);
   if (st == ATTNC_OK) st = collect_kernels(p, d);
   if (st == ATTNC_OK) st = cg_jit_create(&p->jit, d);
   LLVMModuleRef m = NULL;
