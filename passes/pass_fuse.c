@@ -105,7 +105,7 @@ int pass_fuse_batched(const ir_graph *g, const ir_node *n, int k, int64_t batch)
 
 /* The batch of 'g': dims[0] of the float input "x", else of the first
  * rank-4 float input; -1 if neither exists. */
-static int64_t graph_batch(const ir_graph *g) {
+int64_t pass_fuse_graph_batch(const ir_graph *g) {
   int64_t first4 = -1;
   for (int i = 0; i < g->nnodes; i++) {
     const ir_node *n = g->nodes[i];
@@ -119,7 +119,7 @@ static int64_t graph_batch(const ir_graph *g) {
 
 /* 1 if 'n' is batch-local for 'batch' and passes the cost rule (convs with
  * at most 512 weights, matmuls whose b has at most 65536 per sample). */
-static int sample_eligible(const ir_graph *g, const ir_node *n, int64_t batch) {
+int pass_fuse_sample_eligible(const ir_graph *g, const ir_node *n, int64_t batch) {
   if (is_source(n)) return 0;
   for (int k = 0; k < n->nin; k++)
     if (pass_fuse_batched(g, n, k, batch) < 0) return 0;
@@ -282,7 +282,7 @@ static int candidates(fuse_state *s, int u, int phase) {
   const ir_node *n = s->g->nodes[u];
   int nc = 0;
   if (phase == PHASE_SAMPLE) {
-    if (s->batch < 1 || !sample_eligible(s->g, n, s->batch)) return -1;
+    if (s->batch < 1 || !pass_fuse_sample_eligible(s->g, n, s->batch)) return -1;
     int ex = ++s->stamp; /* groups read whole by u cannot hold u */
     for (int k = 0; k < n->nin; k++)
       if (s->gid[n->in[k]] >= 0 && pass_fuse_batched(s->g, n, k, s->batch) != 1) s->mark[s->gid[n->in[k]]] = ex;
@@ -402,12 +402,17 @@ static int per_channel_like(const ir_type *a, const ir_type *o) {
 }
 
 /* 1 if operand 'k' of 'n' is [N,C,1,1]-like against n's output and comes
- * from a sigmoid, through reshapes only: a per-channel gate. */
-static int channel_gate(const ir_graph *g, const ir_node *n, int k) {
+ * from a sigmoid of group 'gr', through reshapes only: a per-channel gate
+ * computed in the group (not one computed earlier, which a recomputed
+ * product reads). */
+static int channel_gate(const ir_graph *g, const pass_fuse_group *gr, const ir_node *n, int k) {
   if (!per_channel_like(operand_type(g, n, k), &n->type)) return 0;
   const ir_node *a = g->nodes[n->in[k]];
   for (int hops = 0; a->op == IR_OP_reshape && hops < 4; hops++) a = g->nodes[a->in[0]];
-  return a->op == IR_OP_sigmoid;
+  if (a->op != IR_OP_sigmoid) return 0;
+  for (int i = 0; i < gr->nmembers; i++)
+    if (gr->members[i] == a->id) return 1;
+  return 0;
 }
 
 /* The structural label of a group of kind 'kind' (from op kinds only; the
@@ -431,7 +436,7 @@ static const char *group_label(const fuse_state *s, const pass_fuse_group *gr) {
     p.gate |= n->op == IR_OP_sigmoid;
     p.gate_grad |= n->op == IR_OP_sigmoid_grad;
     if (n->op == IR_OP_mul) {
-      p.channel_gated |= channel_gate(s->g, n, 0) || channel_gate(s->g, n, 1);
+      p.channel_gated |= channel_gate(s->g, gr, n, 0) || channel_gate(s->g, gr, n, 1);
     }
     if (n->op == IR_OP_conv2d) p.conv_one_out |= n->type.dims[1] == 1;
     if (n->op == IR_OP_conv2d_grad_input) p.conv_one_out |= operand_type(s->g, n, 1)->dims[0] == 1;
@@ -598,7 +603,7 @@ static int state_init(fuse_state *s, const ir_graph *g, pass_fusion *f) {
   s->g = g;
   s->f = f;
   s->n = g->nnodes;
-  s->batch = graph_batch(g);
+  s->batch = pass_fuse_graph_batch(g);
   size_t n = (size_t)(g->nnodes ? g->nnodes : 1);
   int maxin = 1;
   for (int i = 0; i < g->nnodes; i++)

@@ -34,6 +34,8 @@ attnc_status pass_gradients(ir_graph *g, pass_simplify_stats *st, ir_diag *d) {
   if (s == ATTNC_OK) s = check(g, "batch-norm split", d);
   if (s == ATTNC_OK) s = pass_simplify(g, st, d);
   if (s == ATTNC_OK) s = check(g, "simplify", d);
+  if (s == ATTNC_OK) s = pass_remat(g, NULL, d);
+  if (s == ATTNC_OK) s = check(g, "rematerialization", d);
   if (s == ATTNC_OK) s = pass_schedule(g, NULL, d);
   if (s == ATTNC_OK) s = check(g, "schedule", d);
   return s;
@@ -50,6 +52,8 @@ attnc_status pass_train_step(ir_graph *g, const pass_sgd_options *o, pass_simpli
   if (s == ATTNC_OK) s = check(g, "batch-norm split", d);
   if (s == ATTNC_OK) s = pass_simplify(g, st, d);
   if (s == ATTNC_OK) s = check(g, "simplify", d);
+  if (s == ATTNC_OK) s = pass_remat(g, NULL, d);
+  if (s == ATTNC_OK) s = check(g, "rematerialization", d);
   if (s == ATTNC_OK) s = pass_schedule(g, NULL, d);
   if (s == ATTNC_OK) s = check(g, "schedule", d);
   return s;

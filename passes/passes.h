@@ -34,6 +34,12 @@ attnc_status pass_simplify(ir_graph *g, pass_simplify_stats *stats, ir_diag *d);
  * *split (if given) counts the replaced nodes. */
 attnc_status pass_bn_split(ir_graph *g, int *split, ir_diag *d);
 
+/* Recomputes a cheap elementwise feature map (HAM's masked maps) next to
+ * each use that can never share its fused kernel, from operands alive
+ * there anyway, instead of storing it; drops it if no use is left. Values
+ * unchanged. *cloned (if given) counts the recomputed uses. */
+attnc_status pass_remat(ir_graph *g, int *cloned, ir_diag *d);
+
 /* Moves small cheap nodes (a [N,1,H,W] div, the reshape of a gate) that
  * sit between feature-map-sized elementwise ops up to their operands or
  * down to their users, so those ops are adjacent and fuse into one loop
@@ -137,6 +143,12 @@ void pass_fusion_free(pass_fusion *f);
  * sliced per sample (axis 0 is the batch), 0 if read whole (a weight, a
  * broadcast scalar), -1 if 'n' is not batch-local for this batch size. */
 int pass_fuse_batched(const ir_graph *g, const ir_node *n, int k, int64_t batch);
+/* 1 if 'n' may join a SAMPLE group of batch 'batch': batch-local, and
+ * cheap enough (convs with at most 512 weights, small matmuls). */
+int pass_fuse_sample_eligible(const ir_graph *g, const ir_node *n, int64_t batch);
+/* The batch of 'g': dims[0] of the float input "x", else of the first
+ * rank-4 float input; -1 if neither exists. */
+int64_t pass_fuse_graph_batch(const ir_graph *g);
 /* The graph with its groups as text (the --stage fused dump): every node as
  * ir_print prints it, each group introduced by a line naming its kind,
  * label, members, steps, inputs and outputs (malloc'd; NULL if out of memory). */

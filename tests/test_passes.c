@@ -173,6 +173,55 @@ static void test_schedule_runs(void **state) {
   ir_graph_destroy(g);
 }
 
+/* Rematerialization recomputes a product of a feature map and a gate (and
+ * the relu under it, whose input is a source) next to a use beyond a
+ * barrier, keeps the original for its near use, refuses a sum of two maps
+ * (recomputing would read two maps instead of one), and leaves every value
+ * unchanged. */
+static void test_remat(void **state) {
+  (void)state;
+  ir_graph *g = parse("graph @r {\n"
+                      "  %x0 = input name=\"x\" : f64[2,8,4,4]\n"
+                      "  %g = input name=\"g\" : f64[2,8,1,1]\n"
+                      "  %w1 = input name=\"w1\" : f64[8,8,3,3]\n"
+                      "  %w2 = input name=\"w2\" : f64[8,8,3,3]\n"
+                      "  %x = relu(%x0) : f64[2,8,4,4]\n"
+                      "  %f = mul(%x, %g) : f64[2,8,4,4]\n"
+                      "  %r = reduce_sum(%f) axes=[1] keepdims=1 : f64[2,1,4,4]\n"
+                      "  %a = conv2d(%x0, %w1) stride=[1,1] pad=[1,1] dilation=[1,1] groups=1 : f64[2,8,4,4]\n"
+                      "  %b = conv2d(%x0, %w2) stride=[1,1] pad=[1,1] dilation=[1,1] groups=1 : f64[2,8,4,4]\n"
+                      "  %h = add(%a, %b) : f64[2,8,4,4]\n"
+                      "  %st = batchnorm_stats(%h) : f64[2,8]\n"
+                      "  %u = mul(%f, %r) : f64[2,8,4,4]\n"
+                      "  %v = mul(%h, %a) : f64[2,8,4,4]\n"
+                      "  %w = add(%v, %b) : f64[2,8,4,4]\n"
+                      "  output \"u\" = %u\n  output \"w\" = %w\n  output \"st\" = %st\n}\n");
+  ir_bundle *before = run_seeded(g);
+  int cloned = 0;
+  assert_int_equal(pass_remat(g, &cloned, NULL), ATTNC_OK);
+  assert_int_equal(cloned, 1);
+  ir_diag *d = ir_diag_create();
+  assert_int_equal(ir_verify(g, d), 0);
+  ir_diag_destroy(d);
+  assert_int_equal(count_op(g, IR_OP_relu), 2);
+  assert_int_equal(count_op(g, IR_OP_mul), 4); /* f, its clone, u, v */
+  assert_int_equal(count_op(g, IR_OP_add), 2); /* h not recomputed */
+  const ir_node *u = g->nodes[g->outputs[0].node];
+  const ir_node *fc = g->nodes[u->in[0]], *st = NULL;
+  for (int i = 0; i < g->nnodes; i++)
+    if (g->nodes[i]->op == IR_OP_batchnorm_stats) st = g->nodes[i];
+  assert_non_null(st);
+  assert_int_equal(fc->op, IR_OP_mul);
+  assert_true(fc->id > st->id); /* the clone sits after the barrier */
+  assert_int_equal(g->nodes[fc->in[0]]->op, IR_OP_relu);
+  assert_true(fc->in[0] > st->id);
+  ir_bundle *after = run_seeded(g);
+  same_outputs(before, after);
+  ir_bundle_destroy(before);
+  ir_bundle_destroy(after);
+  ir_graph_destroy(g);
+}
+
 /* Two batchnorm_train layers (one of them with its running mean read
  * through batchnorm_stats, as nn.BatchNorm2d does) and the gradients:
  * pass_bn_split leaves no batchnorm_train, one batchnorm_stats per layer
@@ -362,6 +411,7 @@ int main(void) {
       cmocka_unit_test(test_bn_split),
       cmocka_unit_test(test_simplify_broadcast_operands),
       cmocka_unit_test(test_schedule_runs),
+      cmocka_unit_test(test_remat),
       cmocka_unit_test(test_sgd_momentum_decay),
       cmocka_unit_test(test_sgd_nesterov),
       cmocka_unit_test(test_sgd_plain),

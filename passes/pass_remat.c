@@ -1,0 +1,243 @@
+/* Rematerialization, run on the training step after simplification:
+ * recomputes a cheap feature map where it is used again later instead of
+ * keeping it in memory.
+ *
+ * HAM's masked maps F1 = x*A_C*mask and F2 = x*A_C*(1-mask) are products
+ * of the block's input, which the backward keeps anyway, and two [N,C,1,1]
+ * gates. Stored, each costs a write in the forward, a read wherever it is
+ * used after the batch-norm barrier (the spatial apply, the backward), and
+ * a buffer that lives from the forward to the backward. Recomputed next to
+ * such a use, inside the same fused loop, it costs two multiplies per
+ * element and no memory traffic of its own.
+ *
+ * A use is far when a node that cannot join a sample group (batch-norm
+ * statistics or gradient, a large convolution, a weight gradient) lies
+ * between the value and its user: the two can never be in one fused
+ * kernel. For each far use by an elementwise op or a reduction, the chain
+ * of elementwise ops that computes the value is cloned just before the
+ * user, down to leaves that are small (at most a quarter of its size),
+ * sources, or one feature map that is alive at the user anyway (so the
+ * recomputation reads no more than the stored value would); otherwise the
+ * value is left as it is. A value no longer
+ * used is then dropped. Values are unchanged (the same ops on the same
+ * operands), only computed more than once. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "passes.h"
+
+enum { MAX_CHAIN = 6 }; /* elementwise ops recomputed per use */
+
+/* One far use to recompute: operand k of node 'user' gets a clone of the
+ * chain (node ids, ascending) ending at the value it reads. */
+typedef struct {
+  int user, k, n;
+  int chain[MAX_CHAIN];
+} use_plan;
+
+typedef struct {
+  const ir_graph *g;
+  int64_t batch;
+  int *bc;       /* bc[i]: barriers among nodes [0, i) */
+  int *last_use; /* last user's id; nnodes for a graph output */
+  unsigned char *output;
+} remat;
+
+static int is_source(const ir_node *n) { return (ir_op_info_get(n->op)->flags & IR_OPF_SOURCE) != 0; }
+
+static int is_elementwise(const ir_node *n) {
+  return (ir_op_info_get(n->op)->flags & (IR_OPF_UNARY | IR_OPF_BINARY | IR_OPF_ELEMENTWISE)) != 0;
+}
+
+/* 1 if 'n' is a value of the batch (rank >= 2, axis 0 the batch). */
+static int batched(const remat *r, const ir_node *n) { return n->type.rank >= 2 && n->type.dims[0] == r->batch; }
+
+/* 1 if 'w' reads a batched value but can never join a sample group. */
+static int barrier(const remat *r, const ir_node *w) {
+  if (is_source(w) || pass_fuse_sample_eligible(r->g, w, r->batch)) return 0;
+  for (int k = 0; k < w->nin; k++)
+    if (batched(r, r->g->nodes[w->in[k]])) return 1;
+  return 0;
+}
+
+/* Fills *p with the chain computing 'v' for 'user' (see the file comment);
+ * returns 0, or -1 if 'v' should stay stored for this use. */
+static int plan_chain(const remat *r, int v, int user, use_plan *p) {
+  const ir_graph *g = r->g;
+  int64_t small = ir_type_numel(&g->nodes[v]->type) / 4;
+  p->n = 0;
+  int todo[MAX_CHAIN * 4], nt = 0, big = -1;
+  todo[nt++] = v;
+  while (nt > 0) {
+    int x = todo[--nt], dup = 0;
+    for (int i = 0; i < p->n; i++) dup |= p->chain[i] == x;
+    if (dup) continue;
+    const ir_node *n = g->nodes[x];
+    if (!is_elementwise(n) || n->nin > 8 || !batched(r, n) || r->output[x] || p->n == MAX_CHAIN) return -1;
+    p->chain[p->n++] = x;
+    for (int k = 0; k < n->nin; k++) {
+      const ir_node *y = g->nodes[n->in[k]];
+      if (is_source(y) || ir_type_numel(&y->type) <= small) continue;
+      if (r->last_use[y->id] >= user) { /* one feature map read, as the stored value would be */
+        if (big >= 0 && big != y->id) return -1;
+        big = y->id;
+        continue;
+      }
+      if (nt == (int)(sizeof todo / sizeof todo[0])) return -1;
+      todo[nt++] = y->id;
+    }
+  }
+  for (int i = 1; i < p->n; i++) /* ascending: the clones' order */
+    for (int j = i; j > 0 && p->chain[j - 1] > p->chain[j]; j--) {
+      int t = p->chain[j];
+      p->chain[j] = p->chain[j - 1];
+      p->chain[j - 1] = t;
+    }
+  return 0;
+}
+
+/* 1 if node 'u' reads operand k in a way that fuses with a recomputation:
+ * an elementwise op or a reduction, batch-local. */
+static int fusing_user(const remat *r, const ir_node *u, int k) {
+  if (!is_elementwise(u) && !(ir_op_info_get(u->op)->flags & IR_OPF_REDUCTION)) return 0;
+  return pass_fuse_batched(r->g, u, k, r->batch) == 1;
+}
+
+/* Copies 'g' without the nodes no output depends on (sources kept). */
+static ir_graph *without_dead(const ir_graph *g) {
+  char *live = calloc((size_t)g->nnodes + 1, 1);
+  int *map = malloc(((size_t)g->nnodes + 1) * sizeof(int));
+  ir_graph *c = live && map ? ir_graph_create(g->name) : NULL;
+  if (!c) {
+    free(live);
+    free(map);
+    return NULL;
+  }
+  for (int i = 0; i < g->noutputs; i++) live[g->outputs[i].node] = 1;
+  for (int i = g->nnodes - 1; i >= 0; i--) {
+    const ir_node *n = g->nodes[i];
+    if (is_source(n)) live[i] = 1;
+    if (live[i])
+      for (int k = 0; k < n->nin; k++) live[n->in[k]] = 1;
+  }
+  int ins[64];
+  for (int i = 0; i < g->nnodes; i++) {
+    const ir_node *n = g->nodes[i];
+    map[i] = -1;
+    if (!live[i]) continue;
+    int *in = n->nin <= 64 ? ins : malloc((size_t)n->nin * sizeof(int));
+    if (!in) {
+      ir_graph_destroy(c);
+      c = NULL;
+      break;
+    }
+    for (int k = 0; k < n->nin; k++) in[k] = map[n->in[k]];
+    map[i] = ir_graph_copy_node(c, n, in)->id;
+    if (in != ins) free(in);
+  }
+  for (int i = 0; c && i < g->noutputs; i++) ir_graph_add_output(c, g->outputs[i].name, map[g->outputs[i].node]);
+  free(live);
+  free(map);
+  return c;
+}
+
+/* Copies 'g' with the clones of 'plans' (sorted by user) inserted. */
+static ir_graph *with_clones(const ir_graph *g, const use_plan *plans, int np) {
+  ir_graph *c = ir_graph_create(g->name);
+  int *map = malloc(((size_t)g->nnodes + 1) * sizeof(int));
+  if (!c || !map) {
+    ir_graph_destroy(c);
+    free(map);
+    return NULL;
+  }
+  int ins[64], q = 0;
+  for (int i = 0; i < g->nnodes; i++) {
+    const ir_node *n = g->nodes[i];
+    int *in = n->nin <= 64 ? ins : malloc((size_t)n->nin * sizeof(int));
+    if (!in) {
+      ir_graph_destroy(c);
+      free(map);
+      return NULL;
+    }
+    for (int k = 0; k < n->nin; k++) in[k] = map[n->in[k]];
+    for (; q < np && plans[q].user == i; q++) {
+      const use_plan *p = &plans[q];
+      int cl[MAX_CHAIN];
+      for (int j = 0; j < p->n; j++) {
+        const ir_node *m = g->nodes[p->chain[j]];
+        int cin[8];
+        for (int k = 0; k < m->nin && k < 8; k++) {
+          int x = m->in[k], at = -1;
+          for (int t = 0; t < j; t++)
+            if (p->chain[t] == x) at = t;
+          cin[k] = at >= 0 ? cl[at] : map[x];
+        }
+        cl[j] = ir_graph_copy_node(c, m, cin)->id;
+      }
+      in[p->k] = cl[p->n - 1];
+    }
+    map[i] = ir_graph_copy_node(c, n, in)->id;
+    if (in != ins) free(in);
+  }
+  for (int i = 0; i < g->noutputs; i++) ir_graph_add_output(c, g->outputs[i].name, map[g->outputs[i].node]);
+  free(map);
+  return c;
+}
+
+/* Recomputes far uses of cheap feature maps in 'g' (see the file comment);
+ * *cloned (if given) counts the uses recomputed. */
+attnc_status pass_remat(ir_graph *g, int *cloned, ir_diag *d) {
+  if (cloned) *cloned = 0;
+  int nn = g->nnodes;
+  remat r = {g, pass_fuse_graph_batch(g), calloc((size_t)nn + 1, sizeof(int)), malloc(sizeof(int) * (size_t)(nn + 1)),
+             calloc((size_t)nn + 1, 1)};
+  use_plan *plans = NULL;
+  int np = 0, cap = 0;
+  attnc_status st = ATTNC_OK;
+  if (!r.bc || !r.last_use || !r.output) goto oom;
+  if (r.batch < 1) goto done;
+  for (int i = 0; i < g->noutputs; i++) r.output[g->outputs[i].node] = 1;
+  for (int i = 0; i < nn; i++) {
+    r.bc[i + 1] = r.bc[i] + barrier(&r, g->nodes[i]);
+    r.last_use[i] = r.output[i] ? nn : -1;
+    for (int k = 0; k < g->nodes[i]->nin; k++)
+      if (r.last_use[g->nodes[i]->in[k]] < i) r.last_use[g->nodes[i]->in[k]] = i;
+  }
+  for (int u = 0; u < nn; u++) { /* users in order: plans come out sorted */
+    const ir_node *n = g->nodes[u];
+    for (int k = 0; k < n->nin; k++) {
+      int v = n->in[k];
+      const ir_node *vn = g->nodes[v];
+      if (!is_elementwise(vn) || !batched(&r, vn) || r.output[v] || r.bc[u] - r.bc[v + 1] <= 0 ||
+          !fusing_user(&r, n, k))
+        continue;
+      use_plan p = {u, k, 0, {0}};
+      if (plan_chain(&r, v, u, &p)) continue;
+      if (np == cap) {
+        cap = cap ? 2 * cap : 64;
+        use_plan *t = realloc(plans, sizeof *plans * (size_t)cap);
+        if (!t) goto oom;
+        plans = t;
+      }
+      plans[np++] = p;
+    }
+  }
+  if (np > 0) {
+    ir_graph *c1 = with_clones(g, plans, np);
+    ir_graph *c2 = c1 ? without_dead(c1) : NULL;
+    ir_graph_destroy(c1);
+    if (!c2) goto oom;
+    ir_graph_take(g, c2);
+  }
+  if (cloned) *cloned = np;
+  goto done;
+oom:
+  ir_diag_error(d, NULL, 0, "rematerialization: out of memory");
+  st = ATTNC_ENOMEM;
+done:
+  free(r.bc);
+  free(r.last_use);
+  free(r.output);
+  free(plans);
+  return st;
+}
