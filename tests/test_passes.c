@@ -261,11 +261,13 @@ static void test_bn_split(void **state) {
   int split = 0;
   assert_int_equal(pass_bn_split(g, &split, NULL), ATTNC_OK);
   assert_int_equal(pass_simplify(g, NULL, NULL), ATTNC_OK);
-  assert_int_equal(split, 2);
+  assert_int_equal(split, 2 + ntrain_grad); /* two forward layers, one dx */
   assert_int_equal(count_op(g, IR_OP_batchnorm_train), 0);
   assert_int_equal(count_op(g, IR_OP_batchnorm_eval), 2);
   assert_int_equal(count_op(g, IR_OP_batchnorm_stats), 2);
-  assert_int_equal(count_op(g, IR_OP_batchnorm_train_grad), ntrain_grad);
+  assert_int_equal(count_op(g, IR_OP_batchnorm_train_grad), 0); /* dx: elementwise on the stats */
+  assert_int_equal(count_op(g, IR_OP_batchnorm_param_grad), 2);  /* shared by dx and gamma, beta */
+  assert_int_equal(count_op(g, IR_OP_rsqrt), ntrain_grad);
   for (int i = 0; i < g->nnodes; i++)
     if (g->nodes[i]->op == IR_OP_batchnorm_eval) {
       const ir_node *m = g->nodes[g->nodes[i]->in[3]];
