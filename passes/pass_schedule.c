@@ -83,33 +83,30 @@ static int splits_run(const order *o, int id) {
   return p >= 0 && q >= 0 && passable(o->g->nodes[p]) && passable(o->g->nodes[q]);
 }
 
-/* Moves node 'id' up past passable non-operands, or down past passable
- * non-users, if either way passes a node at least 4 times its size
- * (hoisting preferred). 'users' lists the users of every node. */
+/* Moves node 'id' up past passable non-operands to just above the highest
+ * node at least 4 times its size it can pass, or else down past passable
+ * non-users to just below the lowest such node (landing next to the run it
+ * leaves, not inside a run of small nodes beyond). 'users' lists the users
+ * of every node. */
 static void move(order *o, int id, const int *ustart, const int *users) {
   const ir_node *n = o->g->nodes[id];
   int64_t big = 4 * o->numel[id];
   for (int k = 0; k < n->nin; k++) o->used[n->in[k]] = 1;
-  int at = id, passed = 0;
-  for (int p = o->prev[id]; p >= 0 && !o->used[p] && passable(o->g->nodes[p]); p = o->prev[p]) {
-    at = p;
-    passed |= heavy(o, p, big);
-  }
+  int at = id; /* just above the highest heavy node passed */
+  for (int p = o->prev[id]; p >= 0 && !o->used[p] && passable(o->g->nodes[p]); p = o->prev[p])
+    if (heavy(o, p, big)) at = p;
   for (int k = 0; k < n->nin; k++) o->used[n->in[k]] = 0;
-  if (passed && at != id) {
+  if (at != id) {
     unlink_node(o, id);
     link_before(o, id, at);
     return;
   }
   for (int j = ustart[id]; j < ustart[id + 1]; j++) o->used[users[j]] = 1;
-  at = id;
-  passed = 0;
-  for (int q = o->next[id]; q >= 0 && !o->used[q] && passable(o->g->nodes[q]); q = o->next[q]) {
-    at = q;
-    passed |= heavy(o, q, big);
-  }
+  at = id; /* just below the lowest heavy node passed */
+  for (int q = o->next[id]; q >= 0 && !o->used[q] && passable(o->g->nodes[q]); q = o->next[q])
+    if (heavy(o, q, big)) at = q;
   for (int j = ustart[id]; j < ustart[id + 1]; j++) o->used[users[j]] = 0;
-  if (passed && at != id) {
+  if (at != id) {
     unlink_node(o, id);
     link_after(o, id, at);
   }
