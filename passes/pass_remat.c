@@ -103,44 +103,6 @@ static int fusing_user(const remat *r, const ir_node *u, int k) {
   return pass_fuse_batched(r->g, u, k, r->batch) == 1;
 }
 
-/* Copies 'g' without the nodes no output depends on (sources kept). */
-static ir_graph *without_dead(const ir_graph *g) {
-  char *live = calloc((size_t)g->nnodes + 1, 1);
-  int *map = malloc(((size_t)g->nnodes + 1) * sizeof(int));
-  ir_graph *c = live && map ? ir_graph_create(g->name) : NULL;
-  if (!c) {
-    free(live);
-    free(map);
-    return NULL;
-  }
-  for (int i = 0; i < g->noutputs; i++) live[g->outputs[i].node] = 1;
-  for (int i = g->nnodes - 1; i >= 0; i--) {
-    const ir_node *n = g->nodes[i];
-    if (is_source(n)) live[i] = 1;
-    if (live[i])
-      for (int k = 0; k < n->nin; k++) live[n->in[k]] = 1;
-  }
-  int ins[64];
-  for (int i = 0; i < g->nnodes; i++) {
-    const ir_node *n = g->nodes[i];
-    map[i] = -1;
-    if (!live[i]) continue;
-    int *in = n->nin <= 64 ? ins : malloc((size_t)n->nin * sizeof(int));
-    if (!in) {
-      ir_graph_destroy(c);
-      c = NULL;
-      break;
-    }
-    for (int k = 0; k < n->nin; k++) in[k] = map[n->in[k]];
-    map[i] = ir_graph_copy_node(c, n, in)->id;
-    if (in != ins) free(in);
-  }
-  for (int i = 0; c && i < g->noutputs; i++) ir_graph_add_output(c, g->outputs[i].name, map[g->outputs[i].node]);
-  free(live);
-  free(map);
-  return c;
-}
-
 /* Copies 'g' with the clones of 'plans' (sorted by user) inserted. */
 static ir_graph *with_clones(const ir_graph *g, const use_plan *plans, int np) {
   ir_graph *c = ir_graph_create(g->name);
@@ -224,7 +186,8 @@ attnc_status pass_remat(ir_graph *g, int *cloned, ir_diag *d) {
   }
   if (np > 0) {
     ir_graph *c1 = with_clones(g, plans, np);
-    ir_graph *c2 = c1 ? without_dead(c1) : NULL;
+    int dropped = 0;
+    ir_graph *c2 = c1 ? pass_copy_live(c1, &dropped) : NULL;
     ir_graph_destroy(c1);
     if (!c2) goto oom;
     ir_graph_take(g, c2);

@@ -213,7 +213,7 @@ static int rewrite(simp *s) {
 }
 
 /* Returns a copy of 'g' without the nodes no output depends on. */
-static ir_graph *drop_dead(const ir_graph *g, int *removed) {
+ir_graph *pass_copy_live(const ir_graph *g, int *removed) {
   char *live = calloc((size_t)g->nnodes + 1, 1);
   int *map = malloc(((size_t)g->nnodes + 1) * sizeof(int));
   if (!live || !map) {
@@ -264,7 +264,7 @@ attnc_status pass_simplify(ir_graph *g, pass_simplify_stats *stats, ir_diag *d) 
   }
   free(s.map);
   free(s.table);
-  ir_graph *c = drop_dead(s.ng, &stats->dead);
+  ir_graph *c = pass_copy_live(s.ng, &stats->dead);
   ir_graph_destroy(s.ng);
   if (!c) return ATTNC_ENOMEM;
   ir_graph_take(g, c);

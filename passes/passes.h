@@ -26,6 +26,10 @@ typedef struct {
  * shape ops (reshape to the same shape, x*1, x+0, ...), renumbering 'g' in
  * place. Sources input/param/buffer are kept even if unused. */
 attnc_status pass_simplify(ir_graph *g, pass_simplify_stats *stats, ir_diag *d);
+/* A copy of 'g' without the nodes no output depends on (input, param and
+ * buffer nodes kept); *removed counts the dropped nodes. NULL if out of
+ * memory. */
+ir_graph *pass_copy_live(const ir_graph *g, int *removed);
 
 /* Replaces each batchnorm_train(x, gamma, beta) by batchnorm_eval(x, gamma,
  * beta, mean, var) with mean and var the rows of one batchnorm_stats(x)
