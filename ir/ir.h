@@ -111,6 +111,10 @@ typedef struct ir_graph {
 
 /* Returns the table row of 'op'. */
 const ir_op_info *ir_op_info_get(ir_opcode op);
+/* 1 if 'op' is elementwise (unary, binary or any-arity broadcast). */
+int ir_op_elementwise(ir_opcode op);
+/* 1 if 'op' is a source (input, param, buffer, const). */
+int ir_op_source(ir_opcode op);
 /* Returns the op named 'name', or -1. */
 int ir_op_lookup(const char *name);
 /* Returns the slot of attribute 'name' of 'op', or -1. */

@@ -83,6 +83,14 @@ const ir_op_info *ir_op_info_get(ir_opcode op) {
   return &infos[op];
 }
 
+/* 1 if 'op' is elementwise (unary, binary or any-arity broadcast). */
+int ir_op_elementwise(ir_opcode op) {
+  return (ir_op_info_get(op)->flags & (IR_OPF_UNARY | IR_OPF_BINARY | IR_OPF_ELEMENTWISE)) != 0;
+}
+
+/* 1 if 'op' is a source node. */
+int ir_op_source(ir_opcode op) { return (ir_op_info_get(op)->flags & IR_OPF_SOURCE) != 0; }
+
 /* Returns the op named 'name', or -1. */
 int ir_op_lookup(const char *name) {
   for (int op = 0; op < IR_OP_COUNT; op++)

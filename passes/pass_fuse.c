@@ -22,12 +22,10 @@
 
 enum { PHASE_SAMPLE, PHASE_LOOP };
 
-static int is_source(const ir_node *n) { return (ir_op_info_get(n->op)->flags & IR_OPF_SOURCE) != 0; }
+static int is_source(const ir_node *n) { return ir_op_source(n->op); }
 
 /* 1 for the elementwise ops (unary, binary, where, cast, the elementwise *_grad). */
-static int is_elementwise(const ir_node *n) {
-  return (ir_op_info_get(n->op)->flags & (IR_OPF_UNARY | IR_OPF_BINARY | IR_OPF_ELEMENTWISE)) != 0;
-}
+static int is_elementwise(const ir_node *n) { return ir_op_elementwise(n->op); }
 
 static const ir_type *operand_type(const ir_graph *g, const ir_node *n, int k) { return &g->nodes[n->in[k]]->type; }
 

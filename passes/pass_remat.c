@@ -43,11 +43,9 @@ typedef struct {
   unsigned char *output;
 } remat;
 
-static int is_source(const ir_node *n) { return (ir_op_info_get(n->op)->flags & IR_OPF_SOURCE) != 0; }
+static int is_source(const ir_node *n) { return ir_op_source(n->op); }
 
-static int is_elementwise(const ir_node *n) {
-  return (ir_op_info_get(n->op)->flags & (IR_OPF_UNARY | IR_OPF_BINARY | IR_OPF_ELEMENTWISE)) != 0;
-}
+static int is_elementwise(const ir_node *n) { return ir_op_elementwise(n->op); }
 
 /* 1 if 'n' is a value of the batch (rank >= 2, axis 0 the batch). */
 static int batched(const remat *r, const ir_node *n) { return n->type.rank >= 2 && n->type.dims[0] == r->batch; }

@@ -26,8 +26,7 @@ typedef struct {
 /* 1 if a node of 'g' may be passed over by a moving node: cheap ops that
  * never own a kernel of their own worth keeping in place. */
 static int passable(const ir_node *n) {
-  unsigned fl = ir_op_info_get(n->op)->flags;
-  return (fl & (IR_OPF_UNARY | IR_OPF_BINARY | IR_OPF_ELEMENTWISE | IR_OPF_REDUCTION)) || n->op == IR_OP_reshape;
+  return ir_op_elementwise(n->op) || (ir_op_info_get(n->op)->flags & IR_OPF_REDUCTION) || n->op == IR_OP_reshape;
 }
 
 /* 1 if node 'n' may move: a small cheap op that reads nothing larger than

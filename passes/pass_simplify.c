@@ -162,8 +162,7 @@ static int simplify_node(simp *s, const ir_node *n, const int *ins) {
  * kernel then reads the small value with a zero stride instead of a
  * materialized copy of the feature map. Counts the operands it replaced. */
 static int fold_broadcast_operands(simp *s, const ir_node *n, int *ins) {
-  unsigned fl = ir_op_info_get(n->op)->flags;
-  if (!(fl & (IR_OPF_BINARY | IR_OPF_ELEMENTWISE)) || n->nin < 2) return 0;
+  if (!ir_op_elementwise(n->op) || n->nin < 2) return 0;
   int folded = 0;
   for (int k = 0; k < n->nin; k++) {
     const ir_node *b = s->ng->nodes[ins[k]];
