@@ -98,7 +98,9 @@ void cg_program_print_profile(const cg_program *p, FILE *f, int top);
 
 /* Text of the kernels of 'g' after optimization: LLVM IR (asm = 0) or the
  * host assembly (asm = 1), one function per distinct kernel, each preceded by
- * a comment naming the op, its types and attributes. *out is malloc'd. */
-attnc_status cg_emit_text(const ir_graph *g, int asm_text, char **out, ir_diag *d);
+ * a comment naming the op, its types and attributes. The kernels are those a
+ * program compiled with options 'o' (NULL: defaults) runs: fused unless
+ * o->no_fuse. *out is malloc'd. */
+attnc_status cg_emit_text(const ir_graph *g, const cg_options *o, int asm_text, char **out, ir_diag *d);
 
 #endif

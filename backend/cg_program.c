@@ -695,14 +695,15 @@ void cg_program_print_profile(const cg_program *p, FILE *f, int top) {
 }
 
 /* Text of the optimized kernels of 'g'. */
-attnc_status cg_emit_text(const ir_graph *g, int asm_text, char **out, ir_diag *d) {
+attnc_status cg_emit_text(const ir_graph *g, const cg_options *o, int asm_text, char **out, ir_diag *d) {
   *out = NULL;
   cg_program *p = calloc(1, sizeof *p);
   if (!p) return ATTNC_ENOMEM;
+  if (o) p->opt = *o;
   p->g = ir_graph_clone(g);
   attnc_status st = p->g ? ATTNC_OK : ATTNC_ENOMEM;
   const char *env = getenv("ATTNC_NO_FUSE"); /* the kernels that run: fused unless turned off */
-  if (st == ATTNC_OK && !(env && !strcmp(env, "1"))) {
+  if (st == ATTNC_OK && !p->opt.no_fuse && !(env && !strcmp(env, "1"))) {
     st = pass_fuse(p->g, &p->fusion, d);
     if (st == ATTNC_OK) st = prepare_groups(p);
   }

@@ -133,7 +133,7 @@ int cli_load_graph(const char *cmd, const char *path, const fe_request *req, ir_
 int cli_read_tensors(const char *cmd, const char *path, ir_bundle **out);
 /* Applies compilation stage 'stage' (NULL or "ir": the graph as loaded) to
  * *g. Returns an exit code (CLI_EXIT_USAGE for an unknown stage). */
-int cli_apply_stage(const char *cmd, const char *stage, ir_graph **g);
+int cli_apply_stage(const char *cmd, const char *stage, int fuse, ir_graph **g);
 
 /* ---- model loading for train/eval/infer (cli_train.c) ---- */
 

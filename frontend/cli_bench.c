@@ -225,7 +225,8 @@ int cli_bench(int argc, char **argv) {
   if (!rc && train) {
     ir_diag *d = ir_diag_create();
     pass_sgd_options so = {0.9, 5e-4, 0};
-    if (pass_train_step(g, &so, NULL, d) != ATTNC_OK) rc = cli_diag_fail("bench", d);
+    int fuse = !engine.no_fuse && !engine.interp; /* the fusion rewrites only serve fused kernels */
+    if (pass_train_step(g, &so, fuse, NULL, d) != ATTNC_OK) rc = cli_diag_fail("bench", d);
     ir_diag_destroy(d);
   }
   cg_program *p = NULL;

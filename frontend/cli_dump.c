@@ -18,16 +18,17 @@ static const char dump_examples[] =
     "attnc dump models/resnet_cifar.lua -D attention=ham -D in_channels=1 --shape 1x28x28 --batch 8";
 
 /* Prints what the JIT makes of 'g' (of the training step of 'g' if
- * 'train'): the fusion groups ("fused"), the memory plan ("planned"), or the
- * kernels as optimized LLVM IR ("llvm") or assembly ("asm"). Returns an
- * exit code. */
-static int dump_native(ir_graph *g, const char *stage, int train) {
-  int rc = train ? cli_apply_stage("dump", "grad", &g) : CLI_EXIT_OK;
+ * 'train'), fused unless 'no_fuse': the fusion groups ("fused"), the memory
+ * plan ("planned"), or the kernels as optimized LLVM IR ("llvm") or
+ * assembly ("asm"). Returns an exit code. */
+static int dump_native(ir_graph *g, const char *stage, int train, int no_fuse) {
+  int rc = train ? cli_apply_stage("dump", "grad", !no_fuse, &g) : CLI_EXIT_OK;
   if (rc) return rc;
   ir_diag *d = ir_diag_create();
   char *text = NULL;
   pass_memory_plan plan;
-  pass_fusion fu;
+  pass_fusion fu = {0};
+  cg_options engine = {.no_fuse = no_fuse};
   if (!strcmp(stage, "fused")) {
     if (pass_fuse(g, &fu, d) == ATTNC_OK) {
       text = pass_fusion_print(g, &fu);
@@ -37,13 +38,16 @@ static int dump_native(ir_graph *g, const char *stage, int train) {
     if (!text) rc = cli_diag_fail("dump", d);
     else fputs(text, stdout);
   } else if (!strcmp(stage, "planned")) {
-    if (pass_plan_memory(g, 1, &plan, d) == ATTNC_OK) {
+    /* the plan the JIT lays out: a fused group's inner values get no buffer */
+    if ((no_fuse || pass_fuse(g, &fu, d) == ATTNC_OK) &&
+        pass_plan_memory_fused(g, no_fuse ? NULL : &fu, 1, &plan, d) == ATTNC_OK) {
       text = pass_memory_plan_print(g, &plan);
       pass_memory_plan_free(&plan);
     }
+    pass_fusion_free(&fu);
     if (!text) rc = cli_diag_fail("dump", d);
     else fputs(text, stdout);
-  } else if (cg_emit_text(g, !strcmp(stage, "asm"), &text, d) != ATTNC_OK) {
+  } else if (cg_emit_text(g, &engine, !strcmp(stage, "asm"), &text, d) != ATTNC_OK) {
     rc = cli_diag_fail("dump", d);
   } else {
     fputs(text, stdout);
@@ -57,6 +61,7 @@ static int dump_native(ir_graph *g, const char *stage, int train) {
 /* Runs 'attnc dump'. */
 int cli_dump(int argc, char **argv) {
   const char *file = NULL, *format = "text", *stage = NULL;
+  int no_fuse = 0;
   cli_model model = {0};
   const cli_opt opts[] = {
       {"--format", "text|dot", "output format (default text)", &format, NULL},
@@ -66,6 +71,10 @@ int cli_dump(int argc, char **argv) {
        "(each buffer's arena offset and lifetime), llvm / asm (the JIT's kernels after O3, as "
        "LLVM IR / host assembly); fused, planned, llvm and asm are of the training step with --train",
        &stage, NULL},
+      {"--no-fuse", NULL,
+       "the unfused program (as run with --no-fuse): grad without the rewrites that serve fusion, "
+       "planned / llvm / asm with one buffer and one kernel per node",
+       &no_fuse, NULL},
       CLI_OPT_DEFINE(&model),
       CLI_OPT_SHAPE(&model),
       CLI_OPT_BATCH(&model),
@@ -87,6 +96,8 @@ int cli_dump(int argc, char **argv) {
   int native = stage && (!strcmp(stage, "llvm") || !strcmp(stage, "asm") || !strcmp(stage, "planned") ||
                          !strcmp(stage, "fused"));
   if (native && strcmp(format, "text")) rc = cli_usage_error("dump", "--stage %s prints text only", stage);
+  if (!rc && no_fuse && stage && !strcmp(stage, "fused"))
+    rc = cli_usage_error("dump", "--stage fused shows fusion groups; --no-fuse has none");
   ir_graph *g = NULL;
   if (!rc) {
     fe_request req;
@@ -94,12 +105,12 @@ int cli_dump(int argc, char **argv) {
     rc = cli_load_graph("dump", file, &req, &g);
   }
   if (!rc && native) {
-    rc = dump_native(g, stage, model.train);
+    rc = dump_native(g, stage, model.train, no_fuse);
     ir_graph_destroy(g);
     cli_model_free(&model);
     return rc;
   }
-  if (!rc) rc = cli_apply_stage("dump", stage, &g);
+  if (!rc) rc = cli_apply_stage("dump", stage, !no_fuse, &g);
   if (!rc) {
     char *text = strcmp(format, "dot") ? ir_print(g) : ir_dot(g);
     if (!text) {

@@ -120,9 +120,10 @@ int cli_read_tensors(const char *cmd, const char *path, ir_bundle **out) {
 }
 
 /* Applies compilation stage 'stage' to *g: "grad" builds the training step
- * (autodiff, SGD with PyTorch's CIFAR settings, simplification) and reports
- * op counts before and after simplification on stderr. */
-int cli_apply_stage(const char *cmd, const char *stage, ir_graph **g) {
+ * (autodiff, SGD with PyTorch's CIFAR settings, simplification, and with
+ * 'fuse' the rewrites that serve fusion) and reports op counts before and
+ * after simplification on stderr. */
+int cli_apply_stage(const char *cmd, const char *stage, int fuse, ir_graph **g) {
   pass_stage st;
   if (!stage) return CLI_EXIT_OK;
   if (pass_stage_parse(stage, &st))
@@ -132,7 +133,7 @@ int cli_apply_stage(const char *cmd, const char *stage, ir_graph **g) {
   pass_sgd_options o = {0.9, 5e-4, 0};
   pass_simplify_stats ss;
   int forward = (*g)->nnodes, rc = CLI_EXIT_OK;
-  if (pass_train_step(*g, &o, &ss, d) != ATTNC_OK)
+  if (pass_train_step(*g, &o, fuse, &ss, d) != ATTNC_OK)
     rc = cli_diag_fail(cmd, d);
   else
     fprintf(stderr, "%s: training step: %d forward ops, %d after autodiff and SGD, %d after simplification "

@@ -85,10 +85,11 @@ static int run_graph(const ir_graph *g, const ir_bundle *x, const char *xpath, c
 }
 
 /* Appends the gradient of the loss with respect to every parameter
- * (outputs "grad.<name>"). Returns an exit code. */
-static int add_gradients(ir_graph *g) {
+ * (outputs "grad.<name>"), for a program fused if 'fuse'. Returns an exit
+ * code. */
+static int add_gradients(ir_graph *g, int fuse) {
   ir_diag *d = ir_diag_create();
-  int rc = pass_gradients(g, NULL, d) == ATTNC_OK ? CLI_EXIT_OK : cli_diag_fail("run", d);
+  int rc = pass_gradients(g, fuse, NULL, d) == ATTNC_OK ? CLI_EXIT_OK : cli_diag_fail("run", d);
   ir_diag_destroy(d);
   return rc;
 }
@@ -169,7 +170,7 @@ int cli_run(int argc, char **argv) {
     cli_model_request(&model, file, &req);
     rc = cli_load_graph("run", file, &req, &g);
   }
-  if (!rc && model.train) rc = add_gradients(g);
+  if (!rc && model.train) rc = add_gradients(g, !engine.no_fuse && !engine.interp);
   if (!rc && init >= 0) fill_random(g, x, w, (uint64_t)init);
   if (!rc) rc = run_graph(g, x, xpath, w, wpath, file, out, &engine);
   ir_graph_destroy(g);

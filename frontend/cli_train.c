@@ -260,7 +260,8 @@ static int prepare(train_args *a, const char *file, rt_train_options *o, ir_grap
   if (!rc) rc = cli_train_lower("train", &a->model, file, FE_TRAIN, a->model.batch, shape, classes, step);
   if (!rc) rc = cli_train_lower("train", &a->model, file, FE_EVAL, a->model.batch, shape, classes, eval);
   pass_sgd_options sgd = {.momentum = a->momentum, .weight_decay = a->wd, .nesterov = a->nesterov};
-  if (!rc && pass_train_step(*step, &sgd, NULL, d) != ATTNC_OK) rc = cli_diag_fail("train", d);
+  int fuse = !a->no_fuse && !a->interp; /* the fusion rewrites only serve fused kernels */
+  if (!rc && pass_train_step(*step, &sgd, fuse, NULL, d) != ATTNC_OK) rc = cli_diag_fail("train", d);
   char hash[17];
   if (!rc && rt_file_hash(file, hash, d) != ATTNC_OK) rc = cli_diag_fail("train", d);
   if (!rc) {

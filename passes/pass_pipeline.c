@@ -26,35 +26,38 @@ static attnc_status check(const ir_graph *g, const char *what, ir_diag *d) {
   return ATTNC_EVERIFY;
 }
 
-/* Appends the gradients of output "loss" and simplifies. */
-attnc_status pass_gradients(ir_graph *g, pass_simplify_stats *st, ir_diag *d) {
-  attnc_status s = pass_autodiff(g, "loss", 0, d);
-  if (s == ATTNC_OK) s = check(g, "autodiff", d);
-  if (s == ATTNC_OK) s = pass_bn_split(g, NULL, d);
-  if (s == ATTNC_OK) s = check(g, "batch-norm split", d);
+/* The rewrites after autodiff (and SGD): simplification always; with
+ * 'fuse', first the batch-norm split and afterwards rematerialization and
+ * scheduling, which only pay off when the JIT fuses. */
+static attnc_status rewrite(ir_graph *g, int fuse, pass_simplify_stats *st, ir_diag *d) {
+  attnc_status s = ATTNC_OK;
+  if (fuse) s = pass_bn_split(g, NULL, d);
+  if (fuse && s == ATTNC_OK) s = check(g, "batch-norm split", d);
   if (s == ATTNC_OK) s = pass_simplify(g, st, d);
   if (s == ATTNC_OK) s = check(g, "simplify", d);
-  if (s == ATTNC_OK) s = pass_remat(g, NULL, d);
-  if (s == ATTNC_OK) s = check(g, "rematerialization", d);
-  if (s == ATTNC_OK) s = pass_schedule(g, NULL, d);
-  if (s == ATTNC_OK) s = check(g, "schedule", d);
+  if (fuse && s == ATTNC_OK) s = pass_remat(g, NULL, d);
+  if (fuse && s == ATTNC_OK) s = check(g, "rematerialization", d);
+  if (fuse && s == ATTNC_OK) s = pass_schedule(g, NULL, d);
+  if (fuse && s == ATTNC_OK) s = check(g, "schedule", d);
+  return s;
+}
+
+/* Appends the gradients of output "loss" and simplifies. */
+attnc_status pass_gradients(ir_graph *g, int fuse, pass_simplify_stats *st, ir_diag *d) {
+  attnc_status s = pass_autodiff(g, "loss", 0, d);
+  if (s == ATTNC_OK) s = check(g, "autodiff", d);
+  if (s == ATTNC_OK) s = rewrite(g, fuse, st, d);
   return s;
 }
 
 /* Turns a training-mode forward graph (with output "loss") into the whole
  * training step: forward, loss, backward, SGD update, running statistics. */
-attnc_status pass_train_step(ir_graph *g, const pass_sgd_options *o, pass_simplify_stats *st, ir_diag *d) {
+attnc_status pass_train_step(ir_graph *g, const pass_sgd_options *o, int fuse, pass_simplify_stats *st,
+                             ir_diag *d) {
   attnc_status s = pass_autodiff(g, "loss", 0, d);
   if (s == ATTNC_OK) s = check(g, "autodiff", d);
   if (s == ATTNC_OK) s = pass_sgd(g, o, d);
   if (s == ATTNC_OK) s = check(g, "sgd", d);
-  if (s == ATTNC_OK) s = pass_bn_split(g, NULL, d);
-  if (s == ATTNC_OK) s = check(g, "batch-norm split", d);
-  if (s == ATTNC_OK) s = pass_simplify(g, st, d);
-  if (s == ATTNC_OK) s = check(g, "simplify", d);
-  if (s == ATTNC_OK) s = pass_remat(g, NULL, d);
-  if (s == ATTNC_OK) s = check(g, "rematerialization", d);
-  if (s == ATTNC_OK) s = pass_schedule(g, NULL, d);
-  if (s == ATTNC_OK) s = check(g, "schedule", d);
+  if (s == ATTNC_OK) s = rewrite(g, fuse, st, d);
   return s;
 }

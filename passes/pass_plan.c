@@ -201,8 +201,8 @@ char *pass_memory_plan_print(const ir_graph *g, const pass_memory_plan *p) {
   char *buf = NULL;
   int err = appendf(&buf, &len, &cap,
                     "# memory plan of @%s: arena %lld bytes (%.1f MiB), %lld bytes without reuse (%.1f MiB)\n"
-                    "# %%id op type: offset size live [first, last] ('-' = shares the buffer of %%owner; last = %d: "
-                    "kept to the end)\n",
+                    "# %%id op type: offset size live [first, last] ('-' = shares the buffer of %%owner, or none: "
+                    "inside a fused kernel; last = %d: kept to the end)\n",
                     g->name ? g->name : "", (long long)p->arena_bytes, (double)p->arena_bytes / 1048576.0,
                     (long long)p->total_bytes, (double)p->total_bytes / 1048576.0, g->nnodes);
   for (int i = 0; !err && i < g->nnodes; i++) {
@@ -213,6 +213,9 @@ char *pass_memory_plan_print(const ir_graph *g, const pass_memory_plan *p) {
     if (p->owner[i] != i)
       err = appendf(&buf, &len, &cap, "%%%d %s %s: - shares %%%d\n", n->id, ir_op_info_get(n->op)->name, ty,
                     g->nodes[p->owner[i]]->id);
+    else if (p->size[i] == 0)
+      err = appendf(&buf, &len, &cap, "%%%d %s %s: - no buffer (inside its fused kernel)\n", n->id,
+                    ir_op_info_get(n->op)->name, ty);
     else
       err = appendf(&buf, &len, &cap, "%%%d %s%s%s%s %s: offset %lld size %lld live [%d, %d]\n", n->id,
                     ir_op_info_get(n->op)->name, name ? " \"" : "", name ? name : "", name ? "\"" : "", ty,

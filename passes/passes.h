@@ -170,10 +170,14 @@ typedef enum { PASS_STAGE_IR, PASS_STAGE_GRAD } pass_stage;
 int pass_stage_parse(const char *s, pass_stage *out);
 /* Returns the stage names joined by '|'. */
 const char *pass_stage_list(void);
-/* Appends the gradients of output "loss" ("grad.<param>") and simplifies. */
-attnc_status pass_gradients(ir_graph *g, pass_simplify_stats *st, ir_diag *d);
+/* Appends the gradients of output "loss" ("grad.<param>") and simplifies.
+ * 'fuse' adds the rewrites that serve fusion (batch-norm split, remat,
+ * schedule); pass 0 for a program the JIT will run unfused (--no-fuse). */
+attnc_status pass_gradients(ir_graph *g, int fuse, pass_simplify_stats *st, ir_diag *d);
 /* Turns a training-mode forward graph (output "loss") into the whole training
- * step: autodiff, the SGD update, simplification; verified after each. */
-attnc_status pass_train_step(ir_graph *g, const pass_sgd_options *o, pass_simplify_stats *st, ir_diag *d);
+ * step: autodiff, the SGD update, simplification (and with 'fuse' the
+ * rewrites that serve fusion, as for pass_gradients); verified after each. */
+attnc_status pass_train_step(ir_graph *g, const pass_sgd_options *o, int fuse, pass_simplify_stats *st,
+                             ir_diag *d);
 
 #endif

@@ -248,6 +248,48 @@ static void test_dump(void **state) {
   free(ir);
 }
 
+/* Counts the lines of 'text' that contain 'what'. */
+static int count_lines_with(const char *text, const char *what) {
+  int n = 0;
+  for (const char *line = text; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+    const char *end = strchr(line, '\n'), *hit = strstr(line, what);
+    n += hit && (!end || hit < end);
+  }
+  return n;
+}
+
+/* The native stages show what the JIT runs: ECA's conv → mean → conv1d →
+ * sigmoid → scale → pool → linear is one kernel whose inner values get no
+ * buffer; with --no-fuse every node is its own kernel and buffer, the plan
+ * is larger, and there are no groups to show. */
+static void test_dump_native_stages(void **state) {
+  (void)state;
+  const char *eca = "docs/examples/eca_tiny.ir";
+  tc_result fused = run("dump", eca, "--stage", "planned", NULL);
+  tc_result plain = run("dump", eca, "--stage", "planned", "--no-fuse", NULL);
+  assert_int_equal(fused.code, 0);
+  assert_int_equal(plain.code, 0);
+  assert_true(count_lines_with(fused.out, "no buffer (inside its fused kernel)") >= 8);
+  assert_int_equal(count_lines_with(plain.out, "no buffer"), 0);
+  long long arena_f = 0, arena_p = 0;
+  assert_int_equal(sscanf(strstr(fused.out, "arena "), "arena %lld", &arena_f), 1);
+  assert_int_equal(sscanf(strstr(plain.out, "arena "), "arena %lld", &arena_p), 1);
+  assert_true(arena_f > 0 && arena_f < arena_p);
+  tc_result_free(&fused);
+  tc_result_free(&plain);
+  fused = run("dump", eca, "--stage", "llvm", NULL);
+  plain = run("dump", eca, "--stage", "llvm", "--no-fuse", NULL);
+  assert_int_equal(fused.code, 0);
+  assert_int_equal(plain.code, 0);
+  assert_non_null(strstr(fused.out, "; 1 distinct kernels\n"));
+  assert_non_null(strstr(plain.out, "; k0_conv2d: conv2d"));
+  assert_true(count_lines_with(plain.out, "; k") >= 8);
+  tc_result_free(&fused);
+  tc_result_free(&plain);
+  tc_result r = run("dump", eca, "--stage", "fused", "--no-fuse", NULL);
+  assert_usage_error(&r, "dump", "--no-fuse has none");
+}
+
 /* run computes relu(x @ w + b) and its sum, checked against values worked
  * out by hand: x@w = [[2,3],[5,5]], +b = [[2.5,-7],[5.5,-5]]. */
 static void test_run_values(void **state) {
@@ -448,6 +490,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_missing_files, setup_dir, teardown_dir),
       cmocka_unit_test_setup_teardown(test_library_errors, setup_dir, teardown_dir),
       cmocka_unit_test_setup_teardown(test_dump, setup_dir, teardown_dir),
+      cmocka_unit_test_setup_teardown(test_dump_native_stages, setup_dir, teardown_dir),
       cmocka_unit_test_setup_teardown(test_run_values, setup_dir, teardown_dir),
       cmocka_unit_test_setup_teardown(test_run_example, setup_dir, teardown_dir),
       cmocka_unit_test_setup_teardown(test_run_errors, setup_dir, teardown_dir),

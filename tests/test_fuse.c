@@ -447,7 +447,7 @@ static ir_graph *resnet20(const char *m, int train) {
   if (train) {
     ir_diag *d = ir_diag_create();
     pass_sgd_options o = {.momentum = 0.9, .weight_decay = 5e-4};
-    if (pass_train_step(g, &o, NULL, d) != ATTNC_OK) fail_msg("%s: %s", m, ir_diag_text(d));
+    if (pass_train_step(g, &o, 1, NULL, d) != ATTNC_OK) fail_msg("%s: %s", m, ir_diag_text(d));
     ir_diag_destroy(d);
   }
   return g;

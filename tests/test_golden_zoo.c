@@ -82,7 +82,7 @@ static void test_lgam_float64(void **state) {
   expect_close(out, "logits", exp, "train.logits", 1e-4);
   expect_close(out, "loss", exp, "train.loss", 1e-4);
   ir_bundle_destroy(out);
-  if (pass_gradients(g, NULL, d) != ATTNC_OK) fail_msg("autodiff: %s", ir_diag_text(d));
+  if (pass_gradients(g, 1, NULL, d) != ATTNC_OK) fail_msg("autodiff: %s", ir_diag_text(d));
   out = ti_run(g, feed, IR_INTERP_F64);
   int grads = 0, stats = 0;
   for (int i = 0; i < exp->count; i++) {

@@ -356,7 +356,7 @@ static ir_graph *resnet20(const char *att, fe_mode mode, int64_t batch) {
   if (mode == FE_TRAIN) {
     ir_diag *d = ir_diag_create();
     pass_sgd_options o = {.momentum = 0.9, .weight_decay = 5e-4};
-    if (pass_train_step(g, &o, NULL, d) != ATTNC_OK) fail_msg("train step: %s", ir_diag_text(d));
+    if (pass_train_step(g, &o, 1, NULL, d) != ATTNC_OK) fail_msg("train step: %s", ir_diag_text(d));
     ir_diag_destroy(d);
   }
   return g;

@@ -57,6 +57,29 @@ static ir_bundle *run_seeded(const ir_graph *g) {
   return out;
 }
 
+/* Runs 'g' with every input, parameter and buffer set to values seeded by
+ * its name (so two graphs with the same sources in any order get the same
+ * values; a learning rate of 0.05); returns the outputs. */
+static ir_bundle *run_named(const ir_graph *g) {
+  ir_bundle *in = ir_bundle_create();
+  for (int i = 0; i < g->nnodes; i++) {
+    const ir_node *n = g->nodes[i];
+    const char *name = ir_node_name(n);
+    if ((n->op != IR_OP_input && n->op != IR_OP_param && n->op != IR_OP_buffer) || !name) continue;
+    int64_t k = ir_type_numel(&n->type);
+    double *v = malloc((size_t)k * sizeof *v);
+    unsigned seed = 7;
+    for (const char *c = name; *c; c++) seed = seed * 31 + (unsigned char)*c;
+    ti_fill(v, k, seed);
+    if (!strcmp(name, "lr")) v[0] = 0.05;
+    ti_feed(in, g, i, v);
+    free(v);
+  }
+  ir_bundle *out = ti_run(g, in, IR_INTERP_NATIVE);
+  ir_bundle_destroy(in);
+  return out;
+}
+
 /* Every output of 'b' equals that of 'a' (to 1e-12 relative). */
 static void same_outputs(const ir_bundle *a, const ir_bundle *b) {
   for (int o = 0; o < a->count; o++) {
@@ -227,23 +250,34 @@ static void test_remat(void **state) {
  * pass_bn_split leaves no batchnorm_train, one batchnorm_stats per layer
  * (the existing one reused), a batchnorm_eval per layer, the backward's
  * batchnorm_train_grad untouched, and the same values for every output. */
-static void test_bn_split(void **state) {
-  (void)state;
+/* Two f64 batchnorm_train layers on input "x" [3,2,2,3] with parameters
+ * g1, b1, g2, b2 [2], a relu between them, the output "loss" =
+ * sum(y*sigmoid(y)) and the output "stats" = batchnorm_stats(x); ids of x
+ * and the parameters in *x and p[]. */
+static ir_graph *bn_net(int *x, int p[4]) {
   ir_graph *g = ir_graph_create("bn");
-  int x = tb_input(g, "x", IR_F64, 4, 3, 2, 2, 3);
-  int g1 = tb_param(g, "g1", IR_F64, 1, 2), b1 = tb_param(g, "b1", IR_F64, 1, 2);
-  int g2 = tb_param(g, "g2", IR_F64, 1, 2), b2 = tb_param(g, "b2", IR_F64, 1, 2);
-  ir_node *n1 = tb_node(g, IR_OP_batchnorm_train, x, g1, b1);
+  *x = tb_input(g, "x", IR_F64, 4, 3, 2, 2, 3);
+  const char *names[4] = {"g1", "b1", "g2", "b2"};
+  for (int i = 0; i < 4; i++) p[i] = tb_param(g, names[i], IR_F64, 1, 2);
+  ir_node *n1 = tb_node(g, IR_OP_batchnorm_train, *x, p[0], p[1]);
   tb_set_float(n1, "eps", 1e-3);
   int y1 = tb_op(g, IR_OP_relu, tb_infer(g, n1));
-  int st = tb_op(g, IR_OP_batchnorm_stats, x);
-  ir_node *n2 = tb_node(g, IR_OP_batchnorm_train, y1, g2, b2);
+  int st = tb_op(g, IR_OP_batchnorm_stats, *x);
+  ir_node *n2 = tb_node(g, IR_OP_batchnorm_train, y1, p[2], p[3]);
   tb_set_float(n2, "eps", 1e-5);
   int y2 = tb_infer(g, n2);
   ir_node *loss = tb_node(g, IR_OP_reduce_sum, tb_op(g, IR_OP_mul, y2, tb_op(g, IR_OP_sigmoid, y2)));
   tb_set_ints(loss, "axes", 0, 1, 2, 3);
   ir_graph_add_output(g, "loss", tb_infer(g, loss));
   ir_graph_add_output(g, "stats", st);
+  return g;
+}
+
+static void test_bn_split(void **state) {
+  (void)state;
+  int x, p[4];
+  ir_graph *g = bn_net(&x, p);
+  int g1 = p[0], b1 = p[1], g2 = p[2], b2 = p[3];
   assert_int_equal(pass_autodiff(g, "loss", 0, NULL), ATTNC_OK);
   ir_bundle *in = ir_bundle_create();
   double xv[36], pv[2][2] = {{1.5, -0.5}, {0.2, 0.3}};
@@ -292,6 +326,33 @@ static void test_bn_split(void **state) {
   ir_bundle_destroy(after);
   ir_bundle_destroy(in);
   ir_graph_destroy(g);
+}
+
+/* The training step built for an unfused program (fuse 0, as --no-fuse
+ * does) keeps the batch-norm ops whole, since the split, remat and
+ * schedule rewrites serve fusion only; for a fused one (fuse 1) the split
+ * is made. Both steps compute the same values. */
+static void test_train_step_unfused(void **state) {
+  (void)state;
+  int x, p[4];
+  ir_graph *fused = bn_net(&x, p), *plain = ir_graph_clone(fused);
+  assert_non_null(plain);
+  pass_sgd_options o = {0.9, 5e-4, 0};
+  assert_int_equal(pass_train_step(fused, &o, 1, NULL, NULL), ATTNC_OK);
+  assert_int_equal(pass_train_step(plain, &o, 0, NULL, NULL), ATTNC_OK);
+  assert_int_equal(count_op(fused, IR_OP_batchnorm_train), 0);
+  assert_int_equal(count_op(fused, IR_OP_batchnorm_train_grad), 0);
+  assert_int_equal(count_op(plain, IR_OP_batchnorm_train), 2);
+  assert_int_equal(count_op(plain, IR_OP_batchnorm_train_grad), 1);
+  assert_int_equal(count_op(plain, IR_OP_batchnorm_eval), 0);
+  ir_bundle *a = run_named(fused), *b = run_named(plain);
+  assert_true(a->count >= 2 + 4 + 4); /* loss, stats, grad.* and the updated parameters */
+  assert_int_equal(a->count, b->count);
+  same_outputs(a, b);
+  ir_bundle_destroy(a);
+  ir_bundle_destroy(b);
+  ir_graph_destroy(fused);
+  ir_graph_destroy(plain);
 }
 
 /* y = relu(x*w) computed twice, reshaped to its own shape, times 1, plus
@@ -353,7 +414,7 @@ static void sgd_case(const pass_sgd_options *o, const double *p, const double *v
   int loss = tb_op(g, IR_OP_mul, tb_infer(g, s), tb_const(g, 0.5, IR_F64));
   ir_graph_add_output(g, "loss", loss);
   ir_diag *d = ir_diag_create();
-  assert_int_equal(pass_train_step(g, o, NULL, d), ATTNC_OK);
+  assert_int_equal(pass_train_step(g, o, 1, NULL, d), ATTNC_OK);
   ir_diag_destroy(d);
   ir_bundle *in = ir_bundle_create();
   ti_feed(in, g, pid, p);
@@ -411,6 +472,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_simplify_before_after),
       cmocka_unit_test(test_bn_split),
+      cmocka_unit_test(test_train_step_unfused),
       cmocka_unit_test(test_simplify_broadcast_operands),
       cmocka_unit_test(test_schedule_runs),
       cmocka_unit_test(test_remat),

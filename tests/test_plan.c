@@ -77,7 +77,7 @@ static void test_training_step(void **state) {
   ir_graph *g = tf_lower("models/resnet_cifar.lua", FE_TRAIN, 8, "attention=ham", NULL);
   ir_diag *d = ir_diag_create();
   pass_sgd_options o = {0.9, 5e-4, 0};
-  assert_int_equal(pass_train_step(g, &o, NULL, d), ATTNC_OK);
+  assert_int_equal(pass_train_step(g, &o, 1, NULL, d), ATTNC_OK);
   pass_memory_plan p;
   assert_int_equal(pass_plan_memory(g, 1, &p, d), ATTNC_OK);
   assert_no_overlap(g, &p);
@@ -100,7 +100,7 @@ static void test_jit_reuse_bitwise(void **state) {
   ir_graph *g = tf_lower("models/resnet_cifar.lua", FE_TRAIN, 4, "attention=eca", NULL);
   ir_diag *d = ir_diag_create();
   pass_sgd_options o = {0.9, 5e-4, 0};
-  assert_int_equal(pass_train_step(g, &o, NULL, d), ATTNC_OK);
+  assert_int_equal(pass_train_step(g, &o, 1, NULL, d), ATTNC_OK);
   ir_bundle *src = tj_sources(g, NULL, 3);
   ir_tensor *lr = ir_bundle_get(src, "lr");
   ir_tensor_set(lr, 0, 0.05);

@@ -120,7 +120,7 @@ static ir_graph *lower_tiny(const char *dir, fe_mode mode, int64_t batch) {
   ir_graph *g = NULL;
   assert_int_equal(fe_lower(&req, &g, d), ATTNC_OK);
   pass_sgd_options sgd = {.momentum = 0.9, .weight_decay = 5e-4, .nesterov = 0};
-  if (mode == FE_TRAIN) assert_int_equal(pass_train_step(g, &sgd, NULL, d), ATTNC_OK);
+  if (mode == FE_TRAIN) assert_int_equal(pass_train_step(g, &sgd, 1, NULL, d), ATTNC_OK);
   ir_diag_destroy(d);
   free(path);
   return g;

@@ -356,7 +356,7 @@ static void golden(const char *model, const char *spec, int jit, int grads, int 
     ir_graph *g = lower_opts(spec, (fe_mode)mode, batch, shape, opts, n);
     ir_bundle *out = ir_bundle_create();
     ir_diag *d = ir_diag_create();
-    if (mode == FE_TRAIN && grads && pass_gradients(g, NULL, d) != ATTNC_OK) {
+    if (mode == FE_TRAIN && grads && pass_gradients(g, 1, NULL, d) != ATTNC_OK) {
       print_error("%s: autodiff failed:\n%s\n", model, ir_diag_text(d));
       failures++;
     } else if (run_engine(model, g, feed, jit, cross, out, d) != ATTNC_OK) {
