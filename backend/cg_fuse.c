@@ -102,6 +102,7 @@ typedef struct {
   int red[CG_EW_MAX_OPS];   /* stored reductions: 1 + cg_red_kind, else 0 */
   ir_type type[CG_EW_MAX_OPS];
   LLVMValueRef ptr[CG_EW_MAX_OPS];
+  LLVMValueRef pre[CG_EW_MAX_OPS]; /* loaded operands invariant along the row, loaded before it */
 } cluster;
 
 /* The running combine of a reduction member, or -1 for other ops. */
@@ -144,6 +145,16 @@ static int cluster_add(cluster *c, int node, int store, const ir_type *t) {
   return c->nops++;
 }
 
+/* Per-row part of a cluster: loads the operands that stay the same along
+ * the row (per-channel gates and scales) once. A row writes buffers in the
+ * same arena or scratch as these, so LLVM could neither hoist the loads
+ * nor vectorize the row with them inside (it has no run-time check for a
+ * loop-invariant address). */
+static void cluster_row(cg_emit *e, void *ctx, LLVMValueRef *idx, const int *inv) {
+  cluster *c = ctx;
+  for (int k = 0; k < c->nops; k++) c->pre[k] = !c->store[k] && inv[k] ? cg_load(e, c->ptr[k], idx[k]) : NULL;
+}
+
 /* Per-element body of a cluster: loads, members in order, stores. */
 static attnc_status cluster_element(cg_emit *e, void *ctx, LLVMValueRef *idx) {
   cluster *c = ctx;
@@ -151,7 +162,7 @@ static attnc_status cluster_element(cg_emit *e, void *ctx, LLVMValueRef *idx) {
   int valnode[CG_EW_MAX_OPS + MAX_CLUSTER], nval = 0;
   for (int k = 0; k < c->nops; k++)
     if (!c->store[k]) {
-      loaded[k] = cg_load(e, c->ptr[k], idx[k]);
+      loaded[k] = c->pre[k] ? c->pre[k] : cg_load(e, c->ptr[k], idx[k]);
       valnode[nval] = c->node[k];
       val[nval++] = loaded[k];
     }
@@ -588,7 +599,7 @@ static attnc_status emit_loop_step(cg_emit *e, cg_fused *fk, int s, LLVMValueRef
   cg_ew_layout l;
   cluster_layout(&c, &t, &l);
   reductions_init(e, &c);
-  attnc_status rc = cg_ew_loops(e, &l, cg_i64(e, 0), cg_i64(e, l.outer * l.blocks), cluster_element, &c);
+  attnc_status rc = cg_ew_loops(e, &l, cg_i64(e, 0), cg_i64(e, l.outer * l.blocks), cluster_row, cluster_element, &c);
   if (rc == ATTNC_OK) reductions_finish(e, &c, &t);
   return rc;
 }
@@ -685,7 +696,7 @@ attnc_status cg_fused_build(LLVMModuleRef m, const char *name, cg_fused *fk, ir_
     cg_ew_layout l;
     if (st == ATTNC_OK) {
       cluster_layout(&c, t, &l);
-      st = cg_ew_loops(&e, &l, e.begin, e.end, cluster_element, &c);
+      st = cg_ew_loops(&e, &l, e.begin, e.end, cluster_row, cluster_element, &c);
     }
   } else {
     st = emit_sample(&e, fk, d);

@@ -238,9 +238,15 @@ void cg_ew_layout_make(const ir_type *t, int nops, int64_t (*s)[IR_MAX_RANK], cg
 /* Called once per element by cg_ew_loops with idx[k] the element offset of
  * operand k; emits the element's loads, math and stores. */
 typedef attnc_status (*cg_ew_body)(cg_emit *e, void *ctx, LLVMValueRef *idx);
-/* Emits the loop nest of 'l' over work items [begin, end) (i64 values). */
+/* Called once per row, before its inner loop, with idx[k] the offset of
+ * operand k at the row's start and inv[k] 1 if that offset stays the same
+ * along the row: the place to load row-invariant operands once, which LLVM
+ * cannot hoist itself when the row's stores might alias them. */
+typedef void (*cg_ew_row)(cg_emit *e, void *ctx, LLVMValueRef *idx, const int *inv);
+/* Emits the loop nest of 'l' over work items [begin, end) (i64 values);
+ * 'row' may be NULL. */
 attnc_status cg_ew_loops(cg_emit *e, const cg_ew_layout *l, LLVMValueRef begin, LLVMValueRef end,
-                         cg_ew_body body, void *ctx);
+                         cg_ew_row row, cg_ew_body body, void *ctx);
 
 /* ---- fusion groups (cg_fuse.c) ---- */
 

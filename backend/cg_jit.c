@@ -6,8 +6,10 @@
 #include <string.h>
 #include <llvm-c/Analysis.h>
 #include <llvm-c/Error.h>
+#include <llvm-c/ExecutionEngine.h>
 #include <llvm-c/LLJIT.h>
 #include <llvm-c/Orc.h>
+#include <llvm-c/OrcEE.h>
 #include <llvm-c/Target.h>
 #include <llvm-c/Support.h>
 #include <llvm-c/Transforms/PassBuilder.h>
@@ -43,9 +45,18 @@ static void init_native(void) {
   LLVMInitializeNativeTarget();
   LLVMInitializeNativeAsmPrinter();
   LLVMInitializeNativeAsmParser();
-  static const char *const argv[] = {"attnc", "-unroll-threshold-aggressive=100",
-                                     "-runtime-memory-check-threshold=64"};
-  LLVMParseCommandLineOptions(3, argv, NULL);
+  const char *argv[32] = {"attnc", "-unroll-threshold-aggressive=100", "-runtime-memory-check-threshold=64"};
+  int argc = 3;
+  /* ATTNC_LLVM_ARGS: more LLVM options, space-separated, for looking into
+   * the optimizer (e.g. -pass-remarks-missed=loop-vectorize); a profiling
+   * and debugging aid, see docs/FUSION.md */
+  static char extra[1024];
+  const char *env = getenv("ATTNC_LLVM_ARGS");
+  if (env && strlen(env) < sizeof extra) {
+    strcpy(extra, env);
+    for (char *tok = strtok(extra, " "); tok && argc < 32; tok = strtok(NULL, " ")) argv[argc++] = tok;
+  }
+  LLVMParseCommandLineOptions(argc, argv, NULL);
 }
 
 /* Reports an LLVMErrorRef (consuming it) under 'what'. */
@@ -76,6 +87,17 @@ static LLVMTargetMachineRef host_machine(const char *triple, ir_diag *d) {
   return tm;
 }
 
+/* The JIT's object layer, telling perf about each kernel it loads (the
+ * jit-PID.dump that 'perf inject --jit' reads), for ATTNC_PERF=1. */
+static LLVMOrcObjectLayerRef perf_layer(void *ctx, LLVMOrcExecutionSessionRef es, const char *triple) {
+  (void)ctx;
+  (void)triple;
+  LLVMOrcObjectLayerRef layer = LLVMOrcCreateRTDyldObjectLinkingLayerWithSectionMemoryManager(es);
+  LLVMJITEventListenerRef perf = LLVMCreatePerfJITEventListener();
+  if (perf) LLVMOrcRTDyldObjectLinkingLayerRegisterJITEventListener(layer, perf);
+  return layer;
+}
+
 /* Creates the JIT. */
 attnc_status cg_jit_create(cg_jit **out, ir_diag *d) {
   pthread_once(&init_once, init_native);
@@ -93,6 +115,8 @@ attnc_status cg_jit_create(cg_jit **out, ir_diag *d) {
   LLVMOrcLLJITBuilderRef builder = LLVMOrcCreateLLJITBuilder();
   LLVMOrcLLJITBuilderSetJITTargetMachineBuilder(
       builder, LLVMOrcJITTargetMachineBuilderCreateFromTargetMachine(jtm));
+  const char *perf = getenv("ATTNC_PERF"); /* a profiling aid: see docs/FUSION.md */
+  if (perf && !strcmp(perf, "1")) LLVMOrcLLJITBuilderSetObjectLinkingLayerCreator(builder, perf_layer, NULL);
   LLVMErrorRef err = LLVMOrcCreateLLJIT(&j->jit, builder);
   if (err) {
     j->jit = NULL;

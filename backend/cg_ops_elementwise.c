@@ -239,7 +239,7 @@ static void row_bases(cg_emit *e, const cg_ew_layout *l, LLVMValueRef o, LLVMVal
 /* Emits the loop nest of 'l': work items [begin, end), each an outer row or
  * a block of one, calling 'body' per element. */
 attnc_status cg_ew_loops(cg_emit *e, const cg_ew_layout *l, LLVMValueRef begin, LLVMValueRef end,
-                         cg_ew_body body, void *ctx) {
+                         cg_ew_row row, cg_ew_body body, void *ctx) {
   int64_t inner = l->dims[l->rank - 1];
   cg_loop lp;
   LLVMValueRef w = cg_loop_begin(e, &lp, begin, end, 1);
@@ -250,6 +250,15 @@ attnc_status cg_ew_loops(cg_emit *e, const cg_ew_layout *l, LLVMValueRef begin, 
   if (l->blocks > 1) {
     lo = cg_mul(e, LLVMBuildSRem(e->b, w, cg_i64(e, l->blocks), ""), cg_i64(e, CG_EW_BLOCK));
     hi = cg_min(e, cg_add(e, lo, cg_i64(e, CG_EW_BLOCK)), cg_i64(e, inner));
+  }
+  if (row) {
+    int inv[CG_EW_MAX_OPS];
+    for (int k = 0; k < l->nops; k++) {
+      int64_t s = l->strides[k][l->rank - 1];
+      inv[k] = s == 0;
+      idx[k] = s ? cg_add(e, base[k], s == 1 ? lo : cg_mul(e, lo, cg_i64(e, s))) : base[k];
+    }
+    row(e, ctx, idx, inv);
   }
   cg_loop li;
   LLVMValueRef i = cg_loop_begin(e, &li, lo, hi, 1);
@@ -283,7 +292,7 @@ static attnc_status emit_elementwise(cg_emit *e, const cg_plan *p) {
   if (1 + e->n->nin > IR_MAX_IN_EW) return cg_error(e, "too many operands for an elementwise kernel");
   cg_ew_layout l;
   ew_layout_of(e->g, e->n, &l);
-  return cg_ew_loops(e, &l, e->begin, e->end, ew_element, NULL);
+  return cg_ew_loops(e, &l, e->begin, e->end, NULL, ew_element, NULL);
 }
 
 /* Registers the elementwise ops, broadcast_to and reshape. */
