@@ -1,10 +1,13 @@
 /* Batch-norm split, run on a training step after autodiff: each
- * batchnorm_train(x, gamma, beta) becomes batchnorm_eval(x, gamma, beta,
- * mean, var) with mean and var the rows of batchnorm_stats(x), the node the
- * running averages already read. The normalization is then batch-local:
- * fusion can run it in one loop with the ReLU or attention gate after it,
- * and x is read once for its statistics rather than twice. This must never
- * run before autodiff: no gradient flows through batchnorm_stats.
+ * batchnorm_train(x, gamma, beta) becomes elementwise ops
+ *   y = (x - mean) * A + beta,  A = gamma / sqrt(var + eps) per channel,
+ * with mean and var the rows of batchnorm_stats(x), the node the running
+ * averages already read. The normalization is then batch-local and plain
+ * elementwise: fusion runs it in one loop with the ReLU or attention gate
+ * after it, and x is read once for its statistics rather than twice. (As
+ * one batchnorm_eval node it was a step of its own in a sample group, its
+ * output stored and read back by the ReLU's loop.) This must never run
+ * before autodiff: no gradient flows through batchnorm_stats.
  *
  * The backward splits the same way: batchnorm_train_grad(x, gamma, dy)
  * becomes elementwise ops on x, dy and per-channel vectors from the rows of
@@ -64,6 +67,23 @@ static int per_channel(ir_graph *g, int v, int rank, ir_loc loc) {
   r->type = (ir_type){.dtype = t->dtype, .rank = rank - 1};
   for (int i = 0; i < rank - 1; i++) r->type.dims[i] = shape[i];
   return r->id;
+}
+
+/* y of batchnorm_train 'n' (operands x, gamma, beta already mapped in
+ * 'in') as elementwise ops on the rows of 'stats' (mean, var):
+ * y = (x + (-mean))*A + beta with A = gamma*rstd per channel; -1 on
+ * failure. x + (-mean) is exactly x - mean, written so that it is not the
+ * same node as the gradient's x - mean: merged, that map would be stored
+ * from the forward to the backward, where x itself is kept anyway. */
+static int apply(ir_graph *g, const ir_node *n, const int *in, int stats) {
+  ir_loc loc = n->loc;
+  int rank = g->nodes[in[0]]->type.rank;
+  ir_type scalar = {.dtype = n->type.dtype, .rank = 0};
+  int mean = stats_row(g, stats, 0, loc), var = stats_row(g, stats, 1, loc);
+  int c_eps = ir_graph_source(g, IR_OP_const, NULL, ir_get_float(n, "eps"), scalar, loc)->id;
+  int a = ew(g, IR_OP_mul, in[1], ew1(g, IR_OP_rsqrt, ew(g, IR_OP_add, var, c_eps, loc), loc), loc);
+  int xc = ew(g, IR_OP_add, in[0], per_channel(g, ew1(g, IR_OP_neg, mean, loc), rank, loc), loc);
+  return ew(g, IR_OP_add, ew(g, IR_OP_mul, xc, per_channel(g, a, rank, loc), loc), per_channel(g, in[2], rank, loc), loc);
 }
 
 /* dx of batchnorm_train_grad 'n' (operands x, gamma, dy already mapped in
@@ -133,11 +153,14 @@ attnc_status pass_bn_split(ir_graph *g, int *split, ir_diag *d) {
         s->type = (ir_type){.dtype = n->type.dtype, .rank = 2, .dims = {2, n->type.dims[1]}};
         stats_of[x] = s->id;
       }
-      int ops[5] = {in[0], in[1], in[2], stats_row(ng, stats_of[x], 0, n->loc), stats_row(ng, stats_of[x], 1, n->loc)};
-      ir_node *e = ir_graph_append(ng, IR_OP_batchnorm_eval, ops, 5, n->loc);
-      ir_set_float(e, "eps", ir_get_float(n, "eps"));
-      e->type = n->type;
-      map[i] = e->id;
+      map[i] = apply(ng, n, in, stats_of[x]);
+      if (map[i] < 0) {
+        ir_graph_destroy(ng);
+        free(map);
+        free(stats_of);
+        ir_diag_error(d, NULL, 0, "batch-norm split: the normalization of %%%d does not broadcast", i);
+        return ATTNC_EINVAL;
+      }
       count++;
     } else if (n->op == IR_OP_batchnorm_train_grad && n->nin == 3 && n->type.rank >= 2 && n->type.dims[1] > 1) {
       int x = n->in[0];

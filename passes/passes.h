@@ -31,11 +31,13 @@ attnc_status pass_simplify(ir_graph *g, pass_simplify_stats *stats, ir_diag *d);
  * memory. */
 ir_graph *pass_copy_live(const ir_graph *g, int *removed);
 
-/* Replaces each batchnorm_train(x, gamma, beta) by batchnorm_eval(x, gamma,
- * beta, mean, var) with mean and var the rows of one batchnorm_stats(x)
- * (merged with any already there), so the normalization is batch-local
- * and fuses. Only after autodiff: no gradient flows through the stats.
- * *split (if given) counts the replaced nodes. */
+/* Replaces each batchnorm_train(x, gamma, beta) by elementwise ops
+ * (x - mean) * gamma/sqrt(var + eps) + beta, with mean and var the rows of
+ * one batchnorm_stats(x) (merged with any already there), so the
+ * normalization is batch-local and fuses; and each batchnorm_train_grad of
+ * more than one channel likewise (see pass_bn_split.c). Only after
+ * autodiff: no gradient flows through the stats. *split (if given) counts
+ * the replaced nodes. */
 attnc_status pass_bn_split(ir_graph *g, int *split, ir_diag *d);
 
 /* Recomputes a cheap elementwise feature map (HAM's masked maps) next to

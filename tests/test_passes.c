@@ -248,8 +248,8 @@ static void test_remat(void **state) {
 /* Two batchnorm_train layers (one of them with its running mean read
  * through batchnorm_stats, as nn.BatchNorm2d does) and the gradients:
  * pass_bn_split leaves no batchnorm_train, one batchnorm_stats per layer
- * (the existing one reused), a batchnorm_eval per layer, the backward's
- * batchnorm_train_grad untouched, and the same values for every output. */
+ * (the existing one reused), y and dx as elementwise ops on the stats' rows,
+ * and the same values for every output. */
 /* Two f64 batchnorm_train layers on input "x" [3,2,2,3] with parameters
  * g1, b1, g2, b2 [2], a relu between them, the output "loss" =
  * sum(y*sigmoid(y)) and the output "stats" = batchnorm_stats(x); ids of x
@@ -297,18 +297,23 @@ static void test_bn_split(void **state) {
   assert_int_equal(pass_simplify(g, NULL, NULL), ATTNC_OK);
   assert_int_equal(split, 2 + ntrain_grad); /* two forward layers, one dx */
   assert_int_equal(count_op(g, IR_OP_batchnorm_train), 0);
-  assert_int_equal(count_op(g, IR_OP_batchnorm_eval), 2);
+  assert_int_equal(count_op(g, IR_OP_batchnorm_eval), 0);  /* y: elementwise on the stats */
   assert_int_equal(count_op(g, IR_OP_batchnorm_stats), 2);
   assert_int_equal(count_op(g, IR_OP_batchnorm_train_grad), 0); /* dx: elementwise on the stats */
   assert_int_equal(count_op(g, IR_OP_batchnorm_param_grad), 2);  /* shared by dx and gamma, beta */
-  assert_int_equal(count_op(g, IR_OP_rsqrt), ntrain_grad);
+  assert_int_equal(count_op(g, IR_OP_rsqrt), 2); /* one per layer: dx reuses y's */
+  /* y's x + (-mean) reads the mean row of the stats, and is not the x - mean
+   * of dx: merged, it would be kept from the forward to the backward */
+  assert_int_equal(count_op(g, IR_OP_neg), 2);
   for (int i = 0; i < g->nnodes; i++)
-    if (g->nodes[i]->op == IR_OP_batchnorm_eval) {
-      const ir_node *m = g->nodes[g->nodes[i]->in[3]];
+    if (g->nodes[i]->op == IR_OP_neg) {
+      const ir_node *m = g->nodes[g->nodes[i]->in[0]];
       assert_int_equal(m->op, IR_OP_reshape);
       assert_int_equal(g->nodes[m->in[0]]->op, IR_OP_slice);
+      assert_int_equal(ir_get_int(g->nodes[m->in[0]], "start"), 0);
       assert_int_equal(g->nodes[g->nodes[m->in[0]]->in[0]]->op, IR_OP_batchnorm_stats);
     }
+  assert_int_equal(count_op(g, IR_OP_sub), ntrain_grad); /* dx's x - mean, not shared with y */
   ir_diag *d = ir_diag_create();
   assert_int_equal(ir_verify(g, d), 0);
   ir_diag_destroy(d);
