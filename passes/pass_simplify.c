@@ -1,6 +1,8 @@
 /* Simplification: constant folding, trivial shape ops, broadcast/reduce
- * pairs, common subexpression elimination and dead code elimination. Runs
- * after autodiff so the backward graph is not bloated. */
+ * pairs, broadcast operands read directly, division by a small divisor as a
+ * multiply by its reciprocal, common subexpression elimination and dead
+ * code elimination. Runs after autodiff so the backward graph is not
+ * bloated. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -183,6 +185,30 @@ static int fold_broadcast_operands(simp *s, const ir_node *n, int *ins) {
   return folded;
 }
 
+/* Appends 'op' on operands a, b to the new graph with its inferred type,
+ * merged with an identical node; returns its id or -1. */
+static int emit_binary(simp *s, ir_opcode op, int a, int b, ir_loc loc) {
+  ir_node *m = ir_graph_append(s->ng, op, (int[]){a, b}, 2, loc);
+  if (ir_infer_node(s->ng, m, NULL)) return -1;
+  return cse_lookup(s, m->id);
+}
+
+/* A float division a / b whose divisor is smaller than the result (a
+ * per-channel or per-pixel count, a scalar) becomes a * (1/b): the
+ * reciprocal is taken once per divisor element, and the feature-map loop
+ * multiplies (a vector division costs several times a multiply, and HAM's
+ * attention gradient divides a map by the channel max's tie count). A
+ * constant divisor folds to its reciprocal. Returns the new id or -1. */
+static int reciprocal_div(simp *s, const ir_node *n, const int *ins) {
+  if (n->op != IR_OP_div || n->nin != 2 || (n->type.dtype != IR_F32 && n->type.dtype != IR_F64)) return -1;
+  const ir_node *b = s->ng->nodes[ins[1]];
+  if (ir_type_numel(&b->type) >= ir_type_numel(&n->type)) return -1;
+  ir_type scalar = {.dtype = b->type.dtype, .rank = 0};
+  int r = is_const(s->ng, ins[1]) ? emit_const(s, 1.0 / const_value(s->ng, ins[1]), b->type, n->loc)
+                                  : emit_binary(s, IR_OP_div, emit_const(s, 1.0, scalar, n->loc), ins[1], n->loc);
+  return r < 0 ? -1 : emit_binary(s, IR_OP_mul, ins[0], r, n->loc);
+}
+
 /* Copies 'n' into graph 'to' with operands 'ins'; returns its new id. */
 static int copy_node(ir_graph *to, const ir_node *n, const int *ins) { return ir_graph_copy_node(to, n, ins)->id; }
 
@@ -196,6 +222,7 @@ static int rewrite(simp *s) {
     for (int k = 0; k < n->nin; k++) in[k] = s->map[n->in[k]];
     s->st->folded += fold_broadcast_operands(s, n, in);
     int r = simplify_node(s, n, in);
+    if (r < 0) r = reciprocal_div(s, n, in);
     if (r >= 0) {
       s->st->folded++;
     } else {

@@ -101,6 +101,41 @@ static int find_op(const ir_graph *g, ir_opcode op, int64_t numel) {
   return -1;
 }
 
+/* A division by a smaller divisor (per-row counts, a constant) becomes a
+ * multiply by its reciprocal, taken once per divisor element; a division
+ * by a full-size divisor stays. Values agree to rounding. */
+static void test_simplify_reciprocal(void **state) {
+  (void)state;
+  ir_graph *g = parse("graph @r {\n"
+                      "  %x = input name=\"x\" : f64[2,3,4]\n"
+                      "  %n = input name=\"n\" : f64[2,1,4]\n"
+                      "  %w = input name=\"w\" : f64[2,3,4]\n"
+                      "  %c = const value=4 : f64[]\n"
+                      "  %a = div(%x, %n) : f64[2,3,4]\n"
+                      "  %b = div(%x, %c) : f64[2,3,4]\n"
+                      "  %d = div(%x, %w) : f64[2,3,4]\n"
+                      "  output \"a\" = %a\n  output \"b\" = %b\n  output \"d\" = %d\n}\n");
+  ir_bundle *before = run_seeded(g);
+  assert_int_equal(pass_simplify(g, NULL, NULL), ATTNC_OK);
+  const ir_node *a = g->nodes[g->outputs[0].node], *b = g->nodes[g->outputs[1].node];
+  const ir_node *d = g->nodes[g->outputs[2].node];
+  assert_int_equal(a->op, IR_OP_mul);
+  const ir_node *r = g->nodes[a->in[1]]; /* 1/n: [2,1,4] */
+  assert_int_equal(r->op, IR_OP_div);
+  assert_int_equal(ir_type_numel(&r->type), 8);
+  assert_int_equal(g->nodes[r->in[0]]->op, IR_OP_const);
+  assert_true(ir_get_float(g->nodes[r->in[0]], "value") == 1.0);
+  assert_int_equal(b->op, IR_OP_mul);
+  assert_int_equal(g->nodes[b->in[1]]->op, IR_OP_const);
+  assert_true(ir_get_float(g->nodes[b->in[1]], "value") == 0.25);
+  assert_int_equal(d->op, IR_OP_div);
+  ir_bundle *after = run_seeded(g);
+  same_outputs(before, after);
+  ir_bundle_destroy(before);
+  ir_bundle_destroy(after);
+  ir_graph_destroy(g);
+}
+
 /* Simplification reads a broadcast_to operand of an elementwise op
  * directly when the other operands still give the op's shape, keeps it
  * when they would not (the result would shrink) and for unary ops, and
@@ -479,6 +514,7 @@ int main(void) {
       cmocka_unit_test(test_bn_split),
       cmocka_unit_test(test_train_step_unfused),
       cmocka_unit_test(test_simplify_broadcast_operands),
+      cmocka_unit_test(test_simplify_reciprocal),
       cmocka_unit_test(test_schedule_runs),
       cmocka_unit_test(test_remat),
       cmocka_unit_test(test_sgd_momentum_decay),
