@@ -24,15 +24,22 @@ typedef struct {
 } order;
 
 /* 1 if a node of 'g' may be passed over by a moving node: cheap ops that
- * never own a kernel of their own worth keeping in place. */
+ * never own a kernel of their own worth keeping in place, and constants
+ * (no kernel at all: the scalar of a mean's 1/C sits right above the
+ * product that reads it, inside the run). */
 static int passable(const ir_node *n) {
-  return ir_op_elementwise(n->op) || (ir_op_info_get(n->op)->flags & IR_OPF_REDUCTION) || n->op == IR_OP_reshape;
+  return ir_op_elementwise(n->op) || (ir_op_info_get(n->op)->flags & IR_OPF_REDUCTION) || n->op == IR_OP_reshape ||
+         n->op == IR_OP_const;
 }
 
-/* 1 if node 'n' may move: a small cheap op that reads nothing larger than
- * itself (so moving it extends no large lifetime). */
+/* 1 if node 'n' may move: a small cheap op (elementwise, a reshape, or a
+ * top-k mask over a gate: HAM's channel split sits between the gated map
+ * and the masked product) that reads nothing larger than itself (so
+ * moving it extends no large lifetime). */
 static int movable(const order *o, const ir_node *n) {
-  if (!passable(n) || n->type.rank < 1 || (ir_op_info_get(n->op)->flags & IR_OPF_REDUCTION)) return 0;
+  if ((!passable(n) && n->op != IR_OP_topk_mask) || n->type.rank < 1 || n->op == IR_OP_const ||
+      (ir_op_info_get(n->op)->flags & IR_OPF_REDUCTION))
+    return 0;
   for (int k = 0; k < n->nin; k++)
     if (o->numel[n->in[k]] > o->numel[n->id]) return 0;
   return 1;

@@ -231,6 +231,54 @@ static void test_schedule_runs(void **state) {
   ir_graph_destroy(g);
 }
 
+/* HAM's spatial pooling of a masked map: a top-k mask of the gate between
+ * the gated map and the masked product, and the mean's 1/C scale (reading
+ * a constant that sits inside the run) between the channel sum and the
+ * channel max. Scheduling moves the mask above the run and the scale below
+ * it, so the product, the masked product and both channel reductions are
+ * one loop step; values unchanged. */
+static void test_schedule_masked_pooling(void **state) {
+  (void)state;
+  ir_graph *g = parse("graph @m {\n"
+                      "  %x = input name=\"x\" : f64[2,8,4,4]\n"
+                      "  %g = input name=\"g\" : f64[2,8]\n"
+                      "  %gr = reshape(%g) shape=[2,8,1,1] : f64[2,8,1,1]\n"
+                      "  %a = mul(%x, %gr) : f64[2,8,4,4]\n"
+                      "  %m = topk_mask(%g) axis=1 k=3 : f64[2,8]\n"
+                      "  %mr = reshape(%m) shape=[2,8,1,1] : f64[2,8,1,1]\n"
+                      "  %b = mul(%a, %mr) : f64[2,8,4,4]\n"
+                      "  %s = reduce_sum(%b) axes=[1] keepdims=1 : f64[2,1,4,4]\n"
+                      "  %k = const value=0.125 : f64[]\n"
+                      "  %sm = mul(%s, %k) : f64[2,1,4,4]\n"
+                      "  %mx = reduce_max(%b) axes=[1] keepdims=1 : f64[2,1,4,4]\n"
+                      "  %o = concat(%sm, %mx) axis=1 : f64[2,2,4,4]\n"
+                      "  output \"o\" = %o\n}\n");
+  ir_bundle *before = run_seeded(g);
+  int moved = 0;
+  assert_int_equal(pass_schedule(g, &moved, NULL), ATTNC_OK);
+  assert_true(moved >= 2);
+  int a = find_op(g, IR_OP_mul, 256), m = find_op(g, IR_OP_topk_mask, 16), sm = find_op(g, IR_OP_mul, 32);
+  int mx = find_op(g, IR_OP_reduce_max, 32);
+  assert_true(m >= 0 && m < a);
+  assert_true(sm > mx);
+  ir_bundle *after = run_seeded(g);
+  same_outputs(before, after);
+  pass_fusion f;
+  assert_int_equal(pass_fuse(g, &f, NULL), ATTNC_OK);
+  const pass_fuse_group *gr = &f.groups[f.group_of[a]];
+  int step = -1;
+  for (int i = 0; i < gr->nmembers; i++)
+    if (gr->members[i] == a)
+      for (int t = 0; t < gr->nsteps; t++)
+        if (gr->step_start[t] <= i) step = t;
+  int end = step + 1 < gr->nsteps ? gr->step_start[step + 1] : gr->nmembers;
+  assert_int_equal(end - gr->step_start[step], 4); /* a, b, s, mx */
+  pass_fusion_free(&f);
+  ir_bundle_destroy(before);
+  ir_bundle_destroy(after);
+  ir_graph_destroy(g);
+}
+
 /* Rematerialization recomputes a product of a feature map and a gate (and
  * the relu under it, whose input is a source) next to a use beyond a
  * barrier, keeps the original for its near use, refuses a sum of two maps
@@ -516,6 +564,7 @@ int main(void) {
       cmocka_unit_test(test_simplify_broadcast_operands),
       cmocka_unit_test(test_simplify_reciprocal),
       cmocka_unit_test(test_schedule_runs),
+      cmocka_unit_test(test_schedule_masked_pooling),
       cmocka_unit_test(test_remat),
       cmocka_unit_test(test_sgd_momentum_decay),
       cmocka_unit_test(test_sgd_nesterov),
