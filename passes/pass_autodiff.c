@@ -148,8 +148,13 @@ static void g_abs(ad *a, const ir_node *n, int dy) {
   acc(a, x, op2(a, IR_OP_mul, dy, sign));
 }
 
-static void g_relu(ad *a, const ir_node *n, int dy) { acc(a, n->in[0], op2(a, IR_OP_relu_grad, n->in[0], dy)); }
-static void g_relu6(ad *a, const ir_node *n, int dy) { acc(a, n->in[0], op2(a, IR_OP_relu6_grad, n->in[0], dy)); }
+/* The ReLU gradients read the ReLU's output, not its input: y > 0 exactly
+ * when x > 0 (and 0 < relu6(x) < 6 exactly when 0 < x < 6), and the output
+ * is kept for the backward anyway (the next convolution's weight gradient
+ * reads it), while the input often is not: a residual block's pre-ReLU sum
+ * or a batch-norm output then never has to be stored or recomputed. */
+static void g_relu(ad *a, const ir_node *n, int dy) { acc(a, n->in[0], op2(a, IR_OP_relu_grad, n->id, dy)); }
+static void g_relu6(ad *a, const ir_node *n, int dy) { acc(a, n->in[0], op2(a, IR_OP_relu6_grad, n->id, dy)); }
 static void g_sigmoid(ad *a, const ir_node *n, int dy) { acc(a, n->in[0], op2(a, IR_OP_sigmoid_grad, n->id, dy)); }
 static void g_tanh(ad *a, const ir_node *n, int dy) { acc(a, n->in[0], op2(a, IR_OP_tanh_grad, n->id, dy)); }
 static void g_exp(ad *a, const ir_node *n, int dy) { acc(a, n->in[0], op2(a, IR_OP_mul, dy, n->id)); }

@@ -360,12 +360,44 @@ static void test_fanout_sums(void **state) {
   ir_graph_destroy(g);
 }
 
+/* The ReLU gradients read the ReLU's output (kept for the backward anyway),
+ * so the pre-activation is not kept alive for them; the values are those
+ * of the input-based rule, including at x = 0 and at relu6's x = 6. */
+static void test_relu_grad_reads_output(void **state) {
+  (void)state;
+  for (int six = 0; six < 2; six++) {
+    ir_graph *g = ir_graph_create("relu");
+    int x = tb_param(g, "x", IR_F64, 1, 6);
+    int y = tb_op(g, six ? IR_OP_relu6 : IR_OP_relu, x);
+    ir_node *s = tb_node(g, IR_OP_reduce_sum, tb_op(g, IR_OP_mul, y, tb_const(g, 2, IR_F64)));
+    tb_set_ints(s, "axes", 0);
+    ir_graph_add_output(g, "loss", tb_infer(g, s));
+    assert_int_equal(pass_autodiff(g, "loss", 0, NULL), ATTNC_OK);
+    int found = 0;
+    for (int i = 0; i < g->nnodes; i++)
+      if (g->nodes[i]->op == (six ? IR_OP_relu6_grad : IR_OP_relu_grad)) {
+        assert_int_equal(g->nodes[i]->in[0], y);
+        found++;
+      }
+    assert_int_equal(found, 1);
+    ir_bundle *vals = ir_bundle_create();
+    ti_feed(vals, g, x, (double[]){-1, 0, 0.5, 3, 6, 7});
+    ir_bundle *res = ti_run(g, vals, IR_INTERP_F64);
+    const double want[2][6] = {{0, 0, 2, 2, 2, 2}, {0, 0, 2, 2, 0, 0}};
+    ti_assert_output(res, "grad.x", "f64[6]", want[six], 0);
+    ir_bundle_destroy(res);
+    ir_bundle_destroy(vals);
+    ir_graph_destroy(g);
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_every_case),
       cmocka_unit_test(test_rule_coverage),
       cmocka_unit_test(test_check_is_strict),
       cmocka_unit_test(test_fanout_sums),
+      cmocka_unit_test(test_relu_grad_reads_output),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
