@@ -4,7 +4,7 @@
 #
 # usage: bench/run.sh [--threads T] [--batch N] [--models none,se,eca,cbam,ham]
 #                     [--modes train,infer] [--steps K] [--warmup W]
-#                     [--no-peak] [--fused-only] [--keep DIR]
+#                     [--no-peak] [--fused-only] [--rounds R] [--keep DIR]
 #   attnc side: $ATTNC_BIN (default build/attnc) `bench models/resnet_cifar.lua
 #               -D attention=X --batch N --train|--infer --threads T --json`;
 #               n/a in the table when that command is missing or fails.
@@ -12,6 +12,10 @@
 #   'none' is always run too (the attention overhead is relative to it).
 #   attnc also runs each case with --no-fuse (one kernel per node), for the
 #   fused-vs-unfused columns; --fused-only skips that.
+#   --rounds R  measure everything R times, the rounds interleaved (attnc's
+#               models, then torch's, then again), and report per model the
+#               median over rounds; ratios are the median of each round's
+#               own ratio, so a slow spell of the machine cancels out.
 #   --keep DIR  keep the raw outputs (JSON lines, attnc stderr) in DIR.
 # Numbers are only meaningful on an otherwise idle machine.
 set -uo pipefail
@@ -26,6 +30,7 @@ steps=20
 warmup=3
 peak=1
 nofuse=1
+rounds=1
 keep=
 
 die() { echo "run.sh: $*" >&2; exit 2; }
@@ -40,11 +45,12 @@ while [ $# -gt 0 ]; do
     --no-peak) peak=0; shift ;;
     --keep) keep=${2:?}; shift 2 ;;
     --fused-only) nofuse=0; shift ;;
+    --rounds) rounds=${2:?}; shift 2 ;;
     -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown option '$1' (see bench/run.sh --help)" ;;
   esac
 done
-for v in "$threads" "$batch" "$steps" "$warmup"; do
+for v in "$threads" "$batch" "$steps" "$warmup" "$rounds"; do
   [[ "$v" =~ ^[0-9]+$ ]] || die "'$v' is not a number"
 done
 case ",$models," in *,none,*) ;; *) models="none,$models" ;; esac
@@ -95,31 +101,35 @@ if [ -x "$ATTNC_BIN" ] && "$ATTNC_BIN" bench --help >/dev/null 2>&1; then
 else
   echo "run.sh: '$ATTNC_BIN bench' not available; attnc column is n/a" >&2
 fi
-if [ "$have_attnc" = 1 ]; then
+# one round: every attnc case (appending one JSON line per case), then torch
+attnc_round() {
   for m in "${model_list[@]}"; do
     for mode in "${mode_list[@]}"; do
       f="$out/attnc-$m-$mode.out"
       if ! (cd "$repo" && "$ATTNC_BIN" bench models/resnet_cifar.lua -D "attention=$m" \
               --batch "$batch" "--$mode" --threads "$threads" --json "${steps_opt[@]}") \
-              >"$f" 2>"$out/attnc-$m-$mode.err"; then
+              >>"$f" 2>"$out/attnc-$m-$mode.err"; then
         echo "run.sh: attnc bench $m --$mode failed: $(tail -n 1 "$out/attnc-$m-$mode.err")" >&2
-        : >"$f"
+        echo '{"failed": true}' >>"$f" # keeps the rounds aligned; n/a in the table
       fi
       [ "$nofuse" = 1 ] || continue
       f="$out/attnc-$m-$mode.nofuse"
       if ! (cd "$repo" && "$ATTNC_BIN" bench models/resnet_cifar.lua -D "attention=$m" \
               --batch "$batch" "--$mode" --threads "$threads" --json --no-fuse "${steps_opt[@]}") \
-              >"$f" 2>"$out/attnc-$m-$mode-nofuse.err"; then
+              >>"$f" 2>"$out/attnc-$m-$mode-nofuse.err"; then
         echo "run.sh: attnc bench $m --$mode --no-fuse failed: $(tail -n 1 "$out/attnc-$m-$mode-nofuse.err")" >&2
-        : >"$f"
+        echo '{"failed": true}' >>"$f"
       fi
     done
   done
-fi
+}
 
-# torch side
-"$PY" "$here/torch_step.py" --models "$models" --modes "$modes" --batch "$batch" \
-  --threads "$threads" --steps "$steps" --warmup "$warmup" >"$out/torch.jsonl" \
-  || echo "run.sh: torch_step.py reported a failure (see above)" >&2
+for ((r = 1; r <= rounds; r++)); do
+  [ "$rounds" = 1 ] || echo "run.sh: round $r of $rounds" >&2
+  [ "$have_attnc" = 1 ] && attnc_round
+  "$PY" "$here/torch_step.py" --models "$models" --modes "$modes" --batch "$batch" \
+    --threads "$threads" --steps "$steps" --warmup "$warmup" >>"$out/torch.jsonl" \
+    || echo "run.sh: torch_step.py reported a failure (see above)" >&2
+done
 
 BENCH_ORDER=$models "$PY" "$here/table.py" step "$out"

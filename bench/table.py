@@ -10,9 +10,16 @@
 A missing, failed or unparsable attnc result shows as n/a; the torch column is
 printed regardless. Ratio = torch ms / attnc ms (> 1: attnc faster); overhead =
 step time with the module / step time of the plain network, per side.
+
+With several rounds (bench/run.sh --rounds R: one JSON line per round in each
+file, in round order) every time is the median over the rounds, and every
+ratio the median of the rounds' own ratios (each round's numbers were
+measured minutes apart, so a slow spell of the machine cancels out); the
+per-round step times are listed under the table.
 """
 import json
 import os
+import statistics
 import sys
 
 
@@ -85,23 +92,45 @@ def mib(v):
     return None if v is None else v / 2**20
 
 
+def median(values):
+    """Median of the values that are not None, or None."""
+    v = [x for x in values if x is not None]
+    return statistics.median(v) if v else None
+
+
+def med_row(rows):
+    """The row of the median ms_per_step (the lower one of an even count),
+    for the columns other than times; None if no row has a time."""
+    timed = sorted((r for r in rows if num(r, 'ms_per_step') is not None), key=lambda r: num(r, 'ms_per_step'))
+    return timed[(len(timed) - 1) // 2] if timed else None
+
+
+def times(rows):
+    return [num(r, 'ms_per_step') for r in rows]
+
+
+def round_ratio(num_rows, den_rows):
+    """Median over rounds of num ms / den ms, the i-th line of each being
+    round i."""
+    return median([ratio(a, b) for a, b in zip(times(num_rows), times(den_rows))])
+
+
 def nofuse_cells(a, nf, nf_base):
-    """The fused-vs-unfused columns of one attnc row: the --no-fuse step
-    time, fused speed-up, --no-fuse overhead, feature-map traffic per step
-    (fused / unfused), arena and unplanned buffer sum."""
-    nm, am = num(nf, 'ms_per_step'), num(a, 'ms_per_step')
-    return [fmt(nm, '.1f'), fmt(ratio(nm, am), '.2f'),
-            fmt(ratio(nm, num(nf_base, 'ms_per_step')), '.3f'),
-            fmt(mib(num(a, 'traffic_bytes')), '.0f'), fmt(mib(num(nf, 'traffic_bytes')), '.0f'),
-            fmt(mib(num(a, 'arena_bytes')), '.0f'), fmt(mib(num(a, 'buffer_bytes')), '.0f')]
+    """The fused-vs-unfused columns of one attnc row (lists of rounds): the
+    --no-fuse step time, fused speed-up, --no-fuse overhead, feature-map
+    traffic per step (fused / unfused), arena and unplanned buffer sum."""
+    ar, nr = med_row(a), med_row(nf)
+    return [fmt(median(times(nf)), '.1f'), fmt(round_ratio(nf, a), '.2f'), fmt(round_ratio(nf, nf_base), '.3f'),
+            fmt(mib(num(ar, 'traffic_bytes')), '.0f'), fmt(mib(num(nr, 'traffic_bytes')), '.0f'),
+            fmt(mib(num(ar, 'arena_bytes')), '.0f'), fmt(mib(num(ar, 'buffer_bytes')), '.0f')]
 
 
 def step_table(d):
     """Prints the per-step comparison of bench/run.sh from directory d."""
-    torch_rows = {(r.get('attention'), r.get('mode')): r for r in all_json(os.path.join(d, 'torch.jsonl'))}
-    keys = []
-    for k in torch_rows:
-        keys.append(k)
+    torch_rows = {}
+    for r in all_json(os.path.join(d, 'torch.jsonl')):
+        torch_rows.setdefault((r.get('attention'), r.get('mode')), []).append(r)
+    keys = list(torch_rows)
     for name in sorted(os.listdir(d)):
         if name.startswith('attnc-') and name.endswith('.out'):
             att, _, mode = name[6:-4].rpartition('-')
@@ -110,15 +139,17 @@ def step_table(d):
     order = os.environ.get('BENCH_ORDER', '')
     rank = {m: i for i, m in enumerate(order.split(',')) if m}
     keys.sort(key=lambda k: (0 if k[1] == 'train' else 1, rank.get(k[0], 99), k[0]))
-    attnc_rows = {k: last_json(os.path.join(d, 'attnc-%s-%s.out' % k)) for k in keys}
-    nofuse_rows = {k: last_json(os.path.join(d, 'attnc-%s-%s.nofuse' % k)) for k in keys}
+    attnc_rows = {k: all_json(os.path.join(d, 'attnc-%s-%s.out' % k)) for k in keys}
+    nofuse_rows = {k: all_json(os.path.join(d, 'attnc-%s-%s.nofuse' % k)) for k in keys}
+    nrounds = max([len(v) for v in list(torch_rows.values()) + list(attnc_rows.values())] + [1])
 
     peak = last_json(os.path.join(d, 'peak.json'))
-    any_row = next(iter(torch_rows.values()), {})
-    print('ResNet-%s, batch %s, input %s, %s threads; torch %s' % (
+    any_row = next(iter(torch_rows.values()), [{}])[0]
+    print('ResNet-%s, batch %s, input %s, %s threads; torch %s%s' % (
         str(any_row.get('model', 'resnet20'))[6:] or '20', any_row.get('batch', '?'),
         'x'.join(str(x) for x in any_row.get('input', [])) or '?',
-        any_row.get('threads', '?'), any_row.get('torch', '?')))
+        any_row.get('threads', '?'), any_row.get('torch', '?'),
+        '; median of %d interleaved rounds' % nrounds if nrounds > 1 else ''))
     if peak:
         print('FP32 FMA peak (bench/peak_fma, %s-bit): %.1f GFLOP/s on %s threads, %.1f on 1' % (
             peak.get('vector_bits'), peak.get('gflops_all', 0), peak.get('threads'),
@@ -127,30 +158,36 @@ def step_table(d):
               'torch GF/s', 'attnc ovh', 'torch ovh', 'attnc MB', 'torch MB',
               'attnc kern', 'torch kern', 'compile s', 'no-fuse ms', 'fuse gain',
               'no-fuse ovh', 'traffic MB', 'no-fuse MB', 'arena MB', 'unplanned MB']
-    rows = []
+    rows, per_round = [], []
     for k in keys:
-        t, a = torch_rows.get(k), attnc_rows.get(k)
-        base_t, base_a = torch_rows.get(('none', k[1])), attnc_rows.get(('none', k[1]))
-        am, tm = num(a, 'ms_per_step'), num(t, 'ms_per_step')
+        ts, as_ = torch_rows.get(k, []), attnc_rows.get(k, [])
+        base_t, base_a = torch_rows.get(('none', k[1]), []), attnc_rows.get(('none', k[1]), [])
+        t, a = med_row(ts), med_row(as_)
+        am, tm = median(times(as_)), median(times(ts))
         ab, tb = num(a, 'peak_bytes'), num(t, 'peak_bytes')
         tspread = '' if t is None else ' [%s-%s]' % (fmt(num(t, 'ms_min'), '.0f'), fmt(num(t, 'ms_max'), '.0f'))
+        name = 'resnet20+%s' % k[0] if k[0] != 'none' else 'resnet20'
         rows.append([
-            'resnet20+%s' % k[0] if k[0] != 'none' else 'resnet20', k[1],
-            fmt(am, '.1f'), fmt(tm, '.1f') + tspread, fmt(ratio(tm, am), '.2f'),
+            name, k[1],
+            fmt(am, '.1f'), fmt(tm, '.1f') + tspread, fmt(round_ratio(ts, as_), '.2f'),
             fmt(num(a, 'gflops'), '.1f'), fmt(num(t, 'gflops'), '.1f'),
-            fmt(ratio(am, num(base_a, 'ms_per_step')), '.3f'),
-            fmt(ratio(tm, num(base_t, 'ms_per_step')), '.3f'),
+            fmt(round_ratio(as_, base_a), '.3f'), fmt(round_ratio(ts, base_t), '.3f'),
             fmt(None if ab is None else ab / 2**20, '.1f'),
             fmt(None if tb is None else tb / 2**20, '.1f'),
             fmt(num(a, 'kernels_per_step'), '.0f'), fmt(num(t, 'kernels_per_step'), '.0f'),
             fmt(num(a, 'compile_s'), '.2f'),
-        ] + nofuse_cells(a, nofuse_rows.get(k), nofuse_rows.get(('none', k[1]))))
+        ] + nofuse_cells(as_, nofuse_rows.get(k, []), nofuse_rows.get(('none', k[1]), [])))
+        per_round.append('  %s %s: attnc %s; torch %s' % (
+            name, k[1], ' '.join(fmt(x, '.1f') for x in times(as_)), ' '.join(fmt(x, '.1f') for x in times(ts))))
     print(render(header, rows))
     print('torch ms: median [min-max]; ratio > 1 = attnc faster; ovh = step / plain '
           'step; GF/s: each side\'s own FLOP count (torch: conv+linear MACs x2, train = 3x '
           'forward); MB: peak memory (torch: RSS growth over the steps); fuse gain = '
           'no-fuse ms / ms; traffic: feature-map bytes read+written per step; arena: '
           'attnc\'s planned buffers; unplanned: sum of all buffers without reuse')
+    if nrounds > 1:
+        print('ms per step in each round (ratios and overheads above are medians of per-round ratios):')
+        print('\n'.join(per_round))
 
 
 def train_table(d):
