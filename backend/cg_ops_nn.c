@@ -118,6 +118,9 @@ struct bn_item {
   LLVMValueRef x, dy, out;               /* element pointers */
   LLVMValueRef shift;                    /* <w x double>: x0 of each lane's channel */
   LLVMValueRef acc[BN_MAX_U][4];         /* locals of <w x double> */
+  int rowsum;                            /* f32 runs: per-row sums in f32, added to acc after each row */
+  LLVMValueRef racc[BN_MAX_U][4];        /* locals of <w x float> (rowsum) */
+  LLVMValueRef shift32;                  /* <w x float>: shift (rowsum) */
   LLVMValueRef mean, k_a, k_b, k_c;      /* normalize constants, dtype vectors */
 };
 
@@ -137,6 +140,18 @@ static void bn_prefetch_next(cg_emit *e, bn_item *it, LLVMValueRef base) {
       LLVMValueRef args[4] = {LLVMBuildBitCast(e->b, LLVMBuildGEP2(e->b, cg_type(e, s->dt), ptrs[k], &at, 1, ""), i8p, ""),
                               LLVMConstInt(e->t_i32, 0, 0), LLVMConstInt(e->t_i32, 3, 0), LLVMConstInt(e->t_i32, 1, 0)};
       cg_intrinsic(e, "llvm.prefetch", args, 4);
+    }
+}
+
+/* Adds the row sums of a rowsum item into its double accumulators (slot
+ * 0) and clears them. */
+static void bn_flush_row(cg_emit *e, bn_item *it) {
+  LLVMTypeRef ft = LLVMVectorType(e->t_f32, (unsigned)it->s->w);
+  for (int a = 0; a < it->nacc; a++)
+    for (int k = 0; k < it->u; k++) {
+      LLVMValueRef v = to_f64(e, cg_var_get(e, it->racc[k][a]));
+      cg_var_set(e, it->acc[0][a], LLVMBuildFAdd(e->b, cg_var_get(e, it->acc[0][a]), v, ""));
+      cg_var_set(e, it->racc[k][a], LLVMConstNull(ft));
     }
 }
 
@@ -165,12 +180,27 @@ static void bn_each(cg_emit *e, bn_item *it, LLVMValueRef c, int count, bn_visit
   }
   for (int64_t r = nsteps * u; r < nv; r++) visit(e, it, cg_add(e, base, cg_i64(e, r * w)), w, (int)(r % u));
   if (s->inner % w) visit(e, it, cg_add(e, base, cg_i64(e, nv * w)), (int)(s->inner % w), 0);
+  if (it->rowsum) bn_flush_row(e, it);
   cg_loop_end(e, &lo);
 }
 
-/* Stats pass visitor: accumulates d = x - shift, d*d (and dy, dy*d). */
+/* Stats pass visitor: accumulates d = x - shift, d*d (and dy, dy*d), in
+ * f32 within a row for a rowsum item. */
 static void bn_visit_stats(cg_emit *e, bn_item *it, LLVMValueRef idx, int count, int slot) {
   int w = it->s->w;
+  if (it->rowsum) {
+    LLVMValueRef d = LLVMBuildFSub(e->b, load_n(e, it->x, idx, w, count), it->shift32, "");
+    if (count < w) d = LLVMBuildSelect(e->b, lane_mask(e, w, count), d, LLVMConstNull(LLVMTypeOf(d)), "");
+    LLVMValueRef *a = it->racc[slot];
+    cg_var_set(e, a[0], LLVMBuildFAdd(e->b, cg_var_get(e, a[0]), d, ""));
+    cg_var_set(e, a[1], cg_fma(e, d, d, cg_var_get(e, a[1])));
+    if (it->nacc == 4) {
+      LLVMValueRef g = load_n(e, it->dy, idx, w, count);
+      cg_var_set(e, a[2], LLVMBuildFAdd(e->b, cg_var_get(e, a[2]), g, ""));
+      cg_var_set(e, a[3], cg_fma(e, g, d, cg_var_get(e, a[3])));
+    }
+    return;
+  }
   LLVMValueRef d = LLVMBuildFSub(e->b, to_f64(e, load_n(e, it->x, idx, w, count)), it->shift, "");
   if (count < w) d = LLVMBuildSelect(e->b, lane_mask(e, w, count), d, f64_splat(e, 0, w), "");
   LLVMValueRef *a = it->acc[slot];
@@ -254,15 +284,26 @@ static void bn_emit_item(cg_emit *e, const bn_shape *s, int kind, LLVMValueRef c
     it.shift = s->blk ? to_f64(e, load_n(e, it.x, c, w, count))
                       : bn_param(e, s, it.x, cg_mul(e, c, cg_i64(e, s->inner)), 1);
     it.nacc = kind == BN_GRAD || kind == BN_PGRAD ? 4 : 2;
-    int regs = it.nacc * (s->dt == IR_F32 ? 2 : 1); /* registers per slot */
+    /* f32 channels of at most 4096 values per row (64x64): sums in f32
+     * over one row (at most 512 values per lane and slot), then in double
+     * across rows; the loop then works on f32 vectors, not on twice as
+     * many widened double ones */
+    it.rowsum = s->dt == IR_F32 && !s->blk && s->inner <= 4096;
+    int regs = it.nacc * (s->dt == IR_F32 && !it.rowsum ? 2 : 1); /* registers per slot */
     int64_t nv = s->blk ? 1 : s->inner / w;
     it.u = s->blk ? 1 : (int)(8 / regs < 1 ? 1 : 8 / regs);
     if (it.u > BN_MAX_U) it.u = BN_MAX_U;
     if (it.u > nv) it.u = nv > 0 ? (int)nv : 1;
     LLVMTypeRef vt = LLVMVectorType(e->t_f64, (unsigned)w);
+    LLVMTypeRef ft = LLVMVectorType(e->t_f32, (unsigned)w);
     for (int k = 0; k < it.u; k++)
-      for (int a = 0; a < it.nacc; a++) it.acc[k][a] = cg_var_new(e, vt, LLVMConstNull(vt));
+      for (int a = 0; a < it.nacc; a++) {
+        it.acc[k][a] = cg_var_new(e, vt, LLVMConstNull(vt));
+        if (it.rowsum) it.racc[k][a] = cg_var_new(e, ft, LLVMConstNull(ft));
+      }
+    if (it.rowsum) it.shift32 = from_f64(e, it.shift, IR_F32);
     bn_each(e, &it, c, count, bn_visit_stats, it.u);
+    it.rowsum = 0; /* the output pass works per element */
     LLVMValueRef inv = f64_splat(e, 1.0 / s->count, w);
     LLVMValueRef m1 = LLVMBuildFMul(e->b, bn_total(e, &it, 0), inv, ""); /* mean - shift */
     LLVMValueRef m2 = LLVMBuildFMul(e->b, bn_total(e, &it, 1), inv, "");

@@ -71,6 +71,8 @@ static void test_batchnorm(void **state) {
       {"f32", 4, {8, 64, 8, 8}, 1e-5, 0},
       {"f32", 4, {6, 7, 13, 13}, 1e-5, 100}, /* mean far from 0 */
       {"f32", 4, {128, 16, 32, 32}, 1e-5, 0},
+      {"f32", 4, {4, 3, 64, 64}, 1e-5, 10}, /* 4096 per row: the longest summed in f32 per row */
+      {"f32", 4, {2, 3, 80, 80}, 1e-5, 0},  /* longer rows: summed in double */
       {"f64", 2, {9, 11}, 1e-5, 0},
       {"f64", 4, {3, 5, 7, 9}, 1e-5, 3},
       {"f64", 4, {2, 3, 8, 8}, 0.5, 0},
