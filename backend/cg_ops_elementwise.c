@@ -236,6 +236,16 @@ static void row_bases(cg_emit *e, const cg_ew_layout *l, LLVMValueRef o, LLVMVal
   }
 }
 
+/* Offsets of every operand at inner position 'i' of the row whose start
+ * offsets are base[]. */
+static void row_offsets(cg_emit *e, const cg_ew_layout *l, const LLVMValueRef *base, LLVMValueRef i,
+                        LLVMValueRef *idx) {
+  for (int k = 0; k < l->nops; k++) {
+    int64_t s = l->strides[k][l->rank - 1];
+    idx[k] = s ? cg_add(e, base[k], s == 1 ? i : cg_mul(e, i, cg_i64(e, s))) : base[k];
+  }
+}
+
 /* Emits the loop nest of 'l': work items [begin, end), each an outer row or
  * a block of one, calling 'body' per element. */
 attnc_status cg_ew_loops(cg_emit *e, const cg_ew_layout *l, LLVMValueRef begin, LLVMValueRef end,
@@ -253,19 +263,13 @@ attnc_status cg_ew_loops(cg_emit *e, const cg_ew_layout *l, LLVMValueRef begin, 
   }
   if (row) {
     int inv[CG_EW_MAX_OPS];
-    for (int k = 0; k < l->nops; k++) {
-      int64_t s = l->strides[k][l->rank - 1];
-      inv[k] = s == 0;
-      idx[k] = s ? cg_add(e, base[k], s == 1 ? lo : cg_mul(e, lo, cg_i64(e, s))) : base[k];
-    }
+    for (int k = 0; k < l->nops; k++) inv[k] = l->strides[k][l->rank - 1] == 0;
+    row_offsets(e, l, base, lo, idx);
     row(e, ctx, idx, inv);
   }
   cg_loop li;
   LLVMValueRef i = cg_loop_begin(e, &li, lo, hi, 1);
-  for (int k = 0; k < l->nops; k++) {
-    int64_t s = l->strides[k][l->rank - 1];
-    idx[k] = s ? cg_add(e, base[k], s == 1 ? i : cg_mul(e, i, cg_i64(e, s))) : base[k];
-  }
+  row_offsets(e, l, base, i, idx);
   attnc_status st = body(e, ctx, idx);
   if (st != ATTNC_OK) return st;
   cg_loop_end(e, &li);

@@ -146,35 +146,22 @@ attnc_status pass_bn_split(ir_graph *g, int *split, ir_diag *d) {
       map[i] = stats_of[n->in[0]];
     } else if (n->op == IR_OP_batchnorm_stats) {
       map[i] = stats_of[n->in[0]] = ir_graph_copy_node(ng, n, in)->id;
-    } else if (n->op == IR_OP_batchnorm_train) {
-      int x = n->in[0];
+    } else if (n->op == IR_OP_batchnorm_train ||
+               (n->op == IR_OP_batchnorm_train_grad && n->nin == 3 && n->type.rank >= 2 && n->type.dims[1] > 1)) {
+      int x = n->in[0], fwd = n->op == IR_OP_batchnorm_train;
       if (stats_of[x] < 0) {
         ir_node *s = ir_graph_append(ng, IR_OP_batchnorm_stats, &in[0], 1, n->loc);
         s->type = (ir_type){.dtype = n->type.dtype, .rank = 2, .dims = {2, n->type.dims[1]}};
         stats_of[x] = s->id;
       }
-      map[i] = apply(ng, n, in, stats_of[x]);
+      map[i] = fwd ? apply(ng, n, in, stats_of[x]) : grad_apply(ng, n, in, stats_of[x]);
       if (map[i] < 0) {
+        if (in != ins) free(in);
         ir_graph_destroy(ng);
         free(map);
         free(stats_of);
-        ir_diag_error(d, NULL, 0, "batch-norm split: the normalization of %%%d does not broadcast", i);
-        return ATTNC_EINVAL;
-      }
-      count++;
-    } else if (n->op == IR_OP_batchnorm_train_grad && n->nin == 3 && n->type.rank >= 2 && n->type.dims[1] > 1) {
-      int x = n->in[0];
-      if (stats_of[x] < 0) {
-        ir_node *s = ir_graph_append(ng, IR_OP_batchnorm_stats, &in[0], 1, n->loc);
-        s->type = (ir_type){.dtype = n->type.dtype, .rank = 2, .dims = {2, n->type.dims[1]}};
-        stats_of[x] = s->id;
-      }
-      map[i] = grad_apply(ng, n, in, stats_of[x]);
-      if (map[i] < 0) {
-        ir_graph_destroy(ng);
-        free(map);
-        free(stats_of);
-        ir_diag_error(d, NULL, 0, "batch-norm split: the gradient of %%%d does not broadcast", i);
+        ir_diag_error(d, NULL, 0, "batch-norm split: the %s of %%%d does not broadcast",
+                      fwd ? "normalization" : "gradient", i);
         return ATTNC_EINVAL;
       }
       count++;
