@@ -9,6 +9,11 @@
 
 enum { MAX_MR = 8, MAX_NV = 2, MAX_NK = 4, SLACK = 16 };
 
+/* Row tiles (few output channels, see rows_tiled): at most ROW_M output
+ * channels, windows of at most ROW_KH rows and columns, ROW_R output rows
+ * per forward tile and ROW_NX window columns per weight-gradient tile. */
+enum { ROW_M = 2, ROW_KH = 11, ROW_R = 24, ROW_NX = 6 };
+
 /* Layout of the padded buffer: per channel 'rp' rows, each of sw phases
  * of 'wp' elements (rs = sw*wp per row); row r, phase p, column j holds
  * input (oy0*sh + oh + r, ow + j*sw + p), zero outside the input. */
@@ -199,11 +204,106 @@ static void direct_mtiles(cg_emit *e, const direct_args *g, int64_t m, int64_t c
   cg_loop_end(e, &lm);
 }
 
+/* 1 if a convolution with M output channels (per group) and window 'wd'
+ * takes row tiles: with one or two output channels (the spatial
+ * attention's 7x7 map) a channel tile gets one or two FMAs per loaded
+ * input vector and so is bound by the loads, many of which straddle cache
+ * lines. A row tile instead shares each loaded input vector among the
+ * window rows that read it. Stride 1 along the rows only (where output
+ * rows share input rows). */
+static int rows_tiled(const cg_window *wd, int64_t M) {
+  return M <= ROW_M && wd->sh == 1 && wd->kh >= 3 && wd->kh <= ROW_KH && wd->kw <= ROW_KH;
+}
+
+/* One row tile: output rows [oy, oy + R) of output channel m, the vector
+ * v at column ox0, summed over input channels, window columns and window
+ * rows in that order. Per input channel and window column, the column's
+ * weights are loaded once (they stay in registers) and each input vector
+ * the tile reads is loaded once, then multiplied into every output row
+ * whose window covers it. */
+static void direct_row_tile(cg_emit *e, const direct_args *g, int64_t m, LLVMValueRef oy, LLVMValueRef ox0, int R,
+                            vec_at v) {
+  const cg_window *wd = g->wd;
+  LLVMTypeRef vt = cg_vec_type(e, g->dt, g->lanes);
+  LLVMValueRef acc[ROW_R];
+  for (int r = 0; r < R; r++) acc[r] = cg_var_new(e, vt, LLVMConstNull(vt));
+  LLVMValueRef pix = cg_add(e, cg_add(e, cg_mul(e, oy, cg_i64(e, g->pg.rs)), ox0), cg_i64(e, v.dbuf));
+  cg_loop lc;
+  LLVMValueRef c = cg_loop_begin(e, &lc, cg_i64(e, 0), cg_i64(e, g->nc), 1);
+  LLVMValueRef bbase = cg_add(e, cg_mul(e, c, cg_i64(e, g->pg.plane)), pix);
+  LLVMValueRef abase = cg_add(e, cg_mul(e, c, cg_i64(e, g->khw)), cg_i64(e, m * g->am));
+  int64_t span = (R - 1) + (wd->kh - 1) * wd->dh; /* last input row of the tile */
+  for (int64_t kx = 0; kx < wd->kw; kx++) {
+    LLVMValueRef w[ROW_KH];
+    for (int64_t ky = 0; ky < wd->kh; ky++)
+      w[ky] = cg_splat(e, cg_load(e, g->A, cg_add(e, abase, cg_i64(e, ky * wd->kw + kx))), g->lanes);
+    int64_t xoff = tap_offset(wd, &g->pg, kx);
+    for (int64_t ro = 0; ro <= span; ro++) {
+      LLVMValueRef sv = cg_vload(e, g->P, cg_add(e, bbase, cg_i64(e, ro * g->pg.rs + xoff)), g->lanes);
+      for (int r = 0; r < R; r++) {
+        int64_t d = ro - r;
+        if (d >= 0 && d % wd->dh == 0 && d / wd->dh < wd->kh)
+          cg_var_set(e, acc[r], cg_fma(e, w[d / wd->dh], sv, cg_var_get(e, acc[r])));
+      }
+    }
+  }
+  cg_loop_end(e, &lc);
+  cg_loop_no_unroll(e, &lc);
+  for (int r = 0; r < R; r++) {
+    LLVMValueRef row = cg_mul(e, cg_add(e, oy, cg_i64(e, r)), cg_i64(e, wd->outw));
+    LLVMValueRef idx = cg_add(e, cg_add(e, row, ox0), cg_i64(e, m * g->ldy + v.dpix));
+    if (v.count >= g->lanes)
+      cg_vstore(e, g->Y, idx, cg_var_get(e, acc[r]));
+    else
+      cg_vstore_first(e, g->Y, idx, cg_var_get(e, acc[r]), v.count);
+  }
+}
+
+/* The row tiles of output rows [0, rows) of channel m at column ox0 + v:
+ * as many rows per tile as the registers hold next to a window column's
+ * weights, evened out over 'rows'. */
+static void direct_row_rows(cg_emit *e, const direct_args *g, int64_t m, LLVMValueRef ox0, vec_at v, int64_t rows) {
+  int rmax = (cg_host_vector_floats() >= 16 ? 32 : 16) - (int)g->wd->kh - 1;
+  if (rmax > ROW_R) rmax = ROW_R;
+  int64_t tiles = (rows + rmax - 1) / rmax;
+  int R = (int)((rows + tiles - 1) / tiles);
+  int64_t nfull = rows / R, rem = rows % R;
+  if (nfull == 1) {
+    direct_row_tile(e, g, m, cg_i64(e, 0), ox0, R, v);
+  } else if (nfull > 1) {
+    cg_loop ly;
+    LLVMValueRef oy = cg_loop_begin(e, &ly, cg_i64(e, 0), cg_i64(e, nfull * R), R);
+    direct_row_tile(e, g, m, oy, ox0, R, v);
+    cg_loop_end(e, &ly);
+  }
+  if (rem) direct_row_tile(e, g, m, cg_i64(e, nfull * R), ox0, (int)rem, v);
+}
+
+/* Every row tile of the block's M output channels: one vector of a row
+ * wide, the row's whole vectors then its tail. */
+static void direct_row_pixels(cg_emit *e, const direct_args *g, int64_t M, int64_t rows) {
+  int L = g->lanes;
+  int64_t ow = g->wd->outw, nfv = ow / L, tail = ow % L;
+  for (int64_t m = 0; m < M; m++) {
+    if (nfv > 0) {
+      cg_loop lx;
+      LLVMValueRef ox0 = cg_loop_begin(e, &lx, cg_i64(e, 0), cg_i64(e, nfv * L), L);
+      direct_row_rows(e, g, m, ox0, (vec_at){0, 0, L}, rows);
+      cg_loop_end(e, &lx);
+    }
+    if (tail) direct_row_rows(e, g, m, cg_i64(e, nfv * L), (vec_at){0, 0, (int)tail}, rows);
+  }
+}
+
 void cg_direct_conv_emit(cg_emit *e, ir_dtype dt, const cg_window *wd, LLVMValueRef X, int64_t nc,
                          LLVMValueRef oy0, int64_t rows, LLVMValueRef A, int64_t am, LLVMValueRef Y, int64_t ldy,
                          int64_t M, LLVMValueRef P) {
   direct_args g = {dt, cg_gemm_lanes(dt), wd, pad_of(wd, rows), A, P, Y, am, ldy, nc, wd->kh * wd->kw};
   fill_pad(e, wd, &g.pg, X, nc, oy0, P);
+  if (rows_tiled(wd, M)) {
+    direct_row_pixels(e, &g, M, rows);
+    return;
+  }
   int maxmr = cg_host_vector_floats() >= 16 ? 8 : 6;
   int64_t tiles = (M + maxmr - 1) / maxmr;
   int hi = (int)((M + tiles - 1) / tiles);
@@ -285,16 +385,28 @@ int64_t cg_direct_dot_row(const cg_window *wd, ir_dtype dt) {
   return (wd->outw + L - 1) / L * L;
 }
 
+/* Zero rows above and below each dy plane copy of a row-tiled weight
+ * gradient: the farthest a window row reaches. */
+static int64_t dot_zero_rows(const cg_window *wd) { return (wd->kh - 1) * wd->dh; }
+
+/* Element offset in P of the dy copies of a row-tiled weight gradient
+ * (after the padded input planes, at a whole vector of 16 floats). */
+static int64_t dot_dy_offset(const cg_window *wd, int64_t nc, int64_t outh, int64_t nimg) {
+  return (nimg * cg_direct_buffer_elems(wd, nc, outh) + 15) / 16 * 16;
+}
+
 int64_t cg_direct_dot_buffer_elems(const cg_window *wd, ir_dtype dt, int64_t nc, int64_t outh, int64_t nimg,
                                    int64_t M) {
+  if (rows_tiled(wd, M))
+    return dot_dy_offset(wd, nc, outh, nimg) + nimg * M * (outh + 2 * dot_zero_rows(wd)) * cg_direct_dot_row(wd, dt);
   return nimg * (cg_direct_buffer_elems(wd, nc, outh) + M * outh * cg_direct_dot_row(wd, dt));
 }
 
 /* Copies the M dy planes (channel stride ldy, image stride dy_img) of the
  * nimg images into Q with rows of g->dy_row elements, zero after the outw
- * live ones. */
+ * live ones, 'zr' zero rows above and below each plane. */
 static void copy_dy(cg_emit *e, const ddot_args *g, LLVMValueRef DY, int64_t dy_img, int64_t ldy, int64_t M,
-                    LLVMValueRef Q) {
+                    int64_t zr, LLVMValueRef Q) {
   int L = g->lanes;
   int64_t ow = g->wd->outw, nfv = ow / L, tail = ow % L;
   cg_loop li, lr;
@@ -304,14 +416,91 @@ static void copy_dy(cg_emit *e, const ddot_args *g, LLVMValueRef DY, int64_t dy_
   LLVMValueRef oy = LLVMBuildSRem(e->b, r, cg_i64(e, g->outh), "");
   LLVMValueRef src = cg_add(e, cg_add(e, cg_mul(e, img, cg_i64(e, dy_img)), cg_mul(e, m, cg_i64(e, ldy))),
                             cg_mul(e, oy, cg_i64(e, ow)));
-  LLVMValueRef dst = cg_add(e, cg_mul(e, img, cg_i64(e, g->dy_img)), cg_mul(e, r, cg_i64(e, g->dy_row)));
+  LLVMValueRef dst = cg_add(e, cg_add(e, cg_mul(e, img, cg_i64(e, g->dy_img)), cg_mul(e, m, cg_i64(e, g->ldy))),
+                            cg_mul(e, cg_add(e, oy, cg_i64(e, zr)), cg_i64(e, g->dy_row)));
   for (int64_t v = 0; v < nfv; v++)
     cg_vstore(e, Q, cg_add(e, dst, cg_i64(e, v * L)), cg_vload(e, DY, cg_add(e, src, cg_i64(e, v * L)), L));
   if (tail)
     cg_vstore(e, Q, cg_add(e, dst, cg_i64(e, nfv * L)),
               cg_vload_first(e, DY, cg_add(e, src, cg_i64(e, nfv * L)), L, (int)tail));
   cg_loop_end(e, &lr);
+  if (zr > 0) {
+    cg_loop lm;
+    LLVMValueRef mm = cg_loop_begin(e, &lm, cg_i64(e, 0), cg_i64(e, M), 1);
+    LLVMValueRef plane = cg_add(e, cg_mul(e, img, cg_i64(e, g->dy_img)), cg_mul(e, mm, cg_i64(e, g->ldy)));
+    zeros(e, Q, plane, 0, zr * g->dy_row);
+    zeros(e, Q, plane, (zr + g->outh) * g->dy_row, (2 * zr + g->outh) * g->dy_row);
+    cg_loop_end(e, &lm);
+  }
   cg_loop_end(e, &li);
+}
+
+/* One row dot tile of the weight gradient: the taps (ky0 + a, kx0 + b),
+ * a < ny, b < nx, of input channel c against dy channel m, over every
+ * pixel of the nimg images, added to V. Every input row is read once per
+ * tile: its vectors at the nx column shifts are dotted with the ny dy rows
+ * that pair with it (one per window row; the zero rows of the dy copy
+ * stand in past the edges), so a tile of ny*nx sums loads ny + nx vectors
+ * per column step. */
+static void ddot_row_tile(cg_emit *e, const ddot_args *g, int64_t m, LLVMValueRef c, int64_t ky0, int ny, int64_t kx0,
+                          int nx) {
+  const cg_window *wd = g->wd;
+  LLVMTypeRef vt = cg_vec_type(e, g->dt, g->lanes);
+  int L = g->lanes;
+  LLVMValueRef acc[MAX_NK][ROW_NX];
+  for (int a = 0; a < ny; a++)
+    for (int b = 0; b < nx; b++) acc[a][b] = cg_var_new(e, vt, LLVMConstNull(vt));
+  int64_t zr = dot_zero_rows(wd), r0 = ky0 * wd->dh, nr = g->outh + (ny - 1) * wd->dh;
+  cg_loop li, lr, lx;
+  LLVMValueRef img = cg_loop_begin(e, &li, cg_i64(e, 0), cg_i64(e, g->nimg), 1);
+  LLVMValueRef r = cg_loop_begin(e, &lr, cg_i64(e, r0), cg_i64(e, r0 + nr), 1);
+  LLVMValueRef brow = cg_add(e, cg_mul(e, cg_add(e, cg_mul(e, img, cg_i64(e, g->nc)), c), cg_i64(e, g->pg.plane)),
+                             cg_mul(e, r, cg_i64(e, g->pg.rs)));
+  /* dy row oy = r - (ky0 + a)*dh sits at row zr + oy of its copy */
+  LLVMValueRef dbase = cg_add(e, cg_add(e, cg_mul(e, img, cg_i64(e, g->dy_img)), cg_i64(e, m * g->ldy)),
+                              cg_mul(e, cg_add(e, r, cg_i64(e, zr - r0)), cg_i64(e, g->dy_row)));
+  LLVMValueRef x = cg_loop_begin(e, &lx, cg_i64(e, 0), cg_i64(e, g->dy_row), L);
+  LLVMValueRef dv[MAX_NK];
+  for (int a = 0; a < ny; a++)
+    dv[a] = cg_vload(e, g->DY, cg_add(e, dbase, cg_add(e, x, cg_i64(e, -(int64_t)a * wd->dh * g->dy_row))), L);
+  for (int b = 0; b < nx; b++) {
+    LLVMValueRef sv = cg_vload(e, g->P, cg_add(e, brow, cg_add(e, x, cg_i64(e, tap_offset(wd, &g->pg, kx0 + b)))), L);
+    for (int a = 0; a < ny; a++) cg_var_set(e, acc[a][b], cg_fma(e, dv[a], sv, cg_var_get(e, acc[a][b])));
+  }
+  cg_loop_end(e, &lx);
+  cg_loop_end(e, &lr);
+  cg_loop_end(e, &li);
+  LLVMValueRef col = cg_add(e, cg_mul(e, c, cg_i64(e, g->khw)), cg_i64(e, m * g->K));
+  for (int a = 0; a < ny; a++)
+    for (int b = 0; b < nx; b++) {
+      LLVMValueRef k = cg_add(e, col, cg_i64(e, (ky0 + a) * wd->kw + kx0 + b));
+      LLVMValueRef idx = cg_mul(e, k, cg_i64(e, L));
+      cg_vstore(e, g->V, idx, LLVMBuildFAdd(e->b, cg_vload(e, g->V, idx, L), cg_var_get(e, acc[a][b]), ""));
+    }
+}
+
+/* Splits n into the fewest near-equal blocks of at most 'most'; returns
+ * the block count and sets the sizes. */
+static int split_even(int64_t n, int most, int *sizes) {
+  int k = (int)((n + most - 1) / most);
+  for (int i = 0; i < k; i++) sizes[i] = (int)(n / k + (i < n % k));
+  return k;
+}
+
+/* The row-tiled weight gradient (rows_tiled): per dy channel and input
+ * channel, the window in tiles of up to MAX_NK rows by ROW_NX columns. */
+static void ddot_rows(cg_emit *e, const ddot_args *g, int64_t M) {
+  int wide = cg_host_vector_floats() >= 16;
+  int ys[ROW_KH], xs[ROW_KH];
+  int ny = split_even(g->wd->kh, wide ? 4 : 3, ys), nx = split_even(g->wd->kw, wide ? ROW_NX : 4, xs);
+  for (int64_t m = 0; m < M; m++) {
+    cg_loop lc;
+    LLVMValueRef c = cg_loop_begin(e, &lc, cg_i64(e, 0), cg_i64(e, g->nc), 1);
+    for (int a = 0, ky0 = 0; a < ny; ky0 += ys[a++])
+      for (int b = 0, kx0 = 0; b < nx; kx0 += xs[b++]) ddot_row_tile(e, g, m, c, ky0, ys[a], kx0, xs[b]);
+    cg_loop_end(e, &lc);
+    cg_loop_no_unroll(e, &lc);
+  }
 }
 
 int cg_direct_dot_rows(int64_t M, int64_t khw, int wide) {
@@ -326,20 +515,31 @@ void cg_direct_dot_emit(cg_emit *e, ir_dtype dt, const cg_window *wd, LLVMValueR
   ddot_args g = {dt, cg_gemm_lanes(dt), wd, pad_of(wd, outh), DY, P, V, dy_img, ldy, wd->outw, nc, wd->kh * wd->kw,
                  0, nimg, outh};
   g.K = nc * g.khw;
-  if (wd->outw % g.lanes) {
+  if (rows_tiled(wd, M)) {
+    int64_t zr = dot_zero_rows(wd);
+    g.dy_row = cg_direct_dot_row(wd, dt);
+    g.ldy = (outh + 2 * zr) * g.dy_row;
+    g.dy_img = M * g.ldy;
+    g.DY = cg_gep(e, P, cg_i64(e, dot_dy_offset(wd, nc, outh, nimg)));
+    copy_dy(e, &g, DY, dy_img, ldy, M, zr, g.DY);
+  } else if (wd->outw % g.lanes) {
     /* rows with a tail: whole-vector dy rows, copied once and read for
      * every channel and tap tile, instead of masked loads */
     g.dy_row = cg_direct_dot_row(wd, dt);
     g.ldy = outh * g.dy_row;
     g.dy_img = M * g.ldy;
     g.DY = cg_gep(e, P, cg_i64(e, nimg * cg_direct_buffer_elems(wd, nc, outh)));
-    copy_dy(e, &g, DY, dy_img, ldy, M, g.DY);
+    copy_dy(e, &g, DY, dy_img, ldy, M, 0, g.DY);
   }
   cg_loop li, lc;
   LLVMValueRef img = cg_loop_begin(e, &li, cg_i64(e, 0), cg_i64(e, nimg), 1);
   fill_pad(e, wd, &g.pg, cg_gep(e, X, cg_mul(e, img, cg_i64(e, x_img))), nc, cg_i64(e, 0),
            cg_gep(e, P, cg_mul(e, img, cg_i64(e, nc * g.pg.plane))));
   cg_loop_end(e, &li);
+  if (rows_tiled(wd, M)) {
+    ddot_rows(e, &g, M);
+    return;
+  }
   /* tiles of mr dy channels; a tile's dy planes stay in L1 over every
    * channel and tap tile, the padded input (all tiles') in L2 */
   int nk = dot_nk(g.khw), mr = cg_direct_dot_rows(M, g.khw, cg_host_vector_floats() >= 16);

@@ -70,7 +70,8 @@ int64_t cg_direct_rows(const cg_window *wd, int64_t nc, int64_t outh, int64_t es
  * x[c][(oy0 + oy)*sh + oh + ky*dh][ox*sw + ow + kx*dw] (0 outside) for
  * m < M, oy < rows, ox < outw; X points at channel 0 (planes of h*w), Y at
  * output row oy0 of channel 0; P is a buffer of cg_direct_buffer_elems(wd,
- * nc, rows) elements. Each output is summed in the order (c, ky, kx). */
+ * nc, rows) elements. Each output is summed in the order (c, ky, kx), or
+ * (c, kx, ky) when M is 1 or 2 (row tiles): an order fixed by the shapes. */
 void cg_direct_conv_emit(cg_emit *e, ir_dtype dt, const cg_window *wd, LLVMValueRef X, int64_t nc,
                          LLVMValueRef oy0, int64_t rows, LLVMValueRef A, int64_t am, LLVMValueRef Y, int64_t ldy,
                          int64_t M, LLVMValueRef P);
@@ -87,8 +88,9 @@ void cg_direct_dot_emit(cg_emit *e, ir_dtype dt, const cg_window *wd, LLVMValueR
                         int64_t M, LLVMValueRef P);
 
 /* Elements of the buffer P of cg_direct_dot_emit: the padded input planes
- * of the nimg images and, when dy rows end in a partial vector, the M dy
- * planes of each with rows of cg_direct_dot_row elements. */
+ * of the nimg images and, when dy rows end in a partial vector or M is 1
+ * or 2 (row tiles, which also add zero rows), the M dy planes of each with
+ * rows of cg_direct_dot_row elements. */
 int64_t cg_direct_dot_buffer_elems(const cg_window *wd, ir_dtype dt, int64_t nc, int64_t outh, int64_t nimg,
                                    int64_t M);
 

@@ -12,10 +12,12 @@
  *   cmake --build build-convrel -j2 --target libattnc
  *   cc -O2 -fopenmp -Iir -Ibackend -Ipasses bench/conv_kernels.c build-convrel/libattnc.a \
  *      -L/usr/lib/llvm-14/lib -lLLVM-14 -llua5.4 -lcjson -lz -lm -o /tmp/conv_kernels
- *   /tmp/conv_kernels [THREADS] [RUNS] [BATCH] [WIDTH]
+ *   /tmp/conv_kernels [THREADS] [RUNS] [BATCH] [WIDTH] [FILTER]
  *
  * Defaults: 2 threads, 20 runs, batch 128, WIDTH 32 (CIFAR). WIDTH 28 gives
  * the Fashion-MNIST network's shapes (1 input channel, 28/14/7 pixels).
+ * FILTER keeps the shapes whose name contains it (e.g. "sa" for the
+ * spatial attention's 7x7 convolutions).
  *
  * Measure only on an idle machine (check `uptime`). */
 #include <stdio.h>
@@ -34,6 +36,9 @@ static const shape shapes[] = {
     {"s2a 16->32 3x3/2", 16, 32, 0, 3, 2, 1},    {"s2 32->32 3x3", 32, 32, 1, 3, 1, 1},
     {"s3a 32->64 3x3/2", 32, 64, 1, 3, 2, 1},    {"s3 64->64 3x3", 64, 64, 2, 3, 1, 1},
     {"sc2 16->32 1x1/2", 16, 32, 0, 1, 2, 0},    {"sc3 32->64 1x1/2", 32, 64, 1, 1, 2, 0},
+    /* the spatial attention's 7x7 conv (CBAM, HAM): [mean, max] -> 1 map */
+    {"sa1 2->1 7x7", 2, 1, 0, 7, 1, 3},          {"sa2 2->1 7x7", 2, 1, 1, 7, 1, 3},
+    {"sa3 2->1 7x7", 2, 1, 2, 7, 1, 3},
 };
 
 static double now_s(void) {
@@ -109,12 +114,14 @@ static void bench(const char *text, const char *label, const char *op, int threa
 int main(int argc, char **argv) {
   int threads = argc > 1 ? atoi(argv[1]) : 2, runs = argc > 2 ? atoi(argv[2]) : 20;
   int n = argc > 3 ? atoi(argv[3]) : 128, width = argc > 4 ? atoi(argv[4]) : 32;
+  const char *filter = argc > 5 ? argv[5] : "";
   printf("%-26s %-12s %8s %8s %7s %7s %7s %6s\n", "shape (batch)", "op", "best ms", "med ms", "GF/s", "medGF/s",
          "cpuGF/s", "comp s");
   double tot[3] = {0, 0, 0};
   for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
     shape sh = shapes[i];
     const shape *s = &sh;
+    if (!strstr(s->name, filter)) continue;
     int h = width >> s->level, c = s->c ? s->c : width == 28 ? 1 : 3;
     sh.c = c;
     char label[64];

@@ -100,6 +100,16 @@ static const conv_case cases[] = {
     {1, 4, 6, 11, 7, 3, 3, 2, 2, 0, 0, 1, 1, 1, "f32"},    /* stride 2, narrow rows, odd height */
     {1, 2, 3, 8, 9, 2, 2, 2, 2, 0, 0, 1, 1, 1, "f32"},     /* 2x2 stride 2 */
     {1, 3, 4, 9, 10, 3, 3, 2, 3, 2, 3, 1, 1, 1, "f32"},    /* strides 2 / 3, pad 2 / 3 */
+    /* row tiles (1 or 2 output channels per group): the spatial attention
+     * map at CIFAR size (row tiles of 7 + 4 remainder rows, 4 vectors per
+     * row), tails, dilation, column stride, f64 */
+    {2, 2, 1, 32, 32, 7, 7, 1, 1, 3, 3, 1, 1, 1, "f32"},   /* CBAM / HAM 7x7 at 32x32 */
+    {1, 2, 1, 11, 13, 7, 7, 1, 1, 3, 3, 1, 1, 1, "f32"},   /* 1 full + 5-lane tail vector */
+    {2, 1, 2, 12, 19, 5, 5, 1, 1, 4, 2, 2, 2, 1, "f32"},   /* dilation 2, 2 outputs, uneven pad */
+    {1, 2, 1, 9, 23, 7, 5, 1, 2, 3, 2, 1, 1, 1, "f32"},    /* column stride 2 (phases), 7x5 */
+    {1, 4, 2, 15, 6, 3, 3, 1, 1, 1, 1, 1, 1, 2, "f32"},    /* groups 2, 1 output each, 15 rows */
+    {2, 2, 1, 10, 9, 7, 7, 1, 1, 3, 3, 1, 1, 1, "f64"},    /* f64 */
+    {1, 2, 1, 40, 8, 11, 11, 1, 1, 5, 5, 1, 1, 1, "f32"},  /* 11x11: the largest row-tiled window */
 };
 enum { NCASES = sizeof cases / sizeof cases[0] };
 
@@ -140,7 +150,7 @@ static ir_bundle *run_twice(const ir_graph *g, const ir_bundle *src, int threads
  * in a fixed order) 1 and 2 threads give equal bits too. */
 static void test_deterministic(void **state) {
   (void)state;
-  const int picks[] = {1, 2, 6, 12, 18, 21, 29, 30, 32, 33, 35};
+  const int picks[] = {1, 2, 6, 12, 18, 21, 29, 30, 32, 33, 35, 40, 42};
   for (size_t i = 0; i < sizeof picks / sizeof picks[0]; i++) {
     ir_graph *g = case_graph(&cases[picks[i]]);
     ir_bundle *src = tj_sources(g, NULL, 7 + i);
