@@ -105,6 +105,12 @@ def med_row(rows):
     return timed[(len(timed) - 1) // 2] if timed else None
 
 
+def least(values):
+    """Minimum of the values that are not None, or None."""
+    v = [x for x in values if x is not None]
+    return min(v) if v else None
+
+
 def times(rows):
     return [num(r, 'ms_per_step') for r in rows]
 
@@ -158,7 +164,7 @@ def step_table(d):
               'torch GF/s', 'attnc ovh', 'torch ovh', 'attnc MB', 'torch MB',
               'attnc kern', 'torch kern', 'compile s', 'no-fuse ms', 'fuse gain',
               'no-fuse ovh', 'traffic MB', 'no-fuse MB', 'arena MB', 'unplanned MB']
-    rows, per_round = [], []
+    rows, per_round, fastest = [], [], []
     for k in keys:
         ts, as_ = torch_rows.get(k, []), attnc_rows.get(k, [])
         base_t, base_a = torch_rows.get(('none', k[1]), []), attnc_rows.get(('none', k[1]), [])
@@ -179,6 +185,10 @@ def step_table(d):
         ] + nofuse_cells(as_, nofuse_rows.get(k, []), nofuse_rows.get(('none', k[1]), [])))
         per_round.append('  %s %s: attnc %s; torch %s' % (
             name, k[1], ' '.join(fmt(x, '.1f') for x in times(as_)), ' '.join(fmt(x, '.1f') for x in times(ts))))
+        amin, tmin = least(times(as_)), least(times(ts))
+        fastest.append('  %s %s: attnc %s ms (ovh %s); torch %s ms (ovh %s); torch/attnc %s' % (
+            name, k[1], fmt(amin, '.1f'), fmt(ratio(amin, least(times(base_a))), '.3f'), fmt(tmin, '.1f'),
+            fmt(ratio(tmin, least(times(base_t))), '.3f'), fmt(ratio(tmin, amin), '.2f')))
     print(render(header, rows))
     print('torch ms: median [min-max]; ratio > 1 = attnc faster; ovh = step / plain '
           'step; GF/s: each side\'s own FLOP count (torch: conv+linear MACs x2, train = 3x '
@@ -188,6 +198,8 @@ def step_table(d):
     if nrounds > 1:
         print('ms per step in each round (ratios and overheads above are medians of per-round ratios):')
         print('\n'.join(per_round))
+        print('fastest round of each case (the least disturbed; overheads and ratio from these minima):')
+        print('\n'.join(fastest))
 
 
 def train_table(d):
