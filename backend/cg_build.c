@@ -330,13 +330,21 @@ static void add_enum_attr(LLVMContextRef ctx, LLVMValueRef f, unsigned idx, cons
   LLVMAddAttributeAtIndex(f, idx, LLVMCreateEnumAttribute(ctx, kind, 0));
 }
 
-/* Host vector width in f32 lanes (from LLVM's host feature string). */
+/* Host vector width in f32 lanes (from LLVM's host feature string), or
+ * ATTNC_VECTOR_FLOATS (4, 8 or 16) when set: the tests run the kernels
+ * of the other widths with it (wider than the host's vectors, LLVM splits
+ * them; slow but exact). */
 int cg_host_vector_floats(void) {
   static int lanes;
   if (!lanes) {
-    char *f = LLVMGetHostCPUFeatures();
-    lanes = strstr(f, "+avx512f") ? 16 : strstr(f, "+avx2") || strstr(f, "+avx,") ? 8 : 4;
-    LLVMDisposeMessage(f);
+    const char *env = getenv("ATTNC_VECTOR_FLOATS");
+    if (env && (!strcmp(env, "4") || !strcmp(env, "8") || !strcmp(env, "16"))) {
+      lanes = atoi(env);
+    } else {
+      char *f = LLVMGetHostCPUFeatures();
+      lanes = strstr(f, "+avx512f") ? 16 : strstr(f, "+avx2") || strstr(f, "+avx,") ? 8 : 4;
+      LLVMDisposeMessage(f);
+    }
   }
   return lanes;
 }
