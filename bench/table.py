@@ -6,6 +6,10 @@
                         --json`), optionally peak.json (bench/peak_fma output)
     table.py train DIR  DIR holds torch.out (bench/torch_fmnist.py output) and
                         attnc.out (stdout of `attnc train --json`)
+    table.py paired DIR DIR holds torch.paired.jsonl (bench/torch_step.py
+                        --baseline none) and attnc-<attention>.paired
+                        (`attnc bench --baseline attention=none --json`),
+                        written by bench/overhead.sh
 
 A missing, failed or unparsable attnc result shows as n/a; the torch column is
 printed regardless. Ratio = torch ms / attnc ms (> 1: attnc faster); overhead =
@@ -224,10 +228,63 @@ def train_table(d):
     print('wall-time ratio torch/attnc: %s (> 1 = attnc faster)' % fmt(ratio(tw, aw), '.2f'))
 
 
+def base_ms(r):
+    """The baseline's median step time of a paired result, or None."""
+    return num(r.get('baseline') if r else None, 'ms_per_step')
+
+
+def paired_table(d):
+    """Prints the attention overheads of bench/overhead.sh from directory d:
+    per module and side, the median over rounds of each round's median
+    per-pair ratio (module step / plain step, alternating in one process)."""
+    torch_rows = {}
+    for r in all_json(os.path.join(d, 'torch.paired.jsonl')):
+        torch_rows.setdefault(r.get('attention'), []).append(r)
+    order = [m for m in os.environ.get('BENCH_ORDER', '').split(',') if m]
+    names = order or sorted(set(torch_rows) | {n[6:-7] for n in os.listdir(d)
+                                               if n.startswith('attnc-') and n.endswith('.paired')})
+    attnc_rows = {m: all_json(os.path.join(d, 'attnc-%s.paired' % m)) for m in names}
+    nrounds = max([len(v) for v in list(torch_rows.values()) + list(attnc_rows.values())] + [1])
+    any_row = next(iter(torch_rows.values()), [{}])[0]
+    print('Attention overhead by paired steps: ResNet-%s training step, batch %s, %s threads; '
+          'torch %s; %d round%s' % (
+              str(any_row.get('model', 'resnet20'))[6:] or '20', any_row.get('batch', '?'),
+              any_row.get('threads', '?'), any_row.get('torch', '?'), nrounds, 's' if nrounds > 1 else ''))
+    header = ['module', 'attnc ms', 'attnc plain', 'attnc ovh', 'attnc q1-q3', 'torch ms',
+              'torch plain', 'torch ovh', 'torch q1-q3', 'torch/attnc', 'plain torch/attnc']
+    rows, per_round = [], []
+    for m in names:
+        a, t = attnc_rows.get(m, []), torch_rows.get(m, [])
+        ra, rt = med_row(a), med_row(t)
+
+        def q(r):
+            return '%s-%s' % (fmt(num(r, 'ratio_q1'), '.3f'), fmt(num(r, 'ratio_q3'), '.3f'))
+
+        rows.append([
+            m, fmt(median(times(a)), '.1f'), fmt(median([base_ms(r) for r in a]), '.1f'),
+            fmt(median([num(r, 'ratio_median') for r in a]), '.3f'), q(ra),
+            fmt(median(times(t)), '.1f'), fmt(median([base_ms(r) for r in t]), '.1f'),
+            fmt(median([num(r, 'ratio_median') for r in t]), '.3f'), q(rt),
+            fmt(round_ratio(t, a), '.2f'),
+            fmt(median([ratio(base_ms(x), base_ms(y)) for x, y in zip(t, a)]), '.2f')])
+        per_round.append('  %s: attnc %s; torch %s' % (
+            m, ' '.join(fmt(num(r, 'ratio_median'), '.3f') for r in a),
+            ' '.join(fmt(num(r, 'ratio_median'), '.3f') for r in t)))
+    print(render(header, rows))
+    print('ovh = median over the steps of (module step / plain step), the two models '
+          'alternating step by step in one process (A B, B A, ...); q1-q3: quartiles of '
+          'those per-pair ratios (the median round); ms: median step times; torch/attnc: '
+          'module step (and plain step), > 1 = attnc faster')
+    if nrounds > 1:
+        print('overhead in each round (the table shows the median over rounds):')
+        print('\n'.join(per_round))
+
+
 def main(argv):
-    if len(argv) != 2 or argv[0] not in ('step', 'train'):
-        sys.exit('usage: table.py step|train DIR')
-    (step_table if argv[0] == 'step' else train_table)(argv[1])
+    tables = {'step': step_table, 'train': train_table, 'paired': paired_table}
+    if len(argv) != 2 or argv[0] not in tables:
+        sys.exit('usage: table.py step|train|paired DIR')
+    tables[argv[0]](argv[1])
 
 
 if __name__ == '__main__':

@@ -19,6 +19,12 @@ Measurement (see bench/README.md):
   * peak_bytes: growth of the process's peak RSS (getrusage ru_maxrss) from
     just before the first step to the end, measured in a fresh subprocess per
     (model, mode): activations, gradients, optimizer state, workspaces.
+  * --baseline B: each model is built beside model B (e.g. 'none') in the same
+    process, and the two run alternately, step by step (A B, then B A, ...),
+    so both see the same load of the machine; the result gains 'baseline'
+    (B's own times) and ratio_median/q1/q3/min/max, the per-pair step ratios
+    A/B (the attention overhead with B = none). peak_bytes is then null (the
+    process holds both models).
   * kernels_per_step: ATen ops dispatched in one step (torch.profiler CPU
     events named aten::* whose parent is not itself an aten:: op, i.e. nested
     dispatch such as conv2d -> convolution -> mkldnn_convolution counts once;
@@ -56,6 +62,8 @@ def parse_args(argv):
     p.add_argument('--warmup', type=int, default=3)
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--no-profile', action='store_true', help='skip kernels_per_step')
+    p.add_argument('--baseline', help='also time this attention module (e.g. none), '
+                   'alternating steps with each model, and report the per-pair ratios')
     p.add_argument('--in-process', action='store_true',
                    help='no subprocess per model (peak_bytes then not comparable)')
     p.add_argument('--reference', help='directory holding torch_models.py')
@@ -88,10 +96,9 @@ def count_aten_ops(prof):
     return n
 
 
-def run_one(tm, a, attention, mode):
-    """Builds the model, times `mode` steps and returns the result dict."""
+def make_step(tm, a, attention, mode):
+    """Builds the model and its data; returns (step function, forward FLOPs)."""
     torch.manual_seed(a.seed)
-    torch.set_num_threads(a.threads)
     model = tm.resnet(a.depth, attention, a.classes, a.channels)
     macs, _ = tm.count_macs(model, (1, a.channels, a.size, a.size))
     fwd_flops = 2 * macs * a.batch
@@ -113,14 +120,49 @@ def run_one(tm, a, attention, mode):
         def step():
             with torch.no_grad():
                 model(x)
+    return step, flops
+
+
+def timed(step):
+    """Runs step() once; returns its time in milliseconds."""
+    t0 = time.perf_counter()
+    step()
+    return (time.perf_counter() - t0) * 1e3
+
+
+def spread(times):
+    """Sorted copy, median and quartiles of a list of times or ratios."""
+    times = sorted(times)
+    med = statistics.median(times)
+    if len(times) >= 4:
+        q = statistics.quantiles(times, n=4)
+        q1, q3 = q[0], q[2]
+    else:
+        q1, q3 = times[0], times[-1]
+    return times, med, q1, q3
+
+
+def run_one(tm, a, attention, mode):
+    """Builds the model (and the baseline's, with --baseline), times `mode`
+    steps and returns the result dict."""
+    torch.set_num_threads(a.threads)
+    step, flops = make_step(tm, a, attention, mode)
+    base = make_step(tm, a, a.baseline, mode)[0] if a.baseline else None
     rss0 = maxrss_bytes()
-    for _ in range(a.warmup):
-        step()
-    times = []
-    for _ in range(a.steps):
-        t0 = time.perf_counter()
-        step()
-        times.append((time.perf_counter() - t0) * 1e3)
+    times, btimes = [], []
+    for s in range(a.warmup + a.steps):
+        if base is None:
+            t = timed(step)
+        elif s % 2 == 0:
+            t = timed(step)
+            b = timed(base)
+        else:
+            b = timed(base)
+            t = timed(step)
+        if s >= a.warmup:
+            times.append(t)
+            if base is not None:
+                btimes.append(b)
     peak = maxrss_bytes() - rss0
     kernels = None
     if not a.no_profile:
@@ -134,14 +176,9 @@ def run_one(tm, a, attention, mode):
             kernels = sorted(counts)[1]
         except Exception as e:  # profiler is optional
             print('torch_step.py: profiler failed: %s' % e, file=sys.stderr)
-    times.sort()
-    med = statistics.median(times)
-    if len(times) >= 4:
-        q = statistics.quantiles(times, n=4)
-        q1, q3 = q[0], q[2]
-    else:
-        q1, q3 = times[0], times[-1]
-    return {
+    ratios = [t / b for t, b in zip(times, btimes)]
+    times, med, q1, q3 = spread(times)
+    r = {
         'impl': 'torch', 'torch': torch.__version__,
         'model': 'resnet%d' % a.depth, 'attention': attention, 'mode': mode,
         'batch': a.batch, 'input': [a.channels, a.size, a.size], 'threads': a.threads,
@@ -152,11 +189,19 @@ def run_one(tm, a, attention, mode):
         'flops_per_step': flops,
         'gflops': round(flops / (med / 1e3) / 1e9, 2),
         'flops_convention': 'conv+linear MACs x2 (hooks); train = 3x forward',
-        'peak_bytes': peak,
+        'peak_bytes': None if base else peak,
         'peak_method': 'ru_maxrss delta over the steps' +
                        (' (in-process: not comparable)' if a.in_process else ', fresh process'),
         'kernels_per_step': kernels,
     }
+    if base is not None:
+        btimes, bmed, _, _ = spread(btimes)
+        ratios, rmed, rq1, rq3 = spread(ratios)
+        r['baseline'] = {'attention': a.baseline, 'ms_per_step': round(bmed, 3),
+                         'ms_min': round(btimes[0], 3), 'ms_max': round(btimes[-1], 3)}
+        r.update(ratio_median=round(rmed, 4), ratio_q1=round(rq1, 4), ratio_q3=round(rq3, 4),
+                 ratio_min=round(ratios[0], 4), ratio_max=round(ratios[-1], 4))
+    return r
 
 
 def child_argv(a, attention, mode):
@@ -168,6 +213,8 @@ def child_argv(a, attention, mode):
             '--steps', str(a.steps), '--warmup', str(a.warmup), '--seed', str(a.seed)]
     if a.no_profile:
         argv.append('--no-profile')
+    if a.baseline:
+        argv += ['--baseline', a.baseline]
     if a.reference:
         argv += ['--reference', a.reference]
     return argv
@@ -180,7 +227,7 @@ def main(argv):
         models = list(tm.ATTENTION)
     else:
         models = [m for m in a.models.split(',') if m]
-    for m in models:
+    for m in models + ([a.baseline] if a.baseline else []):
         if m not in tm.ATTENTION:
             sys.exit("torch_step.py: unknown attention '%s' (torch_models has: %s)"
                      % (m, ', '.join(tm.ATTENTION)))

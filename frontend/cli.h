@@ -109,6 +109,10 @@ int cli_parse_threads(void *dst, const char *value, char *err, size_t errsize);
 
 /* Parsers of the model options (dst is a cli_model*). */
 int cli_parse_define(void *dst, const char *value, char *err, size_t errsize);
+/* Sets option key[0..keylen) to 'value' in 'm' (the last setting wins);
+ * returns 0, or -1 after writing a short reason into err. */
+int cli_model_set(cli_model *m, const char *key, size_t keylen, const char *value, char *err,
+                  size_t errsize);
 int cli_parse_shape(void *dst, const char *value, char *err, size_t errsize);
 int cli_parse_batch(void *dst, const char *value, char *err, size_t errsize);
 /* Fills *req for lowering 'path' with the options of 'm' (req points into m). */

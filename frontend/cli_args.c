@@ -140,35 +140,45 @@ static int parse_positive(const char *s, int64_t max, int64_t *out) {
   return 0;
 }
 
+/* Sets model option 'key' to 'value' in 'm' (a key set again takes the new
+ * value); returns 0, or -1 after writing a short reason into err. */
+int cli_model_set(cli_model *m, const char *key, size_t keylen, const char *value, char *err,
+                  size_t errsize) {
+  for (int i = 0; i < m->ndefines; i++) /* a repeated key: the last one wins */
+    if (strlen(m->keys[i]) == keylen && !strncmp(m->keys[i], key, keylen)) {
+      char *val = strdup(value);
+      if (!val) {
+        snprintf(err, errsize, "out of memory");
+        return -1;
+      }
+      free(m->values[i]);
+      m->values[i] = val;
+      return 0;
+    }
+  if (m->ndefines >= CLI_MAX_DEFINES) {
+    snprintf(err, errsize, "more than %d -D options", CLI_MAX_DEFINES);
+    return -1;
+  }
+  char *k = strndup(key, keylen), *val = strdup(value);
+  if (!k || !val) {
+    free(k);
+    free(val);
+    snprintf(err, errsize, "out of memory");
+    return -1;
+  }
+  m->keys[m->ndefines] = k;
+  m->values[m->ndefines++] = val;
+  return 0;
+}
+
 /* Parses one "-D key=value" into the cli_model 'dst'. */
 int cli_parse_define(void *dst, const char *value, char *err, size_t errsize) {
-  cli_model *m = dst;
   const char *eq = strchr(value, '=');
   if (!eq || eq == value) {
     snprintf(err, errsize, "expected key=value");
     return -1;
   }
-  if (m->ndefines >= CLI_MAX_DEFINES) {
-    snprintf(err, errsize, "more than %d -D options", CLI_MAX_DEFINES);
-    return -1;
-  }
-  char *key = strndup(value, (size_t)(eq - value)), *val = strdup(eq + 1);
-  if (!key || !val) {
-    free(key);
-    free(val);
-    snprintf(err, errsize, "out of memory");
-    return -1;
-  }
-  for (int i = 0; i < m->ndefines; i++) /* a repeated key: the last one wins */
-    if (!strcmp(m->keys[i], key)) {
-      free(key);
-      free(m->values[i]);
-      m->values[i] = val;
-      return 0;
-    }
-  m->keys[m->ndefines] = key;
-  m->values[m->ndefines++] = val;
-  return 0;
+  return cli_model_set(dst, value, (size_t)(eq - value), eq + 1, err, errsize);
 }
 
 /* Parses "--shape CxHxW" into the cli_model 'dst'. */

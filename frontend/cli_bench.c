@@ -1,6 +1,7 @@
 /* attnc bench: compiles a model's training step or inference forward once,
  * warms up, times steps on seeded random data and reports ms/step, images/s,
- * GFLOP/s, compile time, peak memory and kernels per step. */
+ * GFLOP/s, compile time, peak memory and kernels per step; with a baseline
+ * model, the two alternate step by step and the per-pair ratio is reported. */
 #include <cjson/cJSON.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,12 +19,17 @@ static const char bench_about[] =
     "compiles it with the JIT, runs --warmup steps, then times --steps steps on seeded\n"
     "random data. A training step includes copying the new weights back, as training\n"
     "does. GFLOP/s counts 2 FLOPs per multiply-add of the convolutions and matmuls of\n"
-    "the forward pass, times 3 for a training step (the convention of bench/).";
+    "the forward pass, times 3 for a training step (the convention of bench/).\n"
+    "With --baseline key=value, a second program, the model with those options\n"
+    "changed, is compiled too and the two run alternately, step by step (A B, B A,\n"
+    "...), so that both see the same load of the machine; 'step/base' is the median\n"
+    "(and quartiles) of the per-pair ratios, e.g. the overhead of an attention module.";
 
 static const char bench_examples[] =
     "attnc bench models/resnet_cifar.lua -D attention=ham --batch 128 --train\n"
     "attnc bench models/resnet_cifar.lua --infer --threads 1 --json\n"
-    "attnc bench models/resnet_cifar.lua --profile 15";
+    "attnc bench models/resnet_cifar.lua --profile 15\n"
+    "attnc bench models/resnet_cifar.lua -D attention=ham --baseline attention=none";
 
 /* Forward FLOPs of the convolutions and matmuls of 'g' (2 per multiply-add). */
 static double model_flops(const ir_graph *g) {
@@ -82,9 +88,29 @@ typedef struct {
   int64_t peak_bytes;
 } bench_result;
 
-/* Prints the result as text or JSON. */
-static void print_result(const bench_result *r, const cg_stats *st, const char *file, int train,
-                         int64_t batch, int steps, int json) {
+/* One model under test: its step graph, compiled program and step times. */
+typedef struct {
+  ir_graph *g;
+  cg_program *p;
+  double flops; /* forward FLOPs */
+  double *ms;   /* timed steps */
+  bench_result r;
+} bench_case;
+
+/* Median and quartiles of the n sorted values v (linear interpolation). */
+static double quantile(const double *v, int n, double q) {
+  double x = q * (n - 1);
+  int i = (int)x;
+  return i + 1 < n ? v[i] + (x - i) * (v[i + 1] - v[i]) : v[n - 1];
+}
+
+/* Prints the result as text or JSON; 'base' (or NULL) is the baseline model
+ * timed in alternation, 'ratio' its sorted per-pair step ratios. */
+static void print_result(const bench_case *c, const cg_stats *st, const char *file, int train,
+                         int64_t batch, int steps, int json, const bench_case *base,
+                         const char *base_defines, const double *ratio) {
+  const bench_result *r = &c->r;
+  const cg_stats *bs = base ? cg_program_stats(base->p) : NULL;
   if (json) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "model", file);
@@ -109,6 +135,23 @@ static void print_result(const bench_result *r, const cg_stats *st, const char *
     cJSON_AddNumberToObject(o, "fused_kernels", st->fused_kernels);
     cJSON_AddNumberToObject(o, "fused_nodes", st->fused_nodes);
     cJSON_AddNumberToObject(o, "traffic_bytes", (double)st->traffic_bytes);
+    if (base) {
+      cJSON *b = cJSON_AddObjectToObject(o, "baseline");
+      cJSON_AddStringToObject(b, "defines", base_defines);
+      cJSON_AddNumberToObject(b, "ms_per_step", base->r.median_ms);
+      cJSON_AddNumberToObject(b, "ms_min", base->r.min_ms);
+      cJSON_AddNumberToObject(b, "ms_max", base->r.max_ms);
+      cJSON_AddNumberToObject(b, "gflops", base->r.gflops);
+      cJSON_AddNumberToObject(b, "compile_s", base->r.compile_s);
+      cJSON_AddNumberToObject(b, "arena_bytes", (double)bs->arena_bytes);
+      cJSON_AddNumberToObject(b, "kernels_per_step", bs->kernels);
+      cJSON_AddNumberToObject(b, "traffic_bytes", (double)bs->traffic_bytes);
+      cJSON_AddNumberToObject(o, "ratio_median", quantile(ratio, steps, 0.5));
+      cJSON_AddNumberToObject(o, "ratio_q1", quantile(ratio, steps, 0.25));
+      cJSON_AddNumberToObject(o, "ratio_q3", quantile(ratio, steps, 0.75));
+      cJSON_AddNumberToObject(o, "ratio_min", ratio[0]);
+      cJSON_AddNumberToObject(o, "ratio_max", ratio[steps - 1]);
+    }
     char *s = cJSON_PrintUnformatted(o);
     printf("%s\n", s);
     free(s);
@@ -125,49 +168,122 @@ static void print_result(const bench_result *r, const cg_stats *st, const char *
          r->compile_s, st->lower_s, st->opt_s, st->jit_s, st->kernels, st->unique_kernels);
   printf("  fusion      %d fused kernels computing %d nodes; feature-map traffic %.1f MiB per step\n",
          st->fused_kernels, st->fused_nodes, (double)st->traffic_bytes / 1048576.0);
-  printf("  memory      peak RSS %.1f MiB; buffer arena %.1f MiB\n", (double)r->peak_bytes / 1048576.0,
-         (double)st->arena_bytes / 1048576.0);
+  printf("  memory      peak RSS %.1f MiB%s; buffer arena %.1f MiB\n", (double)r->peak_bytes / 1048576.0,
+         base ? " (both programs)" : "", (double)st->arena_bytes / 1048576.0);
+  if (!base) return;
+  printf("  baseline    %s: %.2f ms/step median (min %.2f, max %.2f); %d kernels per step; "
+         "traffic %.1f MiB; arena %.1f MiB\n",
+         base_defines, base->r.median_ms, base->r.min_ms, base->r.max_ms, bs->kernels,
+         (double)bs->traffic_bytes / 1048576.0, (double)bs->arena_bytes / 1048576.0);
+  printf("  step/base   %.3f median of %d paired steps (quartiles %.3f, %.3f; min %.3f, max %.3f)\n",
+         quantile(ratio, steps, 0.5), steps, quantile(ratio, steps, 0.25), quantile(ratio, steps, 0.75),
+         ratio[0], ratio[steps - 1]);
 }
 
-/* Compiles 'g', runs and times it. Returns an exit code. */
-static int bench_graph(const ir_graph *g, const cg_options *o, int train, int steps, int warmup,
-                       double flops, int64_t batch, int profile, bench_result *r, const cg_stats **st_out,
-                       cg_program **out) {
+/* Lowers 'file' with the options of 'model', builds its training step (or
+ * eval forward), compiles it and fills its sources. Returns an exit code. */
+static int bench_load(const char *file, const cli_model *model, const cg_options *o, int train,
+                      int steps, bench_case *c) {
+  fe_request req;
+  cli_model_request(model, file, &req);
+  int rc = cli_load_graph("bench", file, &req, &c->g);
+  if (rc) return rc;
+  c->flops = model_flops(c->g);
   ir_diag *d = ir_diag_create();
+  if (train) {
+    pass_sgd_options so = {0.9, 5e-4, 0};
+    int fuse = !o->no_fuse && !o->interp; /* the fusion rewrites only serve fused kernels */
+    if (pass_train_step(c->g, &so, fuse, NULL, d) != ATTNC_OK) rc = cli_diag_fail("bench", d);
+  }
   double t0 = now_s();
-  cg_program *p = NULL;
-  if (cg_program_create(g, o, &p, d) != ATTNC_OK) {
-    int rc = cli_diag_fail("bench", d);
-    ir_diag_destroy(d);
-    return rc;
-  }
-  r->compile_s = now_s() - t0;
-  fill_sources(p, g, 1);
-  double *ms = calloc((size_t)steps, sizeof *ms);
-  int rc = ms ? CLI_EXIT_OK : cli_usage_error("bench", "out of memory");
-  for (int s = 0; !rc && s < warmup + steps; s++) {
-    if (s == warmup && profile) cg_program_set_profile(p, 1);
-    double a = now_s();
-    if (cg_program_run(p, d) != ATTNC_OK) rc = cli_diag_fail("bench", d);
-    if (train) cg_program_feedback(p);
-    if (s >= warmup) ms[s - warmup] = (now_s() - a) * 1e3;
-  }
-  if (!rc) {
-    qsort(ms, (size_t)steps, sizeof *ms, by_value);
-    r->median_ms = steps % 2 ? ms[steps / 2] : 0.5 * (ms[steps / 2 - 1] + ms[steps / 2]);
-    r->min_ms = ms[0];
-    r->max_ms = ms[steps - 1];
-    r->images_per_s = (double)batch / (r->median_ms * 1e-3);
-    r->gflops = flops * (train ? 3 : 1) / (r->median_ms * 1e-3) * 1e-9;
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    r->peak_bytes = (int64_t)ru.ru_maxrss * 1024;
-  }
-  free(ms);
+  if (!rc && cg_program_create(c->g, o, &c->p, d) != ATTNC_OK) rc = cli_diag_fail("bench", d);
+  c->r.compile_s = now_s() - t0;
   ir_diag_destroy(d);
-  *st_out = cg_program_stats(p);
-  *out = p;
+  if (rc) return rc;
+  fill_sources(c->p, c->g, 1);
+  c->ms = calloc((size_t)steps, sizeof *c->ms);
+  return c->ms ? CLI_EXIT_OK : cli_usage_error("bench", "out of memory");
+}
+
+/* Runs one step of 'c' (with the weight feedback of training); its time in
+ * milliseconds goes to *ms. Returns an exit code. */
+static int bench_step(bench_case *c, int train, double *ms) {
+  ir_diag *d = ir_diag_create();
+  double a = now_s();
+  int rc = CLI_EXIT_OK;
+  if (cg_program_run(c->p, d) != ATTNC_OK) rc = cli_diag_fail("bench", d);
+  if (train) cg_program_feedback(c->p);
+  *ms = (now_s() - a) * 1e3;
+  ir_diag_destroy(d);
   return rc;
+}
+
+/* Fills c->r from the timed steps (sorted in place). */
+static void bench_summarize(bench_case *c, int steps, int64_t batch, int train) {
+  bench_result *r = &c->r;
+  qsort(c->ms, (size_t)steps, sizeof *c->ms, by_value);
+  r->median_ms = quantile(c->ms, steps, 0.5);
+  r->min_ms = c->ms[0];
+  r->max_ms = c->ms[steps - 1];
+  r->images_per_s = (double)batch / (r->median_ms * 1e-3);
+  r->gflops = c->flops * (train ? 3 : 1) / (r->median_ms * 1e-3) * 1e-9;
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  r->peak_bytes = (int64_t)ru.ru_maxrss * 1024;
+}
+
+/* Frees what 'c' holds. */
+static void bench_case_free(bench_case *c) {
+  cg_program_destroy(c->p);
+  ir_graph_destroy(c->g);
+  free(c->ms);
+}
+
+/* Times steps of cases[0..n): with a baseline (n == 2) the two alternate,
+ * each pair in turn order (A B, then B A), so both see the same machine;
+ * ratio[s] = step s of cases[0] / step s of cases[1]. Returns an exit code. */
+static int bench_run(bench_case *cases, int n, int train, int steps, int warmup, int profile,
+                     double *ratio) {
+  for (int s = 0; s < warmup + steps; s++) {
+    if (s == warmup && profile) cg_program_set_profile(cases[0].p, 1);
+    double t[2] = {0, 0};
+    for (int k = 0; k < n; k++) {
+      int i = n == 2 && s % 2 ? 1 - k : k;
+      int rc = bench_step(&cases[i], train, &t[i]);
+      if (rc) return rc;
+    }
+    if (s < warmup) continue;
+    for (int i = 0; i < n; i++) cases[i].ms[s - warmup] = t[i];
+    if (n == 2) ratio[s - warmup] = t[0] / t[1];
+  }
+  if (n == 2) qsort(ratio, (size_t)steps, sizeof *ratio, by_value);
+  return CLI_EXIT_OK;
+}
+
+/* Parses "--baseline key=value" into the cli_model 'dst' (the changes of the
+ * baseline model against the model under test). */
+static int parse_baseline(void *dst, const char *value, char *err, size_t n) {
+  return cli_parse_define(dst, value, err, n);
+}
+
+/* Fills 'base' with the options of 'model' changed by those of 'over', and
+ * writes the changes as "-D k=v ..." into 'text'. Returns an exit code. */
+static int baseline_model(const cli_model *model, const cli_model *over, cli_model *base, char *text,
+                          size_t textsize) {
+  char err[128];
+  *base = *model;
+  base->ndefines = 0;
+  int rc = 0;
+  for (int i = 0; !rc && i < model->ndefines; i++)
+    rc = cli_model_set(base, model->keys[i], strlen(model->keys[i]), model->values[i], err, sizeof err);
+  size_t len = 0;
+  text[0] = '\0';
+  for (int i = 0; !rc && i < over->ndefines; i++) {
+    rc = cli_model_set(base, over->keys[i], strlen(over->keys[i]), over->values[i], err, sizeof err);
+    int w = snprintf(text + len, textsize - len, "%s-D %s=%s", i ? " " : "", over->keys[i], over->values[i]);
+    if (w > 0 && (size_t)w < textsize - len) len += (size_t)w;
+  }
+  return rc ? cli_usage_error("bench", "--baseline: %s", err) : CLI_EXIT_OK;
 }
 
 /* Parses a positive count into an int. */
@@ -187,7 +303,7 @@ int cli_bench(int argc, char **argv) {
   const char *file = NULL;
   int infer = 0, json = 0, steps = 20, warmup = 3, profile = 0;
   cg_options engine = {0};
-  cli_model model = {0};
+  cli_model model = {0}, over = {0}, base = {0};
   const cli_opt opts[] = {
       CLI_OPT_DEFINE(&model),
       CLI_OPT_SHAPE(&model),
@@ -197,6 +313,9 @@ int cli_bench(int argc, char **argv) {
       CLI_OPT_THREADS(&engine.threads),
       {"--steps", "K", "timed steps (default 20)", &steps, parse_count},
       {"--warmup", "K", "untimed steps first (default 3)", &warmup, parse_count},
+      {"--baseline", "key=value",
+       "also time the model with this -D changed, alternating steps (repeatable)", &over,
+       parse_baseline},
       {"--profile", "TOP", "print the TOP kernels by time over the timed steps", &profile, parse_count},
       {"--interp", NULL, "time the reference interpreter instead (slow)", &engine.interp, NULL},
       CLI_OPT_NO_FUSE(&engine.no_fuse),
@@ -207,6 +326,7 @@ int cli_bench(int argc, char **argv) {
   int rc = cli_parse(&spec, argc, argv);
   if (rc) {
     cli_model_free(&model);
+    cli_model_free(&over);
     return rc == CLI_HELP_SHOWN ? CLI_EXIT_OK : rc;
   }
   if (infer && model.train) rc = cli_usage_error("bench", "--train and --infer exclude each other");
@@ -215,32 +335,26 @@ int cli_bench(int argc, char **argv) {
   int train = !infer;
   if (!model.batch) model.batch = 128;
   model.train = train;
-  ir_graph *g = NULL;
+  char base_text[512] = "";
+  int n = over.ndefines ? 2 : 1;
+  if (!rc && n == 2) rc = baseline_model(&model, &over, &base, base_text, sizeof base_text);
+  bench_case cases[2] = {{0}, {0}};
+  double *ratio = NULL;
+  if (!rc) rc = bench_load(file, &model, &engine, train, steps, &cases[0]);
+  if (!rc && n == 2 && (rc = bench_load(file, &base, &engine, train, steps, &cases[1])))
+    fprintf(stderr, "attnc: bench: (in the baseline model, %s)\n", base_text);
+  if (!rc && !(ratio = calloc((size_t)steps, sizeof *ratio))) rc = cli_usage_error("bench", "out of memory");
+  if (!rc) rc = bench_run(cases, n, train, steps, warmup, profile, ratio);
   if (!rc) {
-    fe_request req;
-    cli_model_request(&model, file, &req);
-    rc = cli_load_graph("bench", file, &req, &g);
+    for (int i = 0; i < n; i++) bench_summarize(&cases[i], steps, model.batch, train);
+    print_result(&cases[0], cg_program_stats(cases[0].p), file, train, model.batch, steps, json,
+                 n == 2 ? &cases[1] : NULL, base_text, ratio);
+    if (profile) cg_program_print_profile(cases[0].p, json ? stderr : stdout, profile);
   }
-  double flops = g ? model_flops(g) : 0;
-  if (!rc && train) {
-    ir_diag *d = ir_diag_create();
-    pass_sgd_options so = {0.9, 5e-4, 0};
-    int fuse = !engine.no_fuse && !engine.interp; /* the fusion rewrites only serve fused kernels */
-    if (pass_train_step(g, &so, fuse, NULL, d) != ATTNC_OK) rc = cli_diag_fail("bench", d);
-    ir_diag_destroy(d);
-  }
-  cg_program *p = NULL;
-  if (!rc) {
-    bench_result r = {0};
-    const cg_stats *st = NULL;
-    rc = bench_graph(g, &engine, train, steps, warmup, flops, model.batch, profile, &r, &st, &p);
-    if (!rc) {
-      print_result(&r, st, file, train, model.batch, steps, json);
-      if (profile) cg_program_print_profile(p, json ? stderr : stdout, profile);
-    }
-  }
-  cg_program_destroy(p);
-  ir_graph_destroy(g);
+  free(ratio);
+  for (int i = 0; i < n; i++) bench_case_free(&cases[i]);
+  cli_model_free(&base);
+  cli_model_free(&over);
   cli_model_free(&model);
   return rc;
 }

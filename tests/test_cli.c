@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
+#include <cjson/cJSON.h>
 
 #include "rt_safetensors.h"
 #include "util_cli.h"
@@ -413,6 +414,58 @@ static void test_model_dump_and_checks(void **state) {
   tc_result_free(&r);
 }
 
+/* The number 'key' of JSON object 'o'; fails the test if it is missing. */
+static double json_num(const cJSON *o, const char *key) {
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+  if (!cJSON_IsNumber(v)) fail_msg("no number '%s' in the bench JSON", key);
+  return v->valuedouble;
+}
+
+/* bench --baseline compiles the model with the given options changed beside
+ * it: the baseline is the plain network (its kernel count is that of a
+ * plain bench run) and the per-pair ratios come with consistent quantiles;
+ * bad baseline options are errors naming them. */
+static void test_bench_baseline(void **state) {
+  (void)state;
+  const char *common[] = {"models/resnet_cifar.lua", "-D", "depth=8", "--shape", "3x8x8", "--batch", "2",
+                          "--threads", "1", "--warmup", "1", "--json"};
+  tc_result r = run("bench", common[0], common[1], common[2], common[3], common[4], common[5], common[6],
+                    common[7], common[8], common[9], common[10], common[11], "-D", "attention=eca",
+                    "--baseline", "attention=none", "--steps", "5", NULL);
+  if (r.code != 0) fail_msg("exit %d: %s", r.code, r.err);
+  cJSON *o = cJSON_Parse(r.out);
+  assert_non_null(o);
+  const cJSON *b = cJSON_GetObjectItemCaseSensitive(o, "baseline");
+  assert_non_null(b);
+  assert_string_equal(cJSON_GetObjectItemCaseSensitive(b, "defines")->valuestring, "-D attention=none");
+  double q1 = json_num(o, "ratio_q1"), med = json_num(o, "ratio_median"), q3 = json_num(o, "ratio_q3");
+  assert_true(json_num(o, "ratio_min") > 0 && json_num(o, "ratio_min") <= q1 && q1 <= med && med <= q3 &&
+              q3 <= json_num(o, "ratio_max"));
+  assert_true(json_num(b, "ms_min") > 0 && json_num(b, "ms_min") <= json_num(b, "ms_per_step"));
+  int base_kernels = (int)json_num(b, "kernels_per_step");
+  assert_true(base_kernels < (int)json_num(o, "kernels_per_step")); /* ECA adds its kernels */
+  cJSON_Delete(o);
+  tc_result_free(&r);
+
+  r = run("bench", common[0], common[1], common[2], common[3], common[4], common[5], common[6], common[7],
+          common[8], common[9], common[10], common[11], "--steps", "1", NULL);
+  if (r.code != 0) fail_msg("exit %d: %s", r.code, r.err);
+  o = cJSON_Parse(r.out);
+  assert_non_null(o);
+  assert_int_equal((int)json_num(o, "kernels_per_step"), base_kernels);
+  assert_null(cJSON_GetObjectItemCaseSensitive(o, "baseline"));
+  cJSON_Delete(o);
+  tc_result_free(&r);
+
+  r = run("bench", "models/resnet_cifar.lua", "--baseline", "nokey", NULL);
+  assert_usage_error(&r, "bench", "--baseline 'nokey': expected key=value");
+  r = run("bench", "models/resnet_cifar.lua", "--batch", "2", "--baseline", "bogus=1", NULL);
+  assert_int_equal(r.code, 1);
+  assert_non_null(strstr(r.err, "unknown option -D bogus"));
+  assert_non_null(strstr(r.err, "in the baseline model, -D bogus=1"));
+  tc_result_free(&r);
+}
+
 /* show prints metadata, each tensor's type, stats and first values. */
 static void test_show(void **state) {
   const char *dir = *state;
@@ -497,6 +550,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_show, setup_dir, teardown_dir),
       cmocka_unit_test_setup_teardown(test_run_model, setup_dir, teardown_dir),
       cmocka_unit_test_setup_teardown(test_model_dump_and_checks, setup_dir, teardown_dir),
+      cmocka_unit_test(test_bench_baseline),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

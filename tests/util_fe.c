@@ -230,7 +230,8 @@ double tf_rel_error(const ir_tensor *got, const ir_tensor *want) {
 /* Reads safetensors file dir/name; fails on error. */
 static ir_bundle *read_bundle(const char *dir, const char *name) {
   char path[4096];
-  snprintf(path, sizeof path, "%s/%s", dir, name);
+  if (snprintf(path, sizeof path, "%s/%s", dir, name) >= (int)sizeof path)
+    fail_msg("path too long: %s/%s", dir, name);
   ir_diag *d = ir_diag_create();
   ir_bundle *b = NULL;
   if (rt_safetensors_read(path, &b, d) != ATTNC_OK) {
