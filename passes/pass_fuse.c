@@ -9,13 +9,13 @@
  * groups may already use one of their members ("blockers", kept per group).
  * First SAMPLE groups over batch-local ops (cost rule: small convs and
  * matmuls only), then LOOP groups over the remaining elementwise nodes of
- * one output type. Work is O(edges * 64) at most. */
+ * one output type. Work is O(edges * 96) at most. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "passes.h"
 
-#define FUSE_MAX_MEMBERS 64    /* members of a group */
+#define FUSE_MAX_MEMBERS 96    /* members of a group */
 #define FUSE_MAX_LOOP_ARGS 16  /* outside inputs + outputs of a loop cluster */
 #define FUSE_MAX_CONV_WEIGHT 512
 #define FUSE_MAX_MATMUL_B 65536

@@ -9,10 +9,23 @@
  * above its first user, across elementwise ops, reductions and reshapes
  * only. A node moves only when it reads nothing larger than itself, so no
  * large buffer lives longer; only the small node's own lifetime changes.
+ *
+ * First, small batch reductions (the weight gradient of a 1D conv over a
+ * [N,1,C] gate or of a spatial attention's 7x7 conv, the sum over the
+ * batch of a [N,C] product: what a per-sample gate's own parameters need)
+ * sink below the batch-local nodes after them. Emitted by autodiff right
+ * after the gate's gradient, such a node reads a member of the sample group
+ * that computes the gradient, so the group had to end there (a group runs
+ * at its last member) and the rest of the block's backward, a pass over
+ * the same samples' feature map, became a second group that read the map
+ * again. Their operands hold at most SINK_PER_SAMPLE values per sample
+ * (a [N,1,H,W] map, not a feature map) and live only across those nodes.
  * Values are unchanged: this is only a different topological order. */
 #include <stdlib.h>
 
 #include "passes.h"
+
+#define SINK_PER_SAMPLE 4096 /* operand size per sample of a sinking batch reduction */
 
 /* Order being built: a doubly linked list over node ids. */
 typedef struct {
@@ -118,6 +131,39 @@ static void move(order *o, int id, const int *ustart, const int *users) {
   }
 }
 
+/* 1 if node 'n' is a small batch reduction that should sink: not
+ * batch-local for 'batch' (it reduces over the batch), not a source, with
+ * batched operands of at most SINK_PER_SAMPLE values per sample. */
+static int sinkable(const order *o, const ir_node *n, int64_t batch) {
+  if (batch < 1 || ir_op_source(n->op) || n->op == IR_OP_const || !n->nin ||
+      pass_fuse_sample_eligible(o->g, n, batch))
+    return 0;
+  for (int k = 0; k < n->nin; k++) {
+    const ir_type *t = &o->g->nodes[n->in[k]]->type;
+    if (t->rank < 1 || t->dims[0] != batch || o->numel[n->in[k]] > SINK_PER_SAMPLE * batch) return 0;
+  }
+  return 1;
+}
+
+/* Moves node 'id' down past the batch-local nodes, constants and other
+ * sinkable nodes after it, stopping above its first user or any other
+ * node; returns 1 if it moved. */
+static int sink(order *o, int id, int64_t batch, const int *ustart, const int *users) {
+  for (int j = ustart[id]; j < ustart[id + 1]; j++) o->used[users[j]] = 1;
+  int q = o->next[id], last = id;
+  while (q >= 0 && !o->used[q]) {
+    const ir_node *n = o->g->nodes[q];
+    if (n->op != IR_OP_const && !pass_fuse_sample_eligible(o->g, n, batch) && !sinkable(o, n, batch)) break;
+    last = q;
+    q = o->next[q];
+  }
+  for (int j = ustart[id]; j < ustart[id + 1]; j++) o->used[users[j]] = 0;
+  if (last == id) return 0;
+  unlink_node(o, id);
+  link_after(o, id, last);
+  return 1;
+}
+
 /* Reorders 'g' in place (see the file comment); *moved (if given) counts
  * the nodes that moved. */
 attnc_status pass_schedule(ir_graph *g, int *moved, ir_diag *d) {
@@ -146,6 +192,9 @@ attnc_status pass_schedule(ir_graph *g, int *moved, ir_diag *d) {
   for (int i = 0; i < nn; i++) fill[i] = ustart[i];
   for (int i = 0; i < nn; i++)
     for (int k = 0; k < g->nodes[i]->nin; k++) users[fill[g->nodes[i]->in[k]]++] = i;
+  int64_t batch = pass_fuse_graph_batch(g);
+  for (int i = nn - 1; i >= 0; i--) /* last first: a sunk node's user may sink too */
+    if (sinkable(&o, g->nodes[i], batch)) count += sink(&o, i, batch, ustart, users);
   for (int i = 0; i < nn; i++) {
     if (!movable(&o, g->nodes[i]) || !splits_run(&o, i)) continue;
     int p = o.prev[i], q = o.next[i];

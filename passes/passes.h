@@ -46,11 +46,13 @@ attnc_status pass_bn_split(ir_graph *g, int *split, ir_diag *d);
  * unchanged. *cloned (if given) counts the recomputed uses. */
 attnc_status pass_remat(ir_graph *g, int *cloned, ir_diag *d);
 
-/* Moves small cheap nodes (a [N,1,H,W] div, the reshape of a gate) that
- * sit between feature-map-sized elementwise ops up to their operands or
- * down to their users, so those ops are adjacent and fuse into one loop
- * nest. Only reorders: values and node count are unchanged; a node moves
- * only if it reads nothing larger than itself. *moved (if given) counts the
+/* Sinks small batch reductions (a gate parameter's gradient) below the
+ * batch-local nodes after them, so one sample group can hold a block's
+ * whole backward; then moves small cheap nodes (a [N,1,H,W] div, the
+ * reshape of a gate) that sit between feature-map-sized elementwise ops up
+ * to their operands or down to their users, so those ops are adjacent and
+ * fuse into one loop nest. Only reorders: values and node count are
+ * unchanged; no feature map lives longer. *moved (if given) counts the
  * nodes moved. */
 attnc_status pass_schedule(ir_graph *g, int *moved, ir_diag *d);
 

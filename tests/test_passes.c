@@ -279,6 +279,59 @@ static void test_schedule_masked_pooling(void **state) {
   ir_graph_destroy(g);
 }
 
+/* A small batch reduction (the sum over the batch of a per-sample gate, as
+ * a gate parameter's gradient) that autodiff emits between the gate and
+ * its use by the feature map sinks below the batch-local nodes after it,
+ * stopping above a node that is neither batch-local nor small (a matmul of
+ * shared weights); fusion then has the gate and both passes over the map in
+ * one group where the reduction's read of the gate had split it in two.
+ * Values unchanged. */
+static void test_schedule_sinks_batch_reductions(void **state) {
+  (void)state;
+  ir_graph *g = parse("graph @k {\n"
+                      "  %x = input name=\"x\" : f64[2,8,4,4]\n"
+                      "  %g = input name=\"g\" : f64[2,8]\n"
+                      "  %w = input name=\"w\" : f64[8,8]\n"
+                      "  %gr = reshape(%g) shape=[2,8,1,1] : f64[2,8,1,1]\n"
+                      "  %a = mul(%x, %gr) : f64[2,8,4,4]\n"
+                      "  %s = reduce_sum(%a) axes=[2,3] keepdims=0 : f64[2,8]\n"
+                      "  %t = sigmoid(%s) : f64[2,8]\n"
+                      "  %b = reduce_sum(%t) axes=[0,1] keepdims=0 : f64[]\n"
+                      "  %tr = reshape(%t) shape=[2,8,1,1] : f64[2,8,1,1]\n"
+                      "  %c = mul(%x, %tr) : f64[2,8,4,4]\n"
+                      "  %e = add(%c, %a) : f64[2,8,4,4]\n"
+                      "  %m = matmul(%w, %w) : f64[8,8]\n"
+                      "  %f = mul(%m, %b) : f64[8,8]\n"
+                      "  output \"e\" = %e\n  output \"f\" = %f\n}\n");
+  ir_bundle *before = run_seeded(g);
+  pass_fusion f0;
+  assert_int_equal(pass_fuse(g, &f0, NULL), ATTNC_OK);
+  int a0 = find_op(g, IR_OP_mul, 256), c0 = find_op(g, IR_OP_add, 256) - 1;
+  assert_true(f0.group_of[a0] >= 0 && f0.group_of[a0] != f0.group_of[c0]); /* split by %b */
+  int moved = 0;
+  assert_int_equal(pass_schedule(g, &moved, NULL), ATTNC_OK);
+  assert_true(moved >= 1);
+  ir_diag *d = ir_diag_create();
+  assert_int_equal(ir_verify(g, d), 0);
+  ir_diag_destroy(d);
+  int b = find_op(g, IR_OP_reduce_sum, 1), e = find_op(g, IR_OP_add, 256), m = find_op(g, IR_OP_matmul, 64);
+  assert_true(e < b && b < m); /* below the batch-local run, above the matmul */
+  ir_bundle *after = run_seeded(g);
+  same_outputs(before, after);
+  pass_fusion f1;
+  assert_int_equal(pass_fuse(g, &f1, NULL), ATTNC_OK);
+  int a = find_op(g, IR_OP_mul, 256), grp = f1.group_of[a];
+  assert_true(grp >= 0);
+  assert_int_equal(f1.groups[grp].kind, PASS_FUSE_SAMPLE);
+  assert_int_equal(f1.group_of[e], grp);
+  assert_int_equal(f1.group_of[find_op(g, IR_OP_sigmoid, 16)], grp);
+  pass_fusion_free(&f0);
+  pass_fusion_free(&f1);
+  ir_bundle_destroy(before);
+  ir_bundle_destroy(after);
+  ir_graph_destroy(g);
+}
+
 /* Rematerialization recomputes a product of a feature map and a gate (and
  * the relu under it, whose input is a source) next to a use beyond a
  * barrier, keeps the original for its near use, refuses a sum of two maps
@@ -565,6 +618,7 @@ int main(void) {
       cmocka_unit_test(test_simplify_reciprocal),
       cmocka_unit_test(test_schedule_runs),
       cmocka_unit_test(test_schedule_masked_pooling),
+      cmocka_unit_test(test_schedule_sinks_batch_reductions),
       cmocka_unit_test(test_remat),
       cmocka_unit_test(test_sgd_momentum_decay),
       cmocka_unit_test(test_sgd_nesterov),

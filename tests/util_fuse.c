@@ -169,7 +169,7 @@ void tfu_check(const ir_graph *g, const pass_fusion *f) {
   assert_non_null(count);
   for (int gi = 0; gi < f->ngroups; gi++) {
     const pass_fuse_group *gr = &f->groups[gi];
-    assert_true(gr->nmembers >= 2 && gr->nmembers <= 64);
+    assert_true(gr->nmembers >= 2 && gr->nmembers <= 96);
     assert_non_null(gr->label);
     if (gi) assert_true(f->groups[gi - 1].members[f->groups[gi - 1].nmembers - 1] < gr->members[gr->nmembers - 1]);
     const ir_type *t0 = &g->nodes[gr->members[0]]->type;
