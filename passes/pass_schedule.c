@@ -20,12 +20,24 @@
  * the same samples' feature map, became a second group that read the map
  * again. Their operands hold at most SINK_PER_SAMPLE values per sample
  * (a [N,1,H,W] map, not a feature map) and live only across those nodes.
+ * Then a batch-local node hoists above the small batch-wide nodes before
+ * it (the statistics of a spatial attention's [N,1,H,W] map: batchnorm
+ * stats, slices, the per-channel arithmetic; at most HOIST_SMALL values
+ * each) and above the small batch-local nodes that depend on those (at
+ * most SINK_PER_SAMPLE values per sample), up to its operands: HAM's
+ * second masked pooling and conv came after the first's BN statistics and
+ * so formed a group of their own, reading the block's feature map again;
+ * hoisted, they join the first pooling's group. A hoisted node read only
+ * by batch-local nodes below such a statistic goes back next to its first
+ * user (a map pass_remat recomputes there would otherwise be stored).
  * Values are unchanged: this is only a different topological order. */
 #include <stdlib.h>
 
 #include "passes.h"
 
 #define SINK_PER_SAMPLE 4096 /* operand size per sample of a sinking batch reduction */
+#define HOIST_SMALL 4096     /* largest non-batch-local node a hoisted node passes */
+#define HOIST_WINDOW 64      /* nodes a hoisted node passes at most */
 
 /* Order being built: a doubly linked list over node ids. */
 typedef struct {
@@ -34,6 +46,8 @@ typedef struct {
   int head, tail;
   int64_t *numel;
   char *used; /* scratch: 1 for the operands / users of the node moving */
+  int *mark;  /* scratch: stamped nodes */
+  int stamp;
 } order;
 
 /* 1 if a node of 'g' may be passed over by a moving node: cheap ops that
@@ -146,14 +160,15 @@ static int sinkable(const order *o, const ir_node *n, int64_t batch) {
 }
 
 /* Moves node 'id' down past the batch-local nodes, constants and other
- * sinkable nodes after it, stopping above its first user or any other
- * node; returns 1 if it moved. */
-static int sink(order *o, int id, int64_t batch, const int *ustart, const int *users) {
+ * sinkable nodes after it (past any node if 'any'), stopping above its
+ * first user or any other node; returns 1 if it moved. */
+static int sink(order *o, int id, int64_t batch, int any, const int *ustart, const int *users) {
   for (int j = ustart[id]; j < ustart[id + 1]; j++) o->used[users[j]] = 1;
   int q = o->next[id], last = id;
   while (q >= 0 && !o->used[q]) {
     const ir_node *n = o->g->nodes[q];
-    if (n->op != IR_OP_const && !pass_fuse_sample_eligible(o->g, n, batch) && !sinkable(o, n, batch)) break;
+    if (!any && n->op != IR_OP_const && !pass_fuse_sample_eligible(o->g, n, batch) && !sinkable(o, n, batch))
+      break;
     last = q;
     q = o->next[q];
   }
@@ -164,12 +179,71 @@ static int sink(order *o, int id, int64_t batch, const int *ustart, const int *u
   return 1;
 }
 
+/* Kinds of the nodes a hoisted node passes. */
+enum { PASS_WIDE, PASS_LOCAL, PASS_CONST, PASS_CARRY /* a constant operand: moves along */ };
+
+/* 1 if L[0..k] (nearest first) may all be passed by a hoisted node: each
+ * is a constant, a small batch-wide node, or a batch-local node reading
+ * one of those wide nodes (or such a dependent) among L[k..0], and at
+ * least one is wide; kind[j] says which L[j] is. */
+static int passable_span(order *o, const int *L, const char *kind, int k) {
+  int st = ++o->stamp, wide = 0;
+  for (int j = k; j >= 0; j--) {
+    if (kind[j] == PASS_CONST || kind[j] == PASS_CARRY) continue;
+    const ir_node *n = o->g->nodes[L[j]];
+    int dep = kind[j] == PASS_WIDE;
+    wide |= dep;
+    for (int q = 0; q < n->nin && !dep; q++) dep = o->mark[n->in[q]] == st;
+    if (!dep) return 0;
+    o->mark[L[j]] = st;
+  }
+  return wide;
+}
+
+/* Moves batch-local node 'id' up past a span of small batch-wide nodes and
+ * their batch-local dependents, to just below the node above that span
+ * (never past an operand other than a constant, which moves along, nor a
+ * source or a larger batch-wide node); returns 1 if it moved. */
+static int hoist(order *o, int id, int64_t batch) {
+  const ir_node *n = o->g->nodes[id];
+  if (!pass_fuse_sample_eligible(o->g, n, batch)) return 0;
+  int L[HOIST_WINDOW], nl = 0;
+  char kind[HOIST_WINDOW];
+  for (int k = 0; k < n->nin; k++) o->used[n->in[k]] = 1;
+  for (int p = o->prev[id]; p >= 0 && nl < HOIST_WINDOW; p = o->prev[p]) {
+    const ir_node *pn = o->g->nodes[p];
+    if (o->used[p] && pn->op != IR_OP_const) break;
+    if (pn->op == IR_OP_const) kind[nl] = o->used[p] ? PASS_CARRY : PASS_CONST;
+    else if (pass_fuse_sample_eligible(o->g, pn, batch)) {
+      if (o->numel[p] > SINK_PER_SAMPLE * batch) break; /* a feature-map op: not passed */
+      kind[nl] = PASS_LOCAL;
+    }
+    else if (o->numel[p] <= HOIST_SMALL && !ir_op_source(pn->op)) kind[nl] = PASS_WIDE;
+    else break;
+    L[nl++] = p;
+  }
+  for (int k = 0; k < n->nin; k++) o->used[n->in[k]] = 0;
+  for (int k = nl - 1; k >= 0; k--)
+    if (passable_span(o, L, kind, k)) {
+      unlink_node(o, id);
+      link_before(o, id, L[k]);
+      for (int j = 0; j <= k; j++)
+        if (kind[j] == PASS_CARRY) {
+          unlink_node(o, L[j]);
+          link_before(o, L[j], id);
+        }
+      return 1;
+    }
+  return 0;
+}
+
 /* Reorders 'g' in place (see the file comment); *moved (if given) counts
  * the nodes that moved. */
 attnc_status pass_schedule(ir_graph *g, int *moved, ir_diag *d) {
   int nn = g->nnodes;
-  order o = {g, malloc(sizeof(int) * (size_t)(nn + 1)), malloc(sizeof(int) * (size_t)(nn + 1)), nn ? 0 : -1,
-             nn - 1, malloc(sizeof(int64_t) * (size_t)(nn + 1)), calloc((size_t)nn + 1, 1)};
+  order o = {g,      malloc(sizeof(int) * (size_t)(nn + 1)), malloc(sizeof(int) * (size_t)(nn + 1)),
+             nn ? 0 : -1, nn - 1, malloc(sizeof(int64_t) * (size_t)(nn + 1)), calloc((size_t)nn + 1, 1),
+             calloc((size_t)nn + 1, sizeof(int)), 0};
   int *ustart = calloc((size_t)nn + 2, sizeof(int)), *users = NULL, *fill = NULL, *map = NULL;
   int total = 0, count = 0;
   for (int i = 0; i < nn; i++) total += g->nodes[i]->nin;
@@ -177,7 +251,7 @@ attnc_status pass_schedule(ir_graph *g, int *moved, ir_diag *d) {
   fill = malloc(sizeof(int) * (size_t)(nn + 1));
   map = malloc(sizeof(int) * (size_t)(nn + 1));
   attnc_status st = ATTNC_OK;
-  if (!o.prev || !o.next || !o.numel || !o.used || !ustart || !users || !fill || !map) {
+  if (!o.prev || !o.next || !o.numel || !o.used || !o.mark || !ustart || !users || !fill || !map) {
     ir_diag_error(d, NULL, 0, "schedule: out of memory");
     st = ATTNC_ENOMEM;
     goto done;
@@ -194,7 +268,42 @@ attnc_status pass_schedule(ir_graph *g, int *moved, ir_diag *d) {
     for (int k = 0; k < g->nodes[i]->nin; k++) users[fill[g->nodes[i]->in[k]]++] = i;
   int64_t batch = pass_fuse_graph_batch(g);
   for (int i = nn - 1; i >= 0; i--) /* last first: a sunk node's user may sink too */
-    if (sinkable(&o, g->nodes[i], batch)) count += sink(&o, i, batch, ustart, users);
+    if (sinkable(&o, g->nodes[i], batch)) count += sink(&o, i, batch, 0, ustart, users);
+  int nseq = 0, nh = 0;
+  char *hz = calloc((size_t)nn + 1, 1); /* 1: hoisted */
+  if (!hz) {
+    ir_diag_error(d, NULL, 0, "schedule: out of memory");
+    st = ATTNC_ENOMEM;
+    goto done;
+  }
+  for (int id = o.head; id >= 0; id = o.next[id]) map[nseq++] = id; /* the order before hoisting */
+  for (int i = 0; i < nseq; i++)
+    if (hoist(&o, map[i], batch)) {
+      hz[map[i]] = 1;
+      fill[nh++] = map[i];
+    }
+  /* a hoisted node read only by batch-local nodes below a batch-wide node
+   * would now be stored for them, where it was computed next to them (a
+   * map pass_remat recomputes for its user): it goes back to just above
+   * its first user, last hoisted first */
+  for (int i = nh - 1; i >= 0; i--) {
+    int u = fill[i], keep = ustart[u] == ustart[u + 1], wide = 0;
+    for (int j = ustart[u]; j < ustart[u + 1] && !keep; j++)
+      keep = !pass_fuse_sample_eligible(g, g->nodes[users[j]], batch);
+    for (int j = ustart[u]; j < ustart[u + 1]; j++) o.used[users[j]] = 1;
+    for (int q = o.next[u]; q >= 0 && !keep && !wide; q = o.next[q]) {
+      if (o.used[q]) break;
+      const ir_node *qn = g->nodes[q];
+      wide = qn->op != IR_OP_const && !pass_fuse_sample_eligible(g, qn, batch);
+    }
+    for (int j = ustart[u]; j < ustart[u + 1]; j++) o.used[users[j]] = 0;
+    if (keep || !wide) continue;
+    sink(&o, u, batch, 1, ustart, users);
+    hz[u] = 0;
+    nh--;
+  }
+  free(hz);
+  count += nh;
   for (int i = 0; i < nn; i++) {
     if (!movable(&o, g->nodes[i]) || !splits_run(&o, i)) continue;
     int p = o.prev[i], q = o.next[i];
@@ -226,6 +335,7 @@ done:
   free(o.next);
   free(o.numel);
   free(o.used);
+  free(o.mark);
   free(ustart);
   free(users);
   free(fill);

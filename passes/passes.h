@@ -48,12 +48,14 @@ attnc_status pass_remat(ir_graph *g, int *cloned, ir_diag *d);
 
 /* Sinks small batch reductions (a gate parameter's gradient) below the
  * batch-local nodes after them, so one sample group can hold a block's
- * whole backward; then moves small cheap nodes (a [N,1,H,W] div, the
- * reshape of a gate) that sit between feature-map-sized elementwise ops up
- * to their operands or down to their users, so those ops are adjacent and
- * fuse into one loop nest. Only reorders: values and node count are
- * unchanged; no feature map lives longer. *moved (if given) counts the
- * nodes moved. */
+ * whole backward; hoists batch-local nodes above small batch-wide ones
+ * (the BN statistics of a [N,1,H,W] attention map) and their small
+ * dependents, so HAM's two masked poolings share a group; then moves small
+ * cheap nodes (a [N,1,H,W] div, the reshape of a gate) that sit between
+ * feature-map-sized elementwise ops up to their operands or down to their
+ * users, so those ops are adjacent and fuse into one loop nest. Only
+ * reorders: values and node count are unchanged, and what a node passes is
+ * small. *moved (if given) counts the nodes moved. */
 attnc_status pass_schedule(ir_graph *g, int *moved, ir_diag *d);
 
 /* Optimizer settings for the training step. */

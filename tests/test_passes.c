@@ -332,6 +332,76 @@ static void test_schedule_sinks_batch_reductions(void **state) {
   ir_graph_destroy(g);
 }
 
+/* HAM's forward: the second masked pooling (b, r2) comes after the batch
+ * statistics of the first pooled map and the normalization that reads
+ * them. Scheduling hoists it above both, next to the first pooling (and so
+ * the sigmoid after it, but only up to r2: a batch-local node that reads
+ * no statistic is not passed), while c, whose only user reads the
+ * normalization, stays by that user; fusion then has both poolings in one
+ * group. Values unchanged. */
+static void test_schedule_hoists_past_statistics(void **state) {
+  (void)state;
+  ir_graph *g = parse("graph @h {\n"
+                      "  %x = input name=\"x\" : f64[2,8,4,4]\n"
+                      "  %g1 = input name=\"g1\" : f64[2,8,1,1]\n"
+                      "  %g2 = input name=\"g2\" : f64[2,8,1,1]\n"
+                      "  %y = relu(%x) : f64[2,8,4,4]\n"
+                      "  %a = mul(%y, %g1) : f64[2,8,4,4]\n"
+                      "  %r1 = reduce_sum(%a) axes=[1] keepdims=1 : f64[2,1,4,4]\n"
+                      "  %st = batchnorm_stats(%r1) : f64[2,1]\n"
+                      "  %sl = slice(%st) axis=0 start=0 end=1 step=1 : f64[1,1]\n"
+                      "  %k = const value=2 : f64[]\n"
+                      "  %sk = mul(%sl, %k) : f64[1,1]\n"
+                      "  %rs = reshape(%sk) shape=[1,1,1] : f64[1,1,1]\n"
+                      "  %ap = add(%r1, %rs) : f64[2,1,4,4]\n"
+                      "  %b = mul(%y, %g2) : f64[2,8,4,4]\n"
+                      "  %r2 = reduce_max(%b) axes=[1] keepdims=1 : f64[2,1,4,4]\n"
+                      "  %v = sigmoid(%x) : f64[2,8,4,4]\n"
+                      "  %w = mul(%v, %x) : f64[2,8,4,4]\n"
+                      "  %c = mul(%y, %g2) : f64[2,8,4,4]\n"
+                      "  %cu = mul(%c, %ap) : f64[2,8,4,4]\n"
+                      "  output \"ap\" = %ap\n  output \"r2\" = %r2\n  output \"w\" = %w\n"
+                      "  output \"cu\" = %cu\n}\n");
+  ir_bundle *before = run_seeded(g);
+  pass_fusion f0;
+  assert_int_equal(pass_fuse(g, &f0, NULL), ATTNC_OK);
+  int a0 = find_op(g, IR_OP_mul, 256), b0 = a0 + 8;
+  assert_int_equal(g->nodes[b0]->op, IR_OP_mul);
+  assert_true(f0.group_of[a0] != f0.group_of[b0]); /* split by the statistics */
+  int moved = 0;
+  assert_int_equal(pass_schedule(g, &moved, NULL), ATTNC_OK);
+  assert_true(moved >= 2);
+  ir_diag *d = ir_diag_create();
+  assert_int_equal(ir_verify(g, d), 0);
+  ir_diag_destroy(d);
+  int r1 = find_op(g, IR_OP_reduce_sum, 32), st = find_op(g, IR_OP_batchnorm_stats, 2);
+  int r2 = find_op(g, IR_OP_reduce_max, 32), v = find_op(g, IR_OP_sigmoid, 256);
+  int b = g->nodes[r2]->in[0];
+  assert_true(r1 < b && b < r2 && r2 < st); /* both hoisted above the statistics */
+  assert_true(r2 < v && v < st); /* v too, but not past r2, which reads no statistic */
+  /* c, read only by cu below the statistics, stays next to cu (hoisted, it
+   * would be stored for cu instead of computed in cu's loop) */
+  int cu = -1;
+  for (int i = 0; i < g->noutputs; i++)
+    if (!strcmp(g->outputs[i].name, "cu")) cu = g->outputs[i].node;
+  assert_true(cu > st);
+  assert_int_equal(g->nodes[cu]->in[0], cu - 1);
+  ir_bundle *after = run_seeded(g);
+  same_outputs(before, after);
+  pass_fusion f1;
+  assert_int_equal(pass_fuse(g, &f1, NULL), ATTNC_OK);
+  int grp = f1.group_of[find_op(g, IR_OP_mul, 256)];
+  assert_true(grp >= 0);
+  assert_int_equal(f1.group_of[b], grp);
+  assert_int_equal(f1.group_of[r2], grp);
+  assert_int_equal(f1.group_of[r1], grp);
+  pass_fusion_free(&f0);
+  pass_fusion_free(&f1);
+  ir_bundle_destroy(before);
+  ir_bundle_destroy(after);
+  ir_graph_destroy(g);
+}
+
 /* Rematerialization recomputes a product of a feature map and a gate (and
  * the relu under it, whose input is a source) next to a use beyond a
  * barrier, keeps the original for its near use, refuses a sum of two maps
@@ -619,6 +689,7 @@ int main(void) {
       cmocka_unit_test(test_schedule_runs),
       cmocka_unit_test(test_schedule_masked_pooling),
       cmocka_unit_test(test_schedule_sinks_batch_reductions),
+      cmocka_unit_test(test_schedule_hoists_past_statistics),
       cmocka_unit_test(test_remat),
       cmocka_unit_test(test_sgd_momentum_decay),
       cmocka_unit_test(test_sgd_nesterov),
