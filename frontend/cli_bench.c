@@ -97,7 +97,7 @@ typedef struct {
   bench_result r;
 } bench_case;
 
-/* Median and quartiles of the n sorted values v (linear interpolation). */
+/* The q-quantile of the n sorted values v (linear interpolation). */
 static double quantile(const double *v, int n, double q) {
   double x = q * (n - 1);
   int i = (int)x;
@@ -106,10 +106,10 @@ static double quantile(const double *v, int n, double q) {
 
 /* Prints the result as text or JSON; 'base' (or NULL) is the baseline model
  * timed in alternation, 'ratio' its sorted per-pair step ratios. */
-static void print_result(const bench_case *c, const cg_stats *st, const char *file, int train,
-                         int64_t batch, int steps, int json, const bench_case *base,
-                         const char *base_defines, const double *ratio) {
+static void print_result(const bench_case *c, const char *file, int train, int64_t batch, int steps,
+                         int json, const bench_case *base, const char *base_defines, const double *ratio) {
   const bench_result *r = &c->r;
+  const cg_stats *st = cg_program_stats(c->p);
   const cg_stats *bs = base ? cg_program_stats(base->p) : NULL;
   if (json) {
     cJSON *o = cJSON_CreateObject();
@@ -205,16 +205,13 @@ static int bench_load(const char *file, const cli_model *model, const cg_options
   return c->ms ? CLI_EXIT_OK : cli_usage_error("bench", "out of memory");
 }
 
-/* Runs one step of 'c' (with the weight feedback of training); its time in
- * milliseconds goes to *ms. Returns an exit code. */
-static int bench_step(bench_case *c, int train, double *ms) {
-  ir_diag *d = ir_diag_create();
+/* Runs one step of 'c' (with the weight feedback of training), reporting
+ * into 'd'; its time in milliseconds goes to *ms. Returns an exit code. */
+static int bench_step(bench_case *c, int train, ir_diag *d, double *ms) {
   double a = now_s();
-  int rc = CLI_EXIT_OK;
-  if (cg_program_run(c->p, d) != ATTNC_OK) rc = cli_diag_fail("bench", d);
+  int rc = cg_program_run(c->p, d) != ATTNC_OK ? cli_diag_fail("bench", d) : CLI_EXIT_OK;
   if (train) cg_program_feedback(c->p);
   *ms = (now_s() - a) * 1e3;
-  ir_diag_destroy(d);
   return rc;
 }
 
@@ -244,26 +241,22 @@ static void bench_case_free(bench_case *c) {
  * ratio[s] = step s of cases[0] / step s of cases[1]. Returns an exit code. */
 static int bench_run(bench_case *cases, int n, int train, int steps, int warmup, int profile,
                      double *ratio) {
-  for (int s = 0; s < warmup + steps; s++) {
+  ir_diag *d = ir_diag_create();
+  int rc = CLI_EXIT_OK;
+  for (int s = 0; !rc && s < warmup + steps; s++) {
     if (s == warmup && profile) cg_program_set_profile(cases[0].p, 1);
     double t[2] = {0, 0};
-    for (int k = 0; k < n; k++) {
+    for (int k = 0; !rc && k < n; k++) {
       int i = n == 2 && s % 2 ? 1 - k : k;
-      int rc = bench_step(&cases[i], train, &t[i]);
-      if (rc) return rc;
+      rc = bench_step(&cases[i], train, d, &t[i]);
     }
-    if (s < warmup) continue;
+    if (rc || s < warmup) continue;
     for (int i = 0; i < n; i++) cases[i].ms[s - warmup] = t[i];
     if (n == 2) ratio[s - warmup] = t[0] / t[1];
   }
-  if (n == 2) qsort(ratio, (size_t)steps, sizeof *ratio, by_value);
-  return CLI_EXIT_OK;
-}
-
-/* Parses "--baseline key=value" into the cli_model 'dst' (the changes of the
- * baseline model against the model under test). */
-static int parse_baseline(void *dst, const char *value, char *err, size_t n) {
-  return cli_parse_define(dst, value, err, n);
+  ir_diag_destroy(d);
+  if (!rc && n == 2) qsort(ratio, (size_t)steps, sizeof *ratio, by_value);
+  return rc;
 }
 
 /* Fills 'base' with the options of 'model' changed by those of 'over', and
@@ -315,7 +308,7 @@ int cli_bench(int argc, char **argv) {
       {"--warmup", "K", "untimed steps first (default 3)", &warmup, parse_count},
       {"--baseline", "key=value",
        "also time the model with this -D changed, alternating steps (repeatable)", &over,
-       parse_baseline},
+       cli_parse_define},
       {"--profile", "TOP", "print the TOP kernels by time over the timed steps", &profile, parse_count},
       {"--interp", NULL, "time the reference interpreter instead (slow)", &engine.interp, NULL},
       CLI_OPT_NO_FUSE(&engine.no_fuse),
@@ -347,8 +340,8 @@ int cli_bench(int argc, char **argv) {
   if (!rc) rc = bench_run(cases, n, train, steps, warmup, profile, ratio);
   if (!rc) {
     for (int i = 0; i < n; i++) bench_summarize(&cases[i], steps, model.batch, train);
-    print_result(&cases[0], cg_program_stats(cases[0].p), file, train, model.batch, steps, json,
-                 n == 2 ? &cases[1] : NULL, base_text, ratio);
+    print_result(&cases[0], file, train, model.batch, steps, json, n == 2 ? &cases[1] : NULL, base_text,
+                 ratio);
     if (profile) cg_program_print_profile(cases[0].p, json ? stderr : stdout, profile);
   }
   free(ratio);

@@ -48,6 +48,7 @@ typedef struct {
   char *used; /* scratch: 1 for the operands / users of the node moving */
   int *mark;  /* scratch: stamped nodes */
   int stamp;
+  char *local; /* per node: batch-local (pass_fuse_sample_eligible), fixed while reordering */
 } order;
 
 /* 1 if a node of 'g' may be passed over by a moving node: cheap ops that
@@ -149,9 +150,7 @@ static void move(order *o, int id, const int *ustart, const int *users) {
  * batch-local for 'batch' (it reduces over the batch), not a source, with
  * batched operands of at most SINK_PER_SAMPLE values per sample. */
 static int sinkable(const order *o, const ir_node *n, int64_t batch) {
-  if (batch < 1 || ir_op_source(n->op) || n->op == IR_OP_const || !n->nin ||
-      pass_fuse_sample_eligible(o->g, n, batch))
-    return 0;
+  if (batch < 1 || ir_op_source(n->op) || n->op == IR_OP_const || !n->nin || o->local[n->id]) return 0;
   for (int k = 0; k < n->nin; k++) {
     const ir_type *t = &o->g->nodes[n->in[k]]->type;
     if (t->rank < 1 || t->dims[0] != batch || o->numel[n->in[k]] > SINK_PER_SAMPLE * batch) return 0;
@@ -167,8 +166,7 @@ static int sink(order *o, int id, int64_t batch, int any, const int *ustart, con
   int q = o->next[id], last = id;
   while (q >= 0 && !o->used[q]) {
     const ir_node *n = o->g->nodes[q];
-    if (!any && n->op != IR_OP_const && !pass_fuse_sample_eligible(o->g, n, batch) && !sinkable(o, n, batch))
-      break;
+    if (!any && n->op != IR_OP_const && !o->local[q] && !sinkable(o, n, batch)) break;
     last = q;
     q = o->next[q];
   }
@@ -206,7 +204,7 @@ static int passable_span(order *o, const int *L, const char *kind, int k) {
  * source or a larger batch-wide node); returns 1 if it moved. */
 static int hoist(order *o, int id, int64_t batch) {
   const ir_node *n = o->g->nodes[id];
-  if (!pass_fuse_sample_eligible(o->g, n, batch)) return 0;
+  if (!o->local[id]) return 0;
   int L[HOIST_WINDOW], nl = 0;
   char kind[HOIST_WINDOW];
   for (int k = 0; k < n->nin; k++) o->used[n->in[k]] = 1;
@@ -214,11 +212,10 @@ static int hoist(order *o, int id, int64_t batch) {
     const ir_node *pn = o->g->nodes[p];
     if (o->used[p] && pn->op != IR_OP_const) break;
     if (pn->op == IR_OP_const) kind[nl] = o->used[p] ? PASS_CARRY : PASS_CONST;
-    else if (pass_fuse_sample_eligible(o->g, pn, batch)) {
+    else if (o->local[p]) {
       if (o->numel[p] > SINK_PER_SAMPLE * batch) break; /* a feature-map op: not passed */
       kind[nl] = PASS_LOCAL;
-    }
-    else if (o->numel[p] <= HOIST_SMALL && !ir_op_source(pn->op)) kind[nl] = PASS_WIDE;
+    } else if (o->numel[p] <= HOIST_SMALL && !ir_op_source(pn->op)) kind[nl] = PASS_WIDE;
     else break;
     L[nl++] = p;
   }
@@ -237,13 +234,29 @@ static int hoist(order *o, int id, int64_t batch) {
   return 0;
 }
 
+/* 1 if hoisted node 'u' should go back next to its first user: all its
+ * users are batch-local and a batch-wide node now lies between it and the
+ * first, so it would be stored for them where it was computed next to them
+ * (a map pass_remat recomputes for its user). */
+static int hoist_undone(order *o, int u, const int *ustart, const int *users) {
+  if (ustart[u] == ustart[u + 1]) return 0;
+  for (int j = ustart[u]; j < ustart[u + 1]; j++)
+    if (!o->local[users[j]]) return 0; /* stored for that user anyway */
+  for (int j = ustart[u]; j < ustart[u + 1]; j++) o->used[users[j]] = 1;
+  int wide = 0;
+  for (int q = o->next[u]; q >= 0 && !wide && !o->used[q]; q = o->next[q])
+    wide = o->g->nodes[q]->op != IR_OP_const && !o->local[q];
+  for (int j = ustart[u]; j < ustart[u + 1]; j++) o->used[users[j]] = 0;
+  return wide;
+}
+
 /* Reorders 'g' in place (see the file comment); *moved (if given) counts
  * the nodes that moved. */
 attnc_status pass_schedule(ir_graph *g, int *moved, ir_diag *d) {
   int nn = g->nnodes;
   order o = {g,      malloc(sizeof(int) * (size_t)(nn + 1)), malloc(sizeof(int) * (size_t)(nn + 1)),
              nn ? 0 : -1, nn - 1, malloc(sizeof(int64_t) * (size_t)(nn + 1)), calloc((size_t)nn + 1, 1),
-             calloc((size_t)nn + 1, sizeof(int)), 0};
+             calloc((size_t)nn + 1, sizeof(int)), 0, malloc((size_t)nn + 1)};
   int *ustart = calloc((size_t)nn + 2, sizeof(int)), *users = NULL, *fill = NULL, *map = NULL;
   int total = 0, count = 0;
   for (int i = 0; i < nn; i++) total += g->nodes[i]->nin;
@@ -251,7 +264,7 @@ attnc_status pass_schedule(ir_graph *g, int *moved, ir_diag *d) {
   fill = malloc(sizeof(int) * (size_t)(nn + 1));
   map = malloc(sizeof(int) * (size_t)(nn + 1));
   attnc_status st = ATTNC_OK;
-  if (!o.prev || !o.next || !o.numel || !o.used || !o.mark || !ustart || !users || !fill || !map) {
+  if (!o.prev || !o.next || !o.numel || !o.used || !o.mark || !o.local || !ustart || !users || !fill || !map) {
     ir_diag_error(d, NULL, 0, "schedule: out of memory");
     st = ATTNC_ENOMEM;
     goto done;
@@ -267,42 +280,18 @@ attnc_status pass_schedule(ir_graph *g, int *moved, ir_diag *d) {
   for (int i = 0; i < nn; i++)
     for (int k = 0; k < g->nodes[i]->nin; k++) users[fill[g->nodes[i]->in[k]]++] = i;
   int64_t batch = pass_fuse_graph_batch(g);
+  for (int i = 0; i < nn; i++) o.local[i] = (char)(batch >= 1 && pass_fuse_sample_eligible(g, g->nodes[i], batch));
   for (int i = nn - 1; i >= 0; i--) /* last first: a sunk node's user may sink too */
     if (sinkable(&o, g->nodes[i], batch)) count += sink(&o, i, batch, 0, ustart, users);
   int nseq = 0, nh = 0;
-  char *hz = calloc((size_t)nn + 1, 1); /* 1: hoisted */
-  if (!hz) {
-    ir_diag_error(d, NULL, 0, "schedule: out of memory");
-    st = ATTNC_ENOMEM;
-    goto done;
-  }
   for (int id = o.head; id >= 0; id = o.next[id]) map[nseq++] = id; /* the order before hoisting */
   for (int i = 0; i < nseq; i++)
-    if (hoist(&o, map[i], batch)) {
-      hz[map[i]] = 1;
-      fill[nh++] = map[i];
+    if (hoist(&o, map[i], batch)) fill[nh++] = map[i];
+  for (int i = nh - 1; i >= 0; i--) /* last hoisted first: its users have settled */
+    if (hoist_undone(&o, fill[i], ustart, users)) {
+      sink(&o, fill[i], batch, 1, ustart, users);
+      nh--;
     }
-  /* a hoisted node read only by batch-local nodes below a batch-wide node
-   * would now be stored for them, where it was computed next to them (a
-   * map pass_remat recomputes for its user): it goes back to just above
-   * its first user, last hoisted first */
-  for (int i = nh - 1; i >= 0; i--) {
-    int u = fill[i], keep = ustart[u] == ustart[u + 1], wide = 0;
-    for (int j = ustart[u]; j < ustart[u + 1] && !keep; j++)
-      keep = !pass_fuse_sample_eligible(g, g->nodes[users[j]], batch);
-    for (int j = ustart[u]; j < ustart[u + 1]; j++) o.used[users[j]] = 1;
-    for (int q = o.next[u]; q >= 0 && !keep && !wide; q = o.next[q]) {
-      if (o.used[q]) break;
-      const ir_node *qn = g->nodes[q];
-      wide = qn->op != IR_OP_const && !pass_fuse_sample_eligible(g, qn, batch);
-    }
-    for (int j = ustart[u]; j < ustart[u + 1]; j++) o.used[users[j]] = 0;
-    if (keep || !wide) continue;
-    sink(&o, u, batch, 1, ustart, users);
-    hz[u] = 0;
-    nh--;
-  }
-  free(hz);
   count += nh;
   for (int i = 0; i < nn; i++) {
     if (!movable(&o, g->nodes[i]) || !splits_run(&o, i)) continue;
@@ -336,6 +325,7 @@ done:
   free(o.numel);
   free(o.used);
   free(o.mark);
+  free(o.local);
   free(ustart);
   free(users);
   free(fill);

@@ -28,18 +28,24 @@ static int teardown_dir(void **state) {
   return 0;
 }
 
+/* Runs attnc with args[0..n) and then 'first' and the rest of the
+ * NULL-terminated list 'ap'; fails the test if it could not be started. */
+static tc_result run_after(const char **args, int n, const char *first, va_list ap) {
+  for (const char *a = first; a && n < 31; a = va_arg(ap, const char *)) args[n++] = a;
+  args[n] = NULL;
+  tc_result r;
+  if (tc_run_attnc(args, &r)) fail_msg("cannot run attnc (ATTNC_BIN=%s)", getenv("ATTNC_BIN"));
+  return r;
+}
+
 /* Runs attnc with the given NULL-terminated arguments; fails the test if it
  * could not be started. */
 static tc_result run(const char *first, ...) {
   const char *args[32];
-  int n = 0;
   va_list ap;
   va_start(ap, first);
-  for (const char *a = first; a && n < 31; a = va_arg(ap, const char *)) args[n++] = a;
+  tc_result r = run_after(args, 0, first, ap);
   va_end(ap);
-  args[n] = NULL;
-  tc_result r;
-  if (tc_run_attnc(args, &r)) fail_msg("cannot run attnc (ATTNC_BIN=%s)", getenv("ATTNC_BIN"));
   return r;
 }
 
@@ -421,17 +427,25 @@ static double json_num(const cJSON *o, const char *key) {
   return v->valuedouble;
 }
 
+/* Runs 'attnc bench' on a small ResNet (depth 8, 3x8x8, batch 2, 1 thread,
+ * one warm-up step, JSON) with the NULL-terminated extra arguments. */
+static tc_result run_bench(const char *first, ...) {
+  const char *args[32] = {"bench",   "models/resnet_cifar.lua", "-D", "depth=8", "--shape", "3x8x8", "--batch",
+                          "2",       "--threads", "1", "--warmup", "1", "--json"};
+  va_list ap;
+  va_start(ap, first);
+  tc_result r = run_after(args, 13, first, ap);
+  va_end(ap);
+  return r;
+}
+
 /* bench --baseline compiles the model with the given options changed beside
  * it: the baseline is the plain network (its kernel count is that of a
  * plain bench run) and the per-pair ratios come with consistent quantiles;
  * bad baseline options are errors naming them. */
 static void test_bench_baseline(void **state) {
   (void)state;
-  const char *common[] = {"models/resnet_cifar.lua", "-D", "depth=8", "--shape", "3x8x8", "--batch", "2",
-                          "--threads", "1", "--warmup", "1", "--json"};
-  tc_result r = run("bench", common[0], common[1], common[2], common[3], common[4], common[5], common[6],
-                    common[7], common[8], common[9], common[10], common[11], "-D", "attention=eca",
-                    "--baseline", "attention=none", "--steps", "5", NULL);
+  tc_result r = run_bench("-D", "attention=eca", "--baseline", "attention=none", "--steps", "5", NULL);
   if (r.code != 0) fail_msg("exit %d: %s", r.code, r.err);
   cJSON *o = cJSON_Parse(r.out);
   assert_non_null(o);
@@ -447,8 +461,7 @@ static void test_bench_baseline(void **state) {
   cJSON_Delete(o);
   tc_result_free(&r);
 
-  r = run("bench", common[0], common[1], common[2], common[3], common[4], common[5], common[6], common[7],
-          common[8], common[9], common[10], common[11], "--steps", "1", NULL);
+  r = run_bench("--steps", "1", NULL);
   if (r.code != 0) fail_msg("exit %d: %s", r.code, r.err);
   o = cJSON_Parse(r.out);
   assert_non_null(o);

@@ -41,6 +41,13 @@ static ir_graph *parse(const char *text) {
   return g;
 }
 
+/* Fails unless 'g' passes the verifier (its diagnostics in the message). */
+static void assert_verifies(const ir_graph *g) {
+  ir_diag *d = ir_diag_create();
+  if (ir_verify(g, d) != 0) fail_msg("%s", ir_diag_text(d));
+  ir_diag_destroy(d);
+}
+
 /* Runs 'g' on seeded values for every input; returns the outputs. */
 static ir_bundle *run_seeded(const ir_graph *g) {
   ir_bundle *in = ir_bundle_create();
@@ -196,9 +203,7 @@ static void test_schedule_runs(void **state) {
   assert_int_equal(pass_schedule(g, &moved, NULL), ATTNC_OK);
   assert_int_equal(g->nnodes, n0);
   assert_int_equal(moved, 2);
-  ir_diag *d = ir_diag_create();
-  assert_int_equal(ir_verify(g, d), 0);
-  ir_diag_destroy(d);
+  assert_verifies(g);
   /* now x s k d a r c e rr t f: d hoisted above a (past c, r, a), rr sunk
    * below e (past c, d, e; t reads it) */
   int a = find_op(g, IR_OP_mul, 256), dv = find_op(g, IR_OP_div, 32), rr = find_op(g, IR_OP_reshape, 32);
@@ -311,9 +316,7 @@ static void test_schedule_sinks_batch_reductions(void **state) {
   int moved = 0;
   assert_int_equal(pass_schedule(g, &moved, NULL), ATTNC_OK);
   assert_true(moved >= 1);
-  ir_diag *d = ir_diag_create();
-  assert_int_equal(ir_verify(g, d), 0);
-  ir_diag_destroy(d);
+  assert_verifies(g);
   int b = find_op(g, IR_OP_reduce_sum, 1), e = find_op(g, IR_OP_add, 256), m = find_op(g, IR_OP_matmul, 64);
   assert_true(e < b && b < m); /* below the batch-local run, above the matmul */
   ir_bundle *after = run_seeded(g);
@@ -371,9 +374,7 @@ static void test_schedule_hoists_past_statistics(void **state) {
   int moved = 0;
   assert_int_equal(pass_schedule(g, &moved, NULL), ATTNC_OK);
   assert_true(moved >= 2);
-  ir_diag *d = ir_diag_create();
-  assert_int_equal(ir_verify(g, d), 0);
-  ir_diag_destroy(d);
+  assert_verifies(g);
   int r1 = find_op(g, IR_OP_reduce_sum, 32), st = find_op(g, IR_OP_batchnorm_stats, 2);
   int r2 = find_op(g, IR_OP_reduce_max, 32), v = find_op(g, IR_OP_sigmoid, 256);
   int b = g->nodes[r2]->in[0];
@@ -429,9 +430,7 @@ static void test_remat(void **state) {
   int cloned = 0;
   assert_int_equal(pass_remat(g, &cloned, NULL), ATTNC_OK);
   assert_int_equal(cloned, 1);
-  ir_diag *d = ir_diag_create();
-  assert_int_equal(ir_verify(g, d), 0);
-  ir_diag_destroy(d);
+  assert_verifies(g);
   assert_int_equal(count_op(g, IR_OP_relu), 2);
   assert_int_equal(count_op(g, IR_OP_mul), 4); /* f, its clone, u, v */
   assert_int_equal(count_op(g, IR_OP_add), 2); /* h not recomputed */
@@ -520,9 +519,7 @@ static void test_bn_split(void **state) {
       assert_int_equal(g->nodes[g->nodes[m->in[0]]->in[0]]->op, IR_OP_batchnorm_stats);
     }
   assert_int_equal(count_op(g, IR_OP_sub), ntrain_grad); /* dx's x - mean, not shared with y */
-  ir_diag *d = ir_diag_create();
-  assert_int_equal(ir_verify(g, d), 0);
-  ir_diag_destroy(d);
+  assert_verifies(g);
 
   ir_bundle *after = ti_run(g, in, IR_INTERP_NATIVE);
   for (int o = 0; o < before->count; o++) {
@@ -600,9 +597,7 @@ static void test_simplify_before_after(void **state) {
   assert_int_equal(count_op(g, IR_OP_const), 1);
   assert_int_equal(st.after, g->nnodes);
   assert_int_equal(g->nnodes, 7); /* x, w, mul, relu, add(relu,relu), const 5, add */
-  ir_diag *d = ir_diag_create();
-  assert_int_equal(ir_verify(g, d), 0);
-  ir_diag_destroy(d);
+  assert_verifies(g);
 
   ir_bundle *after = ti_run(g, in, IR_INTERP_NATIVE);
   const ir_tensor *t = ir_bundle_get(before, "y");
