@@ -200,6 +200,11 @@ LLVMValueRef cg_scratch(cg_emit *e, int64_t byte_offset, ir_dtype dt);
 /* Calls LLVM intrinsic 'name' ("llvm.exp", "llvm.fmuladd", "llvm.maxnum",
  * ...) overloaded on the type of args[0] (scalar or vector). */
 LLVMValueRef cg_intrinsic(cg_emit *e, const char *name, LLVMValueRef *args, int nargs);
+/* exp(x), scalars or vectors: for f32 a polynomial the vectorizer keeps
+ * in vector registers (within 2 ulp of the correctly rounded value,
+ * subnormal results included; exp(-inf) = 0, overflow gives inf, NaN stays
+ * NaN) instead of one libm call per lane; llvm.exp for f64. */
+LLVMValueRef cg_exp(cg_emit *e, LLVMValueRef x);
 /* a*b + c (fused where the CPU has FMA); scalars or vectors. */
 LLVMValueRef cg_fma(cg_emit *e, LLVMValueRef a, LLVMValueRef b, LLVMValueRef c);
 

@@ -123,7 +123,7 @@ static LLVMValueRef extremum(cg_emit *e, LLVMValueRef a, LLVMValueRef b, int is_
 static LLVMValueRef sigmoid(cg_emit *e, LLVMValueRef x) {
   LLVMValueRef ax = cg_intrinsic(e, "llvm.fabs", &x, 1);
   LLVMValueRef nx = LLVMBuildFNeg(e->b, ax, "");
-  LLVMValueRef t = cg_intrinsic(e, "llvm.exp", &nx, 1);
+  LLVMValueRef t = cg_exp(e, nx);
   LLVMValueRef s = LLVMBuildFDiv(e->b, const_like(e, x, 1), LLVMBuildFAdd(e->b, const_like(e, x, 1), t, ""), "");
   LLVMValueRef pos = LLVMBuildFCmp(e->b, LLVMRealOGE, x, const_like(e, x, 0), "");
   return LLVMBuildSelect(e->b, pos, s, LLVMBuildFMul(e->b, t, s, ""), "");
@@ -171,14 +171,14 @@ LLVMValueRef cg_elementwise_value(cg_emit *e, const ir_node *n, ir_dtype in_dt, 
   case IR_OP_tanh: {
     /* tanh(x) = 1 - 2 / (exp(2x) + 1), saturating correctly at +-inf. */
     LLVMValueRef two_x = LLVMBuildFAdd(b, x, x, "");
-    LLVMValueRef ex = cg_intrinsic(e, "llvm.exp", &two_x, 1);
+    LLVMValueRef ex = cg_exp(e, two_x);
     LLVMValueRef r = LLVMBuildFSub(b, one, LLVMBuildFDiv(b, const_like(e, x, 2), LLVMBuildFAdd(b, ex, one, ""), ""), "");
     /* keep tiny |x| accurate: tanh(x) ~ x */
     LLVMValueRef ax = cg_intrinsic(e, "llvm.fabs", &x, 1);
     LLVMValueRef small = LLVMBuildFCmp(b, LLVMRealOLT, ax, const_like(e, x, 1e-4), "");
     return LLVMBuildSelect(b, small, x, r, "");
   }
-  case IR_OP_exp: return cg_intrinsic(e, "llvm.exp", &x, 1);
+  case IR_OP_exp: return cg_exp(e, x);
   case IR_OP_log: return cg_intrinsic(e, "llvm.log", &x, 1);
   case IR_OP_sqrt: return cg_intrinsic(e, "llvm.sqrt", &x, 1);
   case IR_OP_rsqrt: return LLVMBuildFDiv(b, one, cg_intrinsic(e, "llvm.sqrt", &x, 1), "");

@@ -46,56 +46,6 @@ static LLVMValueRef splat_like(cg_emit *e, LLVMValueRef v, LLVMValueRef like) {
   return LLVMGetTypeKind(t) == LLVMVectorTypeKind ? cg_splat(e, v, (int)LLVMGetVectorSize(t)) : v;
 }
 
-/* A constant of 'v's type (scalar or vector) with value c. */
-static LLVMValueRef const_as(LLVMValueRef v, double c) {
-  LLVMTypeRef t = LLVMTypeOf(v);
-  if (LLVMGetTypeKind(t) != LLVMVectorTypeKind) return LLVMConstReal(t, c);
-  LLVMValueRef lanes[64];
-  unsigned w = LLVMGetVectorSize(t);
-  for (unsigned i = 0; i < w; i++) lanes[i] = LLVMConstReal(LLVMGetElementType(t), c);
-  return LLVMConstVector(lanes, w);
-}
-
-/* An i32 constant (or splat vector) of type 'it'. */
-static LLVMValueRef i32_as(cg_emit *e, LLVMTypeRef it, int v) {
-  LLVMValueRef c = LLVMConstInt(e->t_i32, (unsigned long long)v, 1);
-  if (LLVMGetTypeKind(it) != LLVMVectorTypeKind) return c;
-  LLVMValueRef lanes[64];
-  unsigned w = LLVMGetVectorSize(it);
-  for (unsigned i = 0; i < w; i++) lanes[i] = c;
-  return LLVMConstVector(lanes, w);
-}
-
-/* exp(x): llvm.exp for f64; for f32 a vectorizable Cephes-style
- * polynomial (within 2 ulp; NaN stays NaN, exp(-inf) = 0, overflow gives
- * inf), instead of one libm call per lane. */
-static LLVMValueRef exp_of(cg_emit *e, LLVMValueRef x) {
-  LLVMTypeRef t = LLVMTypeOf(x);
-  int vec = LLVMGetTypeKind(t) == LLVMVectorTypeKind;
-  if ((vec ? LLVMGetElementType(t) : t) != e->t_f32) return cg_intrinsic(e, "llvm.exp", &x, 1);
-  LLVMBuilderRef b = e->b;
-  LLVMValueRef lo = const_as(x, -87.33654475), hi = const_as(x, 88.0);
-  LLVMValueRef under = LLVMBuildFCmp(b, LLVMRealOLT, x, lo, ""), over = LLVMBuildFCmp(b, LLVMRealOGT, x, hi, "");
-  LLVMValueRef c = LLVMBuildSelect(b, under, lo, LLVMBuildSelect(b, over, hi, x, ""), "");
-  LLVMValueRef fx = cg_fma(e, c, const_as(x, 1.44269504088896341), const_as(x, 0.5));
-  fx = cg_intrinsic(e, "llvm.floor", &fx, 1);
-  LLVMValueRef r = cg_fma(e, fx, const_as(x, -0.693359375), c);
-  r = cg_fma(e, fx, const_as(x, 2.12194440e-4), r);
-  static const double poly[] = {1.9875691500E-4, 1.3981999507E-3, 8.3334519073E-3,
-                                4.1665795894E-2, 1.6666665459E-1, 5.0000001201E-1};
-  LLVMValueRef y = const_as(x, poly[0]);
-  for (int i = 1; i < 6; i++) y = cg_fma(e, y, r, const_as(x, poly[i]));
-  y = cg_fma(e, y, LLVMBuildFMul(b, r, r, ""), LLVMBuildFAdd(b, r, const_as(x, 1.0), ""));
-  LLVMTypeRef it = vec ? LLVMVectorType(e->t_i32, LLVMGetVectorSize(t)) : e->t_i32;
-  LLVMValueRef n = LLVMBuildFPToSI(b, fx, it, "");
-  LLVMValueRef bias = i32_as(e, it, 127), sh = i32_as(e, it, 23);
-  LLVMValueRef pow2 = LLVMBuildBitCast(b, LLVMBuildShl(b, LLVMBuildAdd(b, n, bias, ""), sh, ""), t, "");
-  y = LLVMBuildFMul(b, y, pow2, "");
-  y = LLVMBuildSelect(b, under, LLVMConstNull(t), y, "");
-  y = LLVMBuildSelect(b, over, const_as(x, INFINITY), y, "");
-  return LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealUNO, x, x, ""), x, y, "");
-}
-
 /* Context of the exp-sum pass of a contiguous softmax row. */
 typedef struct {
   LLVMValueRef max; /* scalar row maximum */
@@ -106,7 +56,7 @@ typedef struct {
 static LLVMValueRef map_exp(cg_emit *e, void *ctx, LLVMValueRef v, LLVMValueRef idx, int count) {
   exp_ctx *c = ctx;
   LLVMValueRef d = LLVMBuildFSub(e->b, v, splat_like(e, c->max, v), "");
-  LLVMValueRef t = exp_of(e, d);
+  LLVMValueRef t = cg_exp(e, d);
   int width = (int)LLVMGetVectorSize(LLVMTypeOf(v));
   if (c->store) {
     if (count < width)
@@ -182,7 +132,7 @@ static void emit_softmax_lanes(cg_emit *e, const axis_layout *l, ir_dtype dt, in
       cg_store(e, mx, s, cg_red_combine(e, CG_RED_MAX, cg_load(e, mx, s), x));
     } else if (pass == 1) {
       LLVMValueRef d = LLVMBuildFSub(e->b, x, cg_load(e, mx, s), "");
-      LLVMValueRef t = exp_of(e, d);
+      LLVMValueRef t = cg_exp(e, d);
       if (!log_form) cg_store(e, e->arg[0], at, t);
       cg_store(e, sm, s, LLVMBuildFAdd(e->b, cg_load(e, sm, s), t, ""));
     } else if (log_form) {
