@@ -18,7 +18,12 @@
  * user, down to leaves that are small (at most a quarter of its size),
  * sources, or one feature map that is alive at the user anyway (so the
  * recomputation reads no more than the stored value would); otherwise the
- * value is left as it is. A value no longer
+ * value is left as it is. A feature map alive at the user is a leaf only
+ * when it has to be stored anyway: one that is itself recomputable at all
+ * its far uses (a batch norm's output, alive only because the backward
+ * reads it) is recomputed through, from the map below it, where a chain
+ * reaches one within MAX_CHAIN ops, so that it is kept in no buffer
+ * across the barrier. A value no longer
  * used is then dropped. Values are unchanged (the same ops on the same
  * operands), only computed more than once. */
 #include <stdlib.h>
@@ -41,6 +46,8 @@ typedef struct {
   int *bc;       /* bc[i]: barriers among nodes [0, i) */
   int *last_use; /* last user's id; nnodes for a graph output */
   unsigned char *output;
+  int *ustart;   /* the nodes reading node i: ulist[ustart[i] .. ustart[i + 1]), once per operand */
+  int *ulist;
 } remat;
 
 static int is_source(const ir_node *n) { return ir_op_source(n->op); }
@@ -58,9 +65,40 @@ static int barrier(const remat *r, const ir_node *w) {
   return 0;
 }
 
-/* Fills *p with the chain computing 'v' for 'user' (see the file comment);
- * returns 0, or -1 if 'v' should stay stored for this use. */
-static int plan_chain(const remat *r, int v, int user, use_plan *p) {
+/* 1 if node 'u' reads operand k in a way that fuses with a recomputation:
+ * an elementwise op or a reduction, batch-local. */
+static int fusing_user(const remat *r, const ir_node *u, int k) {
+  if (!is_elementwise(u) && !(ir_op_info_get(u->op)->flags & IR_OPF_REDUCTION)) return 0;
+  return pass_fuse_batched(r->g, u, k, r->batch) == 1;
+}
+
+/* 1 if value 'v' is a candidate for recomputation at its use by operand k
+ * of 'u': a batched elementwise value, not a graph output, with a barrier
+ * between it and a user that fuses with the recomputation. */
+static int far_use(const remat *r, int v, const ir_node *u, int k) {
+  const ir_node *vn = r->g->nodes[v];
+  return is_elementwise(vn) && batched(r, vn) && !r->output[v] && r->bc[u->id] - r->bc[v + 1] > 0 &&
+         fusing_user(r, u, k);
+}
+
+/* 1 if every use of 'y' across a barrier is a far use (so that, all of
+ * them recomputed, 'y' need not be kept past it). */
+static int recomputed_everywhere(const remat *r, int y) {
+  const ir_node *yn = r->g->nodes[y];
+  if (!is_elementwise(yn) || !batched(r, yn) || r->output[y]) return 0;
+  for (int i = r->ustart[y]; i < r->ustart[y + 1]; i++) {
+    const ir_node *u = r->g->nodes[r->ulist[i]];
+    if (r->bc[u->id] - r->bc[y + 1] <= 0) continue;
+    for (int k = 0; k < u->nin; k++)
+      if (u->in[k] == y && !far_use(r, y, u, k)) return 0;
+  }
+  return 1;
+}
+
+/* Fills *p with the chain computing 'v' for 'user' (see the file comment),
+ * with 'through' recomputing through alive maps that need no buffer of
+ * their own; returns 0, or -1 if 'v' should stay stored for this use. */
+static int plan_chain(const remat *r, int v, int user, int through, use_plan *p) {
   const ir_graph *g = r->g;
   int64_t small = ir_type_numel(&g->nodes[v]->type) / 4;
   p->n = 0;
@@ -76,7 +114,8 @@ static int plan_chain(const remat *r, int v, int user, use_plan *p) {
     for (int k = 0; k < n->nin; k++) {
       const ir_node *y = g->nodes[n->in[k]];
       if (is_source(y) || ir_type_numel(&y->type) <= small) continue;
-      if (r->last_use[y->id] >= user) { /* one feature map read, as the stored value would be */
+      if (r->last_use[y->id] >= user && !(through && recomputed_everywhere(r, y->id))) {
+        /* one feature map read, as the stored value would be */
         if (big >= 0 && big != y->id) return -1;
         big = y->id;
         continue;
@@ -94,12 +133,6 @@ static int plan_chain(const remat *r, int v, int user, use_plan *p) {
   return 0;
 }
 
-/* 1 if node 'u' reads operand k in a way that fuses with a recomputation:
- * an elementwise op or a reduction, batch-local. */
-static int fusing_user(const remat *r, const ir_node *u, int k) {
-  if (!is_elementwise(u) && !(ir_op_info_get(u->op)->flags & IR_OPF_REDUCTION)) return 0;
-  return pass_fuse_batched(r->g, u, k, r->batch) == 1;
-}
 
 /* Copies 'g' with the clones of 'plans' (sorted by user) inserted. */
 static ir_graph *with_clones(const ir_graph *g, const use_plan *plans, int np) {
@@ -150,29 +183,35 @@ attnc_status pass_remat(ir_graph *g, int *cloned, ir_diag *d) {
   if (cloned) *cloned = 0;
   int nn = g->nnodes;
   remat r = {g, pass_fuse_graph_batch(g), calloc((size_t)nn + 1, sizeof(int)), malloc(sizeof(int) * (size_t)(nn + 1)),
-             calloc((size_t)nn + 1, 1)};
+             calloc((size_t)nn + 1, 1), calloc((size_t)nn + 2, sizeof(int)), NULL};
   use_plan *plans = NULL;
   int np = 0, cap = 0;
   attnc_status st = ATTNC_OK;
-  if (!r.bc || !r.last_use || !r.output) goto oom;
+  if (!r.bc || !r.last_use || !r.output || !r.ustart) goto oom;
   if (r.batch < 1) goto done;
   for (int i = 0; i < g->noutputs; i++) r.output[g->outputs[i].node] = 1;
+  int64_t nedges = 0;
   for (int i = 0; i < nn; i++) {
     r.bc[i + 1] = r.bc[i] + barrier(&r, g->nodes[i]);
     r.last_use[i] = r.output[i] ? nn : -1;
-    for (int k = 0; k < g->nodes[i]->nin; k++)
+    for (int k = 0; k < g->nodes[i]->nin; k++) {
       if (r.last_use[g->nodes[i]->in[k]] < i) r.last_use[g->nodes[i]->in[k]] = i;
+      r.ustart[g->nodes[i]->in[k] + 2]++;
+      nedges++;
+    }
   }
+  r.ulist = malloc(sizeof(int) * (size_t)(nedges + 1));
+  if (!r.ulist) goto oom;
+  for (int i = 2; i <= nn + 1; i++) r.ustart[i] += r.ustart[i - 1];
+  for (int i = 0; i < nn; i++) /* ustart[x + 1] moves over x's users, ending at x + 1's first */
+    for (int k = 0; k < g->nodes[i]->nin; k++) r.ulist[r.ustart[g->nodes[i]->in[k] + 1]++] = i;
   for (int u = 0; u < nn; u++) { /* users in order: plans come out sorted */
     const ir_node *n = g->nodes[u];
     for (int k = 0; k < n->nin; k++) {
       int v = n->in[k];
-      const ir_node *vn = g->nodes[v];
-      if (!is_elementwise(vn) || !batched(&r, vn) || r.output[v] || r.bc[u] - r.bc[v + 1] <= 0 ||
-          !fusing_user(&r, n, k))
-        continue;
+      if (!far_use(&r, v, n, k)) continue;
       use_plan p = {u, k, 0, {0}};
-      if (plan_chain(&r, v, u, &p)) continue;
+      if (plan_chain(&r, v, u, 1, &p) && plan_chain(&r, v, u, 0, &p)) continue;
       if (np == cap) {
         cap = cap ? 2 * cap : 64;
         use_plan *t = realloc(plans, sizeof *plans * (size_t)cap);
@@ -199,6 +238,8 @@ done:
   free(r.bc);
   free(r.last_use);
   free(r.output);
+  free(r.ustart);
+  free(r.ulist);
   free(plans);
   return st;
 }

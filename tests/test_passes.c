@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -450,6 +451,80 @@ static void test_remat(void **state) {
   ir_graph_destroy(g);
 }
 
+/* HAM's pattern: a batch norm's output yb is read near by a pooling and a
+ * gate product f, and beyond a barrier by f's use u and directly by d (the
+ * backward). d's use is recomputed from the convolution's output c, which
+ * the end reads anyway; u's clone of f recomputes yb from c too, instead of
+ * reading yb, so that nothing beyond the barrier reads yb and it needs no
+ * buffer there. With a far use that cannot recompute (a convolution q), yb
+ * is stored anyway and f's clone reads it, as before. Values unchanged. */
+static void test_remat_through(void **state) {
+  (void)state;
+  for (int conv_user = 0; conv_user < 2; conv_user++) {
+    char text[2048];
+    snprintf(text, sizeof text,
+             "graph @r {\n"
+             "  %%x0 = input name=\"x\" : f64[2,8,4,4]\n"
+             "  %%w1 = input name=\"w1\" : f64[8,8,3,3]\n"
+             "  %%s = input name=\"s\" : f64[8,1,1]\n"
+             "  %%t = input name=\"t\" : f64[8,1,1]\n"
+             "  %%g = input name=\"g\" : f64[2,8,1,1]\n"
+             "  %%c = conv2d(%%x0, %%w1) stride=[1,1] pad=[1,1] dilation=[1,1] groups=1 : f64[2,8,4,4]\n"
+             "  %%y = mul(%%c, %%s) : f64[2,8,4,4]\n"
+             "  %%yb = add(%%y, %%t) : f64[2,8,4,4]\n"
+             "  %%p = reduce_sum(%%yb) axes=[2,3] keepdims=1 : f64[2,8,1,1]\n"
+             "  %%f = mul(%%yb, %%p) : f64[2,8,4,4]\n"
+             "  %%st = batchnorm_stats(%%f) : f64[2,8]\n"
+             "  %%u = mul(%%f, %%g) : f64[2,8,4,4]\n"
+             "  %%d = mul(%%u, %%yb) : f64[2,8,4,4]\n"
+             "  %%k = mul(%%d, %%c) : f64[2,8,4,4]\n"
+             "%s"
+             "  output \"k\" = %%k\n  output \"st\" = %%st\n}\n",
+             conv_user ? "  %q = conv2d(%yb, %w1) stride=[1,1] pad=[1,1] dilation=[1,1] groups=1 : f64[2,8,4,4]\n"
+                         "  output \"q\" = %q\n"
+                       : "");
+    ir_graph *g = parse(text);
+    ir_bundle *before = run_seeded(g);
+    int cloned = 0;
+    assert_int_equal(pass_remat(g, &cloned, NULL), ATTNC_OK);
+    assert_verifies(g);
+    assert_int_equal(cloned, 2); /* f for u, yb for d */
+    int st = find_op(g, IR_OP_batchnorm_stats, 16), k = -1, yb = -1;
+    for (int i = 0; i < g->noutputs; i++)
+      if (!strcmp(g->outputs[i].name, "k")) k = g->outputs[i].node;
+    for (int i = 0; i < g->nnodes; i++)
+      if (g->nodes[i]->op == IR_OP_reduce_sum) yb = g->nodes[i]->in[0];
+    const ir_node *d = g->nodes[g->nodes[k]->in[0]];
+    const ir_node *u = g->nodes[d->in[0]];
+    const ir_node *fc = g->nodes[u->in[0]]; /* f's clone */
+    assert_int_equal(fc->op, IR_OP_mul);
+    assert_true(fc->id > st);
+    assert_true(d->in[1] != yb && g->nodes[d->in[1]]->op == IR_OP_add); /* d's yb recomputed */
+    int last = -1; /* the last node reading yb */
+    for (int i = 0; i < g->nnodes; i++)
+      for (int j = 0; j < g->nodes[i]->nin; j++)
+        if (g->nodes[i]->in[j] == yb) last = i;
+    if (!conv_user) {
+      const ir_node *ybc = g->nodes[fc->in[0]];
+      assert_int_equal(ybc->op, IR_OP_add);
+      assert_true(ybc->id > st); /* recomputed after the barrier */
+      const ir_node *yc = g->nodes[ybc->in[0]];
+      assert_int_equal(yc->op, IR_OP_mul);
+      assert_true(yc->id > st);
+      assert_int_equal(g->nodes[yc->in[0]]->op, IR_OP_conv2d);
+      assert_true(last < st); /* nothing reads yb beyond the barrier */
+    } else {
+      assert_int_equal(fc->in[0], yb); /* stored for the convolution: read as it is */
+      assert_true(last > st);
+    }
+    ir_bundle *after = run_seeded(g);
+    same_outputs(before, after);
+    ir_bundle_destroy(before);
+    ir_bundle_destroy(after);
+    ir_graph_destroy(g);
+  }
+}
+
 /* Two batchnorm_train layers (one of them with its running mean read
  * through batchnorm_stats, as nn.BatchNorm2d does) and the gradients:
  * pass_bn_split leaves no batchnorm_train, one batchnorm_stats per layer
@@ -686,6 +761,7 @@ int main(void) {
       cmocka_unit_test(test_schedule_sinks_batch_reductions),
       cmocka_unit_test(test_schedule_hoists_past_statistics),
       cmocka_unit_test(test_remat),
+      cmocka_unit_test(test_remat_through),
       cmocka_unit_test(test_sgd_momentum_decay),
       cmocka_unit_test(test_sgd_nesterov),
       cmocka_unit_test(test_sgd_plain),
