@@ -30,6 +30,14 @@
  * hoisted, they join the first pooling's group. A hoisted node read only
  * by batch-local nodes below such a statistic goes back next to its first
  * user (a map pass_remat recomputes there would otherwise be stored).
+ * Then a cluster that ends in a small map read only by batch-wide nodes
+ * gathers up to the end of the run of batch-local nodes it reads, past the
+ * batch-wide nodes after that run and anything else it does not need, even
+ * feature-map ops: HAM's backward computes the gradients of its two
+ * spatial maps, each before its own batch norm's gradient, and autodiff
+ * emits the second's batch norm and the feature-map ops that use it before
+ * the first's gradient, which so read the block's maps again in a group of
+ * its own; gathered, both gradients are one group.
  * Values are unchanged: this is only a different topological order. */
 #include <stdlib.h>
 
@@ -38,6 +46,8 @@
 #define SINK_PER_SAMPLE 4096 /* operand size per sample of a sinking batch reduction */
 #define HOIST_SMALL 4096     /* largest non-batch-local node a hoisted node passes */
 #define HOIST_WINDOW 64      /* nodes a hoisted node passes at most */
+#define GATHER_WINDOW 256    /* nodes a gathered cluster's walk looks back over */
+#define GATHER_MAX 48        /* members of a gathered cluster */
 
 /* Order being built: a doubly linked list over node ids. */
 typedef struct {
@@ -250,6 +260,59 @@ static int hoist_undone(order *o, int u, const int *ustart, const int *users) {
   return wide;
 }
 
+/* 1 if batch-local node 'r' ends a cluster worth gathering: at most
+ * SINK_PER_SAMPLE values per sample, read only by batch-wide nodes (the
+ * gradient of a spatial attention map, read by its batch norm's gradient). */
+static int gather_root(const order *o, int r, int64_t batch, const int *ustart, const int *users) {
+  if (!o->local[r] || o->numel[r] > SINK_PER_SAMPLE * batch || ustart[r] == ustart[r + 1]) return 0;
+  for (int j = ustart[r]; j < ustart[r + 1]; j++)
+    if (o->local[users[j]]) return 0;
+  return 1;
+}
+
+/* Moves the cluster ending at root 'r' (r and the batch-local nodes it
+ * needs that lie after the run R it reads) up to the end of R, past the
+ * batch-wide nodes after R and whatever else it does not need; returns 1
+ * if it moved. R is the run of batch-local nodes before the first
+ * batch-wide node the cluster passes; none of the cluster may read a
+ * batch-wide node after R, and none but r, if larger than SINK_PER_SAMPLE
+ * values per sample, may be read outside the cluster (it would be stored). */
+static int gather(order *o, int r, int64_t batch, const int *ustart, const int *users) {
+  const ir_graph *g = o->g;
+  int st = ++o->stamp, K[GATHER_MAX], nk = 0, wide_first = -1, found = -1, steps = 0;
+  K[nk++] = r;
+  for (int k = 0; k < g->nodes[r]->nin; k++) o->mark[g->nodes[r]->in[k]] = st;
+  for (int p = o->prev[r]; p >= 0 && steps < GATHER_WINDOW; p = o->prev[p], steps++) {
+    const ir_node *pn = g->nodes[p];
+    if (o->mark[p] != st) {
+      if (pn->op != IR_OP_const && !o->local[p]) wide_first = p;
+      continue;
+    }
+    if (pn->op != IR_OP_const && !o->local[p]) return 0; /* needs a batch-wide node after R */
+    if (wide_first >= 0 && pn->op != IR_OP_const) {
+      found = p; /* a member of R */
+      break;
+    }
+    if (nk == GATHER_MAX) return 0;
+    K[nk++] = p;
+    for (int k = 0; k < pn->nin; k++) o->mark[pn->in[k]] = st;
+  }
+  if (found < 0) return 0;
+  for (int q = o->next[found]; q != wide_first; q = o->next[q])
+    if (g->nodes[q]->op != IR_OP_const && !o->local[q]) return 0; /* R ends before wide_first */
+  int in = ++o->stamp;
+  for (int i = 0; i < nk; i++) o->mark[K[i]] = in;
+  for (int i = 1; i < nk; i++)
+    if (o->numel[K[i]] > SINK_PER_SAMPLE * batch)
+      for (int j = ustart[K[i]]; j < ustart[K[i] + 1]; j++)
+        if (o->mark[users[j]] != in) return 0;
+  for (int i = nk - 1; i >= 0; i--) { /* K is nearest first: insert the farthest first */
+    unlink_node(o, K[i]);
+    link_before(o, K[i], wide_first);
+  }
+  return 1;
+}
+
 /* Reorders 'g' in place (see the file comment); *moved (if given) counts
  * the nodes that moved. */
 attnc_status pass_schedule(ir_graph *g, int *moved, ir_diag *d) {
@@ -293,6 +356,10 @@ attnc_status pass_schedule(ir_graph *g, int *moved, ir_diag *d) {
       nh--;
     }
   count += nh;
+  nseq = 0;
+  for (int id = o.head; id >= 0; id = o.next[id]) map[nseq++] = id;
+  for (int i = 0; i < nseq; i++)
+    if (gather_root(&o, map[i], batch, ustart, users)) count += gather(&o, map[i], batch, ustart, users);
   for (int i = 0; i < nn; i++) {
     if (!movable(&o, g->nodes[i]) || !splits_run(&o, i)) continue;
     int p = o.prev[i], q = o.next[i];

@@ -404,6 +404,69 @@ static void test_schedule_hoists_past_statistics(void **state) {
   ir_graph_destroy(g);
 }
 
+/* A cluster ending in a small map read only by batch-wide nodes (k2, the
+ * gradient of a spatial attention map before its batch norm's gradient)
+ * that reads a member of the run before a batch-wide node (a) gathers up
+ * to the end of that run, past the statistics and a feature-map op that
+ * depends on them (u, which the hoist cannot pass), so that it joins the
+ * run's sample group instead of reading the feature maps again in one of
+ * its own. A cluster that needs the statistics (k1 reading rs) stays. */
+static void test_schedule_gathers_cluster(void **state) {
+  (void)state;
+  for (int needs_stats = 0; needs_stats < 2; needs_stats++) {
+    char text[2048];
+    snprintf(text, sizeof text,
+             "graph @c {\n"
+             "  %%x = input name=\"x\" : f64[2,8,32,32]\n"
+             "  %%y = input name=\"y\" : f64[2,8,32,32]\n"
+             "  %%a = mul(%%x, %%y) : f64[2,8,32,32]\n"
+             "  %%s = reduce_sum(%%a) axes=[1] keepdims=1 : f64[2,1,32,32]\n"
+             "  %%st = batchnorm_stats(%%s) : f64[2,1]\n"
+             "  %%sl = slice(%%st) axis=0 start=0 end=1 step=1 : f64[1,1]\n"
+             "  %%rs = reshape(%%sl) shape=[1,1,1] : f64[1,1,1]\n"
+             "  %%u = mul(%%x, %%rs) : f64[2,8,32,32]\n"
+             "  %%k1 = mul(%%a, %%%s) : f64[2,8,32,32]\n"
+             "  %%k2 = reduce_sum(%%k1) axes=[1] keepdims=1 : f64[2,1,32,32]\n"
+             "  %%st2 = batchnorm_stats(%%k2) : f64[2,1]\n"
+             "  output \"u\" = %%u\n  output \"st2\" = %%st2\n}\n",
+             needs_stats ? "rs" : "y");
+    ir_graph *g = parse(text);
+    ir_bundle *before = run_seeded(g);
+    pass_fusion f0;
+    assert_int_equal(pass_fuse(g, &f0, NULL), ATTNC_OK);
+    int k1 = -1, a0 = find_op(g, IR_OP_mul, 16384);
+    for (int i = 0; i < g->nnodes; i++)
+      if (g->nodes[i]->op == IR_OP_mul && g->nodes[i]->in[0] == a0) k1 = i;
+    assert_true(k1 >= 0);
+    assert_true(f0.group_of[k1] != f0.group_of[a0]); /* split by the statistics */
+    assert_int_equal(pass_schedule(g, NULL, NULL), ATTNC_OK);
+    assert_verifies(g);
+    int a = find_op(g, IR_OP_mul, 16384), st = find_op(g, IR_OP_batchnorm_stats, 2);
+    int k2 = -1;
+    for (int i = 0; i < g->nnodes; i++)
+      if (g->nodes[i]->op == IR_OP_reduce_sum && g->nodes[g->nodes[i]->in[0]]->in[0] == a) k2 = i;
+    assert_true(k2 >= 0);
+    k1 = g->nodes[k2]->in[0];
+    pass_fusion f1;
+    assert_int_equal(pass_fuse(g, &f1, NULL), ATTNC_OK);
+    if (!needs_stats) {
+      assert_true(k1 < st && k2 < st); /* gathered above the statistics */
+      assert_int_equal(f1.group_of[k1], f1.group_of[a]);
+      assert_int_equal(f1.group_of[k2], f1.group_of[a]);
+    } else {
+      assert_true(k1 > st); /* it reads them */
+      assert_true(f1.group_of[k1] != f1.group_of[a]);
+    }
+    ir_bundle *after = run_seeded(g);
+    same_outputs(before, after);
+    pass_fusion_free(&f0);
+    pass_fusion_free(&f1);
+    ir_bundle_destroy(before);
+    ir_bundle_destroy(after);
+    ir_graph_destroy(g);
+  }
+}
+
 /* Rematerialization recomputes a product of a feature map and a gate (and
  * the relu under it, whose input is a source) next to a use beyond a
  * barrier, keeps the original for its near use, refuses a sum of two maps
@@ -760,6 +823,7 @@ int main(void) {
       cmocka_unit_test(test_schedule_masked_pooling),
       cmocka_unit_test(test_schedule_sinks_batch_reductions),
       cmocka_unit_test(test_schedule_hoists_past_statistics),
+      cmocka_unit_test(test_schedule_gathers_cluster),
       cmocka_unit_test(test_remat),
       cmocka_unit_test(test_remat_through),
       cmocka_unit_test(test_sgd_momentum_decay),
