@@ -133,7 +133,6 @@ static int plan_chain(const remat *r, int v, int user, int through, use_plan *p)
   return 0;
 }
 
-
 /* Copies 'g' with the clones of 'plans' (sorted by user) inserted. */
 static ir_graph *with_clones(const ir_graph *g, const use_plan *plans, int np) {
   ir_graph *c = ir_graph_create(g->name);
