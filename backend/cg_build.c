@@ -318,30 +318,24 @@ LLVMValueRef cg_fma(cg_emit *e, LLVMValueRef a, LLVMValueRef b, LLVMValueRef c) 
   return cg_intrinsic(e, "llvm.fmuladd", args, 3);
 }
 
-/* A constant of the type of 'like' (f32/f64 scalar or vector) with value c. */
-static LLVMValueRef real_like(LLVMValueRef like, double c) {
-  LLVMTypeRef t = LLVMTypeOf(like);
-  if (LLVMGetTypeKind(t) != LLVMVectorTypeKind) return LLVMConstReal(t, c);
-  LLVMValueRef lanes[64];
-  unsigned w = LLVMGetVectorSize(t);
-  for (unsigned i = 0; i < w; i++) lanes[i] = LLVMConstReal(LLVMGetElementType(t), c);
-  return LLVMConstVector(lanes, w);
-}
-
-/* An i32 constant, or splat vector, of type 'it'. */
-static LLVMValueRef i32_like(cg_emit *e, LLVMTypeRef it, int v) {
-  LLVMValueRef c = LLVMConstInt(e->t_i32, (unsigned long long)(int64_t)v, 1);
-  if (LLVMGetTypeKind(it) != LLVMVectorTypeKind) return c;
-  LLVMValueRef lanes[64];
-  unsigned w = LLVMGetVectorSize(it);
-  for (unsigned i = 0; i < w; i++) lanes[i] = c;
-  return LLVMConstVector(lanes, w);
+LLVMValueRef cg_const_of(LLVMTypeRef t, double c) {
+  int width = LLVMGetTypeKind(t) == LLVMVectorTypeKind ? (int)LLVMGetVectorSize(t) : 0;
+  LLVMTypeRef et = width ? LLVMGetElementType(t) : t;
+  LLVMValueRef s = LLVMGetTypeKind(et) == LLVMIntegerTypeKind ? LLVMConstInt(et, (unsigned long long)(int64_t)c, 1)
+                                                             : LLVMConstReal(et, c);
+  if (!width) return s;
+  LLVMValueRef few[64], *lanes = width <= 64 ? few : malloc(sizeof *lanes * (size_t)width);
+  if (!lanes) return NULL;
+  for (int i = 0; i < width; i++) lanes[i] = s;
+  LLVMValueRef v = LLVMConstVector(lanes, (unsigned)width);
+  if (lanes != few) free(lanes);
+  return v;
 }
 
 /* 2^n for i32 n in [-126, 127] as the float of the same shape as type 't'. */
 static LLVMValueRef pow2_of(cg_emit *e, LLVMValueRef n, LLVMTypeRef it, LLVMTypeRef t) {
-  LLVMValueRef biased = LLVMBuildAdd(e->b, n, i32_like(e, it, 127), "");
-  return LLVMBuildBitCast(e->b, LLVMBuildShl(e->b, biased, i32_like(e, it, 23), ""), t, "");
+  LLVMValueRef biased = LLVMBuildAdd(e->b, n, cg_const_of(it, 127), "");
+  return LLVMBuildBitCast(e->b, LLVMBuildShl(e->b, biased, cg_const_of(it, 23), ""), t, "");
 }
 
 LLVMValueRef cg_exp(cg_emit *e, LLVMValueRef x) {
@@ -351,26 +345,26 @@ LLVMValueRef cg_exp(cg_emit *e, LLVMValueRef x) {
   LLVMBuilderRef b = e->b;
   /* clamp to [-104, 89]: exp rounds to 0 below, to inf above; a NaN
    * passes both selects and is returned as it is at the end */
-  LLVMValueRef lo = real_like(x, -104.0), hi = real_like(x, 89.0);
+  LLVMValueRef lo = cg_const_of(t, -104.0), hi = cg_const_of(t, 89.0);
   LLVMValueRef c = LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOLT, x, lo, ""), lo, x, "");
   c = LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOGT, c, hi, ""), hi, c, "");
   /* x = n ln2 + r, |r| <= ln2 / 2, ln2 split in two for an exact n ln2 */
-  LLVMValueRef fn = cg_fma(e, c, real_like(x, 1.44269504088896341), real_like(x, 0.5));
+  LLVMValueRef fn = cg_fma(e, c, cg_const_of(t, 1.44269504088896341), cg_const_of(t, 0.5));
   fn = cg_intrinsic(e, "llvm.floor", &fn, 1);
-  LLVMValueRef r = cg_fma(e, fn, real_like(x, -0.693359375), c);
-  r = cg_fma(e, fn, real_like(x, 2.12194440e-4), r);
+  LLVMValueRef r = cg_fma(e, fn, cg_const_of(t, -0.693359375), c);
+  r = cg_fma(e, fn, cg_const_of(t, 2.12194440e-4), r);
   /* exp(r) = 1 + r + r^2 p(r), Cephes' expf coefficients */
   static const double poly[] = {1.9875691500E-4, 1.3981999507E-3, 8.3334519073E-3,
                                 4.1665795894E-2, 1.6666665459E-1, 5.0000001201E-1};
-  LLVMValueRef y = real_like(x, poly[0]);
-  for (int i = 1; i < 6; i++) y = cg_fma(e, y, r, real_like(x, poly[i]));
-  y = cg_fma(e, y, LLVMBuildFMul(b, r, r, ""), LLVMBuildFAdd(b, r, real_like(x, 1.0), ""));
+  LLVMValueRef y = cg_const_of(t, poly[0]);
+  for (int i = 1; i < 6; i++) y = cg_fma(e, y, r, cg_const_of(t, poly[i]));
+  y = cg_fma(e, y, LLVMBuildFMul(b, r, r, ""), LLVMBuildFAdd(b, r, cg_const_of(t, 1.0), ""));
   /* times 2^n as 2^(n/2) 2^(n - n/2): n in [-150, 129] leaves both
    * factors normal, so results near the ends come out subnormal or inf
    * by the multiplication's own rounding */
   LLVMTypeRef it = vec ? LLVMVectorType(e->t_i32, LLVMGetVectorSize(t)) : e->t_i32;
   LLVMValueRef n = LLVMBuildFPToSI(b, fn, it, "");
-  LLVMValueRef n1 = LLVMBuildAShr(b, n, i32_like(e, it, 1), "");
+  LLVMValueRef n1 = LLVMBuildAShr(b, n, cg_const_of(it, 1), "");
   LLVMValueRef n2 = LLVMBuildSub(b, n, n1, "");
   y = LLVMBuildFMul(b, LLVMBuildFMul(b, y, pow2_of(e, n1, it, t), ""), pow2_of(e, n2, it, t), "");
   return LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealUNO, x, x, ""), x, y, "");

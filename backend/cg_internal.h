@@ -200,6 +200,9 @@ LLVMValueRef cg_scratch(cg_emit *e, int64_t byte_offset, ir_dtype dt);
 /* Calls LLVM intrinsic 'name' ("llvm.exp", "llvm.fmuladd", "llvm.maxnum",
  * ...) overloaded on the type of args[0] (scalar or vector). */
 LLVMValueRef cg_intrinsic(cg_emit *e, const char *name, LLVMValueRef *args, int nargs);
+/* The constant c of type 't': an integer or float scalar, or a splat
+ * vector of one. */
+LLVMValueRef cg_const_of(LLVMTypeRef t, double c);
 /* exp(x), scalars or vectors: for f32 a polynomial the vectorizer keeps
  * in vector registers (within 2 ulp of the correctly rounded value,
  * subnormal results included; exp(-inf) = 0, overflow gives inf, NaN stays

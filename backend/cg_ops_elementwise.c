@@ -78,21 +78,7 @@ static int is_float(LLVMValueRef v) {
 /* A constant like 'like' (scalar or vector of its element type) of value c. */
 static LLVMValueRef const_like(cg_emit *e, LLVMValueRef like, double c) {
   (void)e;
-  LLVMTypeRef t = LLVMTypeOf(like);
-  int width = 0;
-  if (LLVMGetTypeKind(t) == LLVMVectorTypeKind) {
-    width = (int)LLVMGetVectorSize(t);
-    t = LLVMGetElementType(t);
-  }
-  LLVMValueRef s = LLVMGetTypeKind(t) == LLVMIntegerTypeKind
-                       ? LLVMConstInt(t, (unsigned long long)(int64_t)c, 1)
-                       : LLVMConstReal(t, c);
-  if (!width) return s;
-  LLVMValueRef *lanes = calloc((size_t)width, sizeof *lanes);
-  for (int i = 0; i < width; i++) lanes[i] = s;
-  LLVMValueRef v = LLVMConstVector(lanes, (unsigned)width);
-  free(lanes);
-  return v;
+  return cg_const_of(LLVMTypeOf(like), c);
 }
 
 /* Converts comparison result 'c' (i1) to the type of 'like' (1 or 0). */

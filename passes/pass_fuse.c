@@ -563,27 +563,6 @@ static int mark_outputs(fuse_state *s) {
   return 0;
 }
 
-/* Builds the users lists of 'g'; -1 if out of memory. */
-static int build_users(fuse_state *s) {
-  int n = s->n, edges = 0;
-  s->ustart = calloc((size_t)n + 1, sizeof *s->ustart);
-  if (!s->ustart) return -1;
-  for (int i = 0; i < n; i++)
-    for (int k = 0; k < s->g->nodes[i]->nin; k++) s->ustart[s->g->nodes[i]->in[k] + 1]++, edges++;
-  for (int i = 0; i < n; i++) s->ustart[i + 1] += s->ustart[i];
-  s->users = malloc(sizeof *s->users * (size_t)(edges ? edges : 1));
-  int *fill = malloc(sizeof *fill * (size_t)(n ? n : 1));
-  if (!s->users || !fill) {
-    free(fill);
-    return -1;
-  }
-  memcpy(fill, s->ustart, sizeof *fill * (size_t)n);
-  for (int i = 0; i < n; i++)
-    for (int k = 0; k < s->g->nodes[i]->nin; k++) s->users[fill[s->g->nodes[i]->in[k]]++] = i;
-  free(fill);
-  return 0;
-}
-
 /* Frees the working state (not the fusion result). */
 static void state_free(fuse_state *s) {
   if (s->blk)
@@ -615,7 +594,7 @@ static int state_init(fuse_state *s, const ir_graph *g, pass_fusion *f) {
   if (!s->named || !s->param_out || !s->done || !s->closed || !s->gid || !s->next || !s->head || !s->tail ||
       !s->size || !s->nblk || !s->capblk || !s->blk || !s->mark || !s->seen || !s->cand || !s->scratch)
     return -1;
-  return build_users(s) || mark_outputs(s) ? -1 : 0;
+  return pass_users(s->g, &s->ustart, &s->users) || mark_outputs(s) ? -1 : 0;
 }
 
 /* Sort order of groups: by last member. */

@@ -46,8 +46,7 @@ typedef struct {
   int *bc;       /* bc[i]: barriers among nodes [0, i) */
   int *last_use; /* last user's id; nnodes for a graph output */
   unsigned char *output;
-  int *ustart;   /* the nodes reading node i: ulist[ustart[i] .. ustart[i + 1]), once per operand */
-  int *ulist;
+  int *ustart, *ulist; /* users (pass_users) */
 } remat;
 
 static int is_source(const ir_node *n) { return ir_op_source(n->op); }
@@ -72,20 +71,24 @@ static int fusing_user(const remat *r, const ir_node *u, int k) {
   return pass_fuse_batched(r->g, u, k, r->batch) == 1;
 }
 
-/* 1 if value 'v' is a candidate for recomputation at its use by operand k
- * of 'u': a batched elementwise value, not a graph output, with a barrier
- * between it and a user that fuses with the recomputation. */
-static int far_use(const remat *r, int v, const ir_node *u, int k) {
+/* 1 if value 'v' may be recomputed at all: a batched elementwise value,
+ * not a graph output. */
+static int recomputable(const remat *r, int v) {
   const ir_node *vn = r->g->nodes[v];
-  return is_elementwise(vn) && batched(r, vn) && !r->output[v] && r->bc[u->id] - r->bc[v + 1] > 0 &&
-         fusing_user(r, u, k);
+  return is_elementwise(vn) && batched(r, vn) && !r->output[v];
+}
+
+/* 1 if value 'v' is a candidate for recomputation at its use by operand k
+ * of 'u': recomputable, with a barrier between it and a user that fuses
+ * with the recomputation. */
+static int far_use(const remat *r, int v, const ir_node *u, int k) {
+  return recomputable(r, v) && r->bc[u->id] - r->bc[v + 1] > 0 && fusing_user(r, u, k);
 }
 
 /* 1 if every use of 'y' across a barrier is a far use (so that, all of
  * them recomputed, 'y' need not be kept past it). */
 static int recomputed_everywhere(const remat *r, int y) {
-  const ir_node *yn = r->g->nodes[y];
-  if (!is_elementwise(yn) || !batched(r, yn) || r->output[y]) return 0;
+  if (!recomputable(r, y)) return 0;
   for (int i = r->ustart[y]; i < r->ustart[y + 1]; i++) {
     const ir_node *u = r->g->nodes[r->ulist[i]];
     if (r->bc[u->id] - r->bc[y + 1] <= 0) continue;
@@ -182,28 +185,19 @@ attnc_status pass_remat(ir_graph *g, int *cloned, ir_diag *d) {
   if (cloned) *cloned = 0;
   int nn = g->nnodes;
   remat r = {g, pass_fuse_graph_batch(g), calloc((size_t)nn + 1, sizeof(int)), malloc(sizeof(int) * (size_t)(nn + 1)),
-             calloc((size_t)nn + 1, 1), calloc((size_t)nn + 2, sizeof(int)), NULL};
+             calloc((size_t)nn + 1, 1), NULL, NULL};
   use_plan *plans = NULL;
   int np = 0, cap = 0;
   attnc_status st = ATTNC_OK;
-  if (!r.bc || !r.last_use || !r.output || !r.ustart) goto oom;
+  if (!r.bc || !r.last_use || !r.output || pass_users(g, &r.ustart, &r.ulist)) goto oom;
   if (r.batch < 1) goto done;
   for (int i = 0; i < g->noutputs; i++) r.output[g->outputs[i].node] = 1;
-  int64_t nedges = 0;
   for (int i = 0; i < nn; i++) {
     r.bc[i + 1] = r.bc[i] + barrier(&r, g->nodes[i]);
     r.last_use[i] = r.output[i] ? nn : -1;
-    for (int k = 0; k < g->nodes[i]->nin; k++) {
+    for (int k = 0; k < g->nodes[i]->nin; k++)
       if (r.last_use[g->nodes[i]->in[k]] < i) r.last_use[g->nodes[i]->in[k]] = i;
-      r.ustart[g->nodes[i]->in[k] + 2]++;
-      nedges++;
-    }
   }
-  r.ulist = malloc(sizeof(int) * (size_t)(nedges + 1));
-  if (!r.ulist) goto oom;
-  for (int i = 2; i <= nn + 1; i++) r.ustart[i] += r.ustart[i - 1];
-  for (int i = 0; i < nn; i++) /* ustart[x + 1] moves over x's users, ending at x + 1's first */
-    for (int k = 0; k < g->nodes[i]->nin; k++) r.ulist[r.ustart[g->nodes[i]->in[k] + 1]++] = i;
   for (int u = 0; u < nn; u++) { /* users in order: plans come out sorted */
     const ir_node *n = g->nodes[u];
     for (int k = 0; k < n->nin; k++) {

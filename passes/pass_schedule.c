@@ -279,27 +279,28 @@ static int gather_root(const order *o, int r, int64_t batch, const int *ustart, 
  * values per sample, may be read outside the cluster (it would be stored). */
 static int gather(order *o, int r, int64_t batch, const int *ustart, const int *users) {
   const ir_graph *g = o->g;
-  int st = ++o->stamp, K[GATHER_MAX], nk = 0, wide_first = -1, found = -1, steps = 0;
+  int st = ++o->stamp, K[GATHER_MAX], nk = 0, wide_first = -1, found = 0, steps = 0;
   K[nk++] = r;
   for (int k = 0; k < g->nodes[r]->nin; k++) o->mark[g->nodes[r]->in[k]] = st;
-  for (int p = o->prev[r]; p >= 0 && steps < GATHER_WINDOW; p = o->prev[p], steps++) {
+  /* walking up, wide_first is the highest batch-wide node passed so far,
+   * so all between it and the first needed node above it are batch-local
+   * or constants: that node's run R ends right above wide_first */
+  for (int p = o->prev[r]; p >= 0 && steps < GATHER_WINDOW && !found; p = o->prev[p], steps++) {
     const ir_node *pn = g->nodes[p];
+    int wide = pn->op != IR_OP_const && !o->local[p];
     if (o->mark[p] != st) {
-      if (pn->op != IR_OP_const && !o->local[p]) wide_first = p;
-      continue;
+      if (wide) wide_first = p;
+    } else if (wide) {
+      return 0; /* needs a batch-wide node after R */
+    } else if (wide_first >= 0 && pn->op != IR_OP_const) {
+      found = 1; /* a member of R */
+    } else {
+      if (nk == GATHER_MAX) return 0;
+      K[nk++] = p;
+      for (int k = 0; k < pn->nin; k++) o->mark[pn->in[k]] = st;
     }
-    if (pn->op != IR_OP_const && !o->local[p]) return 0; /* needs a batch-wide node after R */
-    if (wide_first >= 0 && pn->op != IR_OP_const) {
-      found = p; /* a member of R */
-      break;
-    }
-    if (nk == GATHER_MAX) return 0;
-    K[nk++] = p;
-    for (int k = 0; k < pn->nin; k++) o->mark[pn->in[k]] = st;
   }
-  if (found < 0) return 0;
-  for (int q = o->next[found]; q != wide_first; q = o->next[q])
-    if (g->nodes[q]->op != IR_OP_const && !o->local[q]) return 0; /* R ends before wide_first */
+  if (!found) return 0;
   int in = ++o->stamp;
   for (int i = 0; i < nk; i++) o->mark[K[i]] = in;
   for (int i = 1; i < nk; i++)
@@ -313,6 +314,13 @@ static int gather(order *o, int r, int64_t batch, const int *ustart, const int *
   return 1;
 }
 
+/* Writes the current order's node ids to 'ids'; returns their count. */
+static int snapshot(const order *o, int *ids) {
+  int n = 0;
+  for (int id = o->head; id >= 0; id = o->next[id]) ids[n++] = id;
+  return n;
+}
+
 /* Reorders 'g' in place (see the file comment); *moved (if given) counts
  * the nodes that moved. */
 attnc_status pass_schedule(ir_graph *g, int *moved, ir_diag *d) {
@@ -320,14 +328,11 @@ attnc_status pass_schedule(ir_graph *g, int *moved, ir_diag *d) {
   order o = {g,      malloc(sizeof(int) * (size_t)(nn + 1)), malloc(sizeof(int) * (size_t)(nn + 1)),
              nn ? 0 : -1, nn - 1, malloc(sizeof(int64_t) * (size_t)(nn + 1)), calloc((size_t)nn + 1, 1),
              calloc((size_t)nn + 1, sizeof(int)), 0, malloc((size_t)nn + 1)};
-  int *ustart = calloc((size_t)nn + 2, sizeof(int)), *users = NULL, *fill = NULL, *map = NULL;
-  int total = 0, count = 0;
-  for (int i = 0; i < nn; i++) total += g->nodes[i]->nin;
-  users = malloc(sizeof(int) * (size_t)(total + 1));
-  fill = malloc(sizeof(int) * (size_t)(nn + 1));
-  map = malloc(sizeof(int) * (size_t)(nn + 1));
+  int *ustart = NULL, *users = NULL, count = 0;
+  int *hoisted = malloc(sizeof(int) * (size_t)(nn + 1)), *map = malloc(sizeof(int) * (size_t)(nn + 1));
   attnc_status st = ATTNC_OK;
-  if (!o.prev || !o.next || !o.numel || !o.used || !o.mark || !o.local || !ustart || !users || !fill || !map) {
+  if (!o.prev || !o.next || !o.numel || !o.used || !o.mark || !o.local || !hoisted || !map ||
+      pass_users(g, &ustart, &users)) {
     ir_diag_error(d, NULL, 0, "schedule: out of memory");
     st = ATTNC_ENOMEM;
     goto done;
@@ -336,28 +341,21 @@ attnc_status pass_schedule(ir_graph *g, int *moved, ir_diag *d) {
     o.prev[i] = i - 1;
     o.next[i] = i + 1 < nn ? i + 1 : -1;
     o.numel[i] = ir_type_numel(&g->nodes[i]->type);
-    for (int k = 0; k < g->nodes[i]->nin; k++) ustart[g->nodes[i]->in[k] + 1]++;
   }
-  for (int i = 0; i < nn; i++) ustart[i + 1] += ustart[i];
-  for (int i = 0; i < nn; i++) fill[i] = ustart[i];
-  for (int i = 0; i < nn; i++)
-    for (int k = 0; k < g->nodes[i]->nin; k++) users[fill[g->nodes[i]->in[k]]++] = i;
   int64_t batch = pass_fuse_graph_batch(g);
   for (int i = 0; i < nn; i++) o.local[i] = (char)(batch >= 1 && pass_fuse_sample_eligible(g, g->nodes[i], batch));
   for (int i = nn - 1; i >= 0; i--) /* last first: a sunk node's user may sink too */
     if (sinkable(&o, g->nodes[i], batch)) count += sink(&o, i, batch, 0, ustart, users);
-  int nseq = 0, nh = 0;
-  for (int id = o.head; id >= 0; id = o.next[id]) map[nseq++] = id; /* the order before hoisting */
+  int nseq = snapshot(&o, map), nh = 0; /* the order before hoisting */
   for (int i = 0; i < nseq; i++)
-    if (hoist(&o, map[i], batch)) fill[nh++] = map[i];
+    if (hoist(&o, map[i], batch)) hoisted[nh++] = map[i];
   for (int i = nh - 1; i >= 0; i--) /* last hoisted first: its users have settled */
-    if (hoist_undone(&o, fill[i], ustart, users)) {
-      sink(&o, fill[i], batch, 1, ustart, users);
+    if (hoist_undone(&o, hoisted[i], ustart, users)) {
+      sink(&o, hoisted[i], batch, 1, ustart, users);
       nh--;
     }
   count += nh;
-  nseq = 0;
-  for (int id = o.head; id >= 0; id = o.next[id]) map[nseq++] = id;
+  nseq = snapshot(&o, map); /* the order before gathering */
   for (int i = 0; i < nseq; i++)
     if (gather_root(&o, map[i], batch, ustart, users)) count += gather(&o, map[i], batch, ustart, users);
   for (int i = 0; i < nn; i++) {
@@ -395,7 +393,7 @@ done:
   free(o.local);
   free(ustart);
   free(users);
-  free(fill);
+  free(hoisted);
   free(map);
   return st;
 }

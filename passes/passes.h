@@ -30,6 +30,10 @@ attnc_status pass_simplify(ir_graph *g, pass_simplify_stats *stats, ir_diag *d);
  * buffer nodes kept); *removed counts the dropped nodes. NULL if out of
  * memory. */
 ir_graph *pass_copy_live(const ir_graph *g, int *removed);
+/* The users of every node (pass_users.c): node i is read by
+ * (*users)[(*ustart)[i] .. (*ustart)[i + 1]), ascending, once per operand;
+ * both arrays malloc'd. Returns 0, or -1 if out of memory. */
+int pass_users(const ir_graph *g, int **ustart, int **users);
 
 /* Replaces each batchnorm_train(x, gamma, beta) by elementwise ops
  * (x - mean) * gamma/sqrt(var + eps) + beta, with mean and var the rows of

@@ -15,14 +15,6 @@
 
 #define TINY "tests/data/specs/tiny.lua"
 
-/* Returns the id of output 'name' of g, failing if absent. */
-static int output(const ir_graph *g, const char *name) {
-  for (int i = 0; i < g->noutputs; i++)
-    if (strcmp(g->outputs[i].name, name) == 0) return g->outputs[i].node;
-  fail_msg("no output %s", name);
-  return -1;
-}
-
 /* Returns the first node of kind 'op', failing if there is none. */
 static const ir_node *first(const ir_graph *g, ir_opcode op) {
   for (int i = 0; i < g->nnodes; i++)
@@ -59,7 +51,7 @@ static void test_tiny_sources(void **state) {
   assert_int_equal(ir_graph_find_source(g, IR_OP_buffer, "bn.running_var")->op, IR_OP_buffer);
   assert_int_equal(tf_count_sources(g, 0), 16 * 27 + 32 + 160 + 10);
   assert_int_equal(tf_count_sources(g, 1), 32);
-  tb_assert_type(g, output(g, "logits"), "f32[1,10]");
+  tb_assert_type(g, tb_output(g, "logits"), "f32[1,10]");
   assert_int_equal(g->noutputs, 1);
   assert_int_equal(count(g, IR_OP_batchnorm_eval), 1);
   assert_int_equal(count(g, IR_OP_batchnorm_train), 0);
@@ -70,7 +62,7 @@ static void test_tiny_sources(void **state) {
 static void test_tiny_options(void **state) {
   (void)state;
   ir_graph *g = tf_lower(TINY, FE_EVAL, 3, "classes=5", "width=8", "use_bn=false", "act=sigmoid", NULL);
-  tb_assert_type(g, output(g, "logits"), "f32[3,5]");
+  tb_assert_type(g, tb_output(g, "logits"), "f32[3,5]");
   assert_null(ir_graph_find_source(g, IR_OP_param, "bn.weight"));
   tb_assert_type(g, ir_graph_find_source(g, IR_OP_param, "conv.weight")->id, "f32[8,3,3,3]");
   assert_int_equal(count(g, IR_OP_sigmoid), 1);
@@ -129,10 +121,10 @@ static void test_tiny_train(void **state) {
   (void)state;
   ir_graph *g = tf_lower(TINY, FE_TRAIN, 4, NULL);
   tb_assert_type(g, ir_graph_find_source(g, IR_OP_input, "labels")->id, "i64[4]");
-  assert_int_equal(g->nodes[output(g, "loss")]->op, IR_OP_cross_entropy);
-  tb_assert_type(g, output(g, "loss"), "f32[]");
-  tb_assert_type(g, output(g, "bn.running_mean"), "f32[16]");
-  tb_assert_type(g, output(g, "bn.running_var"), "f32[16]");
+  assert_int_equal(g->nodes[tb_output(g, "loss")]->op, IR_OP_cross_entropy);
+  tb_assert_type(g, tb_output(g, "loss"), "f32[]");
+  tb_assert_type(g, tb_output(g, "bn.running_mean"), "f32[16]");
+  tb_assert_type(g, tb_output(g, "bn.running_var"), "f32[16]");
   assert_int_equal(g->noutputs, 4);
   assert_int_equal(count(g, IR_OP_batchnorm_train), 1);
   assert_int_equal(count(g, IR_OP_batchnorm_eval), 0);
@@ -191,7 +183,7 @@ static void test_resnet_keys(void **state) {
     int64_t params = tf_assert_keys(g, keys);
     if (i == 0) assert_int_equal(params, 272474);
     if (i == 2) assert_int_equal(params, 855770);
-    tb_assert_type(g, output(g, "logits"), "f32[1,10]");
+    tb_assert_type(g, tb_output(g, "logits"), "f32[1,10]");
     ir_graph_destroy(g);
   }
 }

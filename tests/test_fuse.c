@@ -485,14 +485,6 @@ static void check_sigmoid_grads(const ir_graph *g, const pass_fusion *f, const c
   }
 }
 
-/* The node named by output 'name' (fails if none). */
-static int output_node(const ir_graph *g, const char *name) {
-  for (int i = 0; i < g->noutputs; i++)
-    if (strcmp(g->outputs[i].name, name) == 0) return g->outputs[i].node;
-  fail_msg("no output %s", name);
-  return -1;
-}
-
 /* One "sgd" LOOP group per param, holding its update chain (weight decay,
  * momentum, step: at least six ops) and writing the new param and momentum;
  * each BN running statistic of the backbone is a three-op LOOP group. */
@@ -503,7 +495,7 @@ static void check_optimizer(const ir_graph *g, const pass_fusion *f, const char 
     const char *p = ir_node_name(g->nodes[i]);
     char mom[256];
     snprintf(mom, sizeof mom, "optim.%s.momentum", p);
-    int np = output_node(g, p), nm = output_node(g, mom), gi = f->group_of[np];
+    int np = tb_output(g, p), nm = tb_output(g, mom), gi = f->group_of[np];
     if (gi < 0 || f->group_of[nm] != gi) fail_msg("%s: %s and its momentum are not in one group", m, p);
     const pass_fuse_group *gr = &f->groups[gi];
     assert_int_equal(gr->kind, PASS_FUSE_LOOP);

@@ -383,9 +383,7 @@ static void test_schedule_hoists_past_statistics(void **state) {
   assert_true(r2 < v && v < st); /* v too, but not past r2, which reads no statistic */
   /* c, read only by cu below the statistics, stays next to cu (hoisted, it
    * would be stored for cu instead of computed in cu's loop) */
-  int cu = -1;
-  for (int i = 0; i < g->noutputs; i++)
-    if (!strcmp(g->outputs[i].name, "cu")) cu = g->outputs[i].node;
+  int cu = tb_output(g, "cu");
   assert_true(cu > st);
   assert_int_equal(g->nodes[cu]->in[0], cu - 1);
   ir_bundle *after = run_seeded(g);
@@ -552,9 +550,7 @@ static void test_remat_through(void **state) {
     assert_int_equal(pass_remat(g, &cloned, NULL), ATTNC_OK);
     assert_verifies(g);
     assert_int_equal(cloned, 2); /* f for u, yb for d */
-    int st = find_op(g, IR_OP_batchnorm_stats, 16), k = -1, yb = -1;
-    for (int i = 0; i < g->noutputs; i++)
-      if (!strcmp(g->outputs[i].name, "k")) k = g->outputs[i].node;
+    int st = find_op(g, IR_OP_batchnorm_stats, 16), k = tb_output(g, "k"), yb = -1;
     for (int i = 0; i < g->nnodes; i++)
       if (g->nodes[i]->op == IR_OP_reduce_sum) yb = g->nodes[i]->in[0];
     const ir_node *d = g->nodes[g->nodes[k]->in[0]];

@@ -132,6 +132,13 @@ const char *tb_infer_error(const ir_graph *g, const ir_node *n) {
 }
 
 /* Fails unless 'text' contains 'needle'. */
+int tb_output(const ir_graph *g, const char *name) {
+  for (int i = 0; i < g->noutputs; i++)
+    if (strcmp(g->outputs[i].name, name) == 0) return g->outputs[i].node;
+  fail_msg("no output %s", name);
+  return -1;
+}
+
 void tb_assert_contains(const char *text, const char *needle) {
   if (!text || !strstr(text, needle)) fail_msg("expected \"%s\" in: %s", needle, text ? text : "(null)");
 }

@@ -72,6 +72,9 @@ void tb_assert_type(const ir_graph *g, int id, const char *want);
  * (static buffer, valid until the next call). */
 const char *tb_infer_error(const ir_graph *g, const ir_node *n);
 
+/* The node of output 'name' of g; fails the test if there is none. */
+int tb_output(const ir_graph *g, const char *name);
+
 /* Fails the test unless 'text' contains 'needle' (prints both otherwise). */
 void tb_assert_contains(const char *text, const char *needle);
 
