@@ -7,7 +7,7 @@
  * gradient. */
 #include "cg_gemm.h"
 
-enum { MAX_MR = 8, MAX_NV = 2, MAX_NK = 4, SLACK = 16 };
+enum { MAX_MR = 8, MAX_NV = 4, MAX_NK = 4, SLACK = 16 };
 
 /* Row tiles (few output channels, see rows_tiled): at most ROW_M output
  * channels, windows of at most ROW_KH rows and columns, ROW_R output rows
@@ -28,6 +28,16 @@ static pad_geom pad_of(const cg_window *wd, int64_t rows) {
   p.rs = wd->sw * p.wp;
   p.plane = p.rp * p.rs;
   return p;
+}
+
+int cg_direct_lanes(const cg_window *wd, ir_dtype dt) {
+  int best = cg_gemm_lanes(dt);
+  int64_t padded = (wd->outw + best - 1) / best * best;
+  for (int w = best / 2; w >= 4 && w >= best / 4; w /= 2) {
+    int64_t p = (wd->outw + w - 1) / w * w;
+    if (p < padded) best = w, padded = p;
+  }
+  return best;
 }
 
 int64_t cg_direct_buffer_elems(const cg_window *wd, int64_t nc, int64_t rows) {
@@ -156,8 +166,18 @@ static void direct_tile(cg_emit *e, const direct_args *g, LLVMValueRef m0, LLVMV
   }
 }
 
+/* Output rows per pixel tile when a row is one vector: two, or four with
+ * 32 vector registers (fewer output channels per tile, see
+ * cg_direct_conv_emit), which loads each channel's weight once per four
+ * rows instead of two (at most 'rows'). */
+static int direct_row_vectors(int64_t rows) {
+  int nv = cg_host_vector_floats() >= 16 ? 4 : 2;
+  return rows < nv ? (int)rows : nv;
+}
+
 /* All pixel tiles of 'rows' output rows for the channel tile at m0: pairs
- * of vectors along a row, or pairs of rows when a row is one vector. */
+ * of vectors along a row, or groups of rows (direct_row_vectors) when a
+ * row is one vector. */
 static void direct_pixels(cg_emit *e, const direct_args *g, LLVMValueRef m0, int mr, int64_t rows) {
   int L = g->lanes;
   int64_t ow = g->wd->outw, nfv = ow / L, tail = ow % L, nvr = nfv + (tail > 0);
@@ -179,15 +199,17 @@ static void direct_pixels(cg_emit *e, const direct_args *g, LLVMValueRef m0, int
     }
     cg_loop_end(e, &ly);
   } else {
-    vec_at v[2] = {{0, 0, (int)ow}, {ow, g->wd->sh * g->pg.rs, (int)ow}};
-    int64_t pairs = rows / 2;
-    if (pairs > 0) {
+    int nv = direct_row_vectors(rows);
+    vec_at v[MAX_NV];
+    for (int j = 0; j < nv; j++) v[j] = (vec_at){j * ow, j * g->wd->sh * g->pg.rs, (int)ow};
+    int64_t groups = rows / nv;
+    if (groups > 0) {
       cg_loop ly;
-      LLVMValueRef oy = cg_loop_begin(e, &ly, cg_i64(e, 0), cg_i64(e, pairs * 2), 2);
-      direct_tile(e, g, m0, oy, cg_i64(e, 0), mr, 2, v);
+      LLVMValueRef oy = cg_loop_begin(e, &ly, cg_i64(e, 0), cg_i64(e, groups * nv), nv);
+      direct_tile(e, g, m0, oy, cg_i64(e, 0), mr, nv, v);
       cg_loop_end(e, &ly);
     }
-    if (rows % 2) direct_tile(e, g, m0, cg_i64(e, rows - 1), cg_i64(e, 0), mr, 1, v);
+    if (rows % nv) direct_tile(e, g, m0, cg_i64(e, groups * nv), cg_i64(e, 0), mr, (int)(rows % nv), v);
   }
 }
 
@@ -298,13 +320,16 @@ static void direct_row_pixels(cg_emit *e, const direct_args *g, int64_t M, int64
 void cg_direct_conv_emit(cg_emit *e, ir_dtype dt, const cg_window *wd, LLVMValueRef X, int64_t nc,
                          LLVMValueRef oy0, int64_t rows, LLVMValueRef A, int64_t am, LLVMValueRef Y, int64_t ldy,
                          int64_t M, LLVMValueRef P) {
-  direct_args g = {dt, cg_gemm_lanes(dt), wd, pad_of(wd, rows), A, P, Y, am, ldy, nc, wd->kh * wd->kw};
+  direct_args g = {dt, cg_direct_lanes(wd, dt), wd, pad_of(wd, rows), A, P, Y, am, ldy, nc, wd->kh * wd->kw};
   fill_pad(e, wd, &g.pg, X, nc, oy0, P);
   if (rows_tiled(wd, M)) {
     direct_row_pixels(e, &g, M, rows);
     return;
   }
-  int maxmr = cg_host_vector_floats() >= 16 ? 8 : 6;
+  /* accumulators: mr channels x 2 vectors (16 or 12 registers), or x
+   * direct_row_vectors rows when a row is one vector (24 with four) */
+  int wide = cg_host_vector_floats() >= 16, one = wd->outw <= g.lanes;
+  int maxmr = !wide ? 6 : one && direct_row_vectors(rows) == 4 ? 6 : 8;
   int64_t tiles = (M + maxmr - 1) / maxmr;
   int hi = (int)((M + tiles - 1) / tiles);
   int64_t nhi = M - (int64_t)(hi - 1) * tiles;
@@ -381,7 +406,7 @@ static int dot_nk(int64_t khw) {
 }
 
 int64_t cg_direct_dot_row(const cg_window *wd, ir_dtype dt) {
-  int64_t L = cg_gemm_lanes(dt);
+  int64_t L = cg_direct_lanes(wd, dt);
   return (wd->outw + L - 1) / L * L;
 }
 
@@ -512,7 +537,7 @@ int cg_direct_dot_rows(int64_t M, int64_t khw, int wide) {
 void cg_direct_dot_emit(cg_emit *e, ir_dtype dt, const cg_window *wd, LLVMValueRef X, int64_t x_img, int64_t nc,
                         int64_t nimg, int64_t outh, LLVMValueRef DY, int64_t dy_img, int64_t ldy, LLVMValueRef V,
                         int64_t M, LLVMValueRef P) {
-  ddot_args g = {dt, cg_gemm_lanes(dt), wd, pad_of(wd, outh), DY, P, V, dy_img, ldy, wd->outw, nc, wd->kh * wd->kw,
+  ddot_args g = {dt, cg_direct_lanes(wd, dt), wd, pad_of(wd, outh), DY, P, V, dy_img, ldy, wd->outw, nc, wd->kh * wd->kw,
                  0, nimg, outh};
   g.K = nc * g.khw;
   if (rows_tiled(wd, M)) {

@@ -22,7 +22,7 @@ void cg_loop_no_unroll(cg_emit *e, const cg_loop *l);
 void cg_gemm_emit(cg_emit *e, ir_dtype dt, LLVMValueRef A, int64_t am, int64_t ak, LLVMValueRef B,
                   int64_t ldb, LLVMValueRef C, int64_t ldc, int64_t M, int64_t K, int64_t P);
 
-/* V[(m*K + k)*L .. +L] += lane partial sums of A[m*lda + p] * B[k*ldb + p]
+/* V[(m*K + k)*L .. +L] (L = cg_direct_lanes) += lane partial sums of A[m*lda + p] * B[k*ldb + p]
  * over p < P (L = lanes; lane l holds the terms with p % L == l), for
  * m < M, k < K. V is a vector array of dtype 'dt'; reading stays within
  * [0, P) of each row. Summing V's lanes (cg_vsum) gives the dot products. */
@@ -59,6 +59,12 @@ void cg_col2im_emit(cg_emit *e, const cg_window *wd, LLVMValueRef X, int64_t nc,
  * into it. Best when the window is at least as wide as the stride (else
  * it copies columns no tap reads). ---- */
 
+/* Lanes of the vectors of the direct kernels (forward and weight
+ * gradient) for window 'wd': the host's (cg_gemm_lanes), or a half or a
+ * quarter of them (at least 4) when that pads an output row less (an 8x8
+ * map takes 8 lanes with AVX-512 instead of 16 with half of them idle). */
+int cg_direct_lanes(const cg_window *wd, ir_dtype dt);
+
 /* Elements of the padded buffer for 'nc' channels and 'rows' output rows. */
 int64_t cg_direct_buffer_elems(const cg_window *wd, int64_t nc, int64_t rows);
 
@@ -76,7 +82,7 @@ void cg_direct_conv_emit(cg_emit *e, ir_dtype dt, const cg_window *wd, LLVMValue
                          LLVMValueRef oy0, int64_t rows, LLVMValueRef A, int64_t am, LLVMValueRef Y, int64_t ldy,
                          int64_t M, LLVMValueRef P);
 
-/* V[(m*K + k)*L .. +L] += lane partial sums over the 'nimg' images i and
+/* V[(m*K + k)*L .. +L] (L = cg_direct_lanes) += lane partial sums over the 'nimg' images i and
  * all output pixels (oy < outh, ox < outw) of DY[i*dy_img + m*ldy +
  * oy*outw + ox] * x_i[c][oy*sh + oh + ky*dh][ox*sw + ow + kx*dw] with k = (c*kh +
  * ky)*kw + kx, K = nc*kh*kw, for m < M (in register tiles of

@@ -262,6 +262,12 @@ static cg_window window_of(const conv_geom *s) {
  * measured slower than im2col). */
 static int gw_direct(const conv_geom *s) { return s->sh == 1 && s->sw == 1; }
 
+/* Lanes of the partial sums of the direct weight gradient. */
+static int gwd_lanes(const conv_geom *s) {
+  cg_window wd = window_of(s);
+  return cg_direct_lanes(&wd, s->dt);
+}
+
 /* dy channels per work item of the direct weight gradient. */
 static int64_t gwd_rows(const conv_geom *s) {
   return cg_direct_dot_rows(s->mg, s->khw, cg_host_vector_floats() >= 16);
@@ -415,7 +421,7 @@ static void plan_grad_weight(const ir_graph *g, const ir_node *n, cg_plan *p) {
     int64_t mc = gwd_chunk(&s);
     p->par = s.g * ((s.mg + mc - 1) / mc) * gwd_cblocks(&s);
     p->scratch_bytes =
-        align64(mc * s.k * lanes * s.esz) + cg_direct_dot_buffer_elems(&wd, s.dt, s.cg, s.oh, gwd_images(&s), mc) * s.esz;
+        align64(mc * s.k * gwd_lanes(&s) * s.esz) + cg_direct_dot_buffer_elems(&wd, s.dt, s.cg, s.oh, gwd_images(&s), mc) * s.esz;
   }
   p->flops = conv_flops(&s);
 }
@@ -454,7 +460,7 @@ static void gwd_images_block(cg_emit *e, const conv_geom *s, LLVMValueRef img0, 
  * in blocks of gwd_images. */
 static void gwd_item(cg_emit *e, const conv_geom *s, LLVMValueRef g, LLVMValueRef m0, int64_t rows, LLVMValueRef c0,
                      LLVMValueRef acc, LLVMValueRef buf) {
-  int lanes = cg_gemm_lanes(s->dt);
+  int lanes = gwd_lanes(s);
   LLVMTypeRef vt = cg_vec_type(e, s->dt, lanes);
   int64_t kb = s->cg / gwd_cblocks(s) * s->khw; /* columns of the block */
   int64_t nacc = rows * kb, nb = gwd_images(s), nfull = s->n / nb, rem = s->n - nfull * nb;
@@ -481,7 +487,7 @@ static void gwd_item(cg_emit *e, const conv_geom *s, LLVMValueRef g, LLVMValueRe
 /* The direct weight gradient: one work item per (group, block of dy
  * channels, block of input channels). */
 static void emit_gwd(cg_emit *e, const conv_geom *s) {
-  int lanes = cg_gemm_lanes(s->dt);
+  int lanes = gwd_lanes(s);
   int64_t mr = gwd_chunk(s), nmb = (s->mg + mr - 1) / mr, last = s->mg - (nmb - 1) * mr;
   int64_t ncb = gwd_cblocks(s);
   LLVMValueRef acc = cg_scratch(e, 0, s->dt);
