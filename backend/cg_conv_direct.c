@@ -537,8 +537,8 @@ int cg_direct_dot_rows(int64_t M, int64_t khw, int wide) {
 void cg_direct_dot_emit(cg_emit *e, ir_dtype dt, const cg_window *wd, LLVMValueRef X, int64_t x_img, int64_t nc,
                         int64_t nimg, int64_t outh, LLVMValueRef DY, int64_t dy_img, int64_t ldy, LLVMValueRef V,
                         int64_t M, LLVMValueRef P) {
-  ddot_args g = {dt, cg_direct_lanes(wd, dt), wd, pad_of(wd, outh), DY, P, V, dy_img, ldy, wd->outw, nc, wd->kh * wd->kw,
-                 0, nimg, outh};
+  ddot_args g = {dt, cg_direct_lanes(wd, dt), wd, pad_of(wd, outh), DY, P, V, dy_img, ldy, wd->outw, nc,
+                 wd->kh * wd->kw, 0, nimg, outh};
   g.K = nc * g.khw;
   if (rows_tiled(wd, M)) {
     int64_t zr = dot_zero_rows(wd);

@@ -22,7 +22,7 @@ void cg_loop_no_unroll(cg_emit *e, const cg_loop *l);
 void cg_gemm_emit(cg_emit *e, ir_dtype dt, LLVMValueRef A, int64_t am, int64_t ak, LLVMValueRef B,
                   int64_t ldb, LLVMValueRef C, int64_t ldc, int64_t M, int64_t K, int64_t P);
 
-/* V[(m*K + k)*L .. +L] (L = cg_direct_lanes) += lane partial sums of A[m*lda + p] * B[k*ldb + p]
+/* V[(m*K + k)*L .. +L] += lane partial sums of A[m*lda + p] * B[k*ldb + p]
  * over p < P (L = lanes; lane l holds the terms with p % L == l), for
  * m < M, k < K. V is a vector array of dtype 'dt'; reading stays within
  * [0, P) of each row. Summing V's lanes (cg_vsum) gives the dot products. */

@@ -124,8 +124,8 @@ static int window_dense(const cg_window *wd) {
 
 /* Switches 'f' to the direct path when its window is dense (at stride 2
  * as well: on ResNet's 32->64 3x3 stride-2 layer it measured 1.65-1.75 ms
- * against im2col's 2.05-2.25 on this AVX-512 machine, where im2col had
- * been kept for more than 32 output channels from an AVX2 one): blocks of
+ * against im2col's 2.05-2.25 on a Zen 4 (AVX-512) machine; the earlier
+ * cut-off at 32 output channels came from a Zen 1 (AVX2) one): blocks of
  * rows whose padded input rows fit DIRECT_BYTES. */
 static void fwd_choose(fwd_desc *f, int64_t esz) {
   f->direct = window_dense(&f->wd);
@@ -260,7 +260,7 @@ static cg_window window_of(const conv_geom *s) {
  * (window_dense), at any stride. At stride 2 every work item copies its
  * input channels' whole planes, column phases split, where im2col gathers
  * only the taps; the direct tiles still measured 1.5x faster on ResNet's
- * 3x3 stride-2 layers (AVX-512 host), while a 1x1 stride-2 window would
+ * 3x3 stride-2 layers (Zen 4, AVX-512), while a 1x1 stride-2 window would
  * copy four times what it reads. */
 static int gw_direct(const conv_geom *s) {
   cg_window wd = window_of(s);
@@ -425,8 +425,8 @@ static void plan_grad_weight(const ir_graph *g, const ir_node *n, cg_plan *p) {
     cg_window wd = window_of(&s);
     int64_t mc = gwd_chunk(&s);
     p->par = s.g * ((s.mg + mc - 1) / mc) * gwd_cblocks(&s);
-    p->scratch_bytes =
-        align64(mc * s.k * gwd_lanes(&s) * s.esz) + cg_direct_dot_buffer_elems(&wd, s.dt, s.cg, s.oh, gwd_images(&s), mc) * s.esz;
+    p->scratch_bytes = align64(mc * s.k * gwd_lanes(&s) * s.esz) +
+                       cg_direct_dot_buffer_elems(&wd, s.dt, s.cg, s.oh, gwd_images(&s), mc) * s.esz;
   }
   p->flops = conv_flops(&s);
 }
