@@ -113,6 +113,19 @@ static int64_t tap_offset(const cg_window *wd, const pad_geom *pg, int64_t t) {
   return (t / wd->kw) * wd->dh * pg->rs + cx % wd->sw * pg->wp + cx / wd->sw;
 }
 
+void cg_direct_fill_emit(cg_emit *e, const cg_window *wd, LLVMValueRef X, int64_t nc, LLVMValueRef oy0,
+                         int64_t rows, LLVMValueRef P) {
+  pad_geom pg = pad_of(wd, rows);
+  fill_pad(e, wd, &pg, X, nc, oy0, P);
+}
+
+cg_direct_layout cg_direct_layout_of(const cg_window *wd, int64_t rows) {
+  pad_geom pg = pad_of(wd, rows);
+  cg_direct_layout l = {pg.plane, wd->sh * pg.rs, {0}};
+  for (int64_t t = 0; t < wd->kh * wd->kw && t < CG_DIRECT_MAX_TAPS; t++) l.tap[t] = tap_offset(wd, &pg, t);
+  return l;
+}
+
 /* Operands of a direct forward emission. */
 typedef struct {
   ir_dtype dt;

@@ -72,6 +72,23 @@ int64_t cg_direct_buffer_elems(const cg_window *wd, int64_t nc, int64_t rows);
  * buffer of 'nc' channels stays within about 'budget' bytes. */
 int64_t cg_direct_rows(const cg_window *wd, int64_t nc, int64_t outh, int64_t esz, int64_t budget);
 
+/* Copies the padded input rows that output rows [oy0, oy0 + rows) of
+ * window 'wd' read, 'nc' channels of X (planes of h*w), into P
+ * (cg_direct_buffer_elems elements), as cg_direct_conv_emit does. */
+void cg_direct_fill_emit(cg_emit *e, const cg_window *wd, LLVMValueRef X, int64_t nc, LLVMValueRef oy0,
+                         int64_t rows, LLVMValueRef P);
+
+enum { CG_DIRECT_MAX_TAPS = 16 };
+
+/* Where that buffer holds what: channel c, output pixel (oy, ox) of the
+ * block, window tap t (< CG_DIRECT_MAX_TAPS) reads P[c*plane + oy*row + ox
+ * + tap[t]]. */
+typedef struct {
+  int64_t plane, row;
+  int64_t tap[CG_DIRECT_MAX_TAPS];
+} cg_direct_layout;
+cg_direct_layout cg_direct_layout_of(const cg_window *wd, int64_t rows);
+
 /* Y[m*ldy + oy*outw + ox] = sum_{c<nc, ky, kx} A[m*am + (c*kh + ky)*kw + kx] *
  * x[c][(oy0 + oy)*sh + oh + ky*dh][ox*sw + ow + kx*dw] (0 outside) for
  * m < M, oy < rows, ox < outw; X points at channel 0 (planes of h*w), Y at
@@ -107,5 +124,51 @@ int64_t cg_direct_dot_row(const cg_window *wd, ir_dtype dt);
 /* dy channels per register tile of cg_direct_dot_emit (at most M) for a
  * window of khw taps ('wide': 32 vector registers). */
 int cg_direct_dot_rows(int64_t M, int64_t khw, int wide);
+
+/* ---- Winograd F(2x2, 3x3) (cg_conv_winograd.c): 3x3 stride-1 windows
+ * of f32, in blocks of 2x2 output tiles. ---- */
+
+/* 1 if window 'wd' with 'nc' input and M output channels (per group) and
+ * 'outh' output rows takes the Winograd path: 3x3, stride and dilation 1,
+ * even output height and width, at least 16 channels each way. */
+int cg_wino_suits(const cg_window *wd, ir_dtype dt, int64_t nc, int64_t M, int64_t outh);
+
+/* One work item's block: 'nimg' whole images (rows == outh), or 'rows'
+ * output rows (even) of one image; 'tiles' 2x2 tiles in all, the rows of
+ * the transformed planes 'ldt' elements apart. */
+typedef struct {
+  int64_t nimg, rows, tiles, ldt;
+} cg_wino_block;
+
+/* The block for a batch of n images: the largest of 1, 2, ... tile rows
+ * (dividing outh/2), then 2, 3, ... whole images (dividing n) whose
+ * transformed planes (16 of nc channels and 16 of M) stay within 'budget'
+ * bytes, but at least the smallest with 'lanes' tiles (a whole vector of
+ * the GEMM). */
+cg_wino_block cg_wino_block_of(const cg_window *wd, int64_t nc, int64_t M, int64_t n, int64_t outh, int lanes,
+                               int64_t budget);
+
+/* Elements of one group's transformed weights: 16 x M x nc. */
+int64_t cg_wino_weight_elems(int64_t nc, int64_t M);
+
+/* Elements of a block's scratch: padded input rows, transformed input,
+ * transformed output. */
+int64_t cg_wino_buffer_elems(const cg_window *wd, int64_t nc, int64_t M, const cg_wino_block *b);
+
+/* U[(p*M + m)*nc + c] = position p of G g G^T for the 3x3 filter g at
+ * A + m*am + c*9 (row-major), for m < M, c < nc. */
+void cg_wino_weights_emit(cg_emit *e, ir_dtype dt, LLVMValueRef A, int64_t am, int64_t nc, int64_t M,
+                          LLVMValueRef U);
+
+/* The convolution of cg_direct_conv_emit for one block of b: output rows
+ * [oy0, oy0 + rows) (rows even; all of them when b->nimg > 1) of the
+ * b->nimg images at X + i*x_img (channel 0, planes of h*w), written to Y +
+ * i*y_img (channel 0, row oy0; channel stride ldy), from the transformed
+ * weights U (cg_wino_weights_emit), with S a scratch of
+ * cg_wino_buffer_elems elements. The order of the sums is fixed by the
+ * shapes. */
+void cg_wino_conv_emit(cg_emit *e, ir_dtype dt, const cg_window *wd, LLVMValueRef X, int64_t x_img, int64_t nc,
+                       LLVMValueRef oy0, const cg_wino_block *b, int64_t rows, LLVMValueRef U, LLVMValueRef Y,
+                       int64_t y_img, int64_t ldy, int64_t M, LLVMValueRef S);
 
 #endif

@@ -9,10 +9,14 @@
  * - conv2d: one work item per (image, block of output rows); per group
  *   either the block's padded input rows are copied (direct) or its im2col
  *   panel [Cg*KH*KW][pixels] is packed, then y = W_g x panel is written
- *   once, straight into y.
+ *   once, straight into y. 3x3 stride-1 windows with enough channels
+ *   (cg_wino_suits) take Winograd F(2x2,3x3) instead: the weights are
+ *   transformed once per call into scratch, and a work item is a block of
+ *   tile rows or of whole images (cg_conv_winograd.c).
  * - conv2d_grad_input, stride 1: dx is the forward convolution of dy with
  *   the weights transposed per group and flipped (packed once per call into
- *   scratch) under padding (K-1)*dilation - pad: the forward path again.
+ *   scratch) under padding (K-1)*dilation - pad: the forward path again
+ *   (Winograd included).
  *   Other strides: one work item per image, dcol = W_g^T x dy per block of
  *   dy rows, scatter-added into dx (col2im) in a fixed order.
  * - conv2d_grad_weight, direct: one work item per (group, block of output
@@ -26,6 +30,8 @@
  *   im2col rows are packed and dotted with dy rows. Either way every weight
  *   is computed by one thread in an order fixed by the shapes, so results
  *   do not depend on the thread count. */
+#include <stdlib.h>
+#include <string.h>
 #include "cg_gemm.h"
 
 enum {
@@ -33,7 +39,8 @@ enum {
   GW_PANEL_BYTES = 64 * 1024, /* im2col rows of the weight gradient */
   DIRECT_BYTES = 32 * 1024,   /* padded input rows of a direct forward block (L1) */
   GWD_DY_BYTES = 16 * 1024,   /* dy planes of a direct weight-gradient tile (L1) */
-  GWD_X_BYTES = 96 * 1024     /* padded input planes of a direct weight-gradient image block (L2) */
+  GWD_X_BYTES = 96 * 1024,    /* padded input planes of a direct weight-gradient image block (L2) */
+  WINO_BYTES = 64 * 1024      /* transformed input and output planes of a Winograd block */
 };
 
 /* Geometry of one convolution x[N,C,H,W] * w[CO,C/G,KH,KW] -> y[N,CO,OH,OW]. */
@@ -110,7 +117,10 @@ typedef struct {
   cg_window wd;
   int64_t groups, cin, cin_g, cout, cout_g, k, outh;
   int64_t a_gstride, am, ak;
+  int64_t n;  /* images */
   int direct; /* padded rows buffer instead of im2col (cg_conv_direct.c) */
+  int wino;   /* Winograd F(2x2,3x3) blocks (cg_conv_winograd.c) */
+  cg_wino_block wb;
   blocking bl;
 } fwd_desc;
 
@@ -122,6 +132,13 @@ static int window_dense(const cg_window *wd) {
   return (wd->kh - 1) * wd->dh + 1 >= wd->sh && (wd->kw - 1) * wd->dw + 1 >= wd->sw;
 }
 
+/* 1 unless ATTNC_NO_WINOGRAD is set (to anything but 0): a comparison aid
+ * that sends the 3x3 stride-1 convolutions down the direct path. */
+static int wino_enabled(void) {
+  const char *env = getenv("ATTNC_NO_WINOGRAD");
+  return !env || !strcmp(env, "0");
+}
+
 /* Switches 'f' to the direct path when its window is dense (at stride 2
  * as well: on ResNet's 32->64 3x3 stride-2 layer it measured 1.65-1.75 ms
  * against im2col's 2.05-2.25 on a Zen 4 (AVX-512) machine; the earlier
@@ -129,17 +146,32 @@ static int window_dense(const cg_window *wd) {
  * rows whose padded input rows fit DIRECT_BYTES. */
 static void fwd_choose(fwd_desc *f, int64_t esz) {
   f->direct = window_dense(&f->wd);
+  f->wino = 0;
+  f->wb = (cg_wino_block){1, 0, 0, 0};
   if (!f->direct) return;
   blocking *b = &f->bl;
-  b->rb = cg_direct_rows(&f->wd, f->cin_g, f->outh, esz, DIRECT_BYTES);
+  if (wino_enabled() && cg_wino_suits(&f->wd, f->dt, f->cin_g, f->cout_g, f->outh)) {
+    f->wino = 1;
+    f->wb = cg_wino_block_of(&f->wd, f->cin_g, f->cout_g, f->n, f->outh, cg_gemm_lanes(f->dt), WINO_BYTES);
+    b->rb = f->wb.rows;
+  } else {
+    b->rb = cg_direct_rows(&f->wd, f->cin_g, f->outh, esz, DIRECT_BYTES);
+  }
   b->nfull = f->outh / b->rb;
   b->rem = f->outh - b->nfull * b->rb;
   b->nblk = b->nfull + (b->rem > 0);
   b->ldcol = 0;
 }
 
+/* Elements of the Winograd weights of all groups of 'f' (at the start of
+ * its scratch), 64-byte aligned. */
+static int64_t wino_u_elems(const fwd_desc *f) {
+  return (f->groups * cg_wino_weight_elems(f->cin_g, f->cout_g) + 15) / 16 * 16;
+}
+
 /* Per-thread scratch elements of the row blocks of 'f'. */
 static int64_t fwd_scratch_elems(const fwd_desc *f) {
+  if (f->wino) return wino_u_elems(f) + cg_wino_buffer_elems(&f->wd, f->cin_g, f->cout_g, &f->wb);
   if (f->direct) return cg_direct_buffer_elems(&f->wd, f->cin_g, f->bl.rb);
   return f->k * f->bl.ldcol;
 }
@@ -156,7 +188,11 @@ static void fwd_block(cg_emit *e, const fwd_desc *f, LLVMValueRef X, LLVMValueRe
   LLVMValueRef yoff = cg_mul(e, cg_add(e, cg_mul(e, img, cg_i64(e, f->cout)), cg_mul(e, g, cg_i64(e, f->cout_g))),
                              cg_i64(e, outplane));
   LLVMValueRef yg = cg_gep(e, Y, cg_add(e, yoff, cg_mul(e, oy0, cg_i64(e, f->wd.outw))));
-  if (f->direct) {
+  if (f->wino) {
+    LLVMValueRef u = cg_gep(e, col, cg_mul(e, g, cg_i64(e, cg_wino_weight_elems(f->cin_g, f->cout_g))));
+    cg_wino_conv_emit(e, f->dt, &f->wd, xg, f->cin * inplane, f->cin_g, oy0, &f->wb, rows, u, yg,
+                      f->cout * outplane, outplane, f->cout_g, cg_gep(e, col, cg_i64(e, wino_u_elems(f))));
+  } else if (f->direct) {
     cg_direct_conv_emit(e, f->dt, &f->wd, xg, f->cin_g, oy0, rows, ag, f->am, yg, outplane, f->cout_g, col);
   } else {
     cg_im2col_emit(e, &f->wd, xg, f->cin_g, oy0, rows, col, f->bl.ldcol);
@@ -165,12 +201,24 @@ static void fwd_block(cg_emit *e, const fwd_desc *f, LLVMValueRef X, LLVMValueRe
   cg_loop_end(e, &lg);
 }
 
-/* Emits the work-item loop of a forward convolution: item = image * nblk + block. */
+/* Work items of a forward convolution: (image or Winograd image block) x row block. */
+static int64_t fwd_item_count(const fwd_desc *f) { return f->n / f->wb.nimg * f->bl.nblk; }
+
+/* Emits the work-item loop of a forward convolution: item = image * nblk +
+ * block (image: the first of the item's Winograd block of images), after
+ * the Winograd weights of every group when it takes that path. */
 static void fwd_items(cg_emit *e, const fwd_desc *f, LLVMValueRef X, LLVMValueRef A, LLVMValueRef Y,
                       LLVMValueRef col) {
+  if (f->wino) {
+    cg_loop lg;
+    LLVMValueRef g = cg_loop_begin(e, &lg, cg_i64(e, 0), cg_i64(e, f->groups), 1);
+    cg_wino_weights_emit(e, f->dt, cg_gep(e, A, cg_mul(e, g, cg_i64(e, f->a_gstride))), f->am, f->cin_g,
+                         f->cout_g, cg_gep(e, col, cg_mul(e, g, cg_i64(e, cg_wino_weight_elems(f->cin_g, f->cout_g)))));
+    cg_loop_end(e, &lg);
+  }
   cg_loop li;
   LLVMValueRef it = cg_loop_begin(e, &li, e->begin, e->end, 1);
-  LLVMValueRef img = LLVMBuildSDiv(e->b, it, cg_i64(e, f->bl.nblk), "");
+  LLVMValueRef img = cg_mul(e, LLVMBuildSDiv(e->b, it, cg_i64(e, f->bl.nblk), ""), cg_i64(e, f->wb.nimg));
   LLVMValueRef blk = LLVMBuildSRem(e->b, it, cg_i64(e, f->bl.nblk), "");
   LLVMValueRef oy0 = cg_mul(e, blk, cg_i64(e, f->bl.rb));
   if (f->bl.rem > 0) {
@@ -198,6 +246,7 @@ static fwd_desc fwd_of_conv(const conv_geom *s) {
   f.cout_g = s->mg;
   f.k = s->k;
   f.outh = s->oh;
+  f.n = s->n;
   f.a_gstride = s->mg * s->k;
   f.am = s->k;
   f.ak = 1;
@@ -220,6 +269,7 @@ static fwd_desc fwd_of_grad_input(const conv_geom *s) {
   f.cout_g = s->cg;
   f.k = s->mg * s->khw;
   f.outh = s->h;
+  f.n = s->n;
   f.a_gstride = s->cg * f.k;
   f.am = f.k;
   f.ak = 1;
@@ -316,7 +366,7 @@ static void plan_conv(const ir_graph *g, const ir_node *n, cg_plan *p) {
   conv_geom s;
   geom_of(g, n, &s);
   fwd_desc f = fwd_of_conv(&s);
-  p->par = s.n * f.bl.nblk;
+  p->par = fwd_item_count(&f);
   p->scratch_bytes = fwd_scratch_elems(&f) * s.esz;
   p->flops = conv_flops(&s);
 }
@@ -336,7 +386,7 @@ static void plan_grad_input(const ir_graph *g, const ir_node *n, cg_plan *p) {
   p->flops = conv_flops(&s);
   if (gi_direct(&s)) {
     fwd_desc f = fwd_of_grad_input(&s);
-    p->par = s.n * f.bl.nblk;
+    p->par = fwd_item_count(&f);
     p->scratch_bytes = align64(s.co * s.k * s.esz) + fwd_scratch_elems(&f) * s.esz;
   } else {
     blocking b = gi_blocking(&s);

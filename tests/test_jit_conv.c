@@ -4,7 +4,8 @@
  * depthwise, 1x1 and 7x7 windows, kernels wider than the input, batches 1
  * to 3, blocks of rows with a remainder, f64; at stride 1 the direct
  * path's edges: rows not a multiple of the vector, narrower than it, H = 1,
- * C = 1, wide padding, row and image blocks with remainders), and the
+ * C = 1, wide padding, row and image blocks with remainders; Winograd's
+ * tile-row and whole-image blocks, masked tile rows, groups, padding), and the
  * results bitwise equal across runs and across 1 and 2 threads. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -110,6 +111,12 @@ static const conv_case cases[] = {
     {1, 4, 2, 15, 6, 3, 3, 1, 1, 1, 1, 1, 1, 2, "f32"},    /* groups 2, 1 output each, 15 rows */
     {2, 2, 1, 10, 9, 7, 7, 1, 1, 3, 3, 1, 1, 1, "f64"},    /* f64 */
     {1, 2, 1, 40, 8, 11, 11, 1, 1, 5, 5, 1, 1, 1, "f32"},  /* 11x11: the largest row-tiled window */
+    /* Winograd F(2x2,3x3): 3x3 stride 1, >= 16 channels, even output */
+    {3, 16, 16, 28, 28, 3, 3, 1, 1, 1, 1, 1, 1, 1, "f32"}, /* 14 tiles a row (masked tail), blocks of 2 tile rows */
+    {4, 16, 20, 4, 6, 3, 3, 1, 1, 1, 1, 1, 1, 1, "f32"},   /* blocks of 4 whole images, 20 outputs */
+    {2, 32, 34, 10, 12, 3, 3, 1, 1, 0, 0, 1, 1, 2, "f32"}, /* groups 2, pad 0 */
+    {1, 17, 16, 6, 8, 3, 3, 1, 1, 2, 2, 1, 1, 1, "f32"},   /* pad 2: output larger than input */
+    {2, 16, 16, 7, 9, 3, 3, 1, 1, 1, 1, 1, 1, 1, "f32"},   /* odd output: the direct path */
 };
 enum { NCASES = sizeof cases / sizeof cases[0] };
 

@@ -1,0 +1,255 @@
+/* Winograd F(2x2, 3x3) convolution (Lavin and Gray, "Fast Algorithms for
+ * Convolutional Neural Networks", 2016) for 3x3 stride-1 windows: each
+ * 2x2 block of outputs ("tile") is A^T [(G g G^T) . (B^T d B)] A, where d
+ * is the tile's 4x4 input patch and g a 3x3 filter. Per block of tiles
+ * the kernel copies the padded input rows once (cg_direct_fill_emit, read
+ * as a 4x4 stride-2 window over the tile grid), transforms them into 16
+ * planes V[p][c][tile], runs one GEMM per position p (cg_gemm_emit: M[p] =
+ * U[p] x V[p], U the transformed weights), and transforms M back into the
+ * output: 16 multiply-adds per tile and channel pair instead of 36. The
+ * transforms are additions only, so results differ from the direct sum by
+ * rounding. f32 only. */
+#include "cg_gemm.h"
+
+enum { POS = 16, SLACK = 16 };
+
+/* Fewest input and output channels that take this path: below them the
+ * transforms cost more than the multiply-adds they save. */
+enum { MIN_CHANNELS = 16 };
+
+/* The 4x4 stride-2 window over the tile grid of 'wd': input patch of tile
+ * (ty, tx) starts at row 2*ty + oh, column 2*tx + ow. */
+static cg_window tile_window(const cg_window *wd) {
+  return (cg_window){wd->h, wd->w, 4, 4, 2, 2, wd->oh, wd->ow, 1, 1, wd->outw / 2};
+}
+
+int cg_wino_suits(const cg_window *wd, ir_dtype dt, int64_t nc, int64_t M, int64_t outh) {
+  return dt == IR_F32 && wd->kh == 3 && wd->kw == 3 && wd->sh == 1 && wd->sw == 1 && wd->dh == 1 &&
+         wd->dw == 1 && outh % 2 == 0 && wd->outw % 2 == 0 && nc >= MIN_CHANNELS && M >= MIN_CHANNELS;
+}
+
+static int64_t round16(int64_t x) { return (x + 15) / 16 * 16; }
+
+/* The block of 'tr' tile rows of one image (tr < th) or of 'k' whole images. */
+static cg_wino_block block(int64_t tw, int64_t tr, int64_t k) {
+  cg_wino_block b = {k, 2 * tr, k * tr * tw, 0};
+  b.ldt = round16(b.tiles);
+  return b;
+}
+
+cg_wino_block cg_wino_block_of(const cg_window *wd, int64_t nc, int64_t M, int64_t n, int64_t outh, int lanes,
+                               int64_t budget) {
+  int64_t tw = wd->outw / 2, th = outh / 2, per_tile = POS * (nc + M) * 4;
+  /* candidates by size: tile rows dividing th, then whole images dividing n */
+  cg_wino_block best = block(tw, 1, 1);
+  for (int64_t tr = 2; tr <= th; tr++) {
+    if (th % tr) continue;
+    cg_wino_block b = block(tw, tr, 1);
+    if (best.tiles >= lanes && b.tiles * per_tile > budget) return best;
+    best = b;
+  }
+  for (int64_t k = 2; k <= n; k++) {
+    if (n % k) continue;
+    cg_wino_block b = block(tw, th, k);
+    if (best.tiles >= lanes && b.tiles * per_tile > budget) return best;
+    best = b;
+  }
+  return best;
+}
+
+int64_t cg_wino_weight_elems(int64_t nc, int64_t M) { return POS * M * nc; }
+
+/* Scratch pieces of a block: padded input rows, then V, then M. */
+static int64_t pad_elems(const cg_window *wd, int64_t nc, int64_t rows) {
+  cg_window t = tile_window(wd);
+  return round16(cg_direct_buffer_elems(&t, nc, rows / 2));
+}
+static int64_t v_elems(int64_t nc, const cg_wino_block *b) { return round16(POS * nc * b->ldt + SLACK); }
+
+int64_t cg_wino_buffer_elems(const cg_window *wd, int64_t nc, int64_t M, const cg_wino_block *b) {
+  return pad_elems(wd, nc, b->rows) + v_elems(nc, b) + round16(POS * M * b->ldt + SLACK);
+}
+
+static LLVMValueRef fadd(cg_emit *e, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildFAdd(e->b, a, b, ""); }
+static LLVMValueRef fsub(cg_emit *e, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildFSub(e->b, a, b, ""); }
+
+/* u = G g G^T for one 3x3 filter g (row-major), u row-major 4x4:
+ * G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]. */
+static void filter_transform(cg_emit *e, ir_dtype dt, LLVMValueRef g[9], LLVMValueRef u[16]) {
+  LLVMValueRef half = cg_const(e, dt, 0.5), t[4][3];
+  for (int j = 0; j < 3; j++) {
+    LLVMValueRef g0 = g[j], g1 = g[3 + j], g2 = g[6 + j];
+    LLVMValueRef s = LLVMBuildFMul(e->b, fadd(e, g0, g2), half, ""), h1 = LLVMBuildFMul(e->b, g1, half, "");
+    t[0][j] = g0;
+    t[1][j] = fadd(e, s, h1);
+    t[2][j] = fsub(e, s, h1);
+    t[3][j] = g2;
+  }
+  for (int i = 0; i < 4; i++) {
+    LLVMValueRef s = LLVMBuildFMul(e->b, fadd(e, t[i][0], t[i][2]), half, "");
+    LLVMValueRef h1 = LLVMBuildFMul(e->b, t[i][1], half, "");
+    u[i * 4 + 0] = t[i][0];
+    u[i * 4 + 1] = fadd(e, s, h1);
+    u[i * 4 + 2] = fsub(e, s, h1);
+    u[i * 4 + 3] = t[i][2];
+  }
+}
+
+void cg_wino_weights_emit(cg_emit *e, ir_dtype dt, LLVMValueRef A, int64_t am, int64_t nc, int64_t M,
+                          LLVMValueRef U) {
+  cg_loop lm, lc;
+  LLVMValueRef m = cg_loop_begin(e, &lm, cg_i64(e, 0), cg_i64(e, M), 1);
+  LLVMValueRef c = cg_loop_begin(e, &lc, cg_i64(e, 0), cg_i64(e, nc), 1);
+  LLVMValueRef src = cg_add(e, cg_mul(e, m, cg_i64(e, am)), cg_mul(e, c, cg_i64(e, 9))), g[9], u[16];
+  for (int k = 0; k < 9; k++) g[k] = cg_load(e, A, cg_add(e, src, cg_i64(e, k)));
+  filter_transform(e, dt, g, u);
+  LLVMValueRef dst = cg_add(e, cg_mul(e, m, cg_i64(e, nc)), c);
+  for (int p = 0; p < POS; p++) cg_store(e, U, cg_add(e, dst, cg_i64(e, p * M * nc)), u[p]);
+  cg_loop_end(e, &lc);
+  cg_loop_end(e, &lm);
+}
+
+/* v = B^T d B for a 4x4 patch d (vectors over tiles), in place:
+ * B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]. */
+static void input_transform(cg_emit *e, LLVMValueRef d[16]) {
+  LLVMValueRef t[16];
+  for (int i = 0; i < 4; i++) {
+    LLVMValueRef *r = d + 4 * i;
+    t[4 * i + 0] = fsub(e, r[0], r[2]);
+    t[4 * i + 1] = fadd(e, r[1], r[2]);
+    t[4 * i + 2] = fsub(e, r[2], r[1]);
+    t[4 * i + 3] = fsub(e, r[1], r[3]);
+  }
+  for (int j = 0; j < 4; j++) {
+    d[0 + j] = fsub(e, t[0 + j], t[8 + j]);
+    d[4 + j] = fadd(e, t[4 + j], t[8 + j]);
+    d[8 + j] = fsub(e, t[8 + j], t[4 + j]);
+    d[12 + j] = fsub(e, t[4 + j], t[12 + j]);
+  }
+}
+
+/* y = A^T m A for a 4x4 m (vectors over tiles): y[0..3] = the 2x2 outputs,
+ * A^T = [1 1 1 0; 0 1 -1 -1]. */
+static void output_transform(cg_emit *e, LLVMValueRef m[16], LLVMValueRef y[4]) {
+  LLVMValueRef s[4][2];
+  for (int i = 0; i < 4; i++) {
+    LLVMValueRef *r = m + 4 * i;
+    s[i][0] = fadd(e, fadd(e, r[0], r[1]), r[2]);
+    s[i][1] = fsub(e, fsub(e, r[1], r[2]), r[3]);
+  }
+  for (int j = 0; j < 2; j++) {
+    y[j] = fadd(e, fadd(e, s[0][j], s[1][j]), s[2][j]);
+    y[2 + j] = fsub(e, fsub(e, s[1][j], s[2][j]), s[3][j]);
+  }
+}
+
+/* Loads or stores the first 'count' of 'lanes' lanes (all when count == lanes). */
+static LLVMValueRef vload(cg_emit *e, LLVMValueRef base, LLVMValueRef idx, int lanes, int count) {
+  return count >= lanes ? cg_vload(e, base, idx, lanes) : cg_vload_first(e, base, idx, lanes, count);
+}
+static void vstore(cg_emit *e, LLVMValueRef base, LLVMValueRef idx, LLVMValueRef v, int count) {
+  if (count >= (int)LLVMGetVectorSize(LLVMTypeOf(v)))
+    cg_vstore(e, base, idx, v);
+  else
+    cg_vstore_first(e, base, idx, v, count);
+}
+
+/* Operands of one block emission. */
+typedef struct {
+  ir_dtype dt;
+  const cg_window *wd;
+  cg_window twd;
+  cg_direct_layout pl;
+  int lanes;          /* of the transforms' vectors along a tile row */
+  int64_t tw, trows;  /* tiles per tile row, tile rows per image in the block */
+  int64_t nc, M, ldt;
+  LLVMValueRef P, V, Mb;
+} wino_args;
+
+/* Transforms the padded input of the block's image 'img' (its index
+ * within the block) into V. */
+static void inputs(cg_emit *e, const wino_args *a, LLVMValueRef img) {
+  int L = a->lanes;
+  cg_loop lc, ly;
+  LLVMValueRef c = cg_loop_begin(e, &lc, cg_i64(e, 0), cg_i64(e, a->nc), 1);
+  LLVMValueRef ty = cg_loop_begin(e, &ly, cg_i64(e, 0), cg_i64(e, a->trows), 1);
+  LLVMValueRef src = cg_add(e, cg_mul(e, c, cg_i64(e, a->pl.plane)), cg_mul(e, ty, cg_i64(e, a->pl.row)));
+  LLVMValueRef t = cg_add(e, cg_mul(e, img, cg_i64(e, a->trows * a->tw)), cg_mul(e, ty, cg_i64(e, a->tw)));
+  LLVMValueRef dst = cg_add(e, cg_mul(e, c, cg_i64(e, a->ldt)), t);
+  for (int64_t x0 = 0; x0 < a->tw; x0 += L) {
+    int count = (int)(a->tw - x0 < L ? a->tw - x0 : L);
+    LLVMValueRef d[16];
+    for (int k = 0; k < 16; k++) d[k] = cg_vload(e, a->P, cg_add(e, src, cg_i64(e, x0 + a->pl.tap[k])), L);
+    input_transform(e, d);
+    for (int p = 0; p < POS; p++) vstore(e, a->V, cg_add(e, dst, cg_i64(e, p * a->nc * a->ldt + x0)), d[p], count);
+  }
+  cg_loop_end(e, &ly);
+  cg_loop_end(e, &lc);
+}
+
+/* Interleaves the lanes of a and b: a0 b0 a1 b1 ... */
+static LLVMValueRef interleave(cg_emit *e, LLVMValueRef a, LLVMValueRef b, int L) {
+  LLVMValueRef mask[64];
+  for (int i = 0; i < 2 * L; i++) mask[i] = LLVMConstInt(e->t_i32, (unsigned long long)(i / 2 + (i % 2) * L), 0);
+  return LLVMBuildShuffleVector(e->b, a, b, LLVMConstVector(mask, (unsigned)(2 * L)), "");
+}
+
+/* Transforms M of the block's image 'img' back into its output rows at Y
+ * (channel 0, first row of the block; channel stride ldy). */
+static void outputs(cg_emit *e, const wino_args *a, LLVMValueRef img, LLVMValueRef Y, int64_t ldy) {
+  int L = a->lanes;
+  int64_t outw = a->wd->outw;
+  cg_loop lm, ly;
+  LLVMValueRef m = cg_loop_begin(e, &lm, cg_i64(e, 0), cg_i64(e, a->M), 1);
+  LLVMValueRef ty = cg_loop_begin(e, &ly, cg_i64(e, 0), cg_i64(e, a->trows), 1);
+  LLVMValueRef t = cg_add(e, cg_mul(e, img, cg_i64(e, a->trows * a->tw)), cg_mul(e, ty, cg_i64(e, a->tw)));
+  LLVMValueRef src = cg_add(e, cg_mul(e, m, cg_i64(e, a->ldt)), t);
+  LLVMValueRef row = cg_add(e, cg_mul(e, m, cg_i64(e, ldy)), cg_mul(e, ty, cg_i64(e, 2 * outw)));
+  for (int64_t x0 = 0; x0 < a->tw; x0 += L) {
+    int count = (int)(a->tw - x0 < L ? a->tw - x0 : L);
+    LLVMValueRef mv[16], y[4];
+    for (int p = 0; p < POS; p++)
+      mv[p] = vload(e, a->Mb, cg_add(e, src, cg_i64(e, p * a->M * a->ldt + x0)), L, count);
+    output_transform(e, mv, y);
+    LLVMValueRef at = cg_add(e, row, cg_i64(e, 2 * x0));
+    vstore(e, Y, at, interleave(e, y[0], y[1], L), 2 * count);
+    vstore(e, Y, cg_add(e, at, cg_i64(e, outw)), interleave(e, y[2], y[3], L), 2 * count);
+  }
+  cg_loop_end(e, &ly);
+  cg_loop_end(e, &lm);
+}
+
+void cg_wino_conv_emit(cg_emit *e, ir_dtype dt, const cg_window *wd, LLVMValueRef X, int64_t x_img, int64_t nc,
+                       LLVMValueRef oy0, const cg_wino_block *b, int64_t rows, LLVMValueRef U, LLVMValueRef Y,
+                       int64_t y_img, int64_t ldy, int64_t M, LLVMValueRef S) {
+  wino_args a;
+  a.dt = dt;
+  a.wd = wd;
+  a.twd = tile_window(wd);
+  a.pl = cg_direct_layout_of(&a.twd, rows / 2);
+  a.lanes = cg_direct_lanes(&a.twd, dt);
+  a.tw = wd->outw / 2;
+  a.trows = rows / 2;
+  a.nc = nc;
+  a.M = M;
+  a.ldt = b->ldt;
+  a.P = S;
+  a.V = cg_gep(e, S, cg_i64(e, pad_elems(wd, nc, rows)));
+  a.Mb = cg_gep(e, a.V, cg_i64(e, v_elems(nc, b)));
+  LLVMValueRef toy0 = LLVMBuildSDiv(e->b, oy0, cg_i64(e, 2), "");
+  cg_loop li, lp, lo;
+  LLVMValueRef img = cg_loop_begin(e, &li, cg_i64(e, 0), cg_i64(e, b->nimg), 1);
+  cg_direct_fill_emit(e, &a.twd, cg_gep(e, X, cg_mul(e, img, cg_i64(e, x_img))), nc, toy0, a.trows, a.P);
+  inputs(e, &a, img);
+  cg_loop_end(e, &li);
+  int64_t tiles = b->nimg * a.trows * a.tw;
+  LLVMValueRef p = cg_loop_begin(e, &lp, cg_i64(e, 0), cg_i64(e, POS), 1);
+  cg_gemm_emit(e, dt, cg_gep(e, U, cg_mul(e, p, cg_i64(e, M * nc))), nc, 1,
+               cg_gep(e, a.V, cg_mul(e, p, cg_i64(e, nc * a.ldt))), a.ldt,
+               cg_gep(e, a.Mb, cg_mul(e, p, cg_i64(e, M * a.ldt))), a.ldt, M, nc, tiles);
+  cg_loop_end(e, &lp);
+  cg_loop_no_unroll(e, &lp);
+  LLVMValueRef io = cg_loop_begin(e, &lo, cg_i64(e, 0), cg_i64(e, b->nimg), 1);
+  outputs(e, &a, io, cg_gep(e, Y, cg_mul(e, io, cg_i64(e, y_img))), ldy);
+  cg_loop_end(e, &lo);
+}
