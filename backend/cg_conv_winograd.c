@@ -8,7 +8,9 @@
  * U[p] x V[p], U the transformed weights), and transforms M back into the
  * output: 16 multiply-adds per tile and channel pair instead of 36. The
  * transforms are additions only, so results differ from the direct sum by
- * rounding. f32 only. */
+ * rounding. f32 only. The weight gradient uses the same transforms: dw
+ * = G^T [sum over tiles of (A dy A^T) . (B^T d B)] G, one accumulating
+ * GEMM per position over the tiles (cg_wino_gw_emit). */
 #include "cg_gemm.h"
 
 enum { POS = 16, SLACK = 16 };
@@ -252,4 +254,213 @@ void cg_wino_conv_emit(cg_emit *e, ir_dtype dt, const cg_window *wd, LLVMValueRe
   LLVMValueRef io = cg_loop_begin(e, &lo, cg_i64(e, 0), cg_i64(e, b->nimg), 1);
   outputs(e, &a, io, cg_gep(e, Y, cg_mul(e, io, cg_i64(e, y_img))), ldy);
   cg_loop_end(e, &lo);
+}
+
+/* ---- the weight gradient: dw = G^T [sum over tiles of (A dy A^T) . (B^T d B)] G ---- */
+
+/* Scratch pieces of a weight-gradient item: the 16 sums dU[p][m][c], the
+ * block's padded input rows with channels innermost, the transformed input
+ * VT[p][t][c] and the transformed dy DYT[p][m][t]. */
+typedef struct {
+  int64_t du, pad, vt, dyt, total;
+  int64_t rp, wc; /* padded rows and columns of one image's block */
+} gw_layout;
+
+static gw_layout gw_layout_of(const cg_window *wd, int64_t nc, int64_t mb, const cg_wino_block *b) {
+  gw_layout l;
+  l.rp = b->rows + 2;
+  l.wc = wd->outw + 2;
+  l.du = 0;
+  l.pad = round16(POS * mb * nc);
+  l.vt = l.pad + round16(l.rp * l.wc * nc + SLACK);
+  l.dyt = l.vt + round16(POS * b->ldt * nc + SLACK);
+  l.total = l.dyt + round16(POS * mb * b->ldt + SLACK);
+  return l;
+}
+
+int64_t cg_wino_gw_buffer_elems(const cg_window *wd, int64_t nc, int64_t mb, const cg_wino_block *b) {
+  return gw_layout_of(wd, nc, mb, b).total;
+}
+
+/* Stores zeros at P[base + i] for i in [a, b). */
+static void zeros(cg_emit *e, LLVMValueRef P, LLVMValueRef base, int64_t a, int64_t b) {
+  if (a >= b) return;
+  cg_loop l;
+  LLVMValueRef i = cg_loop_begin(e, &l, cg_i64(e, a), cg_i64(e, b), 1);
+  cg_store(e, P, cg_add(e, base, i), LLVMConstNull(LLVMGetElementType(LLVMTypeOf(P))));
+  cg_loop_end(e, &l);
+}
+
+/* P[(r*wc + j)*nc + c] = x[c][iy0 + r][ow + j] (0 outside the input) for
+ * r < rp, j < wc, c < nc: the padded input rows of one block, channels
+ * innermost. */
+static void fill_cl(cg_emit *e, const cg_window *wd, const gw_layout *l, LLVMValueRef X, int64_t nc,
+                    LLVMValueRef iy0, LLVMValueRef P) {
+  int64_t jf = -wd->ow > 0 ? -wd->ow : 0, jl = wd->w - wd->ow < l->wc ? wd->w - wd->ow : l->wc;
+  if (jf > l->wc) jf = l->wc;
+  if (jl < jf) jl = jf;
+  cg_loop lr, lc, lj;
+  LLVMValueRef r = cg_loop_begin(e, &lr, cg_i64(e, 0), cg_i64(e, l->rp), 1);
+  LLVMValueRef iy = cg_add(e, iy0, r), rbase = cg_mul(e, r, cg_i64(e, l->wc * nc));
+  LLVMValueRef in = LLVMBuildAnd(e->b, LLVMBuildICmp(e->b, LLVMIntSGE, iy, cg_i64(e, 0), ""),
+                                 LLVMBuildICmp(e->b, LLVMIntSLT, iy, cg_i64(e, wd->h), ""), "");
+  cg_if ci;
+  cg_if_begin(e, &ci, in);
+  zeros(e, P, rbase, 0, jf * nc);
+  zeros(e, P, rbase, jl * nc, l->wc * nc);
+  if (jf < jl) {
+    LLVMValueRef c = cg_loop_begin(e, &lc, cg_i64(e, 0), cg_i64(e, nc), 1);
+    LLVMValueRef src = cg_add(e, cg_mul(e, c, cg_i64(e, wd->h * wd->w)), cg_mul(e, iy, cg_i64(e, wd->w)));
+    LLVMValueRef j = cg_loop_begin(e, &lj, cg_i64(e, jf), cg_i64(e, jl), 1);
+    cg_store(e, P, cg_add(e, cg_add(e, rbase, cg_mul(e, j, cg_i64(e, nc))), c),
+             cg_load(e, X, cg_add(e, src, cg_add(e, j, cg_i64(e, wd->ow)))));
+    cg_loop_end(e, &lj);
+    cg_loop_end(e, &lc);
+  }
+  cg_if_else(e, &ci);
+  zeros(e, P, rbase, 0, l->wc * nc);
+  cg_if_end(e, &ci);
+  cg_loop_end(e, &lr);
+}
+
+/* Operands of one weight-gradient item. */
+typedef struct {
+  ir_dtype dt;
+  const cg_window *wd;
+  const cg_wino_block *b;
+  gw_layout l;
+  int lanes;   /* tile lanes of the dy transform */
+  int clanes;  /* channel lanes of the input transform */
+  int64_t tw, trows, nc, mb, ldy;
+  LLVMValueRef dU, P, VT, DYT;
+} gw_args;
+
+/* VT[(p*ldt + t)*nc + c] = position p of B^T d B for the block's image
+ * 'img' (index within the block), vectors along the channels. */
+static void gw_inputs(cg_emit *e, const gw_args *a, LLVMValueRef img) {
+  int L = a->clanes;
+  int64_t nc = a->nc, wc = a->l.wc, ldt = a->b->ldt;
+  cg_loop ly, lx;
+  LLVMValueRef ty = cg_loop_begin(e, &ly, cg_i64(e, 0), cg_i64(e, a->trows), 1);
+  LLVMValueRef tx = cg_loop_begin(e, &lx, cg_i64(e, 0), cg_i64(e, a->tw), 1);
+  LLVMValueRef base = cg_mul(e, cg_add(e, cg_mul(e, ty, cg_i64(e, 2 * wc)), cg_mul(e, tx, cg_i64(e, 2))), cg_i64(e, nc));
+  LLVMValueRef t = cg_add(e, cg_add(e, cg_mul(e, img, cg_i64(e, a->trows * a->tw)), cg_mul(e, ty, cg_i64(e, a->tw))), tx);
+  LLVMValueRef dst = cg_mul(e, t, cg_i64(e, nc));
+  for (int64_t c0 = 0; c0 < nc; c0 += L) {
+    int count = (int)(nc - c0 < L ? nc - c0 : L);
+    LLVMValueRef d[16];
+    for (int i = 0; i < 4; i++)
+      for (int j = 0; j < 4; j++)
+        d[i * 4 + j] = cg_vload(e, a->P, cg_add(e, base, cg_i64(e, (i * wc + j) * nc + c0)), L);
+    input_transform(e, d);
+    for (int p = 0; p < POS; p++) vstore(e, a->VT, cg_add(e, dst, cg_i64(e, p * ldt * nc + c0)), d[p], count);
+  }
+  cg_loop_end(e, &lx);
+  cg_loop_end(e, &ly);
+}
+
+/* Lanes [first, first + 2, ...) of v: 'L' of them. */
+static LLVMValueRef every_other(cg_emit *e, LLVMValueRef v, int first, int L) {
+  LLVMValueRef mask[32];
+  for (int i = 0; i < L; i++) mask[i] = LLVMConstInt(e->t_i32, (unsigned long long)(2 * i + first), 0);
+  return LLVMBuildShuffleVector(e->b, v, LLVMGetUndef(LLVMTypeOf(v)), LLVMConstVector(mask, (unsigned)L), "");
+}
+
+/* DYT[(p*mb + m)*ldt + t] = position p of A dy A^T for the block's image
+ * 'img', dy of its channel m at DY + m*ldy (the block's first row). */
+static void gw_dys(cg_emit *e, const gw_args *a, LLVMValueRef img, LLVMValueRef DY) {
+  int L = a->lanes;
+  int64_t outw = a->wd->outw, ldt = a->b->ldt;
+  cg_loop lm, ly;
+  LLVMValueRef m = cg_loop_begin(e, &lm, cg_i64(e, 0), cg_i64(e, a->mb), 1);
+  LLVMValueRef ty = cg_loop_begin(e, &ly, cg_i64(e, 0), cg_i64(e, a->trows), 1);
+  LLVMValueRef row = cg_add(e, cg_mul(e, m, cg_i64(e, a->ldy)), cg_mul(e, ty, cg_i64(e, 2 * outw)));
+  LLVMValueRef t = cg_add(e, cg_mul(e, img, cg_i64(e, a->trows * a->tw)), cg_mul(e, ty, cg_i64(e, a->tw)));
+  LLVMValueRef dst = cg_add(e, cg_mul(e, m, cg_i64(e, ldt)), t);
+  for (int64_t x0 = 0; x0 < a->tw; x0 += L) {
+    int count = (int)(a->tw - x0 < L ? a->tw - x0 : L);
+    LLVMValueRef at = cg_add(e, row, cg_i64(e, 2 * x0));
+    LLVMValueRef v0 = vload(e, DY, at, 2 * L, 2 * count), v1 = vload(e, DY, cg_add(e, at, cg_i64(e, outw)), 2 * L, 2 * count);
+    /* rows of A dy: (x_i, y_i), then each row -> (x, x + y, x - y, -y) */
+    LLVMValueRef p0 = every_other(e, v0, 0, L), q0 = every_other(e, v0, 1, L);
+    LLVMValueRef p1 = every_other(e, v1, 0, L), q1 = every_other(e, v1, 1, L);
+    LLVMValueRef x[4] = {p0, fadd(e, p0, p1), fsub(e, p0, p1), LLVMBuildFNeg(e->b, p1, "")};
+    LLVMValueRef y[4] = {q0, fadd(e, q0, q1), fsub(e, q0, q1), LLVMBuildFNeg(e->b, q1, "")};
+    for (int i = 0; i < 4; i++) {
+      LLVMValueRef z[4] = {x[i], fadd(e, x[i], y[i]), fsub(e, x[i], y[i]), LLVMBuildFNeg(e->b, y[i], "")};
+      for (int j = 0; j < 4; j++)
+        vstore(e, a->DYT, cg_add(e, dst, cg_i64(e, (int64_t)(i * 4 + j) * a->mb * ldt + x0)), z[j], count);
+    }
+  }
+  cg_loop_end(e, &ly);
+  cg_loop_end(e, &lm);
+}
+
+/* w = G^T z G for the 16 sums z of one (m, c) (row-major 4x4), w 3x3. */
+static void filter_gradient(cg_emit *e, ir_dtype dt, LLVMValueRef z[16], LLVMValueRef w[9]) {
+  LLVMValueRef half = cg_const(e, dt, 0.5), t[3][4];
+  for (int j = 0; j < 4; j++) {
+    LLVMValueRef s = LLVMBuildFMul(e->b, fadd(e, z[4 + j], z[8 + j]), half, "");
+    t[0][j] = fadd(e, z[j], s);
+    t[1][j] = LLVMBuildFMul(e->b, fsub(e, z[4 + j], z[8 + j]), half, "");
+    t[2][j] = fadd(e, s, z[12 + j]);
+  }
+  for (int i = 0; i < 3; i++) {
+    LLVMValueRef s = LLVMBuildFMul(e->b, fadd(e, t[i][1], t[i][2]), half, "");
+    w[i * 3 + 0] = fadd(e, t[i][0], s);
+    w[i * 3 + 1] = LLVMBuildFMul(e->b, fsub(e, t[i][1], t[i][2]), half, "");
+    w[i * 3 + 2] = fadd(e, s, t[i][3]);
+  }
+}
+
+void cg_wino_gw_emit(cg_emit *e, ir_dtype dt, const cg_window *wd, LLVMValueRef X, int64_t x_img, int64_t nc,
+                     int64_t n, int64_t outh, const cg_wino_block *b, LLVMValueRef DY, int64_t dy_img, int64_t ldy,
+                     int64_t mb, LLVMValueRef DW, int64_t dwm, LLVMValueRef S) {
+  gw_args a;
+  cg_window twd = tile_window(wd);
+  a.dt = dt;
+  a.wd = wd;
+  a.b = b;
+  a.l = gw_layout_of(wd, nc, mb, b);
+  a.lanes = cg_direct_lanes(&twd, dt);
+  a.clanes = cg_gemm_lanes(dt);
+  a.tw = wd->outw / 2;
+  a.trows = b->rows / 2;
+  a.nc = nc;
+  a.mb = mb;
+  a.ldy = ldy;
+  a.dU = cg_gep(e, S, cg_i64(e, a.l.du));
+  a.P = cg_gep(e, S, cg_i64(e, a.l.pad));
+  a.VT = cg_gep(e, S, cg_i64(e, a.l.vt));
+  a.DYT = cg_gep(e, S, cg_i64(e, a.l.dyt));
+  int64_t nblk = outh / b->rows, ldt = b->ldt;
+  zeros(e, a.dU, cg_i64(e, 0), 0, POS * mb * nc);
+  cg_loop lb, li, lp, lm, lc;
+  /* blocks: images i0 .. i0 + nimg, rows oy0 .. oy0 + rows */
+  LLVMValueRef blk = cg_loop_begin(e, &lb, cg_i64(e, 0), cg_i64(e, n / b->nimg * nblk), 1);
+  LLVMValueRef i0 = cg_mul(e, LLVMBuildSDiv(e->b, blk, cg_i64(e, nblk), ""), cg_i64(e, b->nimg));
+  LLVMValueRef oy0 = cg_mul(e, LLVMBuildSRem(e->b, blk, cg_i64(e, nblk), ""), cg_i64(e, b->rows));
+  LLVMValueRef img = cg_loop_begin(e, &li, cg_i64(e, 0), cg_i64(e, b->nimg), 1);
+  LLVMValueRef gi = cg_add(e, i0, img);
+  fill_cl(e, wd, &a.l, cg_gep(e, X, cg_mul(e, gi, cg_i64(e, x_img))), nc, cg_affine(e, oy0, 1, wd->oh), a.P);
+  gw_inputs(e, &a, img);
+  gw_dys(e, &a, img, cg_gep(e, DY, cg_add(e, cg_mul(e, gi, cg_i64(e, dy_img)), cg_mul(e, oy0, cg_i64(e, wd->outw)))));
+  cg_loop_end(e, &li);
+  LLVMValueRef p = cg_loop_begin(e, &lp, cg_i64(e, 0), cg_i64(e, POS), 1);
+  cg_gemm_acc_emit(e, dt, cg_gep(e, a.DYT, cg_mul(e, p, cg_i64(e, mb * ldt))), ldt, 1,
+                   cg_gep(e, a.VT, cg_mul(e, p, cg_i64(e, ldt * nc))), nc,
+                   cg_gep(e, a.dU, cg_mul(e, p, cg_i64(e, mb * nc))), nc, mb, b->tiles, nc);
+  cg_loop_end(e, &lp);
+  cg_loop_no_unroll(e, &lp);
+  cg_loop_end(e, &lb);
+  /* dw[m*dwm + c*9 + t] = G^T dU[.][m][c] G */
+  LLVMValueRef m = cg_loop_begin(e, &lm, cg_i64(e, 0), cg_i64(e, mb), 1);
+  LLVMValueRef c = cg_loop_begin(e, &lc, cg_i64(e, 0), cg_i64(e, nc), 1);
+  LLVMValueRef src = cg_add(e, cg_mul(e, m, cg_i64(e, nc)), c), z[16], w[9];
+  for (int q = 0; q < POS; q++) z[q] = cg_load(e, a.dU, cg_add(e, src, cg_i64(e, q * mb * nc)));
+  filter_gradient(e, dt, z, w);
+  LLVMValueRef dst = cg_add(e, cg_mul(e, m, cg_i64(e, dwm)), cg_mul(e, c, cg_i64(e, 9)));
+  for (int k = 0; k < 9; k++) cg_store(e, DW, cg_add(e, dst, cg_i64(e, k)), w[k]);
+  cg_loop_end(e, &lc);
+  cg_loop_end(e, &lm);
 }

@@ -48,6 +48,7 @@ typedef struct {
   int lanes;
   LLVMValueRef A, B, C;
   int64_t am, ak, ldb, ldc, K;
+  int accumulate; /* C += A x B instead of C = A x B */
 } gemm_args;
 
 /* One register tile: rows [m0, m0+mr) x vectors [p0, p0 + nv*lanes), the
@@ -56,8 +57,13 @@ static void gemm_tile(cg_emit *e, const gemm_args *g, LLVMValueRef m0, LLVMValue
                       int last) {
   LLVMTypeRef vt = cg_vec_type(e, g->dt, g->lanes);
   LLVMValueRef acc[MAX_MR][MAX_NR];
-  for (int i = 0; i < mr; i++)
-    for (int j = 0; j < nv; j++) acc[i][j] = cg_var_new(e, vt, LLVMConstNull(vt));
+  for (int i = 0; i < mr; i++) {
+    LLVMValueRef crow = cg_add(e, cg_mul(e, cg_add(e, m0, cg_i64(e, i)), cg_i64(e, g->ldc)), p0);
+    for (int j = 0; j < nv; j++)
+      acc[i][j] = cg_var_new(e, vt, g->accumulate ? vload(e, g->C, cg_add(e, crow, cg_i64(e, (int64_t)j * g->lanes)),
+                                                          g->lanes, j == nv - 1 ? last : g->lanes)
+                                                  : LLVMConstNull(vt));
+  }
   cg_loop lk;
   LLVMValueRef k = cg_loop_begin(e, &lk, cg_i64(e, 0), cg_i64(e, g->K), 1);
   LLVMValueRef brow = cg_add(e, cg_mul(e, k, cg_i64(e, g->ldb)), p0);
@@ -111,15 +117,26 @@ static void gemm_rows(cg_emit *e, const gemm_args *g, int64_t m, int64_t count, 
  * broadcast within the register file: 6x2 with 16 registers, 8x3 with 32)
  * and M split into tiles as even as possible, so no tile is much shorter
  * than the others. */
-void cg_gemm_emit(cg_emit *e, ir_dtype dt, LLVMValueRef A, int64_t am, int64_t ak, LLVMValueRef B,
-                  int64_t ldb, LLVMValueRef C, int64_t ldc, int64_t M, int64_t K, int64_t P) {
-  gemm_args g = {dt, cg_gemm_lanes(dt), A, B, C, am, ak, ldb, ldc, K};
+/* C = A x B, or C += A x B when 'accumulate'. */
+static void gemm(cg_emit *e, ir_dtype dt, LLVMValueRef A, int64_t am, int64_t ak, LLVMValueRef B, int64_t ldb,
+                 LLVMValueRef C, int64_t ldc, int64_t M, int64_t K, int64_t P, int accumulate) {
+  gemm_args g = {dt, cg_gemm_lanes(dt), A, B, C, am, ak, ldb, ldc, K, accumulate};
   int maxmr = wide_regs() ? 8 : 6, nr = wide_regs() ? 3 : 2;
   int64_t tiles = (M + maxmr - 1) / maxmr;
   int hi = (int)((M + tiles - 1) / tiles);
   int64_t nhi = M - (int64_t)(hi - 1) * tiles; /* tiles of hi rows; the rest have hi - 1 */
   gemm_rows(e, &g, 0, nhi, hi, nr, P);
   gemm_rows(e, &g, nhi * hi, tiles - nhi, hi - 1, nr, P);
+}
+
+void cg_gemm_emit(cg_emit *e, ir_dtype dt, LLVMValueRef A, int64_t am, int64_t ak, LLVMValueRef B,
+                  int64_t ldb, LLVMValueRef C, int64_t ldc, int64_t M, int64_t K, int64_t P) {
+  gemm(e, dt, A, am, ak, B, ldb, C, ldc, M, K, P, 0);
+}
+
+void cg_gemm_acc_emit(cg_emit *e, ir_dtype dt, LLVMValueRef A, int64_t am, int64_t ak, LLVMValueRef B,
+                      int64_t ldb, LLVMValueRef C, int64_t ldc, int64_t M, int64_t K, int64_t P) {
+  gemm(e, dt, A, am, ak, B, ldb, C, ldc, M, K, P, 1);
 }
 
 /* Operands of one dot-GEMM emission. */

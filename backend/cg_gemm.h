@@ -22,6 +22,10 @@ void cg_loop_no_unroll(cg_emit *e, const cg_loop *l);
 void cg_gemm_emit(cg_emit *e, ir_dtype dt, LLVMValueRef A, int64_t am, int64_t ak, LLVMValueRef B,
                   int64_t ldb, LLVMValueRef C, int64_t ldc, int64_t M, int64_t K, int64_t P);
 
+/* As cg_gemm_emit, but C[m*ldc + p] += the sum (C is read first). */
+void cg_gemm_acc_emit(cg_emit *e, ir_dtype dt, LLVMValueRef A, int64_t am, int64_t ak, LLVMValueRef B,
+                      int64_t ldb, LLVMValueRef C, int64_t ldc, int64_t M, int64_t K, int64_t P);
+
 /* V[(m*K + k)*L .. +L] += lane partial sums of A[m*lda + p] * B[k*ldb + p]
  * over p < P (L = lanes; lane l holds the terms with p % L == l), for
  * m < M, k < K. V is a vector array of dtype 'dt'; reading stays within
@@ -170,5 +174,19 @@ void cg_wino_weights_emit(cg_emit *e, ir_dtype dt, LLVMValueRef A, int64_t am, i
 void cg_wino_conv_emit(cg_emit *e, ir_dtype dt, const cg_window *wd, LLVMValueRef X, int64_t x_img, int64_t nc,
                        LLVMValueRef oy0, const cg_wino_block *b, int64_t rows, LLVMValueRef U, LLVMValueRef Y,
                        int64_t y_img, int64_t ldy, int64_t M, LLVMValueRef S);
+
+/* Elements of the scratch of cg_wino_gw_emit for 'mb' dy channels. */
+int64_t cg_wino_gw_buffer_elems(const cg_window *wd, int64_t nc, int64_t mb, const cg_wino_block *b);
+
+/* The weight gradient of the convolution of cg_wino_conv_emit, by the same
+ * transforms: DW[m*dwm + c*9 + ky*3 + kx] = sum over the n images i and
+ * output pixels (oy, ox) of DY[i*dy_img + m*ldy + oy*outw + ox] *
+ * x_i[c][oy + oh + ky][ox + ow + kx] for m < mb, c < nc, x_i at X +
+ * i*x_img; blocks of b (n divisible by b->nimg, outh by b->rows) summed in
+ * a fixed order into 16 planes, transformed back at the end. S holds
+ * cg_wino_gw_buffer_elems elements. */
+void cg_wino_gw_emit(cg_emit *e, ir_dtype dt, const cg_window *wd, LLVMValueRef X, int64_t x_img, int64_t nc,
+                     int64_t n, int64_t outh, const cg_wino_block *b, LLVMValueRef DY, int64_t dy_img, int64_t ldy,
+                     int64_t mb, LLVMValueRef DW, int64_t dwm, LLVMValueRef S);
 
 #endif

@@ -19,6 +19,11 @@
  *   (Winograd included).
  *   Other strides: one work item per image, dcol = W_g^T x dy per block of
  *   dy rows, scatter-added into dx (col2im) in a fixed order.
+ * - conv2d_grad_weight, Winograd (3x3 stride 1, many channels: gw_wino):
+ *   one work item per (group, half of its dy channels); per block of
+ *   tile rows or images the input (channels innermost) and dy are
+ *   transformed and one accumulating GEMM per position sums their
+ *   products over the tiles; at the end the 16 sums are transformed back.
  * - conv2d_grad_weight, direct: one work item per (group, block of output
  *   channels: one or more register tiles, at least 4 items per group,
  *   block of input channels: all of the group's unless that leaves fewer
@@ -40,7 +45,8 @@ enum {
   DIRECT_BYTES = 32 * 1024,   /* padded input rows of a direct forward block (L1) */
   GWD_DY_BYTES = 16 * 1024,   /* dy planes of a direct weight-gradient tile (L1) */
   GWD_X_BYTES = 96 * 1024,    /* padded input planes of a direct weight-gradient image block (L2) */
-  WINO_BYTES = 64 * 1024      /* transformed input and output planes of a Winograd block */
+  WINO_BYTES = 64 * 1024,     /* transformed input and output planes of a Winograd block */
+  GWW_MIN_CHANNELS = 48       /* fewest input channels of a Winograd weight gradient (gw_wino) */
 };
 
 /* Geometry of one convolution x[N,C,H,W] * w[CO,C/G,KH,KW] -> y[N,CO,OH,OW]. */
@@ -358,6 +364,26 @@ static int64_t gwd_images(const conv_geom *s) {
   return nb < s->n ? nb : s->n;
 }
 
+/* dy channels per work item of the Winograd weight gradient: half the
+ * group's (two items per group: each transforms the whole input, so more
+ * items would repeat that work). */
+static int64_t gww_rows(const conv_geom *s) { return (s->mg + 1) / 2; }
+
+/* 1 if the weight gradient takes the Winograd path (cg_wino_suits, and at
+ * least GWW_MIN_CHANNELS input channels), with its block in *b. Each item
+ * copies its whole input with the channels innermost (scalar stores) and
+ * transforms it, work that the 2.25x fewer multiply-adds repay only with
+ * many channels: measured on a Zen 4 (bench/conv_kernels, 2 threads, runs
+ * alternating with the direct path), ResNet-20's 64-channel 8x8 layer
+ * 2.9-3.0 -> 2.1-2.4 ms, its 32-channel one no faster (2.9-3.6 either
+ * way), its 16-channel one slower (3.3-3.9 -> 4.1-5.4). */
+static int gw_wino(const conv_geom *s, cg_wino_block *b) {
+  cg_window wd = window_of(s);
+  if (!wino_enabled() || s->cg < GWW_MIN_CHANNELS || !cg_wino_suits(&wd, s->dt, s->cg, s->mg, s->oh)) return 0;
+  *b = cg_wino_block_of(&wd, s->cg, gww_rows(s), s->n, s->oh, cg_gemm_lanes(s->dt), WINO_BYTES);
+  return 1;
+}
+
 static double conv_flops(const conv_geom *s) {
   return 2.0 * (double)s->n * (double)s->co * (double)s->k * (double)s->oh * (double)s->ow;
 }
@@ -478,6 +504,12 @@ static void plan_grad_weight(const ir_graph *g, const ir_node *n, cg_plan *p) {
     p->scratch_bytes = align64(mc * s.k * gwd_lanes(&s) * s.esz) +
                        cg_direct_dot_buffer_elems(&wd, s.dt, s.cg, s.oh, gwd_images(&s), mc) * s.esz;
   }
+  cg_wino_block wb;
+  if (gw_wino(&s, &wb)) {
+    cg_window wd = window_of(&s);
+    p->par = s.g * 2;
+    p->scratch_bytes = cg_wino_gw_buffer_elems(&wd, s.cg, gww_rows(&s), &wb) * s.esz;
+  }
   p->flops = conv_flops(&s);
 }
 
@@ -567,10 +599,43 @@ static void emit_gwd(cg_emit *e, const conv_geom *s) {
   cg_loop_end(e, &li);
 }
 
+/* The Winograd weight gradient: one work item per (group, half of its dy
+ * channels). */
+static void emit_gww(cg_emit *e, const conv_geom *s, const cg_wino_block *wb) {
+  cg_window wd = window_of(s);
+  int64_t mb = gww_rows(s), last = s->mg - mb, outplane = s->oh * s->ow;
+  LLVMValueRef S = cg_scratch(e, 0, s->dt);
+  cg_loop li;
+  LLVMValueRef item = cg_loop_begin(e, &li, e->begin, e->end, 1);
+  LLVMValueRef g = LLVMBuildSDiv(e->b, item, cg_i64(e, 2), "");
+  LLVMValueRef half = LLVMBuildSRem(e->b, item, cg_i64(e, 2), "");
+  LLVMValueRef m0 = cg_add(e, cg_mul(e, g, cg_i64(e, s->mg)), cg_mul(e, half, cg_i64(e, mb)));
+  LLVMValueRef X = cg_gep(e, e->arg[1], cg_mul(e, g, cg_i64(e, s->cg * s->h * s->w)));
+  LLVMValueRef DY = cg_gep(e, e->arg[2], cg_mul(e, m0, cg_i64(e, outplane)));
+  LLVMValueRef DW = cg_gep(e, e->arg[0], cg_mul(e, m0, cg_i64(e, s->k)));
+  int64_t x_img = s->c * s->h * s->w, dy_img = s->co * outplane;
+  if (last < mb) {
+    cg_if c;
+    cg_if_begin(e, &c, LLVMBuildICmp(e->b, LLVMIntEQ, half, cg_i64(e, 0), ""));
+    cg_wino_gw_emit(e, s->dt, &wd, X, x_img, s->cg, s->n, s->oh, wb, DY, dy_img, outplane, mb, DW, s->k, S);
+    cg_if_else(e, &c);
+    cg_wino_gw_emit(e, s->dt, &wd, X, x_img, s->cg, s->n, s->oh, wb, DY, dy_img, outplane, last, DW, s->k, S);
+    cg_if_end(e, &c);
+  } else {
+    cg_wino_gw_emit(e, s->dt, &wd, X, x_img, s->cg, s->n, s->oh, wb, DY, dy_img, outplane, mb, DW, s->k, S);
+  }
+  cg_loop_end(e, &li);
+}
+
 static attnc_status emit_grad_weight(cg_emit *e, const cg_plan *p) {
   (void)p;
   conv_geom s;
   geom_of(e->g, e->n, &s);
+  cg_wino_block wb;
+  if (gw_wino(&s, &wb)) {
+    emit_gww(e, &s, &wb);
+    return ATTNC_OK;
+  }
   if (gw_direct(&s)) {
     emit_gwd(e, &s);
     return ATTNC_OK;

@@ -5,7 +5,8 @@
  * to 3, blocks of rows with a remainder, f64; at stride 1 the direct
  * path's edges: rows not a multiple of the vector, narrower than it, H = 1,
  * C = 1, wide padding, row and image blocks with remainders; Winograd's
- * tile-row and whole-image blocks, masked tile rows, groups, padding), and the
+ * tile-row and whole-image blocks, masked tile rows, groups, padding, its
+ * weight gradient), and the
  * results bitwise equal across runs and across 1 and 2 threads. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -117,6 +118,11 @@ static const conv_case cases[] = {
     {2, 32, 34, 10, 12, 3, 3, 1, 1, 0, 0, 1, 1, 2, "f32"}, /* groups 2, pad 0 */
     {1, 17, 16, 6, 8, 3, 3, 1, 1, 2, 2, 1, 1, 1, "f32"},   /* pad 2: output larger than input */
     {2, 16, 16, 7, 9, 3, 3, 1, 1, 1, 1, 1, 1, 1, "f32"},   /* odd output: the direct path */
+    /* Winograd weight gradient (>= 48 input channels): halves of the dy channels */
+    {2, 48, 20, 8, 10, 3, 3, 1, 1, 1, 1, 1, 1, 1, "f32"},  /* blocks of tile rows, halves 10 + 10 */
+    {1, 64, 17, 6, 6, 3, 3, 1, 1, 1, 1, 1, 1, 1, "f32"},   /* halves 9 + 8 */
+    {4, 50, 16, 4, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1, "f32"},   /* blocks of 4 whole images, 50 = 3 vectors + 2 */
+    {2, 96, 34, 6, 8, 3, 3, 1, 1, 0, 1, 1, 1, 2, "f32"},   /* groups 2, pad 0 / 1 */
 };
 enum { NCASES = sizeof cases / sizeof cases[0] };
 
