@@ -266,6 +266,7 @@ static LLVMValueRef call_intrinsic(cg_emit *e, const char *name, LLVMTypeRef *ty
 }
 
 LLVMValueRef cg_vload_first(cg_emit *e, LLVMValueRef base, LLVMValueRef idx, int width, int count) {
+  if (count >= width) return cg_vload(e, base, idx, width);
   LLVMValueRef p = vec_ptr(e, base, idx, width);
   LLVMTypeRef vt = LLVMGetElementType(LLVMTypeOf(p));
   LLVMTypeRef types[2] = {vt, LLVMTypeOf(p)};
@@ -277,6 +278,10 @@ LLVMValueRef cg_vload_first(cg_emit *e, LLVMValueRef base, LLVMValueRef idx, int
 
 void cg_vstore_first(cg_emit *e, LLVMValueRef base, LLVMValueRef idx, LLVMValueRef v, int count) {
   int width = (int)LLVMGetVectorSize(LLVMTypeOf(v));
+  if (count >= width) {
+    cg_vstore(e, base, idx, v);
+    return;
+  }
   LLVMValueRef p = vec_ptr(e, base, idx, width);
   LLVMTypeRef types[2] = {LLVMTypeOf(v), LLVMTypeOf(p)};
   LLVMValueRef args[4] = {v, p, LLVMConstInt(e->t_i32, elem_of(base) == e->t_f32 ? 4 : 8, 0),

@@ -55,8 +55,7 @@ int64_t cg_direct_rows(const cg_window *wd, int64_t nc, int64_t outh, int64_t es
   return r;
 }
 
-/* Stores zeros at P[base + i] for i in [a, b). */
-static void zeros(cg_emit *e, LLVMValueRef P, LLVMValueRef base, int64_t a, int64_t b) {
+void cg_zeros_emit(cg_emit *e, LLVMValueRef P, LLVMValueRef base, int64_t a, int64_t b) {
   if (a >= b) return;
   LLVMValueRef z = LLVMConstNull(LLVMGetElementType(LLVMTypeOf(P)));
   cg_loop l;
@@ -90,21 +89,21 @@ static void fill_pad(cg_emit *e, const cg_window *wd, const pad_geom *pg, LLVMVa
     if (jl > pg->wp) jl = pg->wp;
     if (jl < jf) jl = jf;
     LLVMValueRef pdst = cg_add(e, dst, cg_i64(e, p * pg->wp));
-    zeros(e, P, pdst, 0, jf);
+    cg_zeros_emit(e, P, pdst, 0, jf);
     if (jf < jl) {
       cg_loop lj;
       LLVMValueRef j = cg_loop_begin(e, &lj, cg_i64(e, jf), cg_i64(e, jl), 1);
       cg_store(e, P, cg_add(e, pdst, j), cg_load(e, X, cg_add(e, src, cg_affine(e, j, wd->sw, t))));
       cg_loop_end(e, &lj);
     }
-    zeros(e, P, pdst, jl, pg->wp);
+    cg_zeros_emit(e, P, pdst, jl, pg->wp);
   }
   cg_if_else(e, &ci);
-  zeros(e, P, dst, 0, pg->rs);
+  cg_zeros_emit(e, P, dst, 0, pg->rs);
   cg_if_end(e, &ci);
   cg_loop_end(e, &lr);
   cg_loop_end(e, &lc);
-  zeros(e, P, cg_i64(e, nc * pg->plane), 0, SLACK);
+  cg_zeros_emit(e, P, cg_i64(e, nc * pg->plane), 0, SLACK);
 }
 
 /* Buffer offset of window tap t. */
@@ -170,11 +169,7 @@ static void direct_tile(cg_emit *e, const direct_args *g, LLVMValueRef m0, LLVMV
   for (int i = 0; i < mr; i++) {
     LLVMValueRef row = cg_add(e, cg_mul(e, cg_add(e, m0, cg_i64(e, i)), cg_i64(e, g->ldy)), opix);
     for (int j = 0; j < nv; j++) {
-      LLVMValueRef idx = cg_add(e, row, cg_i64(e, v[j].dpix));
-      if (v[j].count >= g->lanes)
-        cg_vstore(e, g->Y, idx, cg_var_get(e, acc[i][j]));
-      else
-        cg_vstore_first(e, g->Y, idx, cg_var_get(e, acc[i][j]), v[j].count);
+      cg_vstore_first(e, g->Y, cg_add(e, row, cg_i64(e, v[j].dpix)), cg_var_get(e, acc[i][j]), v[j].count);
     }
   }
 }
@@ -287,10 +282,7 @@ static void direct_row_tile(cg_emit *e, const direct_args *g, int64_t m, LLVMVal
   for (int r = 0; r < R; r++) {
     LLVMValueRef row = cg_mul(e, cg_add(e, oy, cg_i64(e, r)), cg_i64(e, wd->outw));
     LLVMValueRef idx = cg_add(e, cg_add(e, row, ox0), cg_i64(e, m * g->ldy + v.dpix));
-    if (v.count >= g->lanes)
-      cg_vstore(e, g->Y, idx, cg_var_get(e, acc[r]));
-    else
-      cg_vstore_first(e, g->Y, idx, cg_var_get(e, acc[r]), v.count);
+    cg_vstore_first(e, g->Y, idx, cg_var_get(e, acc[r]), v.count);
   }
 }
 
@@ -394,8 +386,7 @@ static void ddot_tile(cg_emit *e, const ddot_args *g, LLVMValueRef m0, LLVMValue
     }
     for (int i = 0; i < mr; i++) {
       LLVMValueRef idx = cg_add(e, arow, cg_add(e, x, cg_i64(e, i * g->ldy)));
-      LLVMValueRef a = count == L || g->dy_row > ow ? cg_vload(e, g->DY, idx, L)
-                                                     : cg_vload_first(e, g->DY, idx, L, count);
+      LLVMValueRef a = cg_vload_first(e, g->DY, idx, L, g->dy_row > ow ? L : count);
       for (int j = 0; j < nk; j++) cg_var_set(e, acc[i][j], cg_fma(e, a, bv[j], cg_var_get(e, acc[i][j])));
     }
     if (part == 0) cg_loop_end(e, &lx);
@@ -466,8 +457,8 @@ static void copy_dy(cg_emit *e, const ddot_args *g, LLVMValueRef DY, int64_t dy_
     cg_loop lm;
     LLVMValueRef mm = cg_loop_begin(e, &lm, cg_i64(e, 0), cg_i64(e, M), 1);
     LLVMValueRef plane = cg_add(e, cg_mul(e, img, cg_i64(e, g->dy_img)), cg_mul(e, mm, cg_i64(e, g->ldy)));
-    zeros(e, Q, plane, 0, zr * g->dy_row);
-    zeros(e, Q, plane, (zr + g->outh) * g->dy_row, (2 * zr + g->outh) * g->dy_row);
+    cg_zeros_emit(e, Q, plane, 0, zr * g->dy_row);
+    cg_zeros_emit(e, Q, plane, (zr + g->outh) * g->dy_row, (2 * zr + g->outh) * g->dy_row);
     cg_loop_end(e, &lm);
   }
   cg_loop_end(e, &li);

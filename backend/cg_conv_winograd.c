@@ -145,22 +145,9 @@ static void output_transform(cg_emit *e, LLVMValueRef m[16], LLVMValueRef y[4]) 
   }
 }
 
-/* Loads or stores the first 'count' of 'lanes' lanes (all when count == lanes). */
-static LLVMValueRef vload(cg_emit *e, LLVMValueRef base, LLVMValueRef idx, int lanes, int count) {
-  return count >= lanes ? cg_vload(e, base, idx, lanes) : cg_vload_first(e, base, idx, lanes, count);
-}
-static void vstore(cg_emit *e, LLVMValueRef base, LLVMValueRef idx, LLVMValueRef v, int count) {
-  if (count >= (int)LLVMGetVectorSize(LLVMTypeOf(v)))
-    cg_vstore(e, base, idx, v);
-  else
-    cg_vstore_first(e, base, idx, v, count);
-}
-
 /* Operands of one block emission. */
 typedef struct {
-  ir_dtype dt;
   const cg_window *wd;
-  cg_window twd;
   cg_direct_layout pl;
   int lanes;          /* of the transforms' vectors along a tile row */
   int64_t tw, trows;  /* tiles per tile row, tile rows per image in the block */
@@ -183,7 +170,8 @@ static void inputs(cg_emit *e, const wino_args *a, LLVMValueRef img) {
     LLVMValueRef d[16];
     for (int k = 0; k < 16; k++) d[k] = cg_vload(e, a->P, cg_add(e, src, cg_i64(e, x0 + a->pl.tap[k])), L);
     input_transform(e, d);
-    for (int p = 0; p < POS; p++) vstore(e, a->V, cg_add(e, dst, cg_i64(e, p * a->nc * a->ldt + x0)), d[p], count);
+    for (int p = 0; p < POS; p++)
+      cg_vstore_first(e, a->V, cg_add(e, dst, cg_i64(e, p * a->nc * a->ldt + x0)), d[p], count);
   }
   cg_loop_end(e, &ly);
   cg_loop_end(e, &lc);
@@ -211,11 +199,11 @@ static void outputs(cg_emit *e, const wino_args *a, LLVMValueRef img, LLVMValueR
     int count = (int)(a->tw - x0 < L ? a->tw - x0 : L);
     LLVMValueRef mv[16], y[4];
     for (int p = 0; p < POS; p++)
-      mv[p] = vload(e, a->Mb, cg_add(e, src, cg_i64(e, p * a->M * a->ldt + x0)), L, count);
+      mv[p] = cg_vload_first(e, a->Mb, cg_add(e, src, cg_i64(e, p * a->M * a->ldt + x0)), L, count);
     output_transform(e, mv, y);
     LLVMValueRef at = cg_add(e, row, cg_i64(e, 2 * x0));
-    vstore(e, Y, at, interleave(e, y[0], y[1], L), 2 * count);
-    vstore(e, Y, cg_add(e, at, cg_i64(e, outw)), interleave(e, y[2], y[3], L), 2 * count);
+    cg_vstore_first(e, Y, at, interleave(e, y[0], y[1], L), 2 * count);
+    cg_vstore_first(e, Y, cg_add(e, at, cg_i64(e, outw)), interleave(e, y[2], y[3], L), 2 * count);
   }
   cg_loop_end(e, &ly);
   cg_loop_end(e, &lm);
@@ -225,11 +213,10 @@ void cg_wino_conv_emit(cg_emit *e, ir_dtype dt, const cg_window *wd, LLVMValueRe
                        LLVMValueRef oy0, const cg_wino_block *b, int64_t rows, LLVMValueRef U, LLVMValueRef Y,
                        int64_t y_img, int64_t ldy, int64_t M, LLVMValueRef S) {
   wino_args a;
-  a.dt = dt;
+  cg_window twd = tile_window(wd);
   a.wd = wd;
-  a.twd = tile_window(wd);
-  a.pl = cg_direct_layout_of(&a.twd, rows / 2);
-  a.lanes = cg_direct_lanes(&a.twd, dt);
+  a.pl = cg_direct_layout_of(&twd, rows / 2);
+  a.lanes = cg_direct_lanes(&twd, dt);
   a.tw = wd->outw / 2;
   a.trows = rows / 2;
   a.nc = nc;
@@ -241,7 +228,7 @@ void cg_wino_conv_emit(cg_emit *e, ir_dtype dt, const cg_window *wd, LLVMValueRe
   LLVMValueRef toy0 = LLVMBuildSDiv(e->b, oy0, cg_i64(e, 2), "");
   cg_loop li, lp, lo;
   LLVMValueRef img = cg_loop_begin(e, &li, cg_i64(e, 0), cg_i64(e, b->nimg), 1);
-  cg_direct_fill_emit(e, &a.twd, cg_gep(e, X, cg_mul(e, img, cg_i64(e, x_img))), nc, toy0, a.trows, a.P);
+  cg_direct_fill_emit(e, &twd, cg_gep(e, X, cg_mul(e, img, cg_i64(e, x_img))), nc, toy0, a.trows, a.P);
   inputs(e, &a, img);
   cg_loop_end(e, &li);
   int64_t tiles = b->nimg * a.trows * a.tw;
@@ -262,7 +249,7 @@ void cg_wino_conv_emit(cg_emit *e, ir_dtype dt, const cg_window *wd, LLVMValueRe
  * block's padded input rows with channels innermost, the transformed input
  * VT[p][t][c] and the transformed dy DYT[p][m][t]. */
 typedef struct {
-  int64_t du, pad, vt, dyt, total;
+  int64_t pad, vt, dyt, total; /* offsets; dU is at 0 */
   int64_t rp, wc; /* padded rows and columns of one image's block */
 } gw_layout;
 
@@ -270,7 +257,6 @@ static gw_layout gw_layout_of(const cg_window *wd, int64_t nc, int64_t mb, const
   gw_layout l;
   l.rp = b->rows + 2;
   l.wc = wd->outw + 2;
-  l.du = 0;
   l.pad = round16(POS * mb * nc);
   l.vt = l.pad + round16(l.rp * l.wc * nc + SLACK);
   l.dyt = l.vt + round16(POS * b->ldt * nc + SLACK);
@@ -280,15 +266,6 @@ static gw_layout gw_layout_of(const cg_window *wd, int64_t nc, int64_t mb, const
 
 int64_t cg_wino_gw_buffer_elems(const cg_window *wd, int64_t nc, int64_t mb, const cg_wino_block *b) {
   return gw_layout_of(wd, nc, mb, b).total;
-}
-
-/* Stores zeros at P[base + i] for i in [a, b). */
-static void zeros(cg_emit *e, LLVMValueRef P, LLVMValueRef base, int64_t a, int64_t b) {
-  if (a >= b) return;
-  cg_loop l;
-  LLVMValueRef i = cg_loop_begin(e, &l, cg_i64(e, a), cg_i64(e, b), 1);
-  cg_store(e, P, cg_add(e, base, i), LLVMConstNull(LLVMGetElementType(LLVMTypeOf(P))));
-  cg_loop_end(e, &l);
 }
 
 /* P[(r*wc + j)*nc + c] = x[c][iy0 + r][ow + j] (0 outside the input) for
@@ -306,8 +283,8 @@ static void fill_cl(cg_emit *e, const cg_window *wd, const gw_layout *l, LLVMVal
                                  LLVMBuildICmp(e->b, LLVMIntSLT, iy, cg_i64(e, wd->h), ""), "");
   cg_if ci;
   cg_if_begin(e, &ci, in);
-  zeros(e, P, rbase, 0, jf * nc);
-  zeros(e, P, rbase, jl * nc, l->wc * nc);
+  cg_zeros_emit(e, P, rbase, 0, jf * nc);
+  cg_zeros_emit(e, P, rbase, jl * nc, l->wc * nc);
   if (jf < jl) {
     LLVMValueRef c = cg_loop_begin(e, &lc, cg_i64(e, 0), cg_i64(e, nc), 1);
     LLVMValueRef src = cg_add(e, cg_mul(e, c, cg_i64(e, wd->h * wd->w)), cg_mul(e, iy, cg_i64(e, wd->w)));
@@ -318,14 +295,13 @@ static void fill_cl(cg_emit *e, const cg_window *wd, const gw_layout *l, LLVMVal
     cg_loop_end(e, &lc);
   }
   cg_if_else(e, &ci);
-  zeros(e, P, rbase, 0, l->wc * nc);
+  cg_zeros_emit(e, P, rbase, 0, l->wc * nc);
   cg_if_end(e, &ci);
   cg_loop_end(e, &lr);
 }
 
 /* Operands of one weight-gradient item. */
 typedef struct {
-  ir_dtype dt;
   const cg_window *wd;
   const cg_wino_block *b;
   gw_layout l;
@@ -343,8 +319,10 @@ static void gw_inputs(cg_emit *e, const gw_args *a, LLVMValueRef img) {
   cg_loop ly, lx;
   LLVMValueRef ty = cg_loop_begin(e, &ly, cg_i64(e, 0), cg_i64(e, a->trows), 1);
   LLVMValueRef tx = cg_loop_begin(e, &lx, cg_i64(e, 0), cg_i64(e, a->tw), 1);
-  LLVMValueRef base = cg_mul(e, cg_add(e, cg_mul(e, ty, cg_i64(e, 2 * wc)), cg_mul(e, tx, cg_i64(e, 2))), cg_i64(e, nc));
-  LLVMValueRef t = cg_add(e, cg_add(e, cg_mul(e, img, cg_i64(e, a->trows * a->tw)), cg_mul(e, ty, cg_i64(e, a->tw))), tx);
+  LLVMValueRef base = cg_mul(e, cg_add(e, cg_mul(e, ty, cg_i64(e, 2 * wc)), cg_mul(e, tx, cg_i64(e, 2))),
+                             cg_i64(e, nc));
+  LLVMValueRef t = cg_add(e, cg_mul(e, img, cg_i64(e, a->trows * a->tw)),
+                          cg_add(e, cg_mul(e, ty, cg_i64(e, a->tw)), tx));
   LLVMValueRef dst = cg_mul(e, t, cg_i64(e, nc));
   for (int64_t c0 = 0; c0 < nc; c0 += L) {
     int count = (int)(nc - c0 < L ? nc - c0 : L);
@@ -353,7 +331,7 @@ static void gw_inputs(cg_emit *e, const gw_args *a, LLVMValueRef img) {
       for (int j = 0; j < 4; j++)
         d[i * 4 + j] = cg_vload(e, a->P, cg_add(e, base, cg_i64(e, (i * wc + j) * nc + c0)), L);
     input_transform(e, d);
-    for (int p = 0; p < POS; p++) vstore(e, a->VT, cg_add(e, dst, cg_i64(e, p * ldt * nc + c0)), d[p], count);
+    for (int p = 0; p < POS; p++) cg_vstore_first(e, a->VT, cg_add(e, dst, cg_i64(e, p * ldt * nc + c0)), d[p], count);
   }
   cg_loop_end(e, &lx);
   cg_loop_end(e, &ly);
@@ -380,7 +358,8 @@ static void gw_dys(cg_emit *e, const gw_args *a, LLVMValueRef img, LLVMValueRef 
   for (int64_t x0 = 0; x0 < a->tw; x0 += L) {
     int count = (int)(a->tw - x0 < L ? a->tw - x0 : L);
     LLVMValueRef at = cg_add(e, row, cg_i64(e, 2 * x0));
-    LLVMValueRef v0 = vload(e, DY, at, 2 * L, 2 * count), v1 = vload(e, DY, cg_add(e, at, cg_i64(e, outw)), 2 * L, 2 * count);
+    LLVMValueRef v0 = cg_vload_first(e, DY, at, 2 * L, 2 * count);
+    LLVMValueRef v1 = cg_vload_first(e, DY, cg_add(e, at, cg_i64(e, outw)), 2 * L, 2 * count);
     /* rows of A dy: (x_i, y_i), then each row -> (x, x + y, x - y, -y) */
     LLVMValueRef p0 = every_other(e, v0, 0, L), q0 = every_other(e, v0, 1, L);
     LLVMValueRef p1 = every_other(e, v1, 0, L), q1 = every_other(e, v1, 1, L);
@@ -389,7 +368,7 @@ static void gw_dys(cg_emit *e, const gw_args *a, LLVMValueRef img, LLVMValueRef 
     for (int i = 0; i < 4; i++) {
       LLVMValueRef z[4] = {x[i], fadd(e, x[i], y[i]), fsub(e, x[i], y[i]), LLVMBuildFNeg(e->b, y[i], "")};
       for (int j = 0; j < 4; j++)
-        vstore(e, a->DYT, cg_add(e, dst, cg_i64(e, (int64_t)(i * 4 + j) * a->mb * ldt + x0)), z[j], count);
+        cg_vstore_first(e, a->DYT, cg_add(e, dst, cg_i64(e, (int64_t)(i * 4 + j) * a->mb * ldt + x0)), z[j], count);
     }
   }
   cg_loop_end(e, &ly);
@@ -418,7 +397,6 @@ void cg_wino_gw_emit(cg_emit *e, ir_dtype dt, const cg_window *wd, LLVMValueRef 
                      int64_t mb, LLVMValueRef DW, int64_t dwm, LLVMValueRef S) {
   gw_args a;
   cg_window twd = tile_window(wd);
-  a.dt = dt;
   a.wd = wd;
   a.b = b;
   a.l = gw_layout_of(wd, nc, mb, b);
@@ -429,12 +407,12 @@ void cg_wino_gw_emit(cg_emit *e, ir_dtype dt, const cg_window *wd, LLVMValueRef 
   a.nc = nc;
   a.mb = mb;
   a.ldy = ldy;
-  a.dU = cg_gep(e, S, cg_i64(e, a.l.du));
+  a.dU = S;
   a.P = cg_gep(e, S, cg_i64(e, a.l.pad));
   a.VT = cg_gep(e, S, cg_i64(e, a.l.vt));
   a.DYT = cg_gep(e, S, cg_i64(e, a.l.dyt));
   int64_t nblk = outh / b->rows, ldt = b->ldt;
-  zeros(e, a.dU, cg_i64(e, 0), 0, POS * mb * nc);
+  cg_zeros_emit(e, a.dU, cg_i64(e, 0), 0, POS * mb * nc);
   cg_loop lb, li, lp, lm, lc;
   /* blocks: images i0 .. i0 + nimg, rows oy0 .. oy0 + rows */
   LLVMValueRef blk = cg_loop_begin(e, &lb, cg_i64(e, 0), cg_i64(e, n / b->nimg * nblk), 1);

@@ -28,20 +28,6 @@ void cg_loop_no_unroll(cg_emit *e, const cg_loop *l) {
   LLVMSetMetadata(br, LLVMGetMDKindIDInContext(e->ctx, "llvm.loop", 9), LLVMMetadataAsValue(e->ctx, id));
 }
 
-/* Loads the vector at base[idx], masked to its first 'count' lanes when
- * count < lanes. */
-static LLVMValueRef vload(cg_emit *e, LLVMValueRef base, LLVMValueRef idx, int lanes, int count) {
-  return count >= lanes ? cg_vload(e, base, idx, lanes) : cg_vload_first(e, base, idx, lanes, count);
-}
-
-/* Stores v at base[idx], only its first 'count' lanes when count < lanes. */
-static void vstore(cg_emit *e, LLVMValueRef base, LLVMValueRef idx, LLVMValueRef v, int lanes, int count) {
-  if (count >= lanes)
-    cg_vstore(e, base, idx, v);
-  else
-    cg_vstore_first(e, base, idx, v, count);
-}
-
 /* Operands of one GEMM emission. */
 typedef struct {
   ir_dtype dt;
@@ -56,33 +42,32 @@ typedef struct {
 static void gemm_tile(cg_emit *e, const gemm_args *g, LLVMValueRef m0, LLVMValueRef p0, int mr, int nv,
                       int last) {
   LLVMTypeRef vt = cg_vec_type(e, g->dt, g->lanes);
-  LLVMValueRef acc[MAX_MR][MAX_NR];
+  LLVMValueRef acc[MAX_MR][MAX_NR], cidx[MAX_MR][MAX_NR];
   for (int i = 0; i < mr; i++) {
     LLVMValueRef crow = cg_add(e, cg_mul(e, cg_add(e, m0, cg_i64(e, i)), cg_i64(e, g->ldc)), p0);
-    for (int j = 0; j < nv; j++)
-      acc[i][j] = cg_var_new(e, vt, g->accumulate ? vload(e, g->C, cg_add(e, crow, cg_i64(e, (int64_t)j * g->lanes)),
-                                                          g->lanes, j == nv - 1 ? last : g->lanes)
+    for (int j = 0; j < nv; j++) {
+      cidx[i][j] = cg_add(e, crow, cg_i64(e, (int64_t)j * g->lanes));
+      int count = j == nv - 1 ? last : g->lanes;
+      acc[i][j] = cg_var_new(e, vt, g->accumulate ? cg_vload_first(e, g->C, cidx[i][j], g->lanes, count)
                                                   : LLVMConstNull(vt));
+    }
   }
   cg_loop lk;
   LLVMValueRef k = cg_loop_begin(e, &lk, cg_i64(e, 0), cg_i64(e, g->K), 1);
   LLVMValueRef brow = cg_add(e, cg_mul(e, k, cg_i64(e, g->ldb)), p0);
   LLVMValueRef bv[MAX_NR];
   for (int j = 0; j < nv; j++)
-    bv[j] = vload(e, g->B, cg_add(e, brow, cg_i64(e, (int64_t)j * g->lanes)), g->lanes,
-                  j == nv - 1 ? last : g->lanes);
+    bv[j] = cg_vload_first(e, g->B, cg_add(e, brow, cg_i64(e, (int64_t)j * g->lanes)), g->lanes,
+                           j == nv - 1 ? last : g->lanes);
   LLVMValueRef arow = cg_add(e, cg_mul(e, m0, cg_i64(e, g->am)), cg_mul(e, k, cg_i64(e, g->ak)));
   for (int i = 0; i < mr; i++) {
     LLVMValueRef a = cg_splat(e, cg_load(e, g->A, cg_add(e, arow, cg_i64(e, i * g->am))), g->lanes);
     for (int j = 0; j < nv; j++) cg_var_set(e, acc[i][j], cg_fma(e, a, bv[j], cg_var_get(e, acc[i][j])));
   }
   cg_loop_end(e, &lk);
-  for (int i = 0; i < mr; i++) {
-    LLVMValueRef crow = cg_add(e, cg_mul(e, cg_add(e, m0, cg_i64(e, i)), cg_i64(e, g->ldc)), p0);
+  for (int i = 0; i < mr; i++)
     for (int j = 0; j < nv; j++)
-      vstore(e, g->C, cg_add(e, crow, cg_i64(e, (int64_t)j * g->lanes)), cg_var_get(e, acc[i][j]), g->lanes,
-             j == nv - 1 ? last : g->lanes);
-  }
+      cg_vstore_first(e, g->C, cidx[i][j], cg_var_get(e, acc[i][j]), j == nv - 1 ? last : g->lanes);
 }
 
 /* All pixel tiles of the row block at m0 with 'mr' rows. */
@@ -164,9 +149,9 @@ static void dot_tile(cg_emit *e, const dot_args *g, LLVMValueRef m0, LLVMValueRe
     int count = part == 0 ? g->lanes : (int)rem;
     LLVMValueRef bv[MAX_MR];
     for (int j = 0; j < nk; j++)
-      bv[j] = vload(e, g->B, cg_add(e, cg_add(e, bbase, cg_i64(e, j * g->ldb)), p), g->lanes, count);
+      bv[j] = cg_vload_first(e, g->B, cg_add(e, cg_add(e, bbase, cg_i64(e, j * g->ldb)), p), g->lanes, count);
     for (int i = 0; i < mr; i++) {
-      LLVMValueRef a = vload(e, g->A, cg_add(e, cg_add(e, abase, cg_i64(e, i * g->lda)), p), g->lanes, count);
+      LLVMValueRef a = cg_vload_first(e, g->A, cg_add(e, cg_add(e, abase, cg_i64(e, i * g->lda)), p), g->lanes, count);
       for (int j = 0; j < nk; j++) cg_var_set(e, acc[i][j], cg_fma(e, a, bv[j], cg_var_get(e, acc[i][j])));
     }
     if (part == 0) {

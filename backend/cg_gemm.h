@@ -76,6 +76,9 @@ int64_t cg_direct_buffer_elems(const cg_window *wd, int64_t nc, int64_t rows);
  * buffer of 'nc' channels stays within about 'budget' bytes. */
 int64_t cg_direct_rows(const cg_window *wd, int64_t nc, int64_t outh, int64_t esz, int64_t budget);
 
+/* Stores zeros at P[base + i] for i in [a, b) (constants). */
+void cg_zeros_emit(cg_emit *e, LLVMValueRef P, LLVMValueRef base, int64_t a, int64_t b);
+
 /* Copies the padded input rows that output rows [oy0, oy0 + rows) of
  * window 'wd' read, 'nc' channels of X (planes of h*w), into P
  * (cg_direct_buffer_elems elements), as cg_direct_conv_emit does. */

@@ -189,7 +189,8 @@ LLVMTypeRef cg_vec_type(cg_emit *e, ir_dtype dt, int width);
 LLVMValueRef cg_vload(cg_emit *e, LLVMValueRef base, LLVMValueRef idx, int width);
 void cg_vstore(cg_emit *e, LLVMValueRef base, LLVMValueRef idx, LLVMValueRef v);
 LLVMValueRef cg_splat(cg_emit *e, LLVMValueRef scalar, int width);
-/* Masked vector load/store of the first 'count' lanes (others read as 0). */
+/* Masked vector load/store of the first 'count' lanes (others read as 0);
+ * a plain load/store when count >= width. */
 LLVMValueRef cg_vload_first(cg_emit *e, LLVMValueRef base, LLVMValueRef idx, int width, int count);
 void cg_vstore_first(cg_emit *e, LLVMValueRef base, LLVMValueRef idx, LLVMValueRef v, int count);
 /* Horizontal sum of a float vector. */

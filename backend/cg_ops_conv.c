@@ -172,7 +172,7 @@ static void fwd_choose(fwd_desc *f, int64_t esz) {
 /* Elements of the Winograd weights of all groups of 'f' (at the start of
  * its scratch), 64-byte aligned. */
 static int64_t wino_u_elems(const fwd_desc *f) {
-  return (f->groups * cg_wino_weight_elems(f->cin_g, f->cout_g) + 15) / 16 * 16;
+  return round_up(f->groups * cg_wino_weight_elems(f->cin_g, f->cout_g), 16);
 }
 
 /* Per-thread scratch elements of the row blocks of 'f'. */
@@ -364,10 +364,14 @@ static int64_t gwd_images(const conv_geom *s) {
   return nb < s->n ? nb : s->n;
 }
 
-/* dy channels per work item of the Winograd weight gradient: half the
- * group's (two items per group: each transforms the whole input, so more
- * items would repeat that work). */
-static int64_t gww_rows(const conv_geom *s) { return (s->mg + 1) / 2; }
+/* Work items per group of the Winograd weight gradient, each taking a
+ * share of the dy channels: two, since each transforms the whole input,
+ * so more items would repeat that work. */
+enum { GWW_ITEMS = 2 };
+
+/* dy channels per work item of the Winograd weight gradient (the last
+ * item may have fewer). */
+static int64_t gww_rows(const conv_geom *s) { return (s->mg + GWW_ITEMS - 1) / GWW_ITEMS; }
 
 /* 1 if the weight gradient takes the Winograd path (cg_wino_suits, and at
  * least GWW_MIN_CHANNELS input channels), with its block in *b. Each item
@@ -492,6 +496,14 @@ static attnc_status emit_grad_input(cg_emit *e, const cg_plan *p) {
 static void plan_grad_weight(const ir_graph *g, const ir_node *n, cg_plan *p) {
   conv_geom s;
   geom_of(g, n, &s);
+  p->flops = conv_flops(&s);
+  cg_wino_block wb;
+  if (gw_wino(&s, &wb)) {
+    cg_window wd = window_of(&s);
+    p->par = s.g * GWW_ITEMS;
+    p->scratch_bytes = cg_wino_gw_buffer_elems(&wd, s.cg, gww_rows(&s), &wb) * s.esz;
+    return;
+  }
   blocking b = gw_blocking(&s);
   int lanes = cg_gemm_lanes(s.dt);
   int64_t rows = gw_channels(&s) * s.khw;
@@ -504,13 +516,6 @@ static void plan_grad_weight(const ir_graph *g, const ir_node *n, cg_plan *p) {
     p->scratch_bytes = align64(mc * s.k * gwd_lanes(&s) * s.esz) +
                        cg_direct_dot_buffer_elems(&wd, s.dt, s.cg, s.oh, gwd_images(&s), mc) * s.esz;
   }
-  cg_wino_block wb;
-  if (gw_wino(&s, &wb)) {
-    cg_window wd = window_of(&s);
-    p->par = s.g * 2;
-    p->scratch_bytes = cg_wino_gw_buffer_elems(&wd, s.cg, gww_rows(&s), &wb) * s.esz;
-  }
-  p->flops = conv_flops(&s);
 }
 
 /* One block of rows of image 'img' for the channel block starting at
@@ -603,26 +608,25 @@ static void emit_gwd(cg_emit *e, const conv_geom *s) {
  * channels). */
 static void emit_gww(cg_emit *e, const conv_geom *s, const cg_wino_block *wb) {
   cg_window wd = window_of(s);
-  int64_t mb = gww_rows(s), last = s->mg - mb, outplane = s->oh * s->ow;
+  int64_t mb = gww_rows(s), last = s->mg - (GWW_ITEMS - 1) * mb, outplane = s->oh * s->ow;
+  int64_t x_img = s->c * s->h * s->w, dy_img = s->co * outplane;
   LLVMValueRef S = cg_scratch(e, 0, s->dt);
   cg_loop li;
   LLVMValueRef item = cg_loop_begin(e, &li, e->begin, e->end, 1);
-  LLVMValueRef g = LLVMBuildSDiv(e->b, item, cg_i64(e, 2), "");
-  LLVMValueRef half = LLVMBuildSRem(e->b, item, cg_i64(e, 2), "");
-  LLVMValueRef m0 = cg_add(e, cg_mul(e, g, cg_i64(e, s->mg)), cg_mul(e, half, cg_i64(e, mb)));
+  LLVMValueRef g = LLVMBuildSDiv(e->b, item, cg_i64(e, GWW_ITEMS), "");
+  LLVMValueRef part = LLVMBuildSRem(e->b, item, cg_i64(e, GWW_ITEMS), "");
+  LLVMValueRef m0 = cg_add(e, cg_mul(e, g, cg_i64(e, s->mg)), cg_mul(e, part, cg_i64(e, mb)));
   LLVMValueRef X = cg_gep(e, e->arg[1], cg_mul(e, g, cg_i64(e, s->cg * s->h * s->w)));
   LLVMValueRef DY = cg_gep(e, e->arg[2], cg_mul(e, m0, cg_i64(e, outplane)));
   LLVMValueRef DW = cg_gep(e, e->arg[0], cg_mul(e, m0, cg_i64(e, s->k)));
-  int64_t x_img = s->c * s->h * s->w, dy_img = s->co * outplane;
+  /* the last item's share, when shorter, is emitted separately */
+  cg_if c;
+  if (last < mb) cg_if_begin(e, &c, LLVMBuildICmp(e->b, LLVMIntSLT, part, cg_i64(e, GWW_ITEMS - 1), ""));
+  cg_wino_gw_emit(e, s->dt, &wd, X, x_img, s->cg, s->n, s->oh, wb, DY, dy_img, outplane, mb, DW, s->k, S);
   if (last < mb) {
-    cg_if c;
-    cg_if_begin(e, &c, LLVMBuildICmp(e->b, LLVMIntEQ, half, cg_i64(e, 0), ""));
-    cg_wino_gw_emit(e, s->dt, &wd, X, x_img, s->cg, s->n, s->oh, wb, DY, dy_img, outplane, mb, DW, s->k, S);
     cg_if_else(e, &c);
     cg_wino_gw_emit(e, s->dt, &wd, X, x_img, s->cg, s->n, s->oh, wb, DY, dy_img, outplane, last, DW, s->k, S);
     cg_if_end(e, &c);
-  } else {
-    cg_wino_gw_emit(e, s->dt, &wd, X, x_img, s->cg, s->n, s->oh, wb, DY, dy_img, outplane, mb, DW, s->k, S);
   }
   cg_loop_end(e, &li);
 }
