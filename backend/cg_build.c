@@ -289,6 +289,25 @@ void cg_vstore_first(cg_emit *e, LLVMValueRef base, LLVMValueRef idx, LLVMValueR
   call_intrinsic(e, "llvm.masked.store", types, 2, args, 4);
 }
 
+/* Transposes the square matrix of vectors v in log2(n) rounds of
+ * two-vector shuffles; round k swaps bit k of the row and lane indices. */
+void cg_vtranspose(cg_emit *e, LLVMValueRef *v, int n) {
+  for (int k = 1; k < n; k *= 2) {
+    LLVMValueRef lo[64], hi[64];
+    for (int l = 0; l < n; l++) {
+      lo[l] = LLVMConstInt(e->t_i32, (unsigned long long)(l & k ? n + l - k : l), 0);
+      hi[l] = LLVMConstInt(e->t_i32, (unsigned long long)(l & k ? n + l : l + k), 0);
+    }
+    LLVMValueRef mlo = LLVMConstVector(lo, (unsigned)n), mhi = LLVMConstVector(hi, (unsigned)n);
+    for (int i = 0; i < n; i++) {
+      if (i & k) continue;
+      LLVMValueRef a = v[i], b = v[i | k];
+      v[i] = LLVMBuildShuffleVector(e->b, a, b, mlo, "");
+      v[i | k] = LLVMBuildShuffleVector(e->b, a, b, mhi, "");
+    }
+  }
+}
+
 /* Horizontal sum, as a tree of halving shuffles (a fixed order). */
 LLVMValueRef cg_vsum(cg_emit *e, LLVMValueRef v) {
   int width = (int)LLVMGetVectorSize(LLVMTypeOf(v));

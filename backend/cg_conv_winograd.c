@@ -268,15 +268,47 @@ int64_t cg_wino_gw_buffer_elems(const cg_window *wd, int64_t nc, int64_t mb, con
   return gw_layout_of(wd, nc, mb, b).total;
 }
 
+/* Copies columns [j0, j0 + cols) of input row iy of the 'chans' channels
+ * from c0 (each at most L) to P at rbase + j*nc + c: L rows loaded as
+ * vectors and transposed in registers. */
+static void fill_cl_block(cg_emit *e, ir_dtype dt, const cg_window *wd, LLVMValueRef X, int64_t nc, LLVMValueRef iy,
+                          LLVMValueRef rbase, LLVMValueRef c0, int chans, LLVMValueRef j0, int cols, int L,
+                          LLVMValueRef P) {
+  LLVMValueRef v[64];
+  LLVMValueRef src = cg_add(e, cg_add(e, cg_mul(e, c0, cg_i64(e, wd->h * wd->w)), cg_mul(e, iy, cg_i64(e, wd->w))),
+                            cg_add(e, j0, cg_i64(e, wd->ow)));
+  for (int i = 0; i < L; i++)
+    v[i] = i < chans ? cg_vload_first(e, X, cg_add(e, src, cg_i64(e, i * wd->h * wd->w)), L, cols)
+                     : LLVMGetUndef(cg_vec_type(e, dt, L));
+  cg_vtranspose(e, v, L);
+  LLVMValueRef dst = cg_add(e, cg_add(e, rbase, cg_mul(e, j0, cg_i64(e, nc))), c0);
+  for (int j = 0; j < cols; j++) cg_vstore_first(e, P, cg_add(e, dst, cg_i64(e, j * nc)), v[j], chans);
+}
+
+/* fill_cl_block over the columns [jf, jl) of row iy for the channels from c0. */
+static void fill_cl_cols(cg_emit *e, ir_dtype dt, const cg_window *wd, LLVMValueRef X, int64_t nc, LLVMValueRef iy,
+                         LLVMValueRef rbase, LLVMValueRef c0, int chans, int64_t jf, int64_t jl, int L,
+                         LLVMValueRef P) {
+  int64_t full = (jl - jf) / L, rem = (jl - jf) % L;
+  if (full > 0) {
+    cg_loop lj;
+    LLVMValueRef j0 = cg_loop_begin(e, &lj, cg_i64(e, jf), cg_i64(e, jf + full * L), L);
+    fill_cl_block(e, dt, wd, X, nc, iy, rbase, c0, chans, j0, L, L, P);
+    cg_loop_end(e, &lj);
+  }
+  if (rem > 0) fill_cl_block(e, dt, wd, X, nc, iy, rbase, c0, chans, cg_i64(e, jf + full * L), (int)rem, L, P);
+}
+
 /* P[(r*wc + j)*nc + c] = x[c][iy0 + r][ow + j] (0 outside the input) for
  * r < rp, j < wc, c < nc: the padded input rows of one block, channels
  * innermost. */
-static void fill_cl(cg_emit *e, const cg_window *wd, const gw_layout *l, LLVMValueRef X, int64_t nc,
-                    LLVMValueRef iy0, LLVMValueRef P) {
+static void fill_cl(cg_emit *e, ir_dtype dt, const cg_window *wd, const gw_layout *l, LLVMValueRef X, int64_t nc,
+                    LLVMValueRef iy0, int L, LLVMValueRef P) {
   int64_t jf = -wd->ow > 0 ? -wd->ow : 0, jl = wd->w - wd->ow < l->wc ? wd->w - wd->ow : l->wc;
   if (jf > l->wc) jf = l->wc;
   if (jl < jf) jl = jf;
-  cg_loop lr, lc, lj;
+  int64_t cfull = nc / L, crem = nc % L;
+  cg_loop lr, lc;
   LLVMValueRef r = cg_loop_begin(e, &lr, cg_i64(e, 0), cg_i64(e, l->rp), 1);
   LLVMValueRef iy = cg_add(e, iy0, r), rbase = cg_mul(e, r, cg_i64(e, l->wc * nc));
   LLVMValueRef in = LLVMBuildAnd(e->b, LLVMBuildICmp(e->b, LLVMIntSGE, iy, cg_i64(e, 0), ""),
@@ -286,13 +318,12 @@ static void fill_cl(cg_emit *e, const cg_window *wd, const gw_layout *l, LLVMVal
   cg_zeros_emit(e, P, rbase, 0, jf * nc);
   cg_zeros_emit(e, P, rbase, jl * nc, l->wc * nc);
   if (jf < jl) {
-    LLVMValueRef c = cg_loop_begin(e, &lc, cg_i64(e, 0), cg_i64(e, nc), 1);
-    LLVMValueRef src = cg_add(e, cg_mul(e, c, cg_i64(e, wd->h * wd->w)), cg_mul(e, iy, cg_i64(e, wd->w)));
-    LLVMValueRef j = cg_loop_begin(e, &lj, cg_i64(e, jf), cg_i64(e, jl), 1);
-    cg_store(e, P, cg_add(e, cg_add(e, rbase, cg_mul(e, j, cg_i64(e, nc))), c),
-             cg_load(e, X, cg_add(e, src, cg_add(e, j, cg_i64(e, wd->ow)))));
-    cg_loop_end(e, &lj);
-    cg_loop_end(e, &lc);
+    if (cfull > 0) {
+      LLVMValueRef c0 = cg_loop_begin(e, &lc, cg_i64(e, 0), cg_i64(e, cfull * L), L);
+      fill_cl_cols(e, dt, wd, X, nc, iy, rbase, c0, L, jf, jl, L, P);
+      cg_loop_end(e, &lc);
+    }
+    if (crem > 0) fill_cl_cols(e, dt, wd, X, nc, iy, rbase, cg_i64(e, cfull * L), (int)crem, jf, jl, L, P);
   }
   cg_if_else(e, &ci);
   cg_zeros_emit(e, P, rbase, 0, l->wc * nc);
@@ -420,7 +451,8 @@ void cg_wino_gw_emit(cg_emit *e, ir_dtype dt, const cg_window *wd, LLVMValueRef 
   LLVMValueRef oy0 = cg_mul(e, LLVMBuildSRem(e->b, blk, cg_i64(e, nblk), ""), cg_i64(e, b->rows));
   LLVMValueRef img = cg_loop_begin(e, &li, cg_i64(e, 0), cg_i64(e, b->nimg), 1);
   LLVMValueRef gi = cg_add(e, i0, img);
-  fill_cl(e, wd, &a.l, cg_gep(e, X, cg_mul(e, gi, cg_i64(e, x_img))), nc, cg_affine(e, oy0, 1, wd->oh), a.P);
+  fill_cl(e, dt, wd, &a.l, cg_gep(e, X, cg_mul(e, gi, cg_i64(e, x_img))), nc, cg_affine(e, oy0, 1, wd->oh), a.clanes,
+          a.P);
   gw_inputs(e, &a, img);
   gw_dys(e, &a, img, cg_gep(e, DY, cg_add(e, cg_mul(e, gi, cg_i64(e, dy_img)), cg_mul(e, oy0, cg_i64(e, wd->outw)))));
   cg_loop_end(e, &li);

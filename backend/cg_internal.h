@@ -195,6 +195,9 @@ LLVMValueRef cg_vload_first(cg_emit *e, LLVMValueRef base, LLVMValueRef idx, int
 void cg_vstore_first(cg_emit *e, LLVMValueRef base, LLVMValueRef idx, LLVMValueRef v, int count);
 /* Horizontal sum of a float vector. */
 LLVMValueRef cg_vsum(cg_emit *e, LLVMValueRef v);
+/* Transposes the square matrix of the 'n' vectors v (n lanes each, n a
+ * power of two) in place: lane j of v[i] becomes lane i of v[j]. */
+void cg_vtranspose(cg_emit *e, LLVMValueRef *v, int n);
 /* A typed pointer into this thread's scratch at 'byte_offset'. */
 LLVMValueRef cg_scratch(cg_emit *e, int64_t byte_offset, ir_dtype dt);
 

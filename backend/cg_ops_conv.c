@@ -19,7 +19,7 @@
  *   (Winograd included).
  *   Other strides: one work item per image, dcol = W_g^T x dy per block of
  *   dy rows, scatter-added into dx (col2im) in a fixed order.
- * - conv2d_grad_weight, Winograd (3x3 stride 1, many channels: gw_wino):
+ * - conv2d_grad_weight, Winograd (3x3 stride 1, as the forward: gw_wino):
  *   one work item per (group, half of its dy channels); per block of
  *   tile rows or images the input (channels innermost) and dy are
  *   transformed and one accumulating GEMM per position sums their
@@ -45,8 +45,7 @@ enum {
   DIRECT_BYTES = 32 * 1024,   /* padded input rows of a direct forward block (L1) */
   GWD_DY_BYTES = 16 * 1024,   /* dy planes of a direct weight-gradient tile (L1) */
   GWD_X_BYTES = 96 * 1024,    /* padded input planes of a direct weight-gradient image block (L2) */
-  WINO_BYTES = 64 * 1024,     /* transformed input and output planes of a Winograd block */
-  GWW_MIN_CHANNELS = 48       /* fewest input channels of a Winograd weight gradient (gw_wino) */
+  WINO_BYTES = 64 * 1024      /* transformed input and output planes of a Winograd block */
 };
 
 /* Geometry of one convolution x[N,C,H,W] * w[CO,C/G,KH,KW] -> y[N,CO,OH,OW]. */
@@ -373,17 +372,18 @@ enum { GWW_ITEMS = 2 };
  * item may have fewer). */
 static int64_t gww_rows(const conv_geom *s) { return (s->mg + GWW_ITEMS - 1) / GWW_ITEMS; }
 
-/* 1 if the weight gradient takes the Winograd path (cg_wino_suits, and at
- * least GWW_MIN_CHANNELS input channels), with its block in *b. Each item
- * copies its whole input with the channels innermost (scalar stores) and
- * transforms it, work that the 2.25x fewer multiply-adds repay only with
- * many channels: measured on a Zen 4 (bench/conv_kernels, 2 threads, runs
- * alternating with the direct path), ResNet-20's 64-channel 8x8 layer
- * 2.9-3.0 -> 2.1-2.4 ms, its 32-channel one no faster (2.9-3.6 either
- * way), its 16-channel one slower (3.3-3.9 -> 4.1-5.4). */
+/* 1 if the weight gradient takes the Winograd path (cg_wino_suits), with
+ * its block in *b. Each item copies its whole input with the channels
+ * innermost (vectors transposed in registers) and transforms it. Measured
+ * on a Zen 4 (bench/conv_kernels, 2 threads, runs alternating with the
+ * direct path; attnc bench --profile of the ResNet-20 step): the 32-channel
+ * 16x16 layer 3.0-3.2 -> 2.1-2.7 ms alone, 20.5 -> 11.2-13.0 ms per step;
+ * the 16-channel 32x32 one 3.1-3.2 -> 3.0-3.1 alone, 21.6-23.7 -> 19.6-20.2
+ * per step. With the scalar copy this had been, the 32- and 16-channel
+ * layers were no faster or slower. */
 static int gw_wino(const conv_geom *s, cg_wino_block *b) {
   cg_window wd = window_of(s);
-  if (!wino_enabled() || s->cg < GWW_MIN_CHANNELS || !cg_wino_suits(&wd, s->dt, s->cg, s->mg, s->oh)) return 0;
+  if (!wino_enabled() || !cg_wino_suits(&wd, s->dt, s->cg, s->mg, s->oh)) return 0;
   *b = cg_wino_block_of(&wd, s->cg, gww_rows(s), s->n, s->oh, cg_gemm_lanes(s->dt), WINO_BYTES);
   return 1;
 }
