@@ -419,6 +419,7 @@ static int prepare_sample(cg_fused *k) {
       st->tg = step_graph(g, n, k->batch);
       if (!st->tg) return -1;
       st->plan.par = 1;
+      st->plan.algo = NULL;
       table[n->op].plan(st->tg, st->tg->nodes[st->tg->nnodes - 1], &st->plan);
       if (st->plan.par < 1) st->plan.par = 1;
       if (st->plan.scratch_bytes > step_scratch) step_scratch = st->plan.scratch_bytes;

@@ -48,6 +48,7 @@ typedef struct {
   int64_t par;           /* independent work items [0, par), >= 1 */
   int64_t scratch_bytes; /* per-thread scratch */
   double flops;          /* floating-point operations per run (for reports) */
+  const char *algo;      /* the algorithm taken, for reports ("winograd", "direct", ...), or NULL */
 } cg_plan;
 
 /* Emission context of one kernel. */

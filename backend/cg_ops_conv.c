@@ -392,6 +392,9 @@ static double conv_flops(const conv_geom *s) {
   return 2.0 * (double)s->n * (double)s->co * (double)s->k * (double)s->oh * (double)s->ow;
 }
 
+/* The report name of the algorithm of forward descriptor 'f'. */
+static const char *fwd_algo(const fwd_desc *f) { return f->wino ? "winograd" : f->direct ? "direct" : "im2col"; }
+
 static void plan_conv(const ir_graph *g, const ir_node *n, cg_plan *p) {
   conv_geom s;
   geom_of(g, n, &s);
@@ -399,6 +402,7 @@ static void plan_conv(const ir_graph *g, const ir_node *n, cg_plan *p) {
   p->par = fwd_item_count(&f);
   p->scratch_bytes = fwd_scratch_elems(&f) * s.esz;
   p->flops = conv_flops(&s);
+  p->algo = fwd_algo(&f);
 }
 
 static attnc_status emit_conv(cg_emit *e, const cg_plan *p) {
@@ -418,8 +422,10 @@ static void plan_grad_input(const ir_graph *g, const ir_node *n, cg_plan *p) {
     fwd_desc f = fwd_of_grad_input(&s);
     p->par = fwd_item_count(&f);
     p->scratch_bytes = align64(s.co * s.k * s.esz) + fwd_scratch_elems(&f) * s.esz;
+    p->algo = fwd_algo(&f);
   } else {
     blocking b = gi_blocking(&s);
+    p->algo = "col2im";
     p->par = s.n;
     p->scratch_bytes = s.k * b.ldcol * s.esz;
   }
@@ -502,6 +508,7 @@ static void plan_grad_weight(const ir_graph *g, const ir_node *n, cg_plan *p) {
     cg_window wd = window_of(&s);
     p->par = s.g * GWW_ITEMS;
     p->scratch_bytes = cg_wino_gw_buffer_elems(&wd, s.cg, gww_rows(&s), &wb) * s.esz;
+    p->algo = "winograd";
     return;
   }
   blocking b = gw_blocking(&s);
@@ -509,7 +516,9 @@ static void plan_grad_weight(const ir_graph *g, const ir_node *n, cg_plan *p) {
   int64_t rows = gw_channels(&s) * s.khw;
   p->par = s.c / gw_channels(&s);
   p->scratch_bytes = align64(s.mg * rows * lanes * s.esz) + rows * b.ldcol * s.esz;
+  p->algo = "im2col";
   if (gw_direct(&s)) {
+    p->algo = "direct";
     cg_window wd = window_of(&s);
     int64_t mc = gwd_chunk(&s);
     p->par = s.g * ((s.mg + mc - 1) / mc) * gwd_cblocks(&s);

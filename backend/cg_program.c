@@ -267,6 +267,7 @@ static attnc_status collect_kernels(cg_program *p, ir_diag *d) {
     if (u == p->nuniq - 1 && p->uniq[u].node == i) {
       cg_plan *pl = &p->uniq[u].plan;
       pl->par = 1;
+      pl->algo = NULL;
       table[n->op].plan(g, n, pl);
       if (pl->par < 1) pl->par = 1;
     }
@@ -681,14 +682,17 @@ void cg_program_print_profile(const cg_program *p, FILE *f, int top) {
   qsort(rows, (size_t)p->nuniq, sizeof *rows, by_time);
   double runs = p->profile_runs > 0 ? p->profile_runs : 1;
   total /= runs;
-  fprintf(f, "per run, averaged over %d runs (time includes waiting at the barrier after each call)\n", p->profile_runs);
+  fprintf(f, "per run, averaged over %d runs (time includes waiting at the barrier after each call;\n"
+             "GF/s counts a convolution's multiply-adds as the direct sum, whatever [algorithm] it took)\n",
+          p->profile_runs);
   fprintf(f, "%10s %6s %6s %5s  %s\n", "ms", "%", "calls", "GF/s", "kernel");
   for (int r = 0; r < p->nuniq && (top <= 0 || r < top); r++) {
     const unique_kernel *u = &p->uniq[rows[r].uniq];
     double secs = rows[r].secs / runs;
     double gf = secs > 0 ? u->plan.flops * rows[r].calls / secs * 1e-9 : 0;
-    fprintf(f, "%10.3f %6.2f %6d %5.0f  %s\n", secs * 1e3, total > 0 ? 100 * secs / total : 0,
-            rows[r].calls, gf, u->show ? u->show : u->key);
+    fprintf(f, "%10.3f %6.2f %6d %5.0f  %s%s%s%s\n", secs * 1e3, total > 0 ? 100 * secs / total : 0,
+            rows[r].calls, gf, u->plan.algo ? "[" : "", u->plan.algo ? u->plan.algo : "", u->plan.algo ? "] " : "",
+            u->show ? u->show : u->key);
   }
   fprintf(f, "%10.3f total over %d kernel calls\n", total * 1e3, p->nlaunch);
   free(rows);

@@ -206,9 +206,79 @@ static void test_hand_values(void **state) {
   ir_diag_destroy(d);
 }
 
+/* The profile of one run of 'text' (conv2d, conv2d_grad_input and
+ * conv2d_grad_weight of a 16->16 3x3 layer at stride 1 and at stride 2),
+ * as a string the caller frees. */
+static char *profile_of(const char *text) {
+  ir_diag *d = ir_diag_create();
+  ir_graph *g = ir_parse(text, "<test>", d);
+  assert_non_null(g);
+  cg_program *p = NULL;
+  if (cg_program_create(g, NULL, &p, d) != ATTNC_OK) fail_msg("jit compile: %s", ir_diag_text(d));
+  cg_program_set_profile(p, 1);
+  assert_int_equal(cg_program_run(p, d), ATTNC_OK);
+  char *buf = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&buf, &len);
+  assert_non_null(f);
+  cg_program_print_profile(p, f, 0);
+  fclose(f);
+  cg_program_destroy(p);
+  ir_graph_destroy(g);
+  ir_diag_destroy(d);
+  return buf;
+}
+
+/* 1 if the profile has a line naming 'algo' for the kernel whose text
+ * starts with 'kernel'. */
+static int profile_says(const char *prof, const char *algo, const char *kernel) {
+  char want[256];
+  snprintf(want, sizeof want, "[%s] %s", algo, kernel);
+  return strstr(prof, want) != NULL;
+}
+
+/* attnc bench --profile names the algorithm each convolution took:
+ * Winograd for the 3x3 stride-1 layer (every direction), the direct
+ * kernels or im2col/col2im at stride 2, the direct kernels everywhere
+ * under ATTNC_NO_WINOGRAD=1. */
+static void test_profile_algorithms(void **state) {
+  (void)state;
+  const char *text =
+      "graph @t {\n  %x = input name=\"x\" : f32[2,16,8,8]\n  %w = param name=\"w\" : f32[16,16,3,3]\n"
+      "  %dy = input name=\"dy\" : f32[2,16,8,8]\n  %dh = input name=\"dh\" : f32[2,16,4,4]\n"
+      "  %y = conv2d(%x, %w) stride=[1,1] pad=[1,1] dilation=[1,1] groups=1 : f32[2,16,8,8]\n"
+      "  %dx = conv2d_grad_input(%dy, %w) stride=[1,1] pad=[1,1] dilation=[1,1] groups=1 in_shape=[2,16,8,8]"
+      " : f32[2,16,8,8]\n"
+      "  %dw = conv2d_grad_weight(%x, %dy) stride=[1,1] pad=[1,1] dilation=[1,1] groups=1 kernel=[3,3]"
+      " : f32[16,16,3,3]\n"
+      "  %h = conv2d(%x, %w) stride=[2,2] pad=[1,1] dilation=[1,1] groups=1 : f32[2,16,4,4]\n"
+      "  %dx2 = conv2d_grad_input(%dh, %w) stride=[2,2] pad=[1,1] dilation=[1,1] groups=1 in_shape=[2,16,8,8]"
+      " : f32[2,16,8,8]\n"
+      "  %dw2 = conv2d_grad_weight(%x, %dh) stride=[2,2] pad=[1,1] dilation=[1,1] groups=1 kernel=[3,3]"
+      " : f32[16,16,3,3]\n"
+      "  output \"y\" = %y\n  output \"dx\" = %dx\n  output \"dw\" = %dw\n"
+      "  output \"h\" = %h\n  output \"dx2\" = %dx2\n  output \"dw2\" = %dw2\n}\n";
+  char *prof = profile_of(text);
+  assert_true(profile_says(prof, "winograd", "conv2d f32[2,16,8,8]"));
+  assert_true(profile_says(prof, "winograd", "conv2d_grad_input f32[2,16,8,8](f32[2,16,8,8]"));
+  assert_true(profile_says(prof, "winograd", "conv2d_grad_weight f32[16,16,3,3](f32[2,16,8,8],f32[2,16,8,8])"));
+  assert_true(profile_says(prof, "direct", "conv2d f32[2,16,4,4]"));
+  assert_true(profile_says(prof, "col2im", "conv2d_grad_input f32[2,16,8,8](f32[2,16,4,4]"));
+  assert_true(profile_says(prof, "direct", "conv2d_grad_weight f32[16,16,3,3](f32[2,16,8,8],f32[2,16,4,4])") ||
+              profile_says(prof, "im2col", "conv2d_grad_weight f32[16,16,3,3](f32[2,16,8,8],f32[2,16,4,4])"));
+  free(prof);
+  setenv("ATTNC_NO_WINOGRAD", "1", 1);
+  prof = profile_of(text);
+  unsetenv("ATTNC_NO_WINOGRAD");
+  assert_false(strstr(prof, "[winograd]"));
+  assert_true(profile_says(prof, "direct", "conv2d f32[2,16,8,8]"));
+  free(prof);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_hand_values),
+      cmocka_unit_test(test_profile_algorithms),
       cmocka_unit_test(test_sweep),
       cmocka_unit_test(test_deterministic),
   };
