@@ -289,6 +289,20 @@ void cg_vstore_first(cg_emit *e, LLVMValueRef base, LLVMValueRef idx, LLVMValueR
   call_intrinsic(e, "llvm.masked.store", types, 2, args, 4);
 }
 
+LLVMValueRef cg_every_other(cg_emit *e, LLVMValueRef v, int first, int n) {
+  LLVMValueRef mask[64];
+  for (int i = 0; i < n; i++) mask[i] = LLVMConstInt(e->t_i32, (unsigned long long)(2 * i + first), 0);
+  return LLVMBuildShuffleVector(e->b, v, LLVMGetUndef(LLVMTypeOf(v)), LLVMConstVector(mask, (unsigned)n), "");
+}
+
+void cg_prefetch(cg_emit *e, LLVMValueRef base, LLVMValueRef idx, int write) {
+  LLVMValueRef p = LLVMBuildBitCast(e->b, cg_gep(e, base, idx), LLVMPointerType(e->t_i8, 0), "");
+  LLVMTypeRef types[1] = {LLVMTypeOf(p)};
+  LLVMValueRef args[4] = {p, LLVMConstInt(e->t_i32, (unsigned long long)(write != 0), 0), LLVMConstInt(e->t_i32, 3, 0),
+                          LLVMConstInt(e->t_i32, 1, 0)};
+  call_intrinsic(e, "llvm.prefetch", types, 1, args, 4);
+}
+
 /* Transposes the square matrix of vectors v in log2(n) rounds of
  * two-vector shuffles; round k swaps bit k of the row and lane indices. */
 void cg_vtranspose(cg_emit *e, LLVMValueRef *v, int n) {

@@ -69,8 +69,31 @@ void cg_zeros_emit(cg_emit *e, LLVMValueRef P, LLVMValueRef base, int64_t a, int
 /* Ceiling of a / b for b > 0. */
 static int64_t ceil_div(int64_t a, int64_t b) { return a >= 0 ? (a + b - 1) / b : -(-a / b); }
 
+/* P[pdst + j] = X[src + 2*j + t] for j in [jf, jl), row elements of X
+ * below w: vectors of 2L loaded and split into their even lanes (LLVM
+ * makes gathers of the strided loop). */
+static void copy_stride2(cg_emit *e, LLVMValueRef X, LLVMValueRef src, int64_t t, int64_t w, LLVMValueRef P,
+                         LLVMValueRef pdst, int64_t jf, int64_t jl) {
+  LLVMTypeRef et = LLVMGetElementType(LLVMTypeOf(X));
+  int L = cg_gemm_lanes(et == e->t_f32 ? IR_F32 : IR_F64);
+  int64_t plain = 0; /* chunks of L whose 2L loaded elements stay in the row */
+  while (jf + (plain + 1) * L <= jl && 2 * (jf + plain * L) + t + 2 * L <= w) plain++;
+  if (plain > 0) {
+    cg_loop lj;
+    LLVMValueRef j0 = cg_loop_begin(e, &lj, cg_i64(e, jf), cg_i64(e, jf + plain * L), L);
+    LLVMValueRef v = cg_vload(e, X, cg_add(e, src, cg_affine(e, j0, 2, t)), 2 * L);
+    cg_vstore(e, P, cg_add(e, pdst, j0), cg_every_other(e, v, 0, L));
+    cg_loop_end(e, &lj);
+  }
+  for (int64_t j0 = jf + plain * L; j0 < jl; j0 += L) {
+    int cnt = (int)(jl - j0 < L ? jl - j0 : L);
+    LLVMValueRef v = cg_vload_first(e, X, cg_add(e, src, cg_i64(e, 2 * j0 + t)), 2 * L, 2 * cnt - 1);
+    cg_vstore_first(e, P, cg_add(e, pdst, cg_i64(e, j0)), cg_every_other(e, v, 0, L), cnt);
+  }
+}
+
 static void fill_pad(cg_emit *e, const cg_window *wd, const pad_geom *pg, LLVMValueRef X, int64_t nc,
-                     LLVMValueRef oy0, LLVMValueRef P) {
+                     LLVMValueRef oy0, LLVMValueRef pf, LLVMValueRef P) {
   cg_loop lc, lr;
   LLVMValueRef c = cg_loop_begin(e, &lc, cg_i64(e, 0), cg_i64(e, nc), 1);
   LLVMValueRef r = cg_loop_begin(e, &lr, cg_i64(e, 0), cg_i64(e, pg->rp), 1);
@@ -81,6 +104,7 @@ static void fill_pad(cg_emit *e, const cg_window *wd, const pad_geom *pg, LLVMVa
   cg_if ci;
   cg_if_begin(e, &ci, in);
   LLVMValueRef src = cg_add(e, cg_mul(e, c, cg_i64(e, wd->h * wd->w)), cg_mul(e, iy, cg_i64(e, wd->w)));
+  if (pf) cg_prefetch_row(e, X, cg_add(e, src, pf), wd->w, 0);
   for (int64_t p = 0; p < wd->sw; p++) {
     /* phase p, column j reads input column ow + p + j*sw: inside for j in [jf, jl) */
     int64_t t = wd->ow + p, jf = ceil_div(-t, wd->sw), jl = ceil_div(wd->w - t, wd->sw);
@@ -90,7 +114,9 @@ static void fill_pad(cg_emit *e, const cg_window *wd, const pad_geom *pg, LLVMVa
     if (jl < jf) jl = jf;
     LLVMValueRef pdst = cg_add(e, dst, cg_i64(e, p * pg->wp));
     cg_zeros_emit(e, P, pdst, 0, jf);
-    if (jf < jl) {
+    if (jf < jl && wd->sw == 2) {
+      copy_stride2(e, X, src, t, wd->w, P, pdst, jf, jl);
+    } else if (jf < jl) {
       cg_loop lj;
       LLVMValueRef j = cg_loop_begin(e, &lj, cg_i64(e, jf), cg_i64(e, jl), 1);
       cg_store(e, P, cg_add(e, pdst, j), cg_load(e, X, cg_add(e, src, cg_affine(e, j, wd->sw, t))));
@@ -113,9 +139,9 @@ static int64_t tap_offset(const cg_window *wd, const pad_geom *pg, int64_t t) {
 }
 
 void cg_direct_fill_emit(cg_emit *e, const cg_window *wd, LLVMValueRef X, int64_t nc, LLVMValueRef oy0,
-                         int64_t rows, LLVMValueRef P) {
+                         int64_t rows, LLVMValueRef pf, LLVMValueRef P) {
   pad_geom pg = pad_of(wd, rows);
-  fill_pad(e, wd, &pg, X, nc, oy0, P);
+  fill_pad(e, wd, &pg, X, nc, oy0, pf, P);
 }
 
 cg_direct_layout cg_direct_layout_of(const cg_window *wd, int64_t rows) {
@@ -326,7 +352,7 @@ void cg_direct_conv_emit(cg_emit *e, ir_dtype dt, const cg_window *wd, LLVMValue
                          LLVMValueRef oy0, int64_t rows, LLVMValueRef A, int64_t am, LLVMValueRef Y, int64_t ldy,
                          int64_t M, LLVMValueRef P) {
   direct_args g = {dt, cg_direct_lanes(wd, dt), wd, pad_of(wd, rows), A, P, Y, am, ldy, nc, wd->kh * wd->kw};
-  fill_pad(e, wd, &g.pg, X, nc, oy0, P);
+  fill_pad(e, wd, &g.pg, X, nc, oy0, NULL, P);
   if (rows_tiled(wd, M)) {
     direct_row_pixels(e, &g, M, rows);
     return;
@@ -562,7 +588,7 @@ void cg_direct_dot_emit(cg_emit *e, ir_dtype dt, const cg_window *wd, LLVMValueR
   }
   cg_loop li, lc;
   LLVMValueRef img = cg_loop_begin(e, &li, cg_i64(e, 0), cg_i64(e, nimg), 1);
-  fill_pad(e, wd, &g.pg, cg_gep(e, X, cg_mul(e, img, cg_i64(e, x_img))), nc, cg_i64(e, 0),
+  fill_pad(e, wd, &g.pg, cg_gep(e, X, cg_mul(e, img, cg_i64(e, x_img))), nc, cg_i64(e, 0), NULL,
            cg_gep(e, P, cg_mul(e, img, cg_i64(e, nc * g.pg.plane))));
   cg_loop_end(e, &li);
   if (rows_tiled(wd, M)) {

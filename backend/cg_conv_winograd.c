@@ -10,7 +10,9 @@
  * transforms are additions only, so results differ from the direct sum by
  * rounding. f32 only. The weight gradient uses the same transforms: dw
  * = G^T [sum over tiles of (A dy A^T) . (B^T d B)] G, one accumulating
- * GEMM per position over the tiles (cg_wino_gw_emit). */
+ * GEMM per position over the tiles (cg_wino_gw_emit). Each block
+ * prefetches the next block's input (and output) rows: they are short runs
+ * of many channel planes, which the hardware prefetchers do not follow. */
 #include "cg_gemm.h"
 
 enum { POS = 16, SLACK = 16 };
@@ -186,7 +188,7 @@ static LLVMValueRef interleave(cg_emit *e, LLVMValueRef a, LLVMValueRef b, int L
 
 /* Transforms M of the block's image 'img' back into its output rows at Y
  * (channel 0, first row of the block; channel stride ldy). */
-static void outputs(cg_emit *e, const wino_args *a, LLVMValueRef img, LLVMValueRef Y, int64_t ldy) {
+static void outputs(cg_emit *e, const wino_args *a, LLVMValueRef img, LLVMValueRef Y, int64_t ldy, LLVMValueRef pf) {
   int L = a->lanes;
   int64_t outw = a->wd->outw;
   cg_loop lm, ly;
@@ -202,6 +204,8 @@ static void outputs(cg_emit *e, const wino_args *a, LLVMValueRef img, LLVMValueR
       mv[p] = cg_vload_first(e, a->Mb, cg_add(e, src, cg_i64(e, p * a->M * a->ldt + x0)), L, count);
     output_transform(e, mv, y);
     LLVMValueRef at = cg_add(e, row, cg_i64(e, 2 * x0));
+    cg_prefetch_row(e, Y, cg_add(e, at, pf), 2 * count, 1);
+    cg_prefetch_row(e, Y, cg_add(e, cg_add(e, at, cg_i64(e, outw)), pf), 2 * count, 1);
     cg_vstore_first(e, Y, at, interleave(e, y[0], y[1], L), 2 * count);
     cg_vstore_first(e, Y, cg_add(e, at, cg_i64(e, outw)), interleave(e, y[2], y[3], L), 2 * count);
   }
@@ -209,9 +213,19 @@ static void outputs(cg_emit *e, const wino_args *a, LLVMValueRef img, LLVMValueR
   cg_loop_end(e, &lm);
 }
 
+/* Elements from the block at output row oy0 of 'rows' rows (of outh) to
+ * the next block of b->nimg images: rows on, or the next images' first
+ * rows; 'row' and 'img' elements per row and image. */
+static LLVMValueRef next_block(cg_emit *e, LLVMValueRef oy0, int64_t rows, int64_t outh, int64_t nimg, int64_t row,
+                               int64_t img) {
+  LLVMValueRef last = LLVMBuildICmp(e->b, LLVMIntSGE, cg_add(e, oy0, cg_i64(e, rows)), cg_i64(e, outh), "");
+  LLVMValueRef other = cg_sub(e, cg_i64(e, nimg * img), cg_mul(e, oy0, cg_i64(e, row)));
+  return LLVMBuildSelect(e->b, last, other, cg_i64(e, rows * row), "");
+}
+
 void cg_wino_conv_emit(cg_emit *e, ir_dtype dt, const cg_window *wd, LLVMValueRef X, int64_t x_img, int64_t nc,
-                       LLVMValueRef oy0, const cg_wino_block *b, int64_t rows, LLVMValueRef U, LLVMValueRef Y,
-                       int64_t y_img, int64_t ldy, int64_t M, LLVMValueRef S) {
+                       LLVMValueRef oy0, int64_t outh, const cg_wino_block *b, int64_t rows, LLVMValueRef U,
+                       LLVMValueRef Y, int64_t y_img, int64_t ldy, int64_t M, LLVMValueRef S) {
   wino_args a;
   cg_window twd = tile_window(wd);
   a.wd = wd;
@@ -226,9 +240,11 @@ void cg_wino_conv_emit(cg_emit *e, ir_dtype dt, const cg_window *wd, LLVMValueRe
   a.V = cg_gep(e, S, cg_i64(e, pad_elems(wd, nc, rows)));
   a.Mb = cg_gep(e, a.V, cg_i64(e, v_elems(nc, b)));
   LLVMValueRef toy0 = LLVMBuildSDiv(e->b, oy0, cg_i64(e, 2), "");
+  LLVMValueRef xpf = next_block(e, oy0, rows, outh, b->nimg, wd->w, x_img);
+  LLVMValueRef ypf = next_block(e, oy0, rows, outh, b->nimg, wd->outw, y_img);
   cg_loop li, lp, lo;
   LLVMValueRef img = cg_loop_begin(e, &li, cg_i64(e, 0), cg_i64(e, b->nimg), 1);
-  cg_direct_fill_emit(e, &twd, cg_gep(e, X, cg_mul(e, img, cg_i64(e, x_img))), nc, toy0, a.trows, a.P);
+  cg_direct_fill_emit(e, &twd, cg_gep(e, X, cg_mul(e, img, cg_i64(e, x_img))), nc, toy0, a.trows, xpf, a.P);
   inputs(e, &a, img);
   cg_loop_end(e, &li);
   int64_t tiles = b->nimg * a.trows * a.tw;
@@ -239,7 +255,7 @@ void cg_wino_conv_emit(cg_emit *e, ir_dtype dt, const cg_window *wd, LLVMValueRe
   cg_loop_end(e, &lp);
   cg_loop_no_unroll(e, &lp);
   LLVMValueRef io = cg_loop_begin(e, &lo, cg_i64(e, 0), cg_i64(e, b->nimg), 1);
-  outputs(e, &a, io, cg_gep(e, Y, cg_mul(e, io, cg_i64(e, y_img))), ldy);
+  outputs(e, &a, io, cg_gep(e, Y, cg_mul(e, io, cg_i64(e, y_img))), ldy, ypf);
   cg_loop_end(e, &lo);
 }
 
@@ -273,10 +289,12 @@ int64_t cg_wino_gw_buffer_elems(const cg_window *wd, int64_t nc, int64_t mb, con
  * vectors and transposed in registers. */
 static void fill_cl_block(cg_emit *e, ir_dtype dt, const cg_window *wd, LLVMValueRef X, int64_t nc, LLVMValueRef iy,
                           LLVMValueRef rbase, LLVMValueRef c0, int chans, LLVMValueRef j0, int cols, int L,
-                          LLVMValueRef P) {
+                          LLVMValueRef pf, LLVMValueRef P) {
   LLVMValueRef v[64];
   LLVMValueRef src = cg_add(e, cg_add(e, cg_mul(e, c0, cg_i64(e, wd->h * wd->w)), cg_mul(e, iy, cg_i64(e, wd->w))),
                             cg_add(e, j0, cg_i64(e, wd->ow)));
+  LLVMValueRef ahead = cg_add(e, src, pf);
+  for (int i = 0; i < chans; i++) cg_prefetch_row(e, X, cg_add(e, ahead, cg_i64(e, i * wd->h * wd->w)), cols, 0);
   for (int i = 0; i < L; i++)
     v[i] = i < chans ? cg_vload_first(e, X, cg_add(e, src, cg_i64(e, i * wd->h * wd->w)), L, cols)
                      : LLVMGetUndef(cg_vec_type(e, dt, L));
@@ -288,22 +306,22 @@ static void fill_cl_block(cg_emit *e, ir_dtype dt, const cg_window *wd, LLVMValu
 /* fill_cl_block over the columns [jf, jl) of row iy for the channels from c0. */
 static void fill_cl_cols(cg_emit *e, ir_dtype dt, const cg_window *wd, LLVMValueRef X, int64_t nc, LLVMValueRef iy,
                          LLVMValueRef rbase, LLVMValueRef c0, int chans, int64_t jf, int64_t jl, int L,
-                         LLVMValueRef P) {
+                         LLVMValueRef pf, LLVMValueRef P) {
   int64_t full = (jl - jf) / L, rem = (jl - jf) % L;
   if (full > 0) {
     cg_loop lj;
     LLVMValueRef j0 = cg_loop_begin(e, &lj, cg_i64(e, jf), cg_i64(e, jf + full * L), L);
-    fill_cl_block(e, dt, wd, X, nc, iy, rbase, c0, chans, j0, L, L, P);
+    fill_cl_block(e, dt, wd, X, nc, iy, rbase, c0, chans, j0, L, L, pf, P);
     cg_loop_end(e, &lj);
   }
-  if (rem > 0) fill_cl_block(e, dt, wd, X, nc, iy, rbase, c0, chans, cg_i64(e, jf + full * L), (int)rem, L, P);
+  if (rem > 0) fill_cl_block(e, dt, wd, X, nc, iy, rbase, c0, chans, cg_i64(e, jf + full * L), (int)rem, L, pf, P);
 }
 
 /* P[(r*wc + j)*nc + c] = x[c][iy0 + r][ow + j] (0 outside the input) for
  * r < rp, j < wc, c < nc: the padded input rows of one block, channels
- * innermost. */
+ * innermost; each row's elements pf further on prefetched. */
 static void fill_cl(cg_emit *e, ir_dtype dt, const cg_window *wd, const gw_layout *l, LLVMValueRef X, int64_t nc,
-                    LLVMValueRef iy0, int L, LLVMValueRef P) {
+                    LLVMValueRef iy0, int L, LLVMValueRef pf, LLVMValueRef P) {
   int64_t jf = -wd->ow > 0 ? -wd->ow : 0, jl = wd->w - wd->ow < l->wc ? wd->w - wd->ow : l->wc;
   if (jf > l->wc) jf = l->wc;
   if (jl < jf) jl = jf;
@@ -320,10 +338,10 @@ static void fill_cl(cg_emit *e, ir_dtype dt, const cg_window *wd, const gw_layou
   if (jf < jl) {
     if (cfull > 0) {
       LLVMValueRef c0 = cg_loop_begin(e, &lc, cg_i64(e, 0), cg_i64(e, cfull * L), L);
-      fill_cl_cols(e, dt, wd, X, nc, iy, rbase, c0, L, jf, jl, L, P);
+      fill_cl_cols(e, dt, wd, X, nc, iy, rbase, c0, L, jf, jl, L, pf, P);
       cg_loop_end(e, &lc);
     }
-    if (crem > 0) fill_cl_cols(e, dt, wd, X, nc, iy, rbase, cg_i64(e, cfull * L), (int)crem, jf, jl, L, P);
+    if (crem > 0) fill_cl_cols(e, dt, wd, X, nc, iy, rbase, cg_i64(e, cfull * L), (int)crem, jf, jl, L, pf, P);
   }
   cg_if_else(e, &ci);
   cg_zeros_emit(e, P, rbase, 0, l->wc * nc);
@@ -368,16 +386,10 @@ static void gw_inputs(cg_emit *e, const gw_args *a, LLVMValueRef img) {
   cg_loop_end(e, &ly);
 }
 
-/* Lanes [first, first + 2, ...) of v: 'L' of them. */
-static LLVMValueRef every_other(cg_emit *e, LLVMValueRef v, int first, int L) {
-  LLVMValueRef mask[32];
-  for (int i = 0; i < L; i++) mask[i] = LLVMConstInt(e->t_i32, (unsigned long long)(2 * i + first), 0);
-  return LLVMBuildShuffleVector(e->b, v, LLVMGetUndef(LLVMTypeOf(v)), LLVMConstVector(mask, (unsigned)L), "");
-}
-
 /* DYT[(p*mb + m)*ldt + t] = position p of A dy A^T for the block's image
- * 'img', dy of its channel m at DY + m*ldy (the block's first row). */
-static void gw_dys(cg_emit *e, const gw_args *a, LLVMValueRef img, LLVMValueRef DY) {
+ * 'img', dy of its channel m at DY + m*ldy (the block's first row); the
+ * rows pf further on prefetched. */
+static void gw_dys(cg_emit *e, const gw_args *a, LLVMValueRef img, LLVMValueRef DY, LLVMValueRef pf) {
   int L = a->lanes;
   int64_t outw = a->wd->outw, ldt = a->b->ldt;
   cg_loop lm, ly;
@@ -389,11 +401,13 @@ static void gw_dys(cg_emit *e, const gw_args *a, LLVMValueRef img, LLVMValueRef 
   for (int64_t x0 = 0; x0 < a->tw; x0 += L) {
     int count = (int)(a->tw - x0 < L ? a->tw - x0 : L);
     LLVMValueRef at = cg_add(e, row, cg_i64(e, 2 * x0));
+    cg_prefetch_row(e, DY, cg_add(e, at, pf), 2 * count, 0);
+    cg_prefetch_row(e, DY, cg_add(e, cg_add(e, at, cg_i64(e, outw)), pf), 2 * count, 0);
     LLVMValueRef v0 = cg_vload_first(e, DY, at, 2 * L, 2 * count);
     LLVMValueRef v1 = cg_vload_first(e, DY, cg_add(e, at, cg_i64(e, outw)), 2 * L, 2 * count);
     /* rows of A dy: (x_i, y_i), then each row -> (x, x + y, x - y, -y) */
-    LLVMValueRef p0 = every_other(e, v0, 0, L), q0 = every_other(e, v0, 1, L);
-    LLVMValueRef p1 = every_other(e, v1, 0, L), q1 = every_other(e, v1, 1, L);
+    LLVMValueRef p0 = cg_every_other(e, v0, 0, L), q0 = cg_every_other(e, v0, 1, L);
+    LLVMValueRef p1 = cg_every_other(e, v1, 0, L), q1 = cg_every_other(e, v1, 1, L);
     LLVMValueRef x[4] = {p0, fadd(e, p0, p1), fsub(e, p0, p1), LLVMBuildFNeg(e->b, p1, "")};
     LLVMValueRef y[4] = {q0, fadd(e, q0, q1), fsub(e, q0, q1), LLVMBuildFNeg(e->b, q1, "")};
     for (int i = 0; i < 4; i++) {
@@ -449,12 +463,15 @@ void cg_wino_gw_emit(cg_emit *e, ir_dtype dt, const cg_window *wd, LLVMValueRef 
   LLVMValueRef blk = cg_loop_begin(e, &lb, cg_i64(e, 0), cg_i64(e, n / b->nimg * nblk), 1);
   LLVMValueRef i0 = cg_mul(e, LLVMBuildSDiv(e->b, blk, cg_i64(e, nblk), ""), cg_i64(e, b->nimg));
   LLVMValueRef oy0 = cg_mul(e, LLVMBuildSRem(e->b, blk, cg_i64(e, nblk), ""), cg_i64(e, b->rows));
+  LLVMValueRef xpf = next_block(e, oy0, b->rows, outh, b->nimg, wd->w, x_img);
+  LLVMValueRef dpf = next_block(e, oy0, b->rows, outh, b->nimg, wd->outw, dy_img);
   LLVMValueRef img = cg_loop_begin(e, &li, cg_i64(e, 0), cg_i64(e, b->nimg), 1);
   LLVMValueRef gi = cg_add(e, i0, img);
   fill_cl(e, dt, wd, &a.l, cg_gep(e, X, cg_mul(e, gi, cg_i64(e, x_img))), nc, cg_affine(e, oy0, 1, wd->oh), a.clanes,
-          a.P);
+          xpf, a.P);
   gw_inputs(e, &a, img);
-  gw_dys(e, &a, img, cg_gep(e, DY, cg_add(e, cg_mul(e, gi, cg_i64(e, dy_img)), cg_mul(e, oy0, cg_i64(e, wd->outw)))));
+  LLVMValueRef dy0 = cg_add(e, cg_mul(e, gi, cg_i64(e, dy_img)), cg_mul(e, oy0, cg_i64(e, wd->outw)));
+  gw_dys(e, &a, img, cg_gep(e, DY, dy0), dpf);
   cg_loop_end(e, &li);
   LLVMValueRef p = cg_loop_begin(e, &lp, cg_i64(e, 0), cg_i64(e, POS), 1);
   cg_gemm_acc_emit(e, dt, cg_gep(e, a.DYT, cg_mul(e, p, cg_i64(e, mb * ldt))), ldt, 1,

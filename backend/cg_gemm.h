@@ -81,9 +81,15 @@ void cg_zeros_emit(cg_emit *e, LLVMValueRef P, LLVMValueRef base, int64_t a, int
 
 /* Copies the padded input rows that output rows [oy0, oy0 + rows) of
  * window 'wd' read, 'nc' channels of X (planes of h*w), into P
- * (cg_direct_buffer_elems elements), as cg_direct_conv_emit does. */
+ * (cg_direct_buffer_elems elements), as cg_direct_conv_emit does; unless
+ * pf is NULL, prefetching each row's elements pf further on (the next
+ * block's input). */
 void cg_direct_fill_emit(cg_emit *e, const cg_window *wd, LLVMValueRef X, int64_t nc, LLVMValueRef oy0,
-                         int64_t rows, LLVMValueRef P);
+                         int64_t rows, LLVMValueRef pf, LLVMValueRef P);
+
+/* Prefetches the cache lines of the n elements at X + at (for a write when
+ * 'write'). */
+void cg_prefetch_row(cg_emit *e, LLVMValueRef X, LLVMValueRef at, int64_t n, int write);
 
 enum { CG_DIRECT_MAX_TAPS = 16 };
 
@@ -173,10 +179,11 @@ void cg_wino_weights_emit(cg_emit *e, ir_dtype dt, LLVMValueRef A, int64_t am, i
  * i*y_img (channel 0, row oy0; channel stride ldy), from the transformed
  * weights U (cg_wino_weights_emit), with S a scratch of
  * cg_wino_buffer_elems elements. The order of the sums is fixed by the
- * shapes. */
+ * shapes. The input and output of the next block (rows from oy0 + rows of
+ * 'outh', or the next b->nimg images) are prefetched. */
 void cg_wino_conv_emit(cg_emit *e, ir_dtype dt, const cg_window *wd, LLVMValueRef X, int64_t x_img, int64_t nc,
-                       LLVMValueRef oy0, const cg_wino_block *b, int64_t rows, LLVMValueRef U, LLVMValueRef Y,
-                       int64_t y_img, int64_t ldy, int64_t M, LLVMValueRef S);
+                       LLVMValueRef oy0, int64_t outh, const cg_wino_block *b, int64_t rows, LLVMValueRef U,
+                       LLVMValueRef Y, int64_t y_img, int64_t ldy, int64_t M, LLVMValueRef S);
 
 /* Elements of the scratch of cg_wino_gw_emit for 'mb' dy channels. */
 int64_t cg_wino_gw_buffer_elems(const cg_window *wd, int64_t nc, int64_t mb, const cg_wino_block *b);

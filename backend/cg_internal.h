@@ -199,6 +199,11 @@ LLVMValueRef cg_vsum(cg_emit *e, LLVMValueRef v);
 /* Transposes the square matrix of the 'n' vectors v (n lanes each, n a
  * power of two) in place: lane j of v[i] becomes lane i of v[j]. */
 void cg_vtranspose(cg_emit *e, LLVMValueRef *v, int n);
+/* Lanes first, first + 2, ... of v: 'n' of them. */
+LLVMValueRef cg_every_other(cg_emit *e, LLVMValueRef v, int first, int n);
+/* Prefetches the cache line of base + idx into every level, for a later
+ * write when 'write'. */
+void cg_prefetch(cg_emit *e, LLVMValueRef base, LLVMValueRef idx, int write);
 /* A typed pointer into this thread's scratch at 'byte_offset'. */
 LLVMValueRef cg_scratch(cg_emit *e, int64_t byte_offset, ir_dtype dt);
 

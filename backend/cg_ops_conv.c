@@ -195,7 +195,7 @@ static void fwd_block(cg_emit *e, const fwd_desc *f, LLVMValueRef X, LLVMValueRe
   LLVMValueRef yg = cg_gep(e, Y, cg_add(e, yoff, cg_mul(e, oy0, cg_i64(e, f->wd.outw))));
   if (f->wino) {
     LLVMValueRef u = cg_gep(e, col, cg_mul(e, g, cg_i64(e, cg_wino_weight_elems(f->cin_g, f->cout_g))));
-    cg_wino_conv_emit(e, f->dt, &f->wd, xg, f->cin * inplane, f->cin_g, oy0, &f->wb, rows, u, yg,
+    cg_wino_conv_emit(e, f->dt, &f->wd, xg, f->cin * inplane, f->cin_g, oy0, f->outh, &f->wb, rows, u, yg,
                       f->cout * outplane, outplane, f->cout_g, cg_gep(e, col, cg_i64(e, wino_u_elems(f))));
   } else if (f->direct) {
     cg_direct_conv_emit(e, f->dt, &f->wd, xg, f->cin_g, oy0, rows, ag, f->am, yg, outplane, f->cout_g, col);
