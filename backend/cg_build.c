@@ -303,6 +303,15 @@ void cg_prefetch(cg_emit *e, LLVMValueRef base, LLVMValueRef idx, int write) {
   call_intrinsic(e, "llvm.prefetch", types, 1, args, 4);
 }
 
+/* One prefetch per 64-byte line of elements from 'at' (a line holds 16
+ * floats or 8 doubles), and one at the last element when the row does not
+ * end on a line start, for rows that do not start on one. */
+void cg_prefetch_row(cg_emit *e, LLVMValueRef base, LLVMValueRef at, int64_t n, int write) {
+  int64_t line = elem_of(base) == e->t_f32 ? 16 : 8;
+  for (int64_t j = 0; j < n; j += line) cg_prefetch(e, base, cg_add(e, at, cg_i64(e, j)), write);
+  if (n > 1 && (n - 1) % line) cg_prefetch(e, base, cg_add(e, at, cg_i64(e, n - 1)), write);
+}
+
 /* Transposes the square matrix of vectors v in log2(n) rounds of
  * two-vector shuffles; round k swaps bit k of the row and lane indices. */
 void cg_vtranspose(cg_emit *e, LLVMValueRef *v, int n) {

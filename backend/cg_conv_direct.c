@@ -69,9 +69,9 @@ void cg_zeros_emit(cg_emit *e, LLVMValueRef P, LLVMValueRef base, int64_t a, int
 /* Ceiling of a / b for b > 0. */
 static int64_t ceil_div(int64_t a, int64_t b) { return a >= 0 ? (a + b - 1) / b : -(-a / b); }
 
-/* P[pdst + j] = X[src + 2*j + t] for j in [jf, jl), row elements of X
- * below w: vectors of 2L loaded and split into their even lanes (LLVM
- * makes gathers of the strided loop). */
+/* P[pdst + j] = X[src + 2*j + t] for j in [jf, jl), reading only row
+ * elements of X below w: vectors of 2L loaded and split into their even
+ * lanes, masked where 2L would pass the row's end. */
 static void copy_stride2(cg_emit *e, LLVMValueRef X, LLVMValueRef src, int64_t t, int64_t w, LLVMValueRef P,
                          LLVMValueRef pdst, int64_t jf, int64_t jl) {
   LLVMTypeRef et = LLVMGetElementType(LLVMTypeOf(X));

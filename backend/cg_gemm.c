@@ -16,11 +16,6 @@ int cg_gemm_lanes(ir_dtype dt) {
 /* 1 if the host has 32 vector registers (AVX-512), else 16. */
 static int wide_regs(void) { return cg_host_vector_floats() >= 16; }
 
-void cg_prefetch_row(cg_emit *e, LLVMValueRef X, LLVMValueRef at, int64_t n, int write) {
-  for (int64_t j = 0; j < n; j += 16) cg_prefetch(e, X, cg_add(e, at, cg_i64(e, j)), write);
-  if (n > 1 && (n - 1) % 16) cg_prefetch(e, X, cg_add(e, at, cg_i64(e, n - 1)), write);
-}
-
 /* Sets llvm.loop.unroll.disable on the back edge of 'l'. */
 void cg_loop_no_unroll(cg_emit *e, const cg_loop *l) {
   LLVMValueRef br = LLVMGetBasicBlockTerminator(LLVMGetIncomingBlock(l->iv, 1));

@@ -87,9 +87,6 @@ void cg_zeros_emit(cg_emit *e, LLVMValueRef P, LLVMValueRef base, int64_t a, int
 void cg_direct_fill_emit(cg_emit *e, const cg_window *wd, LLVMValueRef X, int64_t nc, LLVMValueRef oy0,
                          int64_t rows, LLVMValueRef pf, LLVMValueRef P);
 
-/* Prefetches the cache lines of the n elements at X + at (for a write when
- * 'write'). */
-void cg_prefetch_row(cg_emit *e, LLVMValueRef X, LLVMValueRef at, int64_t n, int write);
 
 enum { CG_DIRECT_MAX_TAPS = 16 };
 

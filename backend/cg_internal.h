@@ -204,6 +204,9 @@ LLVMValueRef cg_every_other(cg_emit *e, LLVMValueRef v, int first, int n);
 /* Prefetches the cache line of base + idx into every level, for a later
  * write when 'write'. */
 void cg_prefetch(cg_emit *e, LLVMValueRef base, LLVMValueRef idx, int write);
+/* Prefetches the cache lines of the n elements at base + at (for a write
+ * when 'write'). */
+void cg_prefetch_row(cg_emit *e, LLVMValueRef base, LLVMValueRef at, int64_t n, int write);
 /* A typed pointer into this thread's scratch at 'byte_offset'. */
 LLVMValueRef cg_scratch(cg_emit *e, int64_t byte_offset, ir_dtype dt);
 

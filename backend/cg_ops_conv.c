@@ -513,20 +513,21 @@ static void plan_grad_weight(const ir_graph *g, const ir_node *n, cg_plan *p) {
     p->algo = "winograd";
     return;
   }
+  if (gw_direct(&s)) {
+    cg_window wd = window_of(&s);
+    int64_t mc = gwd_chunk(&s);
+    p->par = s.g * ((s.mg + mc - 1) / mc) * gwd_cblocks(&s);
+    p->scratch_bytes = align64(mc * s.k * gwd_lanes(&s) * s.esz) +
+                       cg_direct_dot_buffer_elems(&wd, s.dt, s.cg, s.oh, gwd_images(&s), mc) * s.esz;
+    p->algo = "direct";
+    return;
+  }
   blocking b = gw_blocking(&s);
   int lanes = cg_gemm_lanes(s.dt);
   int64_t rows = gw_channels(&s) * s.khw;
   p->par = s.c / gw_channels(&s);
   p->scratch_bytes = align64(s.mg * rows * lanes * s.esz) + rows * b.ldcol * s.esz;
   p->algo = "im2col";
-  if (gw_direct(&s)) {
-    p->algo = "direct";
-    cg_window wd = window_of(&s);
-    int64_t mc = gwd_chunk(&s);
-    p->par = s.g * ((s.mg + mc - 1) / mc) * gwd_cblocks(&s);
-    p->scratch_bytes = align64(mc * s.k * gwd_lanes(&s) * s.esz) +
-                       cg_direct_dot_buffer_elems(&wd, s.dt, s.cg, s.oh, gwd_images(&s), mc) * s.esz;
-  }
 }
 
 /* One block of rows of image 'img' for the channel block starting at

@@ -690,9 +690,10 @@ void cg_program_print_profile(const cg_program *p, FILE *f, int top) {
     const unique_kernel *u = &p->uniq[rows[r].uniq];
     double secs = rows[r].secs / runs;
     double gf = secs > 0 ? u->plan.flops * rows[r].calls / secs * 1e-9 : 0;
-    fprintf(f, "%10.3f %6.2f %6d %5.0f  %s%s%s%s\n", secs * 1e3, total > 0 ? 100 * secs / total : 0,
-            rows[r].calls, gf, u->plan.algo ? "[" : "", u->plan.algo ? u->plan.algo : "", u->plan.algo ? "] " : "",
-            u->show ? u->show : u->key);
+    char algo[32] = "";
+    if (u->plan.algo) snprintf(algo, sizeof algo, "[%s] ", u->plan.algo);
+    fprintf(f, "%10.3f %6.2f %6d %5.0f  %s%s\n", secs * 1e3, total > 0 ? 100 * secs / total : 0,
+            rows[r].calls, gf, algo, u->show ? u->show : u->key);
   }
   fprintf(f, "%10.3f total over %d kernel calls\n", total * 1e3, p->nlaunch);
   free(rows);
