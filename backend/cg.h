@@ -24,6 +24,8 @@ typedef struct {
   int poison;   /* 1: fill the arena with NaNs at creation (tests: a kernel must
                    write all of its output and never read it first) */
   int no_fuse;  /* 1: one kernel per node (no pass_fuse groups) */
+  int step_profile; /* 1: sample-group kernels also count the cycles of each
+                       of their steps, for cg_program_print_profile */
 } cg_options;
 
 /* Compile-time and run-time figures of a program. */
@@ -93,7 +95,8 @@ const cg_stats *cg_program_stats(const cg_program *p);
  * the accumulated times. */
 void cg_program_set_profile(cg_program *p, int on);
 /* Prints the accumulated time per kernel, grouped by op with shapes, largest
- * first, at most 'top' rows (0: all), to 'f'. */
+ * first, at most 'top' rows (0: all), to 'f'; under each sample group, with
+ * cg_options.step_profile, its steps' shares of its time. */
 void cg_program_print_profile(const cg_program *p, FILE *f, int top);
 
 /* Text of the kernels of 'g' after optimization: LLVM IR (asm = 0) or the

@@ -15,6 +15,7 @@
  * (then the largest step scratch), so a sample's intermediates stay in L2. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 #include "cg_internal.h"
 #include "cg_reduce.h"
@@ -605,8 +606,25 @@ static attnc_status emit_loop_step(cg_emit *e, cg_fused *fk, int s, LLVMValueRef
   return rc;
 }
 
-/* Emits the body of a SAMPLE kernel. */
-static attnc_status emit_sample(cg_emit *e, cg_fused *fk, ir_diag *d) {
+/* The cycle counter (rdtsc on x86), an i64. */
+static LLVMValueRef cycle_count(cg_emit *e) {
+  LLVMTypeRef ft = LLVMFunctionType(e->t_i64, NULL, 0, 0);
+  LLVMValueRef f = LLVMGetNamedFunction(e->mod, "llvm.readcyclecounter");
+  if (!f) f = LLVMAddFunction(e->mod, "llvm.readcyclecounter", ft);
+  return LLVMBuildCall2(e->b, ft, f, NULL, 0, "");
+}
+
+/* Adds the cycles since 'start' to the counter at host address 'at'. */
+static void add_cycles(cg_emit *e, LLVMValueRef start, int64_t *at) {
+  LLVMValueRef dt = LLVMBuildSub(e->b, cycle_count(e), start, "");
+  LLVMValueRef ptr = LLVMConstIntToPtr(LLVMConstInt(e->t_i64, (unsigned long long)(uintptr_t)at, 0),
+                                       LLVMPointerType(e->t_i64, 0));
+  LLVMBuildAtomicRMW(e->b, LLVMAtomicRMWBinOpAdd, ptr, dt, LLVMAtomicOrderingMonotonic, 0);
+}
+
+/* Emits the body of a SAMPLE kernel (counting each step's cycles into
+ * step_cycles when not NULL). */
+static attnc_status emit_sample(cg_emit *e, cg_fused *fk, int64_t *step_cycles, ir_diag *d) {
   const cg_kernel_impl *table = cg_kernel_table();
   LLVMValueRef *fns = calloc((size_t)fk->nsteps, sizeof *fns);
   if (!fns) return ATTNC_ENOMEM;
@@ -647,10 +665,12 @@ static attnc_status emit_sample(cg_emit *e, cg_fused *fk, ir_diag *d) {
   LLVMValueRef n = cg_loop_begin(e, &ln, e->begin, e->end, 1);
   attnc_status st = ATTNC_OK;
   for (int s = 0; st == ATTNC_OK && s < fk->nsteps; s++) {
+    LLVMValueRef start = step_cycles ? cycle_count(e) : NULL;
     if (fns[s])
       emit_call_step(e, fk, s, n, argv, fns[s]);
     else
       st = emit_loop_step(e, fk, s, n);
+    if (step_cycles && st == ATTNC_OK) add_cycles(e, start, &step_cycles[s]);
   }
   cg_loop_end(e, &ln);
   free(fns);
@@ -658,7 +678,7 @@ static attnc_status emit_sample(cg_emit *e, cg_fused *fk, ir_diag *d) {
 }
 
 /* Emits the group's kernel 'name'. */
-attnc_status cg_fused_build(LLVMModuleRef m, const char *name, cg_fused *fk, ir_diag *d) {
+attnc_status cg_fused_build(LLVMModuleRef m, const char *name, cg_fused *fk, int64_t *step_cycles, ir_diag *d) {
   const pass_fuse_group *gr = fk->grp;
   cg_emit e;
   memset(&e, 0, sizeof e);
@@ -700,7 +720,7 @@ attnc_status cg_fused_build(LLVMModuleRef m, const char *name, cg_fused *fk, ir_
       st = cg_ew_loops(&e, &l, e.begin, e.end, cluster_row, cluster_element, &c);
     }
   } else {
-    st = emit_sample(&e, fk, d);
+    st = emit_sample(&e, fk, step_cycles, d);
   }
   if (st == ATTNC_OK) {
     LLVMBuildRetVoid(e.b);

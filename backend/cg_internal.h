@@ -279,8 +279,11 @@ typedef struct cg_fused cg_fused;
  * caller runs its members unfused) and fills *plan. */
 cg_fused *cg_fused_prepare(const ir_graph *g, const pass_fuse_group *grp, cg_plan *plan);
 void cg_fused_free(cg_fused *k);
-/* Emits the group's kernel 'name' into 'm' (ABI above). */
-attnc_status cg_fused_build(LLVMModuleRef m, const char *name, cg_fused *k, ir_diag *d);
+/* Emits the group's kernel 'name' into 'm' (ABI above). With 'step_cycles'
+ * (SAMPLE groups; NULL: none), the kernel adds the cycles each thread
+ * spends in step s of the group to step_cycles[s] (atomically; the array
+ * must outlive the kernel). */
+attnc_status cg_fused_build(LLVMModuleRef m, const char *name, cg_fused *k, int64_t *step_cycles, ir_diag *d);
 /* The dedup key of group 'grp' (malloc'd; NULL if out of memory): the
  * kind, the numbers of outs and ins, the step starts, and per member its
  * cg_kernel_key, the wiring of each operand (m<j>: member j, i<k>: input k)

@@ -36,6 +36,8 @@ typedef struct {
   char *show; /* profile text of a group ("fused:<label> ..."), NULL otherwise */
   cg_plan plan;
   kernel_fn fn;
+  int64_t *step_cycles; /* step_profile, a sample group: cycles per step, all threads */
+  int nsteps;
 } unique_kernel;
 
 struct cg_program {
@@ -211,6 +213,11 @@ static attnc_status collect_group(cg_program *p, int gi) {
   if (u == p->nuniq - 1 && p->uniq[u].node == last) {
     p->uniq[u].show = group_show(p, gi);
     p->uniq[u].plan = p->fplan[gi];
+    if (p->opt.step_profile && gr->kind == PASS_FUSE_SAMPLE) {
+      p->uniq[u].nsteps = gr->nsteps > 0 ? gr->nsteps : 1;
+      p->uniq[u].step_cycles = calloc((size_t)p->uniq[u].nsteps, sizeof(int64_t));
+      if (!p->uniq[u].step_cycles) return ATTNC_ENOMEM;
+    }
   }
   launch *L = &p->launches[p->nlaunch++];
   L->node = last;
@@ -305,7 +312,7 @@ static attnc_status build_part(void *arg, int part, int nparts, LLVMModuleRef m,
   for (int u = part; u < p->nuniq; u += nparts) {
     const ir_node *n = p->g->nodes[p->uniq[u].node];
     attnc_status st = p->uniq[u].group >= 0
-                          ? cg_fused_build(m, p->uniq[u].name, p->fk[p->uniq[u].group], d)
+                          ? cg_fused_build(m, p->uniq[u].name, p->fk[p->uniq[u].group], p->uniq[u].step_cycles, d)
                           : cg_build_kernel(m, p->uniq[u].name, p->g, n, &table[n->op], &p->uniq[u].plan, d);
     if (st != ATTNC_OK) return st;
   }
@@ -475,6 +482,7 @@ void cg_program_destroy(cg_program *p) {
   for (int u = 0; u < p->nuniq; u++) {
     free(p->uniq[u].key);
     free(p->uniq[u].show);
+    free(p->uniq[u].step_cycles);
   }
   for (int gi = 0; p->fk && gi < p->fusion.ngroups; gi++) cg_fused_free(p->fk[gi]);
   free(p->fk);
@@ -652,6 +660,8 @@ void cg_program_set_profile(cg_program *p, int on) {
   if (on) {
     p->profile_runs = 0;
     for (int k = 0; k < p->nlaunch; k++) p->launches[k].secs = 0;
+    for (int u = 0; u < p->nuniq; u++)
+      if (p->uniq[u].step_cycles) memset(p->uniq[u].step_cycles, 0, (size_t)p->uniq[u].nsteps * sizeof(int64_t));
   }
 }
 
@@ -665,6 +675,35 @@ typedef struct {
 static int by_time(const void *a, const void *b) {
   double x = ((const prof_row *)a)->secs, y = ((const prof_row *)b)->secs;
   return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* Prints the steps of sample-group kernel 'u' (its time per run 'secs'):
+ * each step's share of the counted cycles, that share of the time, and
+ * its members' ops (a one-member step: the op and its type). */
+static void print_steps(const cg_program *p, FILE *f, const unique_kernel *u, double secs) {
+  int64_t total = 0;
+  for (int s = 0; s < u->nsteps; s++) total += u->step_cycles[s];
+  if (total <= 0) return;
+  const pass_fuse_group *gr = &p->fusion.groups[u->group];
+  for (int s = 0; s < u->nsteps; s++) {
+    int a = gr->nsteps > 0 ? gr->step_start[s] : 0;
+    int b = s + 1 < gr->nsteps ? gr->step_start[s + 1] : gr->nmembers;
+    double share = (double)u->step_cycles[s] / (double)total;
+    char ops[200];
+    size_t len = 0;
+    if (b - a == 1) {
+      const ir_node *n = p->g->nodes[gr->members[a]];
+      char t[128];
+      ir_type_format(&n->type, t, sizeof t);
+      snprintf(ops, sizeof ops, "%s %s", ir_op_info_get(n->op)->name, t);
+    } else {
+      len = (size_t)snprintf(ops, sizeof ops, "loop of %d:", b - a);
+      for (int j = a; j < b && len < sizeof ops; j++)
+        len += (size_t)snprintf(ops + len, sizeof ops - len, " %s", ir_op_info_get(p->g->nodes[gr->members[j]]->op)->name);
+      if (len >= sizeof ops) strcpy(ops + sizeof ops - 5, " ...");
+    }
+    fprintf(f, "%10.3f %6.1f %6s %5s    step %d: %s\n", secs * share * 1e3, 100 * share, "", "", s + 1, ops);
+  }
 }
 
 /* Prints time per run of each distinct kernel (all its calls), averaged
@@ -694,6 +733,7 @@ void cg_program_print_profile(const cg_program *p, FILE *f, int top) {
     if (u->plan.algo) snprintf(algo, sizeof algo, "[%s] ", u->plan.algo);
     fprintf(f, "%10.3f %6.2f %6d %5.0f  %s%s\n", secs * 1e3, total > 0 ? 100 * secs / total : 0,
             rows[r].calls, gf, algo, u->show ? u->show : u->key);
+    if (u->step_cycles) print_steps(p, f, u, secs);
   }
   fprintf(f, "%10.3f total over %d kernel calls\n", total * 1e3, p->nlaunch);
   free(rows);

@@ -309,7 +309,9 @@ int cli_bench(int argc, char **argv) {
       {"--baseline", "key=value",
        "also time the model with this -D changed, alternating steps (repeatable)", &over,
        cli_parse_define},
-      {"--profile", "TOP", "print the TOP kernels by time over the timed steps", &profile, parse_count},
+      {"--profile", "TOP",
+       "print the TOP kernels by time over the timed steps, each sample group with its steps' shares (cycles counted around each step)",
+       &profile, parse_count},
       {"--interp", NULL, "time the reference interpreter instead (slow)", &engine.interp, NULL},
       CLI_OPT_NO_FUSE(&engine.no_fuse),
       {"--json", NULL, "print the result as one JSON object", &json, NULL},
@@ -333,7 +335,9 @@ int cli_bench(int argc, char **argv) {
   if (!rc && n == 2) rc = baseline_model(&model, &over, &base, base_text, sizeof base_text);
   bench_case cases[2] = {{0}, {0}};
   double *ratio = NULL;
-  if (!rc) rc = bench_load(file, &model, &engine, train, steps, &cases[0]);
+  cg_options profiled = engine; /* the profiled model also counts its sample groups' steps */
+  profiled.step_profile = profile > 0;
+  if (!rc) rc = bench_load(file, &model, &profiled, train, steps, &cases[0]);
   if (!rc && n == 2 && (rc = bench_load(file, &base, &engine, train, steps, &cases[1])))
     fprintf(stderr, "attnc: bench: (in the baseline model, %s)\n", base_text);
   if (!rc && !(ratio = calloc((size_t)steps, sizeof *ratio))) rc = cli_usage_error("bench", "out of memory");

@@ -217,12 +217,7 @@ static char *profile_of(const char *text) {
   if (cg_program_create(g, NULL, &p, d) != ATTNC_OK) fail_msg("jit compile: %s", ir_diag_text(d));
   cg_program_set_profile(p, 1);
   assert_int_equal(cg_program_run(p, d), ATTNC_OK);
-  char *buf = NULL;
-  size_t len = 0;
-  FILE *f = open_memstream(&buf, &len);
-  assert_non_null(f);
-  cg_program_print_profile(p, f, 0);
-  fclose(f);
+  char *buf = tj_profile_text(p);
   cg_program_destroy(p);
   ir_graph_destroy(g);
   ir_diag_destroy(d);

@@ -11,6 +11,7 @@
  *     output. Compiling a training step twice takes minutes, so only HAM
  *     (the main job) runs by default; TJF_FILTER="eca cbam" picks modules,
  *     TJF_FILTER=all runs the zoo.
+ * (c) The step profile: a sample group's steps' shares, same results.
  * TJF_BENCH=1 prints kernels, traffic and step time of HAM's training step
  * at batch 128, fused vs unfused. */
 #include <setjmp.h>
@@ -240,6 +241,79 @@ static void test_sample_eca(void **state) {
   }
 }
 
+/* The profile of ECA's sample group (6 steps) run twice with 2 threads,
+ * compiled with or without step counters (caller frees); its outputs in
+ * *out. */
+static char *step_profile_of(int steps, ir_bundle **out) {
+  const char *text =
+      "graph @t {\n"
+      "  %x = input name=\"x\" : f32[4,8,5,5]\n"
+      "  %w = param name=\"w\" : f32[1,1,3]\n"
+      "  %r = reduce_mean(%x) axes=[2,3] keepdims=1 : f32[4,8,1,1]\n"
+      "  %r2 = reshape(%r) shape=[4,1,8] : f32[4,1,8]\n"
+      "  %c = conv1d(%r2, %w) pad=[1] : f32[4,1,8]\n"
+      "  %s = sigmoid(%c) : f32[4,1,8]\n"
+      "  %s2 = reshape(%s) shape=[4,8,1,1] : f32[4,8,1,1]\n"
+      "  %y = mul(%x, %s2) : f32[4,8,5,5]\n"
+      "  %z = relu(%y) : f32[4,8,5,5]\n"
+      "  output \"z\" = %z\n  output \"s\" = %s\n}\n";
+  ir_diag *d = ir_diag_create();
+  ir_graph *g = ir_parse(text, "<test>", d);
+  assert_non_null(g);
+  gspec sp[] = {{PASS_FUSE_SAMPLE, 2, 8, 6, {0, 1, 2, 3, 4, 5}}};
+  pass_fusion f;
+  make_fusion(g, sp, 1, &f);
+  cg_options o = {.threads = 2, .step_profile = steps};
+  cg_program *p = NULL;
+  if (cg_program_create_fused(g, &o, &f, &p, d) != ATTNC_OK) fail_msg("jit compile: %s", ir_diag_text(d));
+  ir_bundle *src = tj_sources(g, NULL, 21);
+  *out = ir_bundle_create();
+  cg_program_set_profile(p, 1);
+  for (int r = 0; r < 2; r++)
+    if (cg_program_run_bundle(p, src, *out, d) != ATTNC_OK) fail_msg("jit run: %s", ir_diag_text(d));
+  char *buf = tj_profile_text(p);
+  ir_bundle_destroy(src);
+  cg_program_destroy(p);
+  pass_fusion_free(&f);
+  ir_graph_destroy(g);
+  ir_diag_destroy(d);
+  return buf;
+}
+
+/* With step counters the profile lists each step of a sample group under
+ * it, in order, with the step's ops and a share of the group's time (the
+ * shares add up to 100%); the results are the same bits as without them,
+ * whose profile lists no steps. */
+static void test_step_profile(void **state) {
+  (void)state;
+  ir_bundle *with, *without;
+  char *prof = step_profile_of(1, &with), *plain = step_profile_of(0, &without);
+  assert_null(strstr(plain, "step 1:"));
+  double sum = 0;
+  int steps = 0;
+  for (char *line = prof; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+    char *at = strstr(line, "step ");
+    char *eol = strchr(line, '\n');
+    if (!at || (eol && at > eol)) continue;
+    double ms, share;
+    int k;
+    if (sscanf(line, "%lf %lf", &ms, &share) != 2 || sscanf(at, "step %d:", &k) != 1) fail_msg("step line: %s", line);
+    assert_int_equal(k, ++steps);
+    assert_true(ms >= 0 && share >= 0 && share <= 100);
+    sum += share;
+    if (k == 1) assert_non_null(strstr(at, "reduce_mean f32[4,8,1,1]"));
+    if (k == 6) assert_non_null(strstr(at, "loop of 2: mul relu"));
+  }
+  assert_int_equal(steps, 6);
+  assert_true(fabs(sum - 100) < 0.5);
+  for (int i = 0; i < without->count; i++)
+    tj_compare_tensor("step counters", without->names[i], ir_bundle_get(with, without->names[i]), without->tensors[i], 0);
+  free(prof);
+  free(plain);
+  ir_bundle_destroy(with);
+  ir_bundle_destroy(without);
+}
+
 /* SAMPLE: CBAM's spatial attention, a 7x7 conv over [N,2,H,W] (scratch). */
 static void test_sample_spatial(void **state) {
   (void)state;
@@ -465,6 +539,7 @@ int main(void) {
   struct CMUnitTest tests[NH + NM] = {
       cmocka_unit_test(test_bench),           cmocka_unit_test(test_loop_long),
       cmocka_unit_test(test_loop_broadcast),  cmocka_unit_test(test_loop_sgd),
+      cmocka_unit_test(test_step_profile),
       cmocka_unit_test(test_sample_eca),      cmocka_unit_test(test_sample_spatial),
       cmocka_unit_test(test_sample_mlp),      cmocka_unit_test(test_sample_movement),
       cmocka_unit_test(test_sample_backward), cmocka_unit_test(test_sample_running_reductions),

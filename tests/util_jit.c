@@ -80,3 +80,13 @@ double tj_compare_text(const char *text, uint64_t seed, int threads, double rtol
   ir_diag_destroy(d);
   return w;
 }
+
+char *tj_profile_text(const cg_program *p) {
+  char *buf = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&buf, &len);
+  assert_non_null(f);
+  cg_program_print_profile(p, f, 0);
+  fclose(f);
+  return buf;
+}

@@ -23,4 +23,7 @@ double tj_compare_text(const char *text, uint64_t seed, int threads, double rtol
 /* Fills 'dst' with the sources of 'g' that rt_init_random(seed) makes and
  * 'given' lacks, plus everything in 'given' (copies). */
 ir_bundle *tj_sources(const ir_graph *g, const ir_bundle *given, uint64_t seed);
+struct cg_program;
+/* cg_program_print_profile(p, all rows) as a string the caller frees. */
+char *tj_profile_text(const struct cg_program *p);
 #endif
