@@ -23,13 +23,16 @@ static const char bench_about[] =
     "With --baseline key=value, a second program, the model with those options\n"
     "changed, is compiled too and the two run alternately, step by step (A B, B A,\n"
     "...), so that both see the same load of the machine; 'step/base' is the median\n"
-    "(and quartiles) of the per-pair ratios, e.g. the overhead of an attention module.";
+    "(and quartiles) of the per-pair ratios, e.g. the overhead of an attention module.\n"
+    "With --baseline-no-fuse the second program is the same model with --no-fuse, so\n"
+    "'step/base' is the fused step over the unfused one, paired the same way.";
 
 static const char bench_examples[] =
     "attnc bench models/resnet_cifar.lua -D attention=ham --batch 128 --train\n"
     "attnc bench models/resnet_cifar.lua --infer --threads 1 --json\n"
     "attnc bench models/resnet_cifar.lua --profile 15\n"
-    "attnc bench models/resnet_cifar.lua -D attention=ham --baseline attention=none";
+    "attnc bench models/resnet_cifar.lua -D attention=ham --baseline attention=none\n"
+    "attnc bench models/resnet_cifar.lua -D attention=eca --baseline-no-fuse";
 
 /* Forward FLOPs of the convolutions and matmuls of 'g' (2 per multiply-add). */
 static double model_flops(const ir_graph *g) {
@@ -294,7 +297,7 @@ static int parse_count(void *dst, const char *v, char *err, size_t n) {
 /* Runs 'attnc bench'. */
 int cli_bench(int argc, char **argv) {
   const char *file = NULL;
-  int infer = 0, json = 0, steps = 20, warmup = 3, profile = 0;
+  int infer = 0, json = 0, steps = 20, warmup = 3, profile = 0, base_no_fuse = 0;
   cg_options engine = {0};
   cli_model model = {0}, over = {0}, base = {0};
   const cli_opt opts[] = {
@@ -309,6 +312,7 @@ int cli_bench(int argc, char **argv) {
       {"--baseline", "key=value",
        "also time the model with this -D changed, alternating steps (repeatable)", &over,
        cli_parse_define},
+      {"--baseline-no-fuse", NULL, "also time the model with --no-fuse, alternating steps", &base_no_fuse, NULL},
       {"--profile", "TOP",
        "print the TOP kernels by time over the timed steps, each sample group with its steps' shares (cycles counted around each step)",
        &profile, parse_count},
@@ -331,14 +335,23 @@ int cli_bench(int argc, char **argv) {
   if (!model.batch) model.batch = 128;
   model.train = train;
   char base_text[512] = "";
-  int n = over.ndefines ? 2 : 1;
-  if (!rc && n == 2) rc = baseline_model(&model, &over, &base, base_text, sizeof base_text);
+  int n = over.ndefines || base_no_fuse ? 2 : 1;
+  cg_options base_engine = engine;
+  if (!rc && base_no_fuse && (over.ndefines || engine.no_fuse || engine.interp))
+    rc = cli_usage_error("bench", "--baseline-no-fuse excludes --baseline, --no-fuse and --interp");
+  if (!rc && base_no_fuse) {
+    base_engine.no_fuse = 1;
+    rc = baseline_model(&model, &over, &base, base_text, sizeof base_text); /* the same model */
+    snprintf(base_text, sizeof base_text, "--no-fuse");
+  } else if (!rc && n == 2) {
+    rc = baseline_model(&model, &over, &base, base_text, sizeof base_text);
+  }
   bench_case cases[2] = {{0}, {0}};
   double *ratio = NULL;
   cg_options profiled = engine; /* the profiled model also counts its sample groups' steps */
   profiled.step_profile = profile > 0;
   if (!rc) rc = bench_load(file, &model, &profiled, train, steps, &cases[0]);
-  if (!rc && n == 2 && (rc = bench_load(file, &base, &engine, train, steps, &cases[1])))
+  if (!rc && n == 2 && (rc = bench_load(file, &base, &base_engine, train, steps, &cases[1])))
     fprintf(stderr, "attnc: bench: (in the baseline model, %s)\n", base_text);
   if (!rc && !(ratio = calloc((size_t)steps, sizeof *ratio))) rc = cli_usage_error("bench", "out of memory");
   if (!rc) rc = bench_run(cases, n, train, steps, warmup, profile, ratio);

@@ -479,6 +479,40 @@ static void test_bench_baseline(void **state) {
   tc_result_free(&r);
 }
 
+/* bench --baseline-no-fuse times the same model unfused beside it: the
+ * baseline has every node as a kernel of its own (its kernel count is a
+ * --no-fuse run's, above the fused one) and more feature-map traffic; it
+ * excludes --baseline and --no-fuse. */
+static void test_bench_baseline_no_fuse(void **state) {
+  (void)state;
+  tc_result r = run_bench("-D", "attention=eca", "--baseline-no-fuse", "--steps", "3", NULL);
+  if (r.code != 0) fail_msg("exit %d: %s", r.code, r.err);
+  cJSON *o = cJSON_Parse(r.out);
+  assert_non_null(o);
+  const cJSON *b = cJSON_GetObjectItemCaseSensitive(o, "baseline");
+  assert_non_null(b);
+  assert_string_equal(cJSON_GetObjectItemCaseSensitive(b, "defines")->valuestring, "--no-fuse");
+  int fused = (int)json_num(o, "kernels_per_step"), unfused = (int)json_num(b, "kernels_per_step");
+  assert_true(fused < unfused);
+  assert_true(json_num(o, "traffic_bytes") < json_num(b, "traffic_bytes"));
+  assert_true(json_num(o, "ratio_median") > 0);
+  cJSON_Delete(o);
+  tc_result_free(&r);
+
+  r = run_bench("-D", "attention=eca", "--no-fuse", "--steps", "1", NULL);
+  if (r.code != 0) fail_msg("exit %d: %s", r.code, r.err);
+  o = cJSON_Parse(r.out);
+  assert_non_null(o);
+  assert_int_equal((int)json_num(o, "kernels_per_step"), unfused);
+  cJSON_Delete(o);
+  tc_result_free(&r);
+
+  r = run("bench", "models/resnet_cifar.lua", "--baseline-no-fuse", "--baseline", "attention=none", NULL);
+  assert_usage_error(&r, "bench", "--baseline-no-fuse excludes --baseline, --no-fuse and --interp");
+  r = run("bench", "models/resnet_cifar.lua", "--baseline-no-fuse", "--no-fuse", NULL);
+  assert_usage_error(&r, "bench", "--baseline-no-fuse excludes");
+}
+
 /* show prints metadata, each tensor's type, stats and first values. */
 static void test_show(void **state) {
   const char *dir = *state;
@@ -563,7 +597,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_show, setup_dir, teardown_dir),
       cmocka_unit_test_setup_teardown(test_run_model, setup_dir, teardown_dir),
       cmocka_unit_test_setup_teardown(test_model_dump_and_checks, setup_dir, teardown_dir),
-      cmocka_unit_test(test_bench_baseline),
+      cmocka_unit_test(test_bench_baseline), cmocka_unit_test(test_bench_baseline_no_fuse),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
