@@ -10,8 +10,10 @@
 #               n/a in the table when that command is missing or fails.
 #   torch side: bench/torch_step.py with the same models, batch, threads, steps.
 #   'none' is always run too (the attention overhead is relative to it).
-#   attnc also runs each case with --no-fuse (one kernel per node), for the
-#   fused-vs-unfused columns; --fused-only skips that.
+#   attnc also runs each case with --baseline-no-fuse (the model and its
+#   --no-fuse program, one kernel per node, timed in alternation), for the
+#   fused-vs-unfused columns (fuse gain: the paired ratio); --fused-only
+#   skips that.
 #   --rounds R  measure everything R times, the rounds interleaved (attnc's
 #               models, then torch's, then again), and report per model the
 #               median over rounds; ratios are the median of each round's
@@ -115,9 +117,9 @@ attnc_round() {
       [ "$nofuse" = 1 ] || continue
       f="$out/attnc-$m-$mode.nofuse"
       if ! (cd "$repo" && "$ATTNC_BIN" bench models/resnet_cifar.lua -D "attention=$m" \
-              --batch "$batch" "--$mode" --threads "$threads" --json --no-fuse "${steps_opt[@]}") \
+              --batch "$batch" "--$mode" --threads "$threads" --json --baseline-no-fuse "${steps_opt[@]}") \
               >>"$f" 2>"$out/attnc-$m-$mode-nofuse.err"; then
-        echo "run.sh: attnc bench $m --$mode --no-fuse failed: $(tail -n 1 "$out/attnc-$m-$mode-nofuse.err")" >&2
+        echo "run.sh: attnc bench $m --$mode --baseline-no-fuse failed: $(tail -n 1 "$out/attnc-$m-$mode-nofuse.err")" >&2
         echo '{"failed": true}' >>"$f"
       fi
     done

@@ -125,12 +125,33 @@ def round_ratio(num_rows, den_rows):
     return median([ratio(a, b) for a, b in zip(times(num_rows), times(den_rows))])
 
 
+def unfused_rows(rows):
+    """The --no-fuse program's rows of 'attnc bench --baseline-no-fuse'
+    lines (its 'baseline' object, with 1 / the paired ratio as 'gain'); a
+    line of a plain --no-fuse run is its own row."""
+    out = []
+    for r in rows:
+        b = r.get('baseline') if isinstance(r, dict) else None
+        if isinstance(b, dict):
+            b = dict(b)
+            q = num(r, 'ratio_median')
+            b['gain'] = 1 / q if q else None
+            out.append(b)
+        else:
+            out.append(r)
+    return out
+
+
 def nofuse_cells(a, nf, nf_base):
     """The fused-vs-unfused columns of one attnc row (lists of rounds): the
-    --no-fuse step time, fused speed-up, --no-fuse overhead, feature-map
+    --no-fuse step time, fused speed-up (the paired ratio when the unfused
+    program ran beside the fused one), --no-fuse overhead, feature-map
     traffic per step (fused / unfused), arena and unplanned buffer sum."""
+    nf, nf_base = unfused_rows(nf), unfused_rows(nf_base)
     ar, nr = med_row(a), med_row(nf)
-    return [fmt(median(times(nf)), '.1f'), fmt(round_ratio(nf, a), '.2f'), fmt(round_ratio(nf, nf_base), '.3f'),
+    gains = [num(r, 'gain') for r in nf]
+    gain = median(gains) if gains and all(g is not None for g in gains) else round_ratio(nf, a)
+    return [fmt(median(times(nf)), '.1f'), fmt(gain, '.2f'), fmt(round_ratio(nf, nf_base), '.3f'),
             fmt(mib(num(ar, 'traffic_bytes')), '.0f'), fmt(mib(num(nr, 'traffic_bytes')), '.0f'),
             fmt(mib(num(ar, 'arena_bytes')), '.0f'), fmt(mib(num(ar, 'buffer_bytes')), '.0f')]
 
@@ -197,7 +218,7 @@ def step_table(d):
     print('torch ms: median [min-max]; ratio > 1 = attnc faster; ovh = step / plain '
           'step; GF/s: each side\'s own FLOP count (torch: conv+linear MACs x2, train = 3x '
           'forward); MB: peak memory (torch: RSS growth over the steps); fuse gain = '
-          'no-fuse ms / ms; traffic: feature-map bytes read+written per step; arena: '
+          'no-fuse ms / ms, paired (the two programs alternating step by step); traffic: feature-map bytes read+written per step; arena: '
           'attnc\'s planned buffers; unplanned: sum of all buffers without reuse')
     if nrounds > 1:
         print('ms per step in each round (ratios and overheads above are medians of per-round ratios):')
