@@ -295,6 +295,8 @@ LLVMValueRef cg_every_other(cg_emit *e, LLVMValueRef v, int first, int n) {
   return LLVMBuildShuffleVector(e->b, v, LLVMGetUndef(LLVMTypeOf(v)), LLVMConstVector(mask, (unsigned)n), "");
 }
 
+LLVMValueRef cg_cycle_count(cg_emit *e) { return call_intrinsic(e, "llvm.readcyclecounter", NULL, 0, NULL, 0); }
+
 void cg_prefetch(cg_emit *e, LLVMValueRef base, LLVMValueRef idx, int write) {
   LLVMValueRef p = LLVMBuildBitCast(e->b, cg_gep(e, base, idx), LLVMPointerType(e->t_i8, 0), "");
   LLVMTypeRef types[1] = {LLVMTypeOf(p)};

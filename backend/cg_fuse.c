@@ -387,7 +387,7 @@ static int prepare_sample(cg_fused *k) {
   const cg_kernel_impl *table = cg_kernel_table();
   k->batch = g->nodes[gr->members[0]]->type.rank > 0 ? g->nodes[gr->members[0]]->type.dims[0] : 0;
   if (k->batch < 1) return -1;
-  k->nsteps = gr->nsteps > 0 ? gr->nsteps : 1;
+  k->nsteps = pass_fuse_nsteps(gr);
   k->steps = calloc((size_t)k->nsteps, sizeof *k->steps);
   k->slot = malloc((size_t)gr->nmembers * sizeof *k->slot);
   if (!k->steps || !k->slot) return -1;
@@ -397,8 +397,8 @@ static int prepare_sample(cg_fused *k) {
   }
   for (int s = 0; s < k->nsteps; s++) {
     fstep *st = &k->steps[s];
-    st->start = gr->nsteps > 0 ? gr->step_start[s] : 0;
-    int end = s + 1 < k->nsteps ? gr->step_start[s + 1] : gr->nmembers;
+    int end;
+    pass_fuse_step(gr, s, &st->start, &end);
     st->count = end - st->start;
     if (st->count < 1) return -1;
   }
@@ -606,17 +606,9 @@ static attnc_status emit_loop_step(cg_emit *e, cg_fused *fk, int s, LLVMValueRef
   return rc;
 }
 
-/* The cycle counter (rdtsc on x86), an i64. */
-static LLVMValueRef cycle_count(cg_emit *e) {
-  LLVMTypeRef ft = LLVMFunctionType(e->t_i64, NULL, 0, 0);
-  LLVMValueRef f = LLVMGetNamedFunction(e->mod, "llvm.readcyclecounter");
-  if (!f) f = LLVMAddFunction(e->mod, "llvm.readcyclecounter", ft);
-  return LLVMBuildCall2(e->b, ft, f, NULL, 0, "");
-}
-
 /* Adds the cycles since 'start' to the counter at host address 'at'. */
 static void add_cycles(cg_emit *e, LLVMValueRef start, int64_t *at) {
-  LLVMValueRef dt = LLVMBuildSub(e->b, cycle_count(e), start, "");
+  LLVMValueRef dt = LLVMBuildSub(e->b, cg_cycle_count(e), start, "");
   LLVMValueRef ptr = LLVMConstIntToPtr(LLVMConstInt(e->t_i64, (unsigned long long)(uintptr_t)at, 0),
                                        LLVMPointerType(e->t_i64, 0));
   LLVMBuildAtomicRMW(e->b, LLVMAtomicRMWBinOpAdd, ptr, dt, LLVMAtomicOrderingMonotonic, 0);
@@ -665,7 +657,7 @@ static attnc_status emit_sample(cg_emit *e, cg_fused *fk, int64_t *step_cycles, 
   LLVMValueRef n = cg_loop_begin(e, &ln, e->begin, e->end, 1);
   attnc_status st = ATTNC_OK;
   for (int s = 0; st == ATTNC_OK && s < fk->nsteps; s++) {
-    LLVMValueRef start = step_cycles ? cycle_count(e) : NULL;
+    LLVMValueRef start = step_cycles ? cg_cycle_count(e) : NULL;
     if (fns[s])
       emit_call_step(e, fk, s, n, argv, fns[s]);
     else

@@ -204,6 +204,8 @@ LLVMValueRef cg_every_other(cg_emit *e, LLVMValueRef v, int first, int n);
 /* Prefetches the cache line of base + idx into every level, for a later
  * write when 'write'. */
 void cg_prefetch(cg_emit *e, LLVMValueRef base, LLVMValueRef idx, int write);
+/* The cycle counter (rdtsc on x86), an i64. */
+LLVMValueRef cg_cycle_count(cg_emit *e);
 /* Prefetches the cache lines of the n elements at base + at (for a write
  * when 'write'). */
 void cg_prefetch_row(cg_emit *e, LLVMValueRef base, LLVMValueRef at, int64_t n, int write);

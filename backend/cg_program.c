@@ -36,8 +36,7 @@ typedef struct {
   char *show; /* profile text of a group ("fused:<label> ..."), NULL otherwise */
   cg_plan plan;
   kernel_fn fn;
-  int64_t *step_cycles; /* step_profile, a sample group: cycles per step, all threads */
-  int nsteps;
+  int64_t *step_cycles; /* step_profile, a sample group: cycles per step of its group, all threads */
 } unique_kernel;
 
 struct cg_program {
@@ -214,8 +213,7 @@ static attnc_status collect_group(cg_program *p, int gi) {
     p->uniq[u].show = group_show(p, gi);
     p->uniq[u].plan = p->fplan[gi];
     if (p->opt.step_profile && gr->kind == PASS_FUSE_SAMPLE) {
-      p->uniq[u].nsteps = gr->nsteps > 0 ? gr->nsteps : 1;
-      p->uniq[u].step_cycles = calloc((size_t)p->uniq[u].nsteps, sizeof(int64_t));
+      p->uniq[u].step_cycles = calloc((size_t)pass_fuse_nsteps(gr), sizeof(int64_t));
       if (!p->uniq[u].step_cycles) return ATTNC_ENOMEM;
     }
   }
@@ -661,7 +659,9 @@ void cg_program_set_profile(cg_program *p, int on) {
     p->profile_runs = 0;
     for (int k = 0; k < p->nlaunch; k++) p->launches[k].secs = 0;
     for (int u = 0; u < p->nuniq; u++)
-      if (p->uniq[u].step_cycles) memset(p->uniq[u].step_cycles, 0, (size_t)p->uniq[u].nsteps * sizeof(int64_t));
+      if (p->uniq[u].step_cycles)
+        memset(p->uniq[u].step_cycles, 0,
+               (size_t)pass_fuse_nsteps(&p->fusion.groups[p->uniq[u].group]) * sizeof(int64_t));
   }
 }
 
@@ -681,13 +681,14 @@ static int by_time(const void *a, const void *b) {
  * each step's share of the counted cycles, that share of the time, and
  * its members' ops (a one-member step: the op and its type). */
 static void print_steps(const cg_program *p, FILE *f, const unique_kernel *u, double secs) {
-  int64_t total = 0;
-  for (int s = 0; s < u->nsteps; s++) total += u->step_cycles[s];
-  if (total <= 0) return;
   const pass_fuse_group *gr = &p->fusion.groups[u->group];
-  for (int s = 0; s < u->nsteps; s++) {
-    int a = gr->nsteps > 0 ? gr->step_start[s] : 0;
-    int b = s + 1 < gr->nsteps ? gr->step_start[s + 1] : gr->nmembers;
+  int nsteps = pass_fuse_nsteps(gr);
+  int64_t total = 0;
+  for (int s = 0; s < nsteps; s++) total += u->step_cycles[s];
+  if (total <= 0) return;
+  for (int s = 0; s < nsteps; s++) {
+    int a, b;
+    pass_fuse_step(gr, s, &a, &b);
     double share = (double)u->step_cycles[s] / (double)total;
     char ops[200];
     size_t len = 0;

@@ -131,7 +131,7 @@ def unfused_rows(rows):
     line of a plain --no-fuse run is its own row."""
     out = []
     for r in rows:
-        b = r.get('baseline') if isinstance(r, dict) else None
+        b = r.get('baseline')
         if isinstance(b, dict):
             b = dict(b)
             q = num(r, 'ratio_median')

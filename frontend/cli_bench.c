@@ -336,15 +336,11 @@ int cli_bench(int argc, char **argv) {
   char base_text[512] = "";
   int n = over.ndefines || base_no_fuse ? 2 : 1;
   cg_options base_engine = engine;
+  base_engine.no_fuse |= base_no_fuse;
   if (!rc && base_no_fuse && (over.ndefines || engine.no_fuse || engine.interp))
     rc = cli_usage_error("bench", "--baseline-no-fuse excludes --baseline, --no-fuse and --interp");
-  if (!rc && base_no_fuse) {
-    base_engine.no_fuse = 1;
-    rc = baseline_model(&model, &over, &base, base_text, sizeof base_text); /* the same model */
-    snprintf(base_text, sizeof base_text, "--no-fuse");
-  } else if (!rc && n == 2) {
-    rc = baseline_model(&model, &over, &base, base_text, sizeof base_text);
-  }
+  if (!rc && n == 2) rc = baseline_model(&model, &over, &base, base_text, sizeof base_text);
+  if (base_no_fuse) snprintf(base_text, sizeof base_text, "--no-fuse"); /* no -D changed: the same model */
   bench_case cases[2] = {{0}, {0}};
   double *ratio = NULL;
   cg_options profiled = engine; /* the profiled model also counts its sample groups' steps */

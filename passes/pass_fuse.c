@@ -625,6 +625,15 @@ attnc_status pass_fuse(const ir_graph *g, pass_fusion *f, ir_diag *d) {
   return ATTNC_OK;
 }
 
+/* The number of steps of 'gr'. */
+int pass_fuse_nsteps(const pass_fuse_group *gr) { return gr->nsteps > 0 ? gr->nsteps : 1; }
+
+/* The member range of step s of 'gr'. */
+void pass_fuse_step(const pass_fuse_group *gr, int s, int *first, int *end) {
+  *first = gr->nsteps > 0 ? gr->step_start[s] : 0;
+  *end = s + 1 < gr->nsteps ? gr->step_start[s + 1] : gr->nmembers;
+}
+
 /* Frees the groups of 'f'. */
 void pass_fusion_free(pass_fusion *f) {
   for (int i = 0; i < f->ngroups; i++) {

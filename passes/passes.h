@@ -153,6 +153,10 @@ typedef struct {
  * error (out of memory). */
 attnc_status pass_fuse(const ir_graph *g, pass_fusion *f, ir_diag *d);
 void pass_fusion_free(pass_fusion *f);
+/* The number of steps of group 'gr' (one when it lists none). */
+int pass_fuse_nsteps(const pass_fuse_group *gr);
+/* Members [*first, *end) of step s of group 'gr'. */
+void pass_fuse_step(const pass_fuse_group *gr, int s, int *first, int *end);
 /* For a batch-local node 'n' of batch size 'batch': 1 if its operand 'k' is
  * sliced per sample (axis 0 is the batch), 0 if read whole (a weight, a
  * broadcast scalar), -1 if 'n' is not batch-local for this batch size. */
