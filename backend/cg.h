@@ -40,7 +40,7 @@ typedef struct {
   int threads;           /* threads used per run */
   int64_t arena_bytes;   /* bytes of the buffer arena */
   int64_t buffer_bytes;  /* sum of all node buffers (before any reuse) */
-  int64_t scratch_bytes; /* per-thread scratch, all threads */
+  int64_t scratch_bytes; /* per-thread scratch, all threads, and the kernels' shared buffer */
   double flops;          /* floating-point operations per run (2 per multiply-add) */
   int fused_kernels;     /* launches per run that are fusion groups */
   int fused_nodes;       /* nodes computed inside those groups */

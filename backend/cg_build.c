@@ -351,11 +351,16 @@ LLVMValueRef cg_vsum(cg_emit *e, LLVMValueRef v) {
   return LLVMBuildExtractElement(e->b, v, LLVMConstInt(e->t_i32, 0, 0), "");
 }
 
-LLVMValueRef cg_scratch(cg_emit *e, int64_t byte_offset, ir_dtype dt) {
+/* A typed pointer at 'byte_offset' into the byte buffer 'base'. */
+static LLVMValueRef typed_at(cg_emit *e, LLVMValueRef base, int64_t byte_offset, ir_dtype dt) {
   LLVMValueRef off = cg_i64(e, byte_offset);
-  LLVMValueRef p = LLVMBuildInBoundsGEP2(e->b, e->t_i8, e->scratch, &off, 1, "");
+  LLVMValueRef p = LLVMBuildInBoundsGEP2(e->b, e->t_i8, base, &off, 1, "");
   return LLVMBuildBitCast(e->b, p, LLVMPointerType(cg_type(e, dt), 0), "");
 }
+
+LLVMValueRef cg_scratch(cg_emit *e, int64_t byte_offset, ir_dtype dt) { return typed_at(e, e->scratch, byte_offset, dt); }
+
+LLVMValueRef cg_shared(cg_emit *e, int64_t byte_offset, ir_dtype dt) { return typed_at(e, e->shared, byte_offset, dt); }
 
 LLVMValueRef cg_intrinsic(cg_emit *e, const char *name, LLVMValueRef *args, int nargs) {
   LLVMTypeRef t = LLVMTypeOf(args[0]);
@@ -480,25 +485,25 @@ LLVMTypeRef cg_kernel_abi_type(cg_emit *e) {
 }
 
 /* Emits the entry wrapper 'name'(i8** args, i64, i64, i8*) calling 'body'
- * with each buffer cast to its element type. */
+ * with each of its 'nbuf' buffers cast to its element type. */
 static void build_wrapper(cg_emit *e, const char *name, LLVMValueRef body, LLVMTypeRef body_t,
-                          LLVMTypeRef *ptypes) {
+                          LLVMTypeRef *ptypes, int nbuf) {
   LLVMTypeRef i8p = LLVMPointerType(e->t_i8, 0);
   LLVMValueRef w = LLVMAddFunction(e->mod, name, cg_kernel_abi_type(e));
   cg_kernel_attrs(e->ctx, w);
   LLVMBuilderRef b = LLVMCreateBuilderInContext(e->ctx);
   LLVMPositionBuilderAtEnd(b, LLVMAppendBasicBlockInContext(e->ctx, w, "entry"));
-  int np = e->nargs + 3;
+  int np = nbuf + 3;
   LLVMValueRef *args = calloc((size_t)np, sizeof *args);
-  for (int i = 0; i < e->nargs; i++) {
+  for (int i = 0; i < nbuf; i++) {
     LLVMValueRef idx = LLVMConstInt(e->t_i64, (unsigned long long)i, 0);
     LLVMValueRef slot = LLVMBuildInBoundsGEP2(b, i8p, LLVMGetParam(w, 0), &idx, 1, "");
     LLVMValueRef raw = LLVMBuildLoad2(b, i8p, slot, "");
     args[i] = LLVMBuildBitCast(b, raw, ptypes[i], "");
   }
-  args[e->nargs] = LLVMGetParam(w, 1);
-  args[e->nargs + 1] = LLVMGetParam(w, 2);
-  args[e->nargs + 2] = LLVMGetParam(w, 3);
+  args[nbuf] = LLVMGetParam(w, 1);
+  args[nbuf + 1] = LLVMGetParam(w, 2);
+  args[nbuf + 2] = LLVMGetParam(w, 3);
   LLVMBuildCall2(b, body_t, body, args, (unsigned)np, "");
   LLVMBuildRetVoid(b);
   LLVMDisposeBuilder(b);
@@ -516,7 +521,8 @@ attnc_status cg_build_kernel(LLVMModuleRef m, const char *name, const ir_graph *
   e.n = n;
   e.d = d;
   e.nargs = 1 + n->nin;
-  int np = e.nargs + 3;
+  int nbuf = e.nargs + (p->shared_bytes > 0); /* the plan's shared buffer after the node's */
+  int np = nbuf + 3;
   LLVMTypeRef *pt = calloc((size_t)np, sizeof *pt);
   e.arg = calloc((size_t)e.nargs, sizeof *e.arg);
   if (!pt || !e.arg) {
@@ -529,9 +535,10 @@ attnc_status cg_build_kernel(LLVMModuleRef m, const char *name, const ir_graph *
     const ir_type *t = i == 0 ? &n->type : &g->nodes[n->in[i - 1]]->type;
     pt[i] = LLVMPointerType(cg_type(&e, t->dtype), 0);
   }
-  pt[e.nargs] = e.t_i64;
-  pt[e.nargs + 1] = e.t_i64;
-  pt[e.nargs + 2] = LLVMPointerType(e.t_i8, 0);
+  if (nbuf > e.nargs) pt[e.nargs] = LLVMPointerType(e.t_i8, 0);
+  pt[nbuf] = e.t_i64;
+  pt[nbuf + 1] = e.t_i64;
+  pt[nbuf + 2] = LLVMPointerType(e.t_i8, 0);
   char body_name[160];
   snprintf(body_name, sizeof body_name, "%s.body", name);
   LLVMTypeRef ft = LLVMFunctionType(e.t_void, pt, (unsigned)np, 0);
@@ -542,9 +549,10 @@ attnc_status cg_build_kernel(LLVMModuleRef m, const char *name, const ir_graph *
     e.arg[i] = LLVMGetParam(e.fn, (unsigned)i);
     add_enum_attr(e.ctx, e.fn, (unsigned)i + 1, "noalias");
   }
-  e.begin = LLVMGetParam(e.fn, (unsigned)e.nargs);
-  e.end = LLVMGetParam(e.fn, (unsigned)e.nargs + 1);
-  e.scratch = LLVMGetParam(e.fn, (unsigned)e.nargs + 2);
+  if (nbuf > e.nargs) e.shared = LLVMGetParam(e.fn, (unsigned)e.nargs);
+  e.begin = LLVMGetParam(e.fn, (unsigned)nbuf);
+  e.end = LLVMGetParam(e.fn, (unsigned)nbuf + 1);
+  e.scratch = LLVMGetParam(e.fn, (unsigned)nbuf + 2);
   e.b = LLVMCreateBuilderInContext(e.ctx);
   e.entry = LLVMAppendBasicBlockInContext(e.ctx, e.fn, "entry");
   LLVMBasicBlockRef start = LLVMAppendBasicBlockInContext(e.ctx, e.fn, "start");
@@ -554,7 +562,7 @@ attnc_status cg_build_kernel(LLVMModuleRef m, const char *name, const ir_graph *
     LLVMBuildRetVoid(e.b);
     LLVMPositionBuilderAtEnd(e.b, e.entry);
     LLVMBuildBr(e.b, start);
-    build_wrapper(&e, name, e.fn, ft, pt);
+    build_wrapper(&e, name, e.fn, ft, pt, nbuf);
   }
   LLVMDisposeBuilder(e.b);
   free(pt);

@@ -10,7 +10,8 @@
  * transforms are additions only, so results differ from the direct sum by
  * rounding. f32 only. The weight gradient uses the same transforms: dw
  * = G^T [sum over tiles of (A dy A^T) . (B^T d B)] G, one accumulating
- * GEMM per position over the tiles (cg_wino_gw_emit). Each block
+ * GEMM per position over the tiles (cg_wino_gw_sums_emit), the last
+ * transform once the sums of every part are in (cg_wino_gw_finish_emit). Each block
  * prefetches the next block's input (and output) rows: they are short runs
  * of many channel planes, which the hardware prefetchers do not follow. */
 #include "cg_gemm.h"
@@ -261,11 +262,11 @@ void cg_wino_conv_emit(cg_emit *e, ir_dtype dt, const cg_window *wd, LLVMValueRe
 
 /* ---- the weight gradient: dw = G^T [sum over tiles of (A dy A^T) . (B^T d B)] G ---- */
 
-/* Scratch pieces of a weight-gradient item: the 16 sums dU[p][m][c], the
- * block's padded input rows with channels innermost, the transformed input
- * VT[p][t][c] and the transformed dy DYT[p][m][t]. */
+/* Scratch pieces of a weight-gradient item: the block's padded input rows
+ * with channels innermost, the transformed input VT[p][t][c] and the
+ * transformed dy DYT[p][m][t]. */
 typedef struct {
-  int64_t pad, vt, dyt, total; /* offsets; dU is at 0 */
+  int64_t pad, vt, dyt, total; /* offsets */
   int64_t rp, wc; /* padded rows and columns of one image's block */
 } gw_layout;
 
@@ -273,12 +274,14 @@ static gw_layout gw_layout_of(const cg_window *wd, int64_t nc, int64_t mb, const
   gw_layout l;
   l.rp = b->rows + 2;
   l.wc = wd->outw + 2;
-  l.pad = round16(POS * mb * nc);
+  l.pad = 0;
   l.vt = l.pad + round16(l.rp * l.wc * nc + SLACK);
   l.dyt = l.vt + round16(POS * b->ldt * nc + SLACK);
   l.total = l.dyt + round16(POS * mb * b->ldt + SLACK);
   return l;
 }
+
+int64_t cg_wino_gw_sum_elems(int64_t nc, int64_t mb) { return round16(POS * mb * nc); }
 
 int64_t cg_wino_gw_buffer_elems(const cg_window *wd, int64_t nc, int64_t mb, const cg_wino_block *b) {
   return gw_layout_of(wd, nc, mb, b).total;
@@ -437,9 +440,9 @@ static void filter_gradient(cg_emit *e, ir_dtype dt, LLVMValueRef z[16], LLVMVal
   }
 }
 
-void cg_wino_gw_emit(cg_emit *e, ir_dtype dt, const cg_window *wd, LLVMValueRef X, int64_t x_img, int64_t nc,
-                     int64_t n, int64_t outh, const cg_wino_block *b, LLVMValueRef DY, int64_t dy_img, int64_t ldy,
-                     int64_t mb, LLVMValueRef DW, int64_t dwm, LLVMValueRef S) {
+void cg_wino_gw_sums_emit(cg_emit *e, ir_dtype dt, const cg_window *wd, LLVMValueRef X, int64_t x_img, int64_t nc,
+                          int64_t n, int64_t outh, const cg_wino_block *b, LLVMValueRef DY, int64_t dy_img,
+                          int64_t ldy, int64_t mb, LLVMValueRef dU, LLVMValueRef S) {
   gw_args a;
   cg_window twd = tile_window(wd);
   a.wd = wd;
@@ -452,13 +455,13 @@ void cg_wino_gw_emit(cg_emit *e, ir_dtype dt, const cg_window *wd, LLVMValueRef 
   a.nc = nc;
   a.mb = mb;
   a.ldy = ldy;
-  a.dU = S;
+  a.dU = dU;
   a.P = cg_gep(e, S, cg_i64(e, a.l.pad));
   a.VT = cg_gep(e, S, cg_i64(e, a.l.vt));
   a.DYT = cg_gep(e, S, cg_i64(e, a.l.dyt));
   int64_t nblk = outh / b->rows, ldt = b->ldt;
   cg_zeros_emit(e, a.dU, cg_i64(e, 0), 0, POS * mb * nc);
-  cg_loop lb, li, lp, lm, lc;
+  cg_loop lb, li, lp;
   /* blocks: images i0 .. i0 + nimg, rows oy0 .. oy0 + rows */
   LLVMValueRef blk = cg_loop_begin(e, &lb, cg_i64(e, 0), cg_i64(e, n / b->nimg * nblk), 1);
   LLVMValueRef i0 = cg_mul(e, LLVMBuildSDiv(e->b, blk, cg_i64(e, nblk), ""), cg_i64(e, b->nimg));
@@ -480,11 +483,19 @@ void cg_wino_gw_emit(cg_emit *e, ir_dtype dt, const cg_window *wd, LLVMValueRef 
   cg_loop_end(e, &lp);
   cg_loop_no_unroll(e, &lp);
   cg_loop_end(e, &lb);
-  /* dw[m*dwm + c*9 + t] = G^T dU[.][m][c] G */
-  LLVMValueRef m = cg_loop_begin(e, &lm, cg_i64(e, 0), cg_i64(e, mb), 1);
+}
+
+void cg_wino_gw_finish_emit(cg_emit *e, ir_dtype dt, LLVMValueRef dU, int nparts, int64_t part, int64_t mg,
+                            LLVMValueRef m0, int64_t rows, int64_t nc, LLVMValueRef DW, int64_t dwm) {
+  cg_loop lm, lc;
+  LLVMValueRef m = cg_loop_begin(e, &lm, m0, cg_add(e, m0, cg_i64(e, rows)), 1);
   LLVMValueRef c = cg_loop_begin(e, &lc, cg_i64(e, 0), cg_i64(e, nc), 1);
   LLVMValueRef src = cg_add(e, cg_mul(e, m, cg_i64(e, nc)), c), z[16], w[9];
-  for (int q = 0; q < POS; q++) z[q] = cg_load(e, a.dU, cg_add(e, src, cg_i64(e, q * mb * nc)));
+  for (int q = 0; q < POS; q++) {
+    z[q] = cg_load(e, dU, cg_add(e, src, cg_i64(e, q * mg * nc)));
+    for (int k = 1; k < nparts; k++)
+      z[q] = fadd(e, z[q], cg_load(e, dU, cg_add(e, src, cg_i64(e, k * part + q * mg * nc))));
+  }
   filter_gradient(e, dt, z, w);
   LLVMValueRef dst = cg_add(e, cg_mul(e, m, cg_i64(e, dwm)), cg_mul(e, c, cg_i64(e, 9)));
   for (int k = 0; k < 9; k++) cg_store(e, DW, cg_add(e, dst, cg_i64(e, k)), w[k]);

@@ -423,6 +423,7 @@ static int prepare_sample(cg_fused *k) {
       st->plan.algo = NULL;
       table[n->op].plan(st->tg, st->tg->nodes[st->tg->nnodes - 1], &st->plan);
       if (st->plan.par < 1) st->plan.par = 1;
+      if (st->plan.par2 > 0 || st->plan.shared_bytes > 0) return -1; /* a step is one call */
       if (st->plan.scratch_bytes > step_scratch) step_scratch = st->plan.scratch_bytes;
       flops += st->plan.flops * (double)k->batch;
     } else {

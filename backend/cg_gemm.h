@@ -182,18 +182,28 @@ void cg_wino_conv_emit(cg_emit *e, ir_dtype dt, const cg_window *wd, LLVMValueRe
                        LLVMValueRef oy0, int64_t outh, const cg_wino_block *b, int64_t rows, LLVMValueRef U,
                        LLVMValueRef Y, int64_t y_img, int64_t ldy, int64_t M, LLVMValueRef S);
 
-/* Elements of the scratch of cg_wino_gw_emit for 'mb' dy channels. */
+/* Elements of the scratch of cg_wino_gw_sums_emit for 'mb' dy channels. */
 int64_t cg_wino_gw_buffer_elems(const cg_window *wd, int64_t nc, int64_t mb, const cg_wino_block *b);
 
+/* Elements of the 16 transformed sums of cg_wino_gw_sums_emit. */
+int64_t cg_wino_gw_sum_elems(int64_t nc, int64_t mb);
+
 /* The weight gradient of the convolution of cg_wino_conv_emit, by the same
- * transforms: DW[m*dwm + c*9 + ky*3 + kx] = sum over the n images i and
- * output pixels (oy, ox) of DY[i*dy_img + m*ldy + oy*outw + ox] *
- * x_i[c][oy + oh + ky][ox + ow + kx] for m < mb, c < nc, x_i at X +
- * i*x_img; blocks of b (n divisible by b->nimg, outh by b->rows) summed in
- * a fixed order into 16 planes, transformed back at the end. S holds
- * cg_wino_gw_buffer_elems elements. */
-void cg_wino_gw_emit(cg_emit *e, ir_dtype dt, const cg_window *wd, LLVMValueRef X, int64_t x_img, int64_t nc,
-                     int64_t n, int64_t outh, const cg_wino_block *b, LLVMValueRef DY, int64_t dy_img, int64_t ldy,
-                     int64_t mb, LLVMValueRef DW, int64_t dwm, LLVMValueRef S);
+ * transforms, before the last one: dU[(p*mb + m)*nc + c] = position p of
+ * the sum over the n images i and tiles of (A dy A^T) . (B^T d B) for m <
+ * mb, c < nc, dy of image i at DY + i*dy_img + m*ldy (planes of outh*outw),
+ * x_i at X + i*x_img; blocks of b (n divisible by b->nimg, outh by
+ * b->rows) summed in a fixed order. S holds cg_wino_gw_buffer_elems
+ * elements. */
+void cg_wino_gw_sums_emit(cg_emit *e, ir_dtype dt, const cg_window *wd, LLVMValueRef X, int64_t x_img, int64_t nc,
+                          int64_t n, int64_t outh, const cg_wino_block *b, LLVMValueRef DY, int64_t dy_img,
+                          int64_t ldy, int64_t mb, LLVMValueRef dU, LLVMValueRef S);
+
+/* DW[m*dwm + c*9 + ky*3 + kx] = G^T z G for the rows m in [m0, m0 + rows)
+ * and c < nc, z the 16 sums of (m, c) over the 'nparts' sets of sums of
+ * cg_wino_gw_sums_emit (mg dy channels each, 'part' elements apart),
+ * added in order. */
+void cg_wino_gw_finish_emit(cg_emit *e, ir_dtype dt, LLVMValueRef dU, int nparts, int64_t part, int64_t mg,
+                            LLVMValueRef m0, int64_t rows, int64_t nc, LLVMValueRef DW, int64_t dwm);
 
 #endif

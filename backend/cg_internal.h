@@ -13,6 +13,11 @@
  * elements that belong to its share, and must write every output element
  * exactly once over the whole range (buffers are not cleared between runs).
  * 'scratch' is this thread's own plan.scratch_bytes (64-byte aligned).
+ * A kernel whose plan has a second phase (plan.par2 > 0) is then called
+ * again, once every thread has finished its share of [0, par), with shares
+ * of [par, par + par2); a buffer of plan.shared_bytes seen by every thread
+ * (args[1 + nin], e->shared) carries results from the first phase to the
+ * second.
  *
  * A fusion group (pass_fuse) compiles to ONE kernel of the same signature
  * whose args are [outs..., ins...]: the buffers of the group's outputs
@@ -47,6 +52,8 @@ int cg_host_vector_floats(void);
 typedef struct {
   int64_t par;           /* independent work items [0, par), >= 1 */
   int64_t scratch_bytes; /* per-thread scratch */
+  int64_t par2;          /* work items [par, par + par2) of a second phase, 0 for none */
+  int64_t shared_bytes;  /* a buffer shared by every thread (e->shared, 64-byte aligned), or 0 */
   double flops;          /* floating-point operations per run (for reports) */
   const char *algo;      /* the algorithm taken, for reports ("winograd", "direct", ...), or NULL */
 } cg_plan;
@@ -64,6 +71,7 @@ typedef struct {
   LLVMValueRef *arg;        /* typed element pointers, noalias */
   LLVMValueRef begin, end;  /* i64: this call's share of [0, par) */
   LLVMValueRef scratch;     /* i8*: this thread's scratch */
+  LLVMValueRef shared;      /* i8*: the plan's shared buffer, NULL without one */
   LLVMTypeRef t_void, t_i1, t_i8, t_i32, t_i64, t_f32, t_f64;
   ir_diag *d;
 } cg_emit;
@@ -211,6 +219,8 @@ LLVMValueRef cg_cycle_count(cg_emit *e);
 void cg_prefetch_row(cg_emit *e, LLVMValueRef base, LLVMValueRef at, int64_t n, int write);
 /* A typed pointer into this thread's scratch at 'byte_offset'. */
 LLVMValueRef cg_scratch(cg_emit *e, int64_t byte_offset, ir_dtype dt);
+/* A typed pointer into the plan's shared buffer at 'byte_offset'. */
+LLVMValueRef cg_shared(cg_emit *e, int64_t byte_offset, ir_dtype dt);
 
 /* Calls LLVM intrinsic 'name' ("llvm.exp", "llvm.fmuladd", "llvm.maxnum",
  * ...) overloaded on the type of args[0] (scalar or vector). */

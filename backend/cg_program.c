@@ -20,7 +20,7 @@ typedef void (*kernel_fn)(void **args, int64_t begin, int64_t end, void *scratch
 typedef struct {
   kernel_fn fn;
   void **args; /* output, inputs (a group: outs, ins) */
-  int64_t par;
+  int64_t par, par2; /* work items of the first and second phase (plan.par, plan.par2) */
   int node;    /* node id (a group: its last member) */
   int group;   /* fusion group, -1 for one node */
   int uniq;    /* index of its distinct kernel */
@@ -54,6 +54,7 @@ struct cg_program {
   cg_jit *jit;
   char *scratch;
   int64_t scratch_per;
+  char *shared;         /* the kernels' shared buffer (plan.shared_bytes, the largest) */
   int profile;
   int profile_runs;     /* runs timed since profiling was turned on */
   int *sources;         /* node ids of input/param/buffer nodes */
@@ -281,7 +282,8 @@ static attnc_status collect_kernels(cg_program *p, ir_diag *d) {
     L->group = -1;
     L->uniq = u;
     L->par = p->uniq[u].plan.par;
-    L->args = calloc((size_t)n->nin + 1, sizeof *L->args);
+    L->par2 = p->uniq[u].plan.par2;
+    L->args = calloc((size_t)n->nin + 2, sizeof *L->args); /* + the shared buffer (alloc_scratch) */
     int *ids = malloc(((size_t)n->nin + 1) * sizeof *ids);
     if (!L->args || !ids) {
       free(ids);
@@ -354,6 +356,21 @@ static attnc_status alloc_scratch(cg_program *p, ir_diag *d) {
     return ATTNC_ENOMEM;
   }
   memset(p->scratch, 0, (size_t)p->stats.scratch_bytes);
+  int64_t shared = 0;
+  for (int u = 0; u < p->nuniq; u++)
+    if (p->uniq[u].group < 0 && p->uniq[u].plan.shared_bytes > shared) shared = align64(p->uniq[u].plan.shared_bytes);
+  if (shared == 0) return ATTNC_OK;
+  p->shared = aligned_alloc(64, (size_t)shared);
+  if (!p->shared) {
+    ir_diag_error(d, NULL, 0, "out of memory for kernel scratch");
+    return ATTNC_ENOMEM;
+  }
+  memset(p->shared, 0, (size_t)shared);
+  p->stats.scratch_bytes += shared;
+  for (int k = 0; k < p->nlaunch; k++) {
+    launch *L = &p->launches[k];
+    if (L->group < 0 && p->uniq[L->uniq].plan.shared_bytes > 0) L->args[1 + p->g->nodes[L->node]->nin] = p->shared;
+  }
   return ATTNC_OK;
 }
 
@@ -494,6 +511,7 @@ void cg_program_destroy(cg_program *p) {
   free(p->interp_out);
   free(p->fb);
   free(p->scratch);
+  free(p->shared);
   free(p->arena);
   free(p->ptr);
   free(p->sources);
@@ -575,6 +593,11 @@ static void run_jit(cg_program *p) {
       int64_t b = L->par * t / nt, e = L->par * (t + 1) / nt;
       if (b < e) L->fn(L->args, b, e, scratch);
 #pragma omp barrier
+      if (L->par2 > 0) {
+        b = L->par + L->par2 * t / nt, e = L->par + L->par2 * (t + 1) / nt;
+        if (b < e) L->fn(L->args, b, e, scratch);
+#pragma omp barrier
+      }
       if (profile && t == 0) L->secs += now_s() - t0;
     }
   }

@@ -118,10 +118,12 @@ static const conv_case cases[] = {
     {2, 32, 34, 10, 12, 3, 3, 1, 1, 0, 0, 1, 1, 2, "f32"}, /* groups 2, pad 0 */
     {1, 17, 16, 6, 8, 3, 3, 1, 1, 2, 2, 1, 1, 1, "f32"},   /* pad 2: output larger than input */
     {2, 16, 16, 7, 9, 3, 3, 1, 1, 1, 1, 1, 1, 1, "f32"},   /* odd output: the direct path */
-    /* Winograd weight gradient (>= 48 input channels): halves of the dy channels */
+    /* Winograd weight gradient: sums over two halves of the images (one part
+     * for an odd batch), finished by halves of the dy channels */
     {2, 48, 20, 8, 10, 3, 3, 1, 1, 1, 1, 1, 1, 1, "f32"},  /* blocks of tile rows, halves 10 + 10 */
-    {1, 64, 17, 6, 6, 3, 3, 1, 1, 1, 1, 1, 1, 1, "f32"},   /* halves 9 + 8 */
-    {4, 50, 16, 4, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1, "f32"},   /* blocks of 4 whole images, 50 = 3 vectors + 2 */
+    {1, 64, 17, 6, 6, 3, 3, 1, 1, 1, 1, 1, 1, 1, "f32"},   /* one image: one part; halves 9 + 8 */
+    {3, 48, 17, 6, 8, 3, 3, 1, 1, 1, 1, 1, 1, 1, "f32"},   /* odd batch: one part */
+    {4, 50, 16, 4, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1, "f32"},   /* blocks of 2 whole images, 50 = 3 vectors + 2 */
     {2, 96, 34, 6, 8, 3, 3, 1, 1, 0, 1, 1, 1, 2, "f32"},   /* groups 2, pad 0 / 1 */
 };
 enum { NCASES = sizeof cases / sizeof cases[0] };
@@ -163,7 +165,7 @@ static ir_bundle *run_twice(const ir_graph *g, const ir_bundle *src, int threads
  * in a fixed order) 1 and 2 threads give equal bits too. */
 static void test_deterministic(void **state) {
   (void)state;
-  const int picks[] = {1, 2, 6, 12, 18, 21, 29, 30, 32, 33, 35, 40, 42};
+  const int picks[] = {1, 2, 6, 12, 18, 21, 29, 30, 32, 33, 35, 40, 42, 48, 52, 54, 56};
   for (size_t i = 0; i < sizeof picks / sizeof picks[0]; i++) {
     ir_graph *g = case_graph(&cases[picks[i]]);
     ir_bundle *src = tj_sources(g, NULL, 7 + i);
