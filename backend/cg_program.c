@@ -6,6 +6,7 @@
  * JIT-compiles it, and runs the kernels in graph order with every thread taking a fixed share of each kernel's work (OpenMP, a
  * barrier between kernels), so results depend only on the thread count. */
 #include <omp.h>
+#include <sys/mman.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -95,6 +96,23 @@ static int is_alias(const cg_program *p, int id) {
   return group_of(p, id) < 0 && pass_plan_is_alias(p->g->nodes[id]);
 }
 
+/* Allocates an arena of 'bytes' (freed with free) in whole 2 MiB pages,
+ * asking the kernel for transparent huge pages: a training step's kernels
+ * walk a 200 MB arena, dozens of feature-map planes 4 KiB apart at a time,
+ * which with 4 KiB pages outruns the TLB. Measured on the Zen 4 (ResNet-20
+ * step, batch 128, bench/ab_step, 200 pairs): the step takes 0.974 (q1
+ * 0.940, q3 1.010) of its time with 4 KiB pages. Without THP (or with it
+ * set to "never") the advice is a no-op. */
+static void *arena_alloc(int64_t bytes) {
+  const size_t huge = (size_t)2 << 20;
+  size_t n = ((size_t)(bytes > 0 ? bytes : 1) + huge - 1) / huge * huge;
+  void *a = aligned_alloc(huge, n);
+#ifdef MADV_HUGEPAGE
+  if (a) (void)madvise(a, n, MADV_HUGEPAGE);
+#endif
+  return a;
+}
+
 /* Lays out the arena with the memory plan (pass_plan_memory: buffers of
  * dead values reused); fills constants. */
 static attnc_status layout(cg_program *p, ir_diag *d) {
@@ -106,7 +124,7 @@ static attnc_status layout(cg_program *p, ir_diag *d) {
   p->sources = calloc((size_t)g->nnodes + 1, sizeof *p->sources);
   p->stats.buffer_bytes = plan.total_bytes;
   p->stats.arena_bytes = plan.arena_bytes;
-  p->arena = aligned_alloc(64, (size_t)(plan.arena_bytes > 0 ? plan.arena_bytes : 64));
+  p->arena = arena_alloc(plan.arena_bytes);
   if (!p->ptr || !p->sources || !p->arena) {
     pass_memory_plan_free(&plan);
     ir_diag_error(d, NULL, 0, "out of memory: the buffer arena needs %lld bytes", (long long)plan.arena_bytes);
