@@ -40,9 +40,9 @@
 #include "passes.h"
 
 /* f32 lanes of the host's widest vector registers: 16 with AVX-512F, 8 with
- * AVX2 (this project's machines are AMD EPYC with AVX2 + FMA and 16 ymm
- * registers, NO AVX-512, whatever older notes say), 4 otherwise. Register-
- * blocked kernels size their tiles from it. */
+ * AVX2 (this project has run on AMD EPYC machines of both kinds: Zen 1 with
+ * AVX2 + FMA and 16 ymm registers, Zen 4 with AVX-512), 4 otherwise.
+ * Register-blocked kernels size their tiles from it. */
 int cg_host_vector_floats(void);
 
 /* Most operands of an elementwise kernel (output + where's three inputs). */
