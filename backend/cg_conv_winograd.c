@@ -263,10 +263,10 @@ void cg_wino_conv_emit(cg_emit *e, ir_dtype dt, const cg_window *wd, LLVMValueRe
 /* ---- the weight gradient: dw = G^T [sum over tiles of (A dy A^T) . (B^T d B)] G ---- */
 
 /* Scratch pieces of a weight-gradient item: the block's padded input rows
- * with channels innermost, the transformed input VT[p][t][c] and the
+ * with channels innermost (at 0), the transformed input VT[p][t][c] and the
  * transformed dy DYT[p][m][t]. */
 typedef struct {
-  int64_t pad, vt, dyt, total; /* offsets */
+  int64_t vt, dyt, total; /* offsets */
   int64_t rp, wc; /* padded rows and columns of one image's block */
 } gw_layout;
 
@@ -274,8 +274,7 @@ static gw_layout gw_layout_of(const cg_window *wd, int64_t nc, int64_t mb, const
   gw_layout l;
   l.rp = b->rows + 2;
   l.wc = wd->outw + 2;
-  l.pad = 0;
-  l.vt = l.pad + round16(l.rp * l.wc * nc + SLACK);
+  l.vt = round16(l.rp * l.wc * nc + SLACK);
   l.dyt = l.vt + round16(POS * b->ldt * nc + SLACK);
   l.total = l.dyt + round16(POS * mb * b->ldt + SLACK);
   return l;
@@ -456,7 +455,7 @@ void cg_wino_gw_sums_emit(cg_emit *e, ir_dtype dt, const cg_window *wd, LLVMValu
   a.mb = mb;
   a.ldy = ldy;
   a.dU = dU;
-  a.P = cg_gep(e, S, cg_i64(e, a.l.pad));
+  a.P = S;
   a.VT = cg_gep(e, S, cg_i64(e, a.l.vt));
   a.DYT = cg_gep(e, S, cg_i64(e, a.l.dyt));
   int64_t nblk = outh / b->rows, ldt = b->ldt;
@@ -486,9 +485,9 @@ void cg_wino_gw_sums_emit(cg_emit *e, ir_dtype dt, const cg_window *wd, LLVMValu
 }
 
 void cg_wino_gw_finish_emit(cg_emit *e, ir_dtype dt, LLVMValueRef dU, int nparts, int64_t part, int64_t mg,
-                            LLVMValueRef m0, int64_t rows, int64_t nc, LLVMValueRef DW, int64_t dwm) {
+                            LLVMValueRef m0, LLVMValueRef m1, int64_t nc, LLVMValueRef DW, int64_t dwm) {
   cg_loop lm, lc;
-  LLVMValueRef m = cg_loop_begin(e, &lm, m0, cg_add(e, m0, cg_i64(e, rows)), 1);
+  LLVMValueRef m = cg_loop_begin(e, &lm, m0, m1, 1);
   LLVMValueRef c = cg_loop_begin(e, &lc, cg_i64(e, 0), cg_i64(e, nc), 1);
   LLVMValueRef src = cg_add(e, cg_mul(e, m, cg_i64(e, nc)), c), z[16], w[9];
   for (int q = 0; q < POS; q++) {

@@ -199,11 +199,11 @@ void cg_wino_gw_sums_emit(cg_emit *e, ir_dtype dt, const cg_window *wd, LLVMValu
                           int64_t n, int64_t outh, const cg_wino_block *b, LLVMValueRef DY, int64_t dy_img,
                           int64_t ldy, int64_t mb, LLVMValueRef dU, LLVMValueRef S);
 
-/* DW[m*dwm + c*9 + ky*3 + kx] = G^T z G for the rows m in [m0, m0 + rows)
- * and c < nc, z the 16 sums of (m, c) over the 'nparts' sets of sums of
+/* DW[m*dwm + c*9 + ky*3 + kx] = G^T z G for the rows m in [m0, m1) and
+ * c < nc, z the 16 sums of (m, c) over the 'nparts' sets of sums of
  * cg_wino_gw_sums_emit (mg dy channels each, 'part' elements apart),
  * added in order. */
 void cg_wino_gw_finish_emit(cg_emit *e, ir_dtype dt, LLVMValueRef dU, int nparts, int64_t part, int64_t mg,
-                            LLVMValueRef m0, int64_t rows, int64_t nc, LLVMValueRef DW, int64_t dwm);
+                            LLVMValueRef m0, LLVMValueRef m1, int64_t nc, LLVMValueRef DW, int64_t dwm);
 
 #endif

@@ -633,13 +633,16 @@ static void emit_gwd(cg_emit *e, const conv_geom *s) {
 }
 
 /* The finishing item 'half' of group gi of the Winograd weight gradient:
- * its share of the dy channels, from the sums of the group's parts. */
-static void gww_finish(cg_emit *e, const conv_geom *s, LLVMValueRef gi, LLVMValueRef half, int64_t rows) {
-  int64_t parts = gww_parts(s), sums = cg_wino_gw_sum_elems(s->cg, s->mg);
+ * its share of the dy channels (the last share may be shorter), from the
+ * sums of the group's parts. */
+static void gww_finish(cg_emit *e, const conv_geom *s, LLVMValueRef gi, LLVMValueRef half) {
+  int64_t parts = gww_parts(s), sums = cg_wino_gw_sum_elems(s->cg, s->mg), fr = gww_finish_rows(s);
   LLVMValueRef dU = cg_gep(e, cg_shared(e, 0, s->dt), cg_mul(e, gi, cg_i64(e, parts * sums)));
   LLVMValueRef DW = cg_gep(e, e->arg[0], cg_mul(e, gi, cg_i64(e, s->mg * s->k)));
-  cg_wino_gw_finish_emit(e, s->dt, dU, (int)parts, sums, s->mg, cg_mul(e, half, cg_i64(e, gww_finish_rows(s))),
-                         rows, s->cg, DW, s->k);
+  LLVMValueRef m0 = cg_mul(e, half, cg_i64(e, fr)), m1 = cg_add(e, m0, cg_i64(e, fr));
+  LLVMValueRef full = LLVMBuildICmp(e->b, LLVMIntSLT, m1, cg_i64(e, s->mg), "");
+  m1 = LLVMBuildSelect(e->b, full, m1, cg_i64(e, s->mg), "");
+  cg_wino_gw_finish_emit(e, s->dt, dU, (int)parts, sums, s->mg, m0, m1, s->cg, DW, s->k);
 }
 
 /* The Winograd weight gradient: items [0, g*parts) sum one (group, part of
@@ -649,7 +652,6 @@ static void emit_gww(cg_emit *e, const conv_geom *s, const cg_wino_block *wb) {
   cg_window wd = window_of(s);
   int64_t parts = gww_parts(s), nper = s->n / parts, outplane = s->oh * s->ow;
   int64_t x_img = s->c * s->h * s->w, dy_img = s->co * outplane, sums = cg_wino_gw_sum_elems(s->cg, s->mg);
-  int64_t fr = gww_finish_rows(s), last = s->mg - (GWW_FINISH - 1) * fr;
   LLVMValueRef S = cg_scratch(e, 0, s->dt);
   cg_loop li;
   LLVMValueRef item = cg_loop_begin(e, &li, e->begin, e->end, 1);
@@ -668,19 +670,8 @@ static void emit_gww(cg_emit *e, const conv_geom *s, const cg_wino_block *wb) {
   cg_if_else(e, &ph);
   {
     LLVMValueRef it = cg_sub(e, item, cg_i64(e, s->g * parts));
-    LLVMValueRef gi = LLVMBuildSDiv(e->b, it, cg_i64(e, GWW_FINISH), "");
-    LLVMValueRef half = LLVMBuildSRem(e->b, it, cg_i64(e, GWW_FINISH), "");
-    /* the last item's share, when shorter, is emitted separately */
-    if (last < fr) {
-      cg_if c;
-      cg_if_begin(e, &c, LLVMBuildICmp(e->b, LLVMIntSLT, half, cg_i64(e, GWW_FINISH - 1), ""));
-      gww_finish(e, s, gi, half, fr);
-      cg_if_else(e, &c);
-      if (last > 0) gww_finish(e, s, gi, half, last);
-      cg_if_end(e, &c);
-    } else {
-      gww_finish(e, s, gi, half, fr);
-    }
+    gww_finish(e, s, LLVMBuildSDiv(e->b, it, cg_i64(e, GWW_FINISH), ""),
+               LLVMBuildSRem(e->b, it, cg_i64(e, GWW_FINISH), ""));
   }
   cg_if_end(e, &ph);
   cg_loop_end(e, &li);
