@@ -177,6 +177,13 @@ static void test_simplify_broadcast_operands(void **state) {
   ir_graph_destroy(g);
 }
 
+/* The steps of all groups of 'f': kernels and loop nests run per step. */
+static int total_steps(const pass_fusion *f) {
+  int n = 0;
+  for (int i = 0; i < f->ngroups; i++) n += pass_fuse_nsteps(&f->groups[i]);
+  return n;
+}
+
 /* Scheduling hoists a small node that splits a run of feature-map ops to
  * just below its operands, sinks the reshape of a channel reduction to
  * just above its user, leaves the rest in place and every value
@@ -223,13 +230,59 @@ static void test_schedule_runs(void **state) {
   int grp = f1.group_of[a];
   assert_true(grp >= 0);
   assert_int_equal(f1.groups[grp].kind, PASS_FUSE_SAMPLE);
-  int total0 = 0, total1 = 0;
-  for (int i = 0; i < f0.ngroups; i++) total0 += f0.groups[i].nsteps;
-  for (int i = 0; i < f1.ngroups; i++) total1 += f1.groups[i].nsteps;
-  assert_true(total1 < total0);
+  assert_true(total_steps(&f1) < total_steps(&f0));
   /* its first step: d alone, then a, r, c, e as one loop nest */
   assert_true(f1.groups[grp].nsteps >= 3);
   assert_int_equal(f1.groups[grp].step_start[2] - f1.groups[grp].step_start[1], 4);
+  pass_fusion_free(&f0);
+  pass_fusion_free(&f1);
+  ir_bundle_destroy(before);
+  ir_bundle_destroy(after);
+  ir_graph_destroy(g);
+}
+
+/* A constant that autodiff emitted right above its user (the 1/HW of a
+ * [N,C] gate gradient) no longer pins that user between two passes over
+ * the feature map: constants go up to the sources, the small product and its reshape
+ * move above the run, and the run's three ops fuse into one step. */
+static void test_schedule_constants_first(void **state) {
+  (void)state;
+  const char *text = "graph @c {\n"
+                     "  %x = input name=\"x\" : f64[2,8,4,4]\n"
+                     "  %g = input name=\"g\" : f64[2,8]\n"
+                     "  %a = mul(%x, %x) : f64[2,8,4,4]\n"
+                     "  %b = add(%a, %x) : f64[2,8,4,4]\n"
+                     "  %k = const value=0.0625 : f64[]\n"
+                     "  %h = mul(%g, %k) : f64[2,8]\n"
+                     "  %hr = reshape(%h) shape=[2,8,1,1] : f64[2,8,1,1]\n"
+                     "  %y = add(%b, %hr) : f64[2,8,4,4]\n"
+                     "  output \"y\" = %y\n}\n";
+  ir_graph *g = parse(text);
+  ir_bundle *before = run_seeded(g);
+  pass_fusion f0;
+  assert_int_equal(pass_fuse(g, &f0, NULL), ATTNC_OK);
+  int moved = 0;
+  assert_int_equal(pass_schedule(g, &moved, NULL), ATTNC_OK);
+  assert_true(moved >= 2);
+  assert_verifies(g);
+  assert_int_equal(g->nodes[2]->op, IR_OP_const); /* after the sources */
+  ir_bundle *after = run_seeded(g);
+  same_outputs(before, after);
+  pass_fusion f1;
+  assert_int_equal(pass_fuse(g, &f1, NULL), ATTNC_OK);
+  int a = find_op(g, IR_OP_mul, 256), y = g->outputs[0].node, grp = f1.group_of[a];
+  assert_true(grp >= 0);
+  assert_int_equal(f1.group_of[y], grp);
+  int first, end, found = 0;
+  for (int s = 0; s < pass_fuse_nsteps(&f1.groups[grp]); s++) { /* the step of a holds y too */
+    pass_fuse_step(&f1.groups[grp], s, &first, &end);
+    int has = 0;
+    for (int m = first; m < end; m++) has += f1.groups[grp].members[m] == a || f1.groups[grp].members[m] == y;
+    if (has) assert_int_equal(has, 2);
+    found += has;
+  }
+  assert_int_equal(found, 2);
+  assert_true(total_steps(&f1) < total_steps(&f0));
   pass_fusion_free(&f0);
   pass_fusion_free(&f1);
   ir_bundle_destroy(before);
@@ -816,6 +869,7 @@ int main(void) {
       cmocka_unit_test(test_simplify_broadcast_operands),
       cmocka_unit_test(test_simplify_reciprocal),
       cmocka_unit_test(test_schedule_runs),
+      cmocka_unit_test(test_schedule_constants_first),
       cmocka_unit_test(test_schedule_masked_pooling),
       cmocka_unit_test(test_schedule_sinks_batch_reductions),
       cmocka_unit_test(test_schedule_hoists_past_statistics),
