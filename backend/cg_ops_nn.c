@@ -8,6 +8,9 @@
  * then one pass writes the result, so the forward and the backward each read
  * their inputs twice and write once. Inner loops run over the contiguous
  * H*W run with host-width vectors, several accumulators and a masked tail.
+ * A few large channels (a spatial attention's [N,1,H,W] map) are split
+ * over parts of the batch instead: a first phase sums each (channel,
+ * part), a second adds the parts in order and writes each part's output.
  *
  * Pooling runs one work item per (n, c) plane. The forward copies the plane
  * into a padded scratch plane (-inf or 0 around it) and computes a vector of
@@ -82,8 +85,23 @@ typedef struct {
   double count, eps;
   int blk;   /* 1: lanes are channels (inner == 1), 0: lanes run along inner */
   int w;     /* lanes */
+  int parts; /* batch parts a channel's sums are split over (1: none) */
   ir_dtype dt;
 } bn_shape;
+
+enum { BN_ITEMS_MIN = 8 };         /* items a split kernel aims for */
+enum { BN_SPLIT_MIN = 16384 };     /* values of a channel worth splitting */
+
+/* The kind (BN_*) of batch-norm node op 'op'. */
+static int bn_kind_of(ir_opcode op) {
+  switch (op) {
+  case IR_OP_batchnorm_train: return BN_TRAIN;
+  case IR_OP_batchnorm_eval: return BN_EVAL;
+  case IR_OP_batchnorm_train_grad: return BN_GRAD;
+  case IR_OP_batchnorm_stats: return BN_STATS;
+  default: return BN_PGRAD; /* batchnorm_param_grad */
+  }
+}
 
 static void bn_shape_of(const ir_graph *g, const ir_node *n, bn_shape *s) {
   const ir_type *x = &g->nodes[n->in[0]]->type;
@@ -96,6 +114,14 @@ static void bn_shape_of(const ir_graph *g, const ir_node *n, bn_shape *s) {
   s->dt = x->dtype;
   s->w = lanes_of(x->dtype);
   s->blk = s->inner == 1;
+  /* a few large channels (a spatial attention's [N,1,H,W] map): one
+   * channel per item would leave threads idle, so each channel's sums
+   * are split over parts of the batch, added in a second phase */
+  s->parts = 1;
+  if (!s->blk && bn_kind_of(n->op) != BN_EVAL && s->chans < BN_ITEMS_MIN && s->outer * s->inner >= BN_SPLIT_MIN) {
+    int64_t parts = (BN_ITEMS_MIN + s->chans - 1) / s->chans;
+    s->parts = (int)(parts < s->outer ? parts : s->outer);
+  }
 }
 
 /* Plan: one item per channel, or per vector of channels for [N,C]. */
@@ -104,6 +130,12 @@ static void plan_bn(const ir_graph *g, const ir_node *n, cg_plan *p) {
   bn_shape_of(g, n, &s);
   p->par = s.blk ? (s.chans + s.w - 1) / s.w : s.chans;
   p->scratch_bytes = 0;
+  if (s.parts > 1) { /* phase 1: (channel, part) sums; phase 2: their totals, the output by part */
+    int kind = bn_kind_of(n->op);
+    p->par = s.chans * s.parts;
+    p->par2 = kind == BN_STATS || kind == BN_PGRAD ? s.chans : s.chans * s.parts;
+    p->shared_bytes = p->par * 4 * (int64_t)sizeof(double);
+  }
   double per = n->op == IR_OP_batchnorm_eval ? 2 : n->op == IR_OP_batchnorm_train ? 6 : 10;
   if (n->op == IR_OP_batchnorm_stats || n->op == IR_OP_batchnorm_param_grad) per = 4;
   p->flops = per * (double)ir_type_numel(&g->nodes[n->in[0]]->type);
@@ -155,14 +187,16 @@ static void bn_flush_row(cg_emit *e, bn_item *it) {
     }
 }
 
-/* Calls 'visit' on every vector of the item's data: for a channel, each
- * outer row's contiguous inner run (u vectors per step, then the rest, then
- * a masked tail); for a channel block, each row's 'count' lanes. */
-static void bn_each(cg_emit *e, bn_item *it, LLVMValueRef c, int count, bn_visit visit, int u) {
+/* Calls 'visit' on every vector of the item's data in outer rows
+ * [o0, o1): for a channel, each outer row's contiguous inner run (u vectors
+ * per step, then the rest, then a masked tail); for a channel block, each
+ * row's 'count' lanes. */
+static void bn_each(cg_emit *e, bn_item *it, LLVMValueRef c, int count, bn_visit visit, int u, LLVMValueRef o0,
+                    LLVMValueRef o1) {
   const bn_shape *s = it->s;
   int w = s->w;
   cg_loop lo;
-  LLVMValueRef o = cg_loop_begin(e, &lo, cg_i64(e, 0), cg_i64(e, s->outer), 1);
+  LLVMValueRef o = cg_loop_begin(e, &lo, o0, o1, 1);
   if (s->blk) {
     visit(e, it, cg_add(e, cg_mul(e, o, cg_i64(e, s->chans)), c), count, 0);
     cg_loop_end(e, &lo);
@@ -257,57 +291,71 @@ static void bn_store_row(cg_emit *e, bn_item *it, LLVMValueRef c, int count, int
     cg_store(e, it->out, at, LLVMBuildExtractElement(e->b, v, cg_i64(e, 0), ""));
 }
 
-/* Emits one item: channel c (or the channel block starting at c with
- * 'count' live lanes). */
-static void bn_emit_item(cg_emit *e, const bn_shape *s, int kind, LLVMValueRef c, int count) {
-  bn_item it;
-  memset(&it, 0, sizeof it);
-  it.s = s;
-  it.kind = kind;
-  it.x = e->arg[1];
-  it.out = e->arg[0];
-  it.dy = kind == BN_GRAD ? e->arg[3] : kind == BN_PGRAD ? e->arg[2] : NULL;
+/* Starts item 'it' of kind 'kind' on channel c (or the channel block
+ * starting at c with 'count' live lanes): its pointers and, unless EVAL,
+ * its zeroed accumulators. */
+static void bn_item_init(cg_emit *e, const bn_shape *s, int kind, bn_item *it, LLVMValueRef c, int count) {
+  memset(it, 0, sizeof *it);
+  it->s = s;
+  it->kind = kind;
+  it->x = e->arg[1];
+  it->out = e->arg[0];
+  it->dy = kind == BN_GRAD ? e->arg[3] : kind == BN_PGRAD ? e->arg[2] : NULL;
+  if (kind == BN_EVAL) return;
   int w = s->w;
+  /* shifted sums: x0 of the channel keeps them well conditioned */
+  it->shift = s->blk ? to_f64(e, load_n(e, it->x, c, w, count)) : bn_param(e, s, it->x, cg_mul(e, c, cg_i64(e, s->inner)), 1);
+  it->nacc = kind == BN_GRAD || kind == BN_PGRAD ? 4 : 2;
+  /* f32 channels of at most 4096 values per row (64x64): sums in f32
+   * over one row (at most 512 values per lane and slot), then in double
+   * across rows; the loop then works on f32 vectors, not on twice as
+   * many widened double ones */
+  it->rowsum = s->dt == IR_F32 && !s->blk && s->inner <= 4096;
+  int regs = it->nacc * (s->dt == IR_F32 && !it->rowsum ? 2 : 1); /* registers per slot */
+  int64_t nv = s->blk ? 1 : s->inner / w;
+  it->u = s->blk ? 1 : (int)(8 / regs < 1 ? 1 : 8 / regs);
+  if (it->u > BN_MAX_U) it->u = BN_MAX_U;
+  if (it->u > nv) it->u = nv > 0 ? (int)nv : 1;
+  LLVMTypeRef vt = LLVMVectorType(e->t_f64, (unsigned)w);
+  LLVMTypeRef ft = LLVMVectorType(e->t_f32, (unsigned)w);
+  for (int k = 0; k < it->u; k++)
+    for (int a = 0; a < it->nacc; a++) {
+      it->acc[k][a] = cg_var_new(e, vt, LLVMConstNull(vt));
+      if (it->rowsum) it->racc[k][a] = cg_var_new(e, ft, LLVMConstNull(ft));
+    }
+  if (it->rowsum) it->shift32 = from_f64(e, it->shift, IR_F32);
+}
+
+/* Accumulates the sums of item 'it' over outer rows [o0, o1) and sets
+ * tot[a] to each sum (<w x double>, splatted for a channel). */
+static void bn_item_sums(cg_emit *e, bn_item *it, LLVMValueRef c, int count, LLVMValueRef o0, LLVMValueRef o1,
+                         LLVMValueRef *tot) {
+  bn_each(e, it, c, count, bn_visit_stats, it->u, o0, o1);
+  it->rowsum = 0; /* the output pass works per element */
+  for (int a = 0; a < it->nacc; a++) tot[a] = bn_total(e, it, a);
+}
+
+/* Finishes item 'it' from its sums tot[] over the whole batch: writes
+ * the [2, C] rows (STATS, PGRAD) or the output over outer rows [o0, o1). */
+static void bn_item_finish(cg_emit *e, bn_item *it, LLVMValueRef c, int count, const LLVMValueRef *tot,
+                           LLVMValueRef o0, LLVMValueRef o1) {
+  const bn_shape *s = it->s;
+  int w = s->w, kind = it->kind;
   int has_gamma = kind == BN_TRAIN || kind == BN_EVAL || kind == BN_GRAD;
   LLVMValueRef gamma = has_gamma ? bn_param(e, s, e->arg[2], c, count) : NULL;
-  LLVMValueRef mean, scale;
+  LLVMValueRef mean;
   if (kind == BN_EVAL) {
     mean = bn_param(e, s, e->arg[4], c, count);
     LLVMValueRef var = bn_param(e, s, e->arg[5], c, count);
     LLVMValueRef sd = LLVMBuildFAdd(e->b, var, f64_splat(e, s->eps, w), "");
     sd = cg_intrinsic(e, "llvm.sqrt", &sd, 1);
-    scale = LLVMBuildFDiv(e->b, gamma, sd, "");
-    it.k_a = from_f64(e, scale, s->dt);
-    it.k_b = from_f64(e, bn_param(e, s, e->arg[3], c, count), s->dt);
+    it->k_a = from_f64(e, LLVMBuildFDiv(e->b, gamma, sd, ""), s->dt);
+    it->k_b = from_f64(e, bn_param(e, s, e->arg[3], c, count), s->dt);
   } else {
-    /* shifted sums: x0 of the channel keeps them well conditioned */
-    it.shift = s->blk ? to_f64(e, load_n(e, it.x, c, w, count))
-                      : bn_param(e, s, it.x, cg_mul(e, c, cg_i64(e, s->inner)), 1);
-    it.nacc = kind == BN_GRAD || kind == BN_PGRAD ? 4 : 2;
-    /* f32 channels of at most 4096 values per row (64x64): sums in f32
-     * over one row (at most 512 values per lane and slot), then in double
-     * across rows; the loop then works on f32 vectors, not on twice as
-     * many widened double ones */
-    it.rowsum = s->dt == IR_F32 && !s->blk && s->inner <= 4096;
-    int regs = it.nacc * (s->dt == IR_F32 && !it.rowsum ? 2 : 1); /* registers per slot */
-    int64_t nv = s->blk ? 1 : s->inner / w;
-    it.u = s->blk ? 1 : (int)(8 / regs < 1 ? 1 : 8 / regs);
-    if (it.u > BN_MAX_U) it.u = BN_MAX_U;
-    if (it.u > nv) it.u = nv > 0 ? (int)nv : 1;
-    LLVMTypeRef vt = LLVMVectorType(e->t_f64, (unsigned)w);
-    LLVMTypeRef ft = LLVMVectorType(e->t_f32, (unsigned)w);
-    for (int k = 0; k < it.u; k++)
-      for (int a = 0; a < it.nacc; a++) {
-        it.acc[k][a] = cg_var_new(e, vt, LLVMConstNull(vt));
-        if (it.rowsum) it.racc[k][a] = cg_var_new(e, ft, LLVMConstNull(ft));
-      }
-    if (it.rowsum) it.shift32 = from_f64(e, it.shift, IR_F32);
-    bn_each(e, &it, c, count, bn_visit_stats, it.u);
-    it.rowsum = 0; /* the output pass works per element */
     LLVMValueRef inv = f64_splat(e, 1.0 / s->count, w);
-    LLVMValueRef m1 = LLVMBuildFMul(e->b, bn_total(e, &it, 0), inv, ""); /* mean - shift */
-    LLVMValueRef m2 = LLVMBuildFMul(e->b, bn_total(e, &it, 1), inv, "");
-    mean = LLVMBuildFAdd(e->b, it.shift, m1, "");
+    LLVMValueRef m1 = LLVMBuildFMul(e->b, tot[0], inv, ""); /* mean - shift */
+    LLVMValueRef m2 = LLVMBuildFMul(e->b, tot[1], inv, "");
+    mean = LLVMBuildFAdd(e->b, it->shift, m1, "");
     LLVMValueRef var = LLVMBuildFSub(e->b, m2, LLVMBuildFMul(e->b, m1, m1, ""), "");
     LLVMValueRef zero = f64_splat(e, 0, w);
     var = LLVMBuildSelect(e->b, LLVMBuildFCmp(e->b, LLVMRealOLT, var, zero, ""), zero, var, "");
@@ -315,35 +363,97 @@ static void bn_emit_item(cg_emit *e, const bn_shape *s, int kind, LLVMValueRef c
     sd = cg_intrinsic(e, "llvm.sqrt", &sd, 1);
     LLVMValueRef rstd = LLVMBuildFDiv(e->b, f64_splat(e, 1, w), sd, "");
     if (kind == BN_STATS) {
-      bn_store_row(e, &it, c, count, 0, mean);
-      bn_store_row(e, &it, c, count, 1, var);
+      bn_store_row(e, it, c, count, 0, mean);
+      bn_store_row(e, it, c, count, 1, var);
       return;
     }
     if (kind == BN_PGRAD) {
       /* sum(dy*xhat) = rstd*(sum(dy*(x-x0)) - m1*sum(dy)) */
-      LLVMValueRef sdy = bn_total(e, &it, 2), sdyd = bn_total(e, &it, 3);
-      LLVMValueRef cov = LLVMBuildFSub(e->b, sdyd, LLVMBuildFMul(e->b, m1, sdy, ""), "");
-      bn_store_row(e, &it, c, count, 0, LLVMBuildFMul(e->b, cov, rstd, ""));
-      bn_store_row(e, &it, c, count, 1, sdy);
+      LLVMValueRef cov = LLVMBuildFSub(e->b, tot[3], LLVMBuildFMul(e->b, m1, tot[2], ""), "");
+      bn_store_row(e, it, c, count, 0, LLVMBuildFMul(e->b, cov, rstd, ""));
+      bn_store_row(e, it, c, count, 1, tot[2]);
       return;
     }
     LLVMValueRef a = LLVMBuildFMul(e->b, gamma, rstd, "");
-    it.k_a = from_f64(e, a, s->dt);
+    it->k_a = from_f64(e, a, s->dt);
     if (kind == BN_TRAIN) {
-      it.k_b = from_f64(e, bn_param(e, s, e->arg[3], c, count), s->dt);
+      it->k_b = from_f64(e, bn_param(e, s, e->arg[3], c, count), s->dt);
     } else {
       /* mean(dy), mean(dy*xhat) = rstd*(sum(dy*(x-x0)) - m1*sum(dy))/count */
-      LLVMValueRef sdy = bn_total(e, &it, 2), sdyd = bn_total(e, &it, 3);
-      LLVMValueRef mdy = LLVMBuildFMul(e->b, sdy, inv, "");
-      LLVMValueRef cov = LLVMBuildFSub(e->b, sdyd, LLVMBuildFMul(e->b, m1, sdy, ""), "");
+      LLVMValueRef mdy = LLVMBuildFMul(e->b, tot[2], inv, "");
+      LLVMValueRef cov = LLVMBuildFSub(e->b, tot[3], LLVMBuildFMul(e->b, m1, tot[2], ""), "");
       LLVMValueRef mdyx = LLVMBuildFMul(e->b, LLVMBuildFMul(e->b, cov, inv, ""), rstd, "");
       LLVMValueRef b = LLVMBuildFNeg(e->b, LLVMBuildFMul(e->b, LLVMBuildFMul(e->b, a, rstd, ""), mdyx, ""), "");
-      it.k_b = from_f64(e, b, s->dt);
-      it.k_c = from_f64(e, mdy, s->dt);
+      it->k_b = from_f64(e, b, s->dt);
+      it->k_c = from_f64(e, mdy, s->dt);
     }
   }
-  it.mean = from_f64(e, mean, s->dt);
-  bn_each(e, &it, c, count, bn_visit_out, 1);
+  it->mean = from_f64(e, mean, s->dt);
+  bn_each(e, it, c, count, bn_visit_out, 1, o0, o1);
+}
+
+/* Emits one item over the whole batch: channel c (or the channel block
+ * starting at c with 'count' live lanes). */
+static void bn_emit_item(cg_emit *e, const bn_shape *s, int kind, LLVMValueRef c, int count) {
+  bn_item it;
+  LLVMValueRef tot[4] = {NULL, NULL, NULL, NULL};
+  LLVMValueRef o0 = cg_i64(e, 0), o1 = cg_i64(e, s->outer);
+  bn_item_init(e, s, kind, &it, c, count);
+  if (kind != BN_EVAL) bn_item_sums(e, &it, c, count, o0, o1, tot);
+  bn_item_finish(e, &it, c, count, tot, o0, o1);
+}
+
+/* The first outer row of batch part 'part' (of s->parts), part <= parts. */
+static LLVMValueRef bn_part_row(cg_emit *e, const bn_shape *s, LLVMValueRef part) {
+  LLVMValueRef r = cg_mul(e, part, cg_i64(e, s->outer));
+  return LLVMBuildUDiv(e->b, r, cg_i64(e, s->parts), "");
+}
+
+/* Emits a kernel whose channels are split over s->parts batch parts.
+ * Phase 1, item c*parts + p: the sums of channel c over part p, in the
+ * shared buffer. Phase 2: per channel (STATS, PGRAD) or per channel and
+ * part, the totals added in part order (the same in every item and for
+ * every thread count), then the channel's rows or the part's output. */
+static void emit_bn_split(cg_emit *e, const bn_shape *s, int kind) {
+  int64_t n1 = s->chans * s->parts;
+  int rows = kind == BN_STATS || kind == BN_PGRAD;
+  LLVMValueRef sums = cg_shared(e, 0, IR_F64);
+  cg_loop l;
+  LLVMValueRef i = cg_loop_begin(e, &l, e->begin, e->end, 1);
+  cg_if ph;
+  cg_if_begin(e, &ph, LLVMBuildICmp(e->b, LLVMIntSLT, i, cg_i64(e, n1), ""));
+  {
+    LLVMValueRef c = LLVMBuildSDiv(e->b, i, cg_i64(e, s->parts), "");
+    LLVMValueRef part = LLVMBuildSRem(e->b, i, cg_i64(e, s->parts), "");
+    bn_item it;
+    LLVMValueRef tot[4];
+    bn_item_init(e, s, kind, &it, c, 1);
+    bn_item_sums(e, &it, c, 1, bn_part_row(e, s, part), bn_part_row(e, s, cg_add(e, part, cg_i64(e, 1))), tot);
+    for (int a = 0; a < it.nacc; a++)
+      cg_store(e, sums, cg_add(e, cg_mul(e, i, cg_i64(e, 4)), cg_i64(e, a)),
+               LLVMBuildExtractElement(e->b, tot[a], cg_i64(e, 0), ""));
+  }
+  cg_if_else(e, &ph);
+  {
+    LLVMValueRef j = cg_sub(e, i, cg_i64(e, n1));
+    LLVMValueRef c = rows ? j : LLVMBuildSDiv(e->b, j, cg_i64(e, s->parts), "");
+    LLVMValueRef part = rows ? cg_i64(e, 0) : LLVMBuildSRem(e->b, j, cg_i64(e, s->parts), "");
+    bn_item it;
+    LLVMValueRef tot[4];
+    bn_item_init(e, s, kind, &it, c, 1);
+    it.rowsum = 0; /* no sums here: the output pass only */
+    LLVMValueRef base = cg_mul(e, c, cg_i64(e, 4 * (int64_t)s->parts));
+    for (int a = 0; a < it.nacc; a++) {
+      LLVMValueRef v = cg_load(e, sums, cg_add(e, base, cg_i64(e, a)));
+      for (int p = 1; p < s->parts; p++)
+        v = LLVMBuildFAdd(e->b, v, cg_load(e, sums, cg_add(e, base, cg_i64(e, 4 * (int64_t)p + a))), "");
+      tot[a] = cg_splat(e, v, s->w);
+    }
+    bn_item_finish(e, &it, c, 1, tot, bn_part_row(e, s, part),
+                   rows ? cg_i64(e, s->outer) : bn_part_row(e, s, cg_add(e, part, cg_i64(e, 1))));
+  }
+  cg_if_end(e, &ph);
+  cg_loop_end(e, &l);
 }
 
 /* Emits a batch-norm kernel of kind BN_*. Operands: x is arg[1]; gamma is
@@ -352,6 +462,10 @@ static void bn_emit_item(cg_emit *e, const bn_shape *s, int kind, LLVMValueRef c
 static attnc_status emit_bn_kind(cg_emit *e, int kind) {
   bn_shape s;
   bn_shape_of(e->g, e->n, &s);
+  if (s.parts > 1) {
+    emit_bn_split(e, &s, kind);
+    return ATTNC_OK;
+  }
   if (!s.blk) {
     cg_loop l;
     LLVMValueRef c = cg_loop_begin(e, &l, e->begin, e->end, 1);
@@ -378,13 +492,7 @@ static attnc_status emit_bn_kind(cg_emit *e, int kind) {
 /* Emits a batch-norm kernel; the kind follows from the node's op. */
 static attnc_status emit_bn(cg_emit *e, const cg_plan *p) {
   (void)p;
-  switch (e->n->op) {
-  case IR_OP_batchnorm_train: return emit_bn_kind(e, BN_TRAIN);
-  case IR_OP_batchnorm_eval: return emit_bn_kind(e, BN_EVAL);
-  case IR_OP_batchnorm_train_grad: return emit_bn_kind(e, BN_GRAD);
-  case IR_OP_batchnorm_stats: return emit_bn_kind(e, BN_STATS);
-  default: return emit_bn_kind(e, BN_PGRAD); /* batchnorm_param_grad */
-  }
+  return emit_bn_kind(e, bn_kind_of(e->n->op));
 }
 
 /* ---- pooling ---- */

@@ -13,6 +13,7 @@
 #include <string.h>
 #include "cg.h"
 #include "util_jit.h"
+#include "util_jitr.h"
 
 /* Formats dims as "[a,b,...]". */
 static void dims_text(const int *d, int rank, char *buf, size_t size) {
@@ -76,6 +77,11 @@ static void test_batchnorm(void **state) {
       {"f64", 2, {9, 11}, 1e-5, 0},
       {"f64", 4, {3, 5, 7, 9}, 1e-5, 3},
       {"f64", 4, {2, 3, 8, 8}, 0.5, 0},
+      /* few channels, many values: each channel's sums split over batch parts */
+      {"f32", 4, {128, 1, 32, 32}, 1e-5, 0}, /* a spatial attention map: 8 parts */
+      {"f32", 4, {5, 2, 60, 60}, 1e-5, 50},  /* 4 parts of 1, 1, 1, 2 rows */
+      {"f32", 4, {3, 1, 100, 100}, 1e-5, 0}, /* rows past 4096 (double sums), 3 parts */
+      {"f64", 4, {16, 1, 32, 32}, 1e-5, 2},
   };
   char text[2048];
   for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
@@ -83,6 +89,18 @@ static void test_batchnorm(void **state) {
     bn_text(c->dt, c->d, c->rank, c->eps, c->offset, text, sizeof text);
     double rtol = strcmp(c->dt, "f64") ? 1e-5 : 1e-10;
     tj_compare_text(text, 100 + i, 1 + (int)(i % 2), rtol);
+  }
+}
+
+/* The batch-split kernels add each channel's part sums in part order, so
+ * 1 and 2 threads give the same bits. */
+static void test_batchnorm_split_threads(void **state) {
+  (void)state;
+  static const int shapes[][4] = {{128, 1, 32, 32}, {5, 2, 60, 60}, {9, 3, 40, 40}};
+  char text[2048];
+  for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++) {
+    bn_text("f32", shapes[i], 4, 1e-5, 1, text, sizeof text);
+    tjr_same_bits(text, 300 + i);
   }
 }
 
@@ -217,6 +235,7 @@ static void test_threads_bitwise(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_batchnorm),
+      cmocka_unit_test(test_batchnorm_split_threads),
       cmocka_unit_test(test_pool),
       cmocka_unit_test(test_pool_ties),
       cmocka_unit_test(test_threads_bitwise),
