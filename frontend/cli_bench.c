@@ -22,8 +22,10 @@ static const char bench_about[] =
     "the forward pass, times 3 for a training step (the convention of bench/).\n"
     "With --baseline key=value, a second program, the model with those options\n"
     "changed, is compiled too and the two run alternately, step by step (A B, B A,\n"
-    "...), so that both see the same load of the machine; 'step/base' is the median\n"
-    "(and quartiles) of the per-pair ratios, e.g. the overhead of an attention module.\n"
+    "...), so that both see the same load of the machine; each is built twice and the\n"
+    "builds take turns every two pairs, so where one build's buffers landed does not\n"
+    "weigh on the ratio; 'step/base' is the median (and quartiles) of the per-pair\n"
+    "ratios, e.g. the overhead of an attention module.\n"
     "With --baseline-no-fuse the second program is the same model with --no-fuse, so\n"
     "'step/base' is the fused step over the unfused one, paired the same way.";
 
@@ -95,6 +97,7 @@ typedef struct {
 typedef struct {
   ir_graph *g;
   cg_program *p;
+  cg_program *p2; /* with a baseline: a second build of the graph, taking turns with p */
   double flops; /* forward FLOPs */
   double *ms;   /* timed steps */
   bench_result r;
@@ -172,7 +175,7 @@ static void print_result(const bench_case *c, const char *file, int train, int64
   printf("  fusion      %d fused kernels computing %d nodes; feature-map traffic %.1f MiB per step\n",
          st->fused_kernels, st->fused_nodes, (double)st->traffic_bytes / 1048576.0);
   printf("  memory      peak RSS %.1f MiB%s; buffer arena %.1f MiB\n", (double)r->peak_bytes / 1048576.0,
-         base ? " (both programs)" : "", (double)st->arena_bytes / 1048576.0);
+         base ? " (both models, built twice each)" : "", (double)st->arena_bytes / 1048576.0);
   if (!base) return;
   printf("  baseline    %s: %.2f ms/step median (min %.2f, max %.2f); %d kernels per step; "
          "traffic %.1f MiB; arena %.1f MiB\n",
@@ -208,12 +211,23 @@ static int bench_load(const char *file, const cli_model *model, const cg_options
   return c->ms ? CLI_EXIT_OK : cli_usage_error("bench", "out of memory");
 }
 
-/* Runs one step of 'c' (with the weight feedback of training), reporting
- * into 'd'; its time in milliseconds goes to *ms. Returns an exit code. */
-static int bench_step(bench_case *c, int train, ir_diag *d, double *ms) {
+/* Builds the second program of case 'c' (a baseline pair's), sources as
+ * the first's. Returns an exit code. */
+static int bench_second(bench_case *c, const cg_options *o) {
+  ir_diag *d = ir_diag_create();
+  int rc = cg_program_create(c->g, o, &c->p2, d) != ATTNC_OK ? cli_diag_fail("bench", d) : CLI_EXIT_OK;
+  ir_diag_destroy(d);
+  if (!rc) fill_sources(c->p2, c->g, 1);
+  return rc;
+}
+
+/* Runs one step of program 'p' (with the weight feedback of training),
+ * reporting into 'd'; its time in milliseconds goes to *ms. Returns an
+ * exit code. */
+static int bench_step(cg_program *p, int train, ir_diag *d, double *ms) {
   double a = now_s();
-  int rc = cg_program_run(c->p, d) != ATTNC_OK ? cli_diag_fail("bench", d) : CLI_EXIT_OK;
-  if (train) cg_program_feedback(c->p);
+  int rc = cg_program_run(p, d) != ATTNC_OK ? cli_diag_fail("bench", d) : CLI_EXIT_OK;
+  if (train) cg_program_feedback(p);
   *ms = (now_s() - a) * 1e3;
   return rc;
 }
@@ -235,13 +249,17 @@ static void bench_summarize(bench_case *c, int steps, int64_t batch, int train) 
 /* Frees what 'c' holds. */
 static void bench_case_free(bench_case *c) {
   cg_program_destroy(c->p);
+  cg_program_destroy(c->p2);
   ir_graph_destroy(c->g);
   free(c->ms);
 }
 
 /* Times steps of cases[0..n): with a baseline (n == 2) the two alternate,
- * each pair in turn order (A B, then B A), so both see the same machine;
- * ratio[s] = step s of cases[0] / step s of cases[1]. Returns an exit code. */
+ * each pair in turn order (A B, then B A), so both see the same machine,
+ * and every two pairs the second programs take over (one program built
+ * twice in one process ran up to 5% apart on a VM, by where its buffers
+ * landed); ratio[s] = step s of cases[0] / step s of cases[1]. Returns an
+ * exit code. */
 static int bench_run(bench_case *cases, int n, int train, int steps, int warmup, int profile,
                      double *ratio) {
   ir_diag *d = ir_diag_create();
@@ -251,7 +269,8 @@ static int bench_run(bench_case *cases, int n, int train, int steps, int warmup,
     double t[2] = {0, 0};
     for (int k = 0; !rc && k < n; k++) {
       int i = n == 2 && s % 2 ? 1 - k : k;
-      rc = bench_step(&cases[i], train, d, &t[i]);
+      cg_program *p = cases[i].p2 && (s / 2) % 2 ? cases[i].p2 : cases[i].p;
+      rc = bench_step(p, train, d, &t[i]);
     }
     if (rc || s < warmup) continue;
     for (int i = 0; i < n; i++) cases[i].ms[s - warmup] = t[i];
@@ -348,6 +367,8 @@ int cli_bench(int argc, char **argv) {
   if (!rc) rc = bench_load(file, &model, &profiled, train, steps, &cases[0]);
   if (!rc && n == 2 && (rc = bench_load(file, &base, &base_engine, train, steps, &cases[1])))
     fprintf(stderr, "attnc: bench: (in the baseline model, %s)\n", base_text);
+  if (!rc && n == 2) rc = bench_second(&cases[1], &base_engine); /* built A B B A */
+  if (!rc && n == 2) rc = bench_second(&cases[0], &profiled);
   if (!rc && !(ratio = calloc((size_t)steps, sizeof *ratio))) rc = cli_usage_error("bench", "out of memory");
   if (!rc) rc = bench_run(cases, n, train, steps, warmup, profile, ratio);
   if (!rc) {
