@@ -25,7 +25,8 @@ typedef struct {
   int node;    /* node id (a group: its last member) */
   int group;   /* fusion group, -1 for one node */
   int uniq;    /* index of its distinct kernel */
-  double secs; /* profile */
+  double secs; /* profile: thread 0's time from its call to the barrier after the last phase */
+  double busy; /* profile: the threads' time inside the kernel, added up */
 } launch;
 
 /* One distinct kernel. */
@@ -607,16 +608,23 @@ static void run_jit(cg_program *p) {
     void *scratch = p->scratch + (int64_t)t * p->scratch_per;
     for (int k = 0; k < p->nlaunch; k++) {
       launch *L = &p->launches[k];
-      double t0 = profile && t == 0 ? now_s() : 0;
+      double t0 = profile ? now_s() : 0, busy = 0;
       int64_t b = L->par * t / nt, e = L->par * (t + 1) / nt;
       if (b < e) L->fn(L->args, b, e, scratch);
+      if (profile) busy = now_s() - t0;
 #pragma omp barrier
       if (L->par2 > 0) {
+        double t1 = profile ? now_s() : 0;
         b = L->par + L->par2 * t / nt, e = L->par + L->par2 * (t + 1) / nt;
         if (b < e) L->fn(L->args, b, e, scratch);
+        if (profile) busy += now_s() - t1;
 #pragma omp barrier
       }
-      if (profile && t == 0) L->secs += now_s() - t0;
+      if (profile) {
+#pragma omp atomic
+        L->busy += busy;
+        if (t == 0) L->secs += now_s() - t0;
+      }
     }
   }
 }
@@ -698,7 +706,7 @@ void cg_program_set_profile(cg_program *p, int on) {
   p->profile = on;
   if (on) {
     p->profile_runs = 0;
-    for (int k = 0; k < p->nlaunch; k++) p->launches[k].secs = 0;
+    for (int k = 0; k < p->nlaunch; k++) p->launches[k].secs = p->launches[k].busy = 0;
     for (int u = 0; u < p->nuniq; u++)
       if (p->uniq[u].step_cycles)
         memset(p->uniq[u].step_cycles, 0,
@@ -711,6 +719,7 @@ typedef struct {
   int uniq;
   int calls;
   double secs;
+  double busy; /* the threads' time inside its calls, added up */
 } prof_row;
 
 static int by_time(const void *a, const void *b) {
@@ -744,8 +753,15 @@ static void print_steps(const cg_program *p, FILE *f, const unique_kernel *u, do
         len += (size_t)snprintf(ops + len, sizeof ops - len, " %s", ir_op_info_get(p->g->nodes[gr->members[j]]->op)->name);
       if (len >= sizeof ops) strcpy(ops + sizeof ops - 5, " ...");
     }
-    fprintf(f, "%10.3f %6.1f %6s %5s    step %d: %s\n", secs * share * 1e3, 100 * share, "", "", s + 1, ops);
+    fprintf(f, "%10.3f %6.1f %6s %5s %5s    step %d: %s\n", secs * share * 1e3, 100 * share, "", "", "", s + 1, ops);
   }
+}
+
+/* The share (%) of 'nt' threads' time over 'secs' not spent in kernels,
+ * of which they spent 'busy' seconds in all. */
+static double wait_pct(double busy, double secs, int nt) {
+  double w = secs > 0 ? 100 * (1 - busy / (secs * nt)) : 0;
+  return w < 0 ? 0 : w;
 }
 
 /* Prints time per run of each distinct kernel (all its calls), averaged
@@ -753,31 +769,36 @@ static void print_steps(const cg_program *p, FILE *f, const unique_kernel *u, do
 void cg_program_print_profile(const cg_program *p, FILE *f, int top) {
   prof_row *rows = calloc((size_t)p->nuniq + 1, sizeof *rows);
   if (!rows) return;
-  double total = 0;
+  double total = 0, busy = 0;
   for (int u = 0; u < p->nuniq; u++) rows[u].uniq = u;
   for (int k = 0; k < p->nlaunch; k++) {
     rows[p->launches[k].uniq].calls++;
     rows[p->launches[k].uniq].secs += p->launches[k].secs;
+    rows[p->launches[k].uniq].busy += p->launches[k].busy;
     total += p->launches[k].secs;
+    busy += p->launches[k].busy;
   }
   qsort(rows, (size_t)p->nuniq, sizeof *rows, by_time);
   double runs = p->profile_runs > 0 ? p->profile_runs : 1;
   total /= runs;
+  int nt = p->stats.threads > 0 ? p->stats.threads : 1;
   fprintf(f, "per run, averaged over %d runs (time includes waiting at the barrier after each call;\n"
-             "GF/s counts a convolution's multiply-adds as the direct sum, whatever [algorithm] it took)\n",
-          p->profile_runs);
-  fprintf(f, "%10s %6s %6s %5s  %s\n", "ms", "%", "calls", "GF/s", "kernel");
+             "wait%%: the share of the %d threads' time spent there, idle; GF/s counts a convolution's\n"
+             "multiply-adds as the direct sum, whatever [algorithm] it took)\n",
+          p->profile_runs, nt);
+  fprintf(f, "%10s %6s %6s %5s %5s  %s\n", "ms", "%", "calls", "GF/s", "wait%", "kernel");
   for (int r = 0; r < p->nuniq && (top <= 0 || r < top); r++) {
     const unique_kernel *u = &p->uniq[rows[r].uniq];
     double secs = rows[r].secs / runs;
     double gf = secs > 0 ? u->plan.flops * rows[r].calls / secs * 1e-9 : 0;
     char algo[32] = "";
     if (u->plan.algo) snprintf(algo, sizeof algo, "[%s] ", u->plan.algo);
-    fprintf(f, "%10.3f %6.2f %6d %5.0f  %s%s\n", secs * 1e3, total > 0 ? 100 * secs / total : 0,
-            rows[r].calls, gf, algo, u->show ? u->show : u->key);
+    fprintf(f, "%10.3f %6.2f %6d %5.0f %5.1f  %s%s\n", secs * 1e3, total > 0 ? 100 * secs / total : 0,
+            rows[r].calls, gf, wait_pct(rows[r].busy / runs, secs, nt), algo, u->show ? u->show : u->key);
     if (u->step_cycles) print_steps(p, f, u, secs);
   }
-  fprintf(f, "%10.3f total over %d kernel calls\n", total * 1e3, p->nlaunch);
+  fprintf(f, "%10.3f total over %d kernel calls, %.1f%% of the threads' time waiting\n", total * 1e3, p->nlaunch,
+          wait_pct(busy / runs, total, nt));
   free(rows);
 }
 

@@ -314,6 +314,51 @@ static void test_step_profile(void **state) {
   ir_bundle_destroy(without);
 }
 
+/* The profile's wait% column: a kernel of one work item run by 2 threads
+ * leaves the second idle, so at least half of their time in it is
+ * waiting, whatever the timings; the total line gives the step's share. */
+static void test_profile_wait(void **state) {
+  (void)state;
+  const char *text = "graph @t {\n"
+                     "  %x = input name=\"x\" : f32[256,1024]\n"
+                     "  %s = reduce_sum(%x) axes=[0,1] keepdims=0 : f32[]\n"
+                     "  %y = add(%x, %x) : f32[256,1024]\n"
+                     "  output \"s\" = %s\n  output \"y\" = %y\n}\n";
+  ir_diag *d = ir_diag_create();
+  ir_graph *g = ir_parse(text, "<test>", d);
+  assert_non_null(g);
+  cg_options o = {.threads = 2, .no_fuse = 1};
+  cg_program *p = NULL;
+  if (cg_program_create(g, &o, &p, d) != ATTNC_OK) fail_msg("jit compile: %s", ir_diag_text(d));
+  ir_bundle *src = tj_sources(g, NULL, 5), *out = ir_bundle_create();
+  cg_program_set_profile(p, 1);
+  for (int r = 0; r < 3; r++) assert_int_equal(cg_program_run_bundle(p, src, out, d), ATTNC_OK);
+  char *prof = tj_profile_text(p), *save = NULL;
+  int seen = 0;
+  for (char *line = strtok_r(prof, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+    double ms, share, gf, wait;
+    int calls;
+    if (strstr(line, "total over")) {
+      assert_non_null(strstr(line, "of the threads' time waiting"));
+      seen |= 4;
+    }
+    if (sscanf(line, "%lf %lf %d %lf %lf", &ms, &share, &calls, &gf, &wait) != 5) continue;
+    assert_true(wait >= 0 && wait <= 100);
+    if (strstr(line, "reduce_sum")) {
+      assert_true(wait >= 49.9); /* the second thread had no item */
+      seen |= 1;
+    }
+    if (strstr(line, "add f32")) seen |= 2;
+  }
+  assert_int_equal(seen, 7);
+  free(prof);
+  cg_program_destroy(p);
+  ir_bundle_destroy(src);
+  ir_bundle_destroy(out);
+  ir_graph_destroy(g);
+  ir_diag_destroy(d);
+}
+
 /* SAMPLE: CBAM's spatial attention, a 7x7 conv over [N,2,H,W] (scratch). */
 static void test_sample_spatial(void **state) {
   (void)state;
@@ -535,11 +580,11 @@ static const char *const modules[] = {"none", "se",  "eca",    "cbam", "ham",   
                                       "ssa",  "csm", "cam",    "sam",  "csm_sc", "spatial_softmax"};
 
 int main(void) {
-  enum { NM = sizeof modules / sizeof *modules, NH = 10 };
+  enum { NM = sizeof modules / sizeof *modules, NH = 11 };
   struct CMUnitTest tests[NH + NM] = {
       cmocka_unit_test(test_bench),           cmocka_unit_test(test_loop_long),
       cmocka_unit_test(test_loop_broadcast),  cmocka_unit_test(test_loop_sgd),
-      cmocka_unit_test(test_step_profile),
+      cmocka_unit_test(test_step_profile),    cmocka_unit_test(test_profile_wait),
       cmocka_unit_test(test_sample_eca),      cmocka_unit_test(test_sample_spatial),
       cmocka_unit_test(test_sample_mlp),      cmocka_unit_test(test_sample_movement),
       cmocka_unit_test(test_sample_backward), cmocka_unit_test(test_sample_running_reductions),
