@@ -304,7 +304,8 @@ static void bn_item_init(cg_emit *e, const bn_shape *s, int kind, bn_item *it, L
   if (kind == BN_EVAL) return;
   int w = s->w;
   /* shifted sums: x0 of the channel keeps them well conditioned */
-  it->shift = s->blk ? to_f64(e, load_n(e, it->x, c, w, count)) : bn_param(e, s, it->x, cg_mul(e, c, cg_i64(e, s->inner)), 1);
+  it->shift = s->blk ? to_f64(e, load_n(e, it->x, c, w, count))
+                     : bn_param(e, s, it->x, cg_mul(e, c, cg_i64(e, s->inner)), 1);
   it->nacc = kind == BN_GRAD || kind == BN_PGRAD ? 4 : 2;
   /* f32 channels of at most 4096 values per row (64x64): sums in f32
    * over one row (at most 512 values per lane and slot), then in double
