@@ -70,16 +70,19 @@ static int passable(const ir_node *n) {
          n->op == IR_OP_const;
 }
 
-/* 1 if node 'n' may move: a small cheap op (elementwise, a reshape, or a
+/* 1 if node 'n' may move: a small cheap op (elementwise, a reshape, a
  * top-k mask over a gate: HAM's channel split sits between the gated map
- * and the masked product) that reads nothing larger than itself (so
- * moving it extends no large lifetime). */
+ * and the masked product, or a slice: one channel of a spatial
+ * attention's [N,2,H,W] conv gradient sat between two passes over the
+ * feature map) that reads nothing larger than itself, or twice itself for
+ * a slice (so moving it extends no large lifetime). */
 static int movable(const order *o, const ir_node *n) {
-  if ((!passable(n) && n->op != IR_OP_topk_mask) || n->type.rank < 1 || n->op == IR_OP_const ||
+  int slice = n->op == IR_OP_slice;
+  if ((!passable(n) && n->op != IR_OP_topk_mask && !slice) || n->type.rank < 1 || n->op == IR_OP_const ||
       (ir_op_info_get(n->op)->flags & IR_OPF_REDUCTION))
     return 0;
   for (int k = 0; k < n->nin; k++)
-    if (o->numel[n->in[k]] > o->numel[n->id]) return 0;
+    if (o->numel[n->in[k]] > (slice ? 2 : 1) * o->numel[n->id]) return 0;
   return 1;
 }
 

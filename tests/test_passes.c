@@ -290,6 +290,51 @@ static void test_schedule_constants_first(void **state) {
   ir_graph_destroy(g);
 }
 
+/* A slice of a small two-channel map (one channel of a spatial
+ * attention's conv gradient) between two passes over the feature map
+ * moves up to its operand, so the two passes are one loop step. */
+static void test_schedule_moves_slice(void **state) {
+  (void)state;
+  const char *text = "graph @s {\n"
+                     "  %x = input name=\"x\" : f64[2,8,4,4]\n"
+                     "  %p = input name=\"p\" : f64[2,2,4,4]\n"
+                     "  %a = mul(%x, %x) : f64[2,8,4,4]\n"
+                     "  %s = slice(%p) axis=1 start=1 end=2 step=1 : f64[2,1,4,4]\n"
+                     "  %y = mul(%a, %s) : f64[2,8,4,4]\n"
+                     "  output \"y\" = %y\n}\n";
+  ir_graph *g = parse(text);
+  ir_bundle *before = run_seeded(g);
+  pass_fusion f0;
+  assert_int_equal(pass_fuse(g, &f0, NULL), ATTNC_OK);
+  int moved = 0;
+  assert_int_equal(pass_schedule(g, &moved, NULL), ATTNC_OK);
+  assert_int_equal(moved, 1);
+  assert_verifies(g);
+  int sl = find_op(g, IR_OP_slice, 32), a = find_op(g, IR_OP_mul, 256);
+  assert_true(sl >= 0 && sl < a);
+  ir_bundle *after = run_seeded(g);
+  same_outputs(before, after);
+  pass_fusion f1;
+  assert_int_equal(pass_fuse(g, &f1, NULL), ATTNC_OK);
+  assert_true(total_steps(&f1) < total_steps(&f0));
+  int grp = f1.group_of[a], first, end, in_a = -1, in_y = -1, y = g->outputs[0].node;
+  assert_true(grp >= 0);
+  for (int st = 0; st < pass_fuse_nsteps(&f1.groups[grp]); st++) {
+    pass_fuse_step(&f1.groups[grp], st, &first, &end);
+    for (int m = first; m < end; m++) {
+      if (f1.groups[grp].members[m] == a) in_a = st;
+      if (f1.groups[grp].members[m] == y) in_y = st;
+    }
+  }
+  assert_true(in_a >= 0);
+  assert_int_equal(in_a, in_y);
+  pass_fusion_free(&f0);
+  pass_fusion_free(&f1);
+  ir_bundle_destroy(before);
+  ir_bundle_destroy(after);
+  ir_graph_destroy(g);
+}
+
 /* HAM's spatial pooling of a masked map: a top-k mask of the gate between
  * the gated map and the masked product, and the mean's 1/C scale (reading
  * a constant that sits inside the run) between the channel sum and the
@@ -870,6 +915,7 @@ int main(void) {
       cmocka_unit_test(test_simplify_reciprocal),
       cmocka_unit_test(test_schedule_runs),
       cmocka_unit_test(test_schedule_constants_first),
+      cmocka_unit_test(test_schedule_moves_slice),
       cmocka_unit_test(test_schedule_masked_pooling),
       cmocka_unit_test(test_schedule_sinks_batch_reductions),
       cmocka_unit_test(test_schedule_hoists_past_statistics),
