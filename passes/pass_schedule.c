@@ -48,6 +48,7 @@
 #define HOIST_WINDOW 64      /* nodes a hoisted node passes at most */
 #define GATHER_WINDOW 256    /* nodes a gathered cluster's walk looks back over */
 #define GATHER_MAX 48        /* members of a gathered cluster */
+#define MOVE_ROUNDS 4        /* rounds of moving small nodes out of runs, at most */
 
 /* Order being built: a doubly linked list over node ids. */
 typedef struct {
@@ -361,8 +362,9 @@ attnc_status pass_schedule(ir_graph *g, int *moved, ir_diag *d) {
              calloc((size_t)nn + 1, sizeof(int)), 0, malloc((size_t)nn + 1)};
   int *ustart = NULL, *users = NULL, count = 0;
   int *hoisted = malloc(sizeof(int) * (size_t)(nn + 1)), *map = malloc(sizeof(int) * (size_t)(nn + 1));
+  char *done = calloc((size_t)nn + 1, 1); /* moved out of a run already */
   attnc_status st = ATTNC_OK;
-  if (!o.prev || !o.next || !o.numel || !o.used || !o.mark || !o.local || !hoisted || !map ||
+  if (!o.prev || !o.next || !o.numel || !o.used || !o.mark || !o.local || !hoisted || !map || !done ||
       pass_users(g, &ustart, &users)) {
     ir_diag_error(d, NULL, 0, "schedule: out of memory");
     st = ATTNC_ENOMEM;
@@ -390,11 +392,22 @@ attnc_status pass_schedule(ir_graph *g, int *moved, ir_diag *d) {
   nseq = snapshot(&o, map); /* the order before gathering */
   for (int i = 0; i < nseq; i++)
     if (gather_root(&o, map[i], batch, ustart, users)) count += gather(&o, map[i], batch, ustart, users);
-  for (int i = 0; i < nn; i++) {
-    if (!movable(&o, g->nodes[i]) || !splits_run(&o, i)) continue;
-    int p = o.prev[i], q = o.next[i];
-    move(&o, i, ustart, users);
-    count += o.prev[i] != p || o.next[i] != q;
+  /* in rounds until nothing moves: a node moved late in a round can free
+   * the way for one earlier in the order (the first spatial map's gradient
+   * sat between the two channel sums of HAM's backward until the second
+   * map's recomputation moved); each node moves once at most, or one
+   * that sank below a run would next rise above it again */
+  for (int round = 0, again = 1; again && round < MOVE_ROUNDS; round++) {
+    again = 0;
+    for (int i = 0; i < nn; i++) {
+      if (done[i] || !movable(&o, g->nodes[i]) || !splits_run(&o, i)) continue;
+      int p = o.prev[i], q = o.next[i];
+      move(&o, i, ustart, users);
+      if (o.prev[i] != p || o.next[i] != q) {
+        count++;
+        again = done[i] = 1;
+      }
+    }
   }
   if (count) {
     ir_graph *c = ir_graph_create(g->name);
@@ -427,5 +440,6 @@ done:
   free(users);
   free(hoisted);
   free(map);
+  free(done);
   return st;
 }

@@ -335,6 +335,39 @@ static void test_schedule_moves_slice(void **state) {
   ir_graph_destroy(g);
 }
 
+/* A small node whose only user is the next small node cannot sink past
+ * it; once that user has moved below the run, a second round moves the
+ * node too, and the two channel sums are one loop step. */
+static void test_schedule_rounds(void **state) {
+  (void)state;
+  const char *text = "graph @r {\n"
+                     "  %x = input name=\"x\" : f64[2,8,4,4]\n"
+                     "  %w = input name=\"w\" : f64[2,8,4,4]\n"
+                     "  %a = mul(%x, %x) : f64[2,8,4,4]\n"
+                     "  %r1 = reduce_sum(%a) axes=[1] keepdims=1 : f64[2,1,4,4]\n"
+                     "  %s1 = sigmoid(%r1) : f64[2,1,4,4]\n"
+                     "  %s2 = relu(%s1) : f64[2,1,4,4]\n"
+                     "  %b = mul(%x, %w) : f64[2,8,4,4]\n"
+                     "  %r2 = reduce_sum(%b) axes=[1] keepdims=1 : f64[2,1,4,4]\n"
+                     "  %z = add(%s2, %r2) : f64[2,1,4,4]\n"
+                     "  output \"z\" = %z\n}\n";
+  ir_graph *g = parse(text);
+  ir_bundle *before = run_seeded(g);
+  int moved = 0;
+  assert_int_equal(pass_schedule(g, &moved, NULL), ATTNC_OK);
+  assert_int_equal(moved, 2);
+  assert_verifies(g);
+  /* x w a r1 b r2 s1 s2 z */
+  assert_int_equal(g->nodes[4]->op, IR_OP_mul);
+  assert_int_equal(g->nodes[5]->op, IR_OP_reduce_sum);
+  assert_int_equal(g->nodes[6]->op, IR_OP_sigmoid);
+  ir_bundle *after = run_seeded(g);
+  same_outputs(before, after);
+  ir_bundle_destroy(before);
+  ir_bundle_destroy(after);
+  ir_graph_destroy(g);
+}
+
 /* HAM's spatial pooling of a masked map: a top-k mask of the gate between
  * the gated map and the masked product, and the mean's 1/C scale (reading
  * a constant that sits inside the run) between the channel sum and the
@@ -916,6 +949,7 @@ int main(void) {
       cmocka_unit_test(test_schedule_runs),
       cmocka_unit_test(test_schedule_constants_first),
       cmocka_unit_test(test_schedule_moves_slice),
+      cmocka_unit_test(test_schedule_rounds),
       cmocka_unit_test(test_schedule_masked_pooling),
       cmocka_unit_test(test_schedule_sinks_batch_reductions),
       cmocka_unit_test(test_schedule_hoists_past_statistics),
