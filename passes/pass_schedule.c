@@ -7,8 +7,12 @@
  * over the feature map into two. This pass moves such a node up to just
  * below its last operand, or, when that passes no feature map, down to just
  * above its first user, across elementwise ops, reductions and reshapes
- * only. A node moves only when it reads nothing larger than itself, so no
- * large buffer lives longer; only the small node's own lifetime changes.
+ * only. A node moves only when it reads nothing larger than itself (a
+ * slice: twice itself), so no large buffer lives longer; only the small
+ * node's own lifetime changes. It runs in rounds until nothing moves, each
+ * node moving once at most. Constants go up to the graph's sources before
+ * anything moves: where autodiff emitted them, right above their user,
+ * they kept that user from moving.
  *
  * First, small batch reductions (the weight gradient of a 1D conv over a
  * [N,1,C] gate or of a spatial attention's 7x7 conv, the sum over the
