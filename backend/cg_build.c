@@ -362,6 +362,10 @@ LLVMValueRef cg_scratch(cg_emit *e, int64_t byte_offset, ir_dtype dt) { return t
 
 LLVMValueRef cg_shared(cg_emit *e, int64_t byte_offset, ir_dtype dt) { return typed_at(e, e->shared, byte_offset, dt); }
 
+LLVMValueRef cg_intrinsic_fixed(cg_emit *e, const char *name, LLVMValueRef *args, int nargs) {
+  return call_intrinsic(e, name, NULL, 0, args, nargs);
+}
+
 LLVMValueRef cg_intrinsic(cg_emit *e, const char *name, LLVMValueRef *args, int nargs) {
   LLVMTypeRef t = LLVMTypeOf(args[0]);
   return call_intrinsic(e, name, &t, 1, args, nargs);

@@ -225,6 +225,9 @@ LLVMValueRef cg_shared(cg_emit *e, int64_t byte_offset, ir_dtype dt);
 /* Calls LLVM intrinsic 'name' ("llvm.exp", "llvm.fmuladd", "llvm.maxnum",
  * ...) overloaded on the type of args[0] (scalar or vector). */
 LLVMValueRef cg_intrinsic(cg_emit *e, const char *name, LLVMValueRef *args, int nargs);
+/* Calls intrinsic 'name', which is not overloaded (a target's own, e.g.
+ * llvm.x86.avx.max.ps.256), on args. */
+LLVMValueRef cg_intrinsic_fixed(cg_emit *e, const char *name, LLVMValueRef *args, int nargs);
 /* The constant c of type 't': an integer or float scalar, or a splat
  * vector of one. */
 LLVMValueRef cg_const_of(LLVMTypeRef t, double c);

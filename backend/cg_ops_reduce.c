@@ -12,6 +12,7 @@
  * the thread count. */
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 #include "cg_reduce.h"
 
 enum { ROW_CHUNK = 1024 }; /* output elements per work item when the last run is kept */
@@ -43,6 +44,32 @@ static int is_float_value(LLVMValueRef v) {
   return LLVMGetTypeKind(t) != LLVMIntegerTypeKind;
 }
 
+/* The x86 max (min) instruction of v and acc, as an intrinsic: v > acc
+ * (v < acc) ? v : acc, and acc where unordered. NULL when v is not a float
+ * vector of a register width this host has (or the host is no x86). */
+static LLVMValueRef x86_max_min(cg_emit *e, cg_red_kind kind, LLVMValueRef acc, LLVMValueRef v) {
+  static int x86 = -1;
+  if (x86 < 0) {
+    char *triple = LLVMGetDefaultTargetTriple();
+    x86 = triple && !strncmp(triple, "x86_64", 6);
+    LLVMDisposeMessage(triple);
+  }
+  LLVMTypeRef t = LLVMTypeOf(v);
+  if (!x86 || LLVMGetTypeKind(t) != LLVMVectorTypeKind) return NULL;
+  int f32 = LLVMGetElementType(t) == e->t_f32, bytes = (int)LLVMGetVectorSize(t) * (f32 ? 4 : 8);
+  if (bytes > cg_host_vector_bytes()) return NULL;
+  static const char *names[2][2][3] = {
+      /* max, min: f64, f32: 128, 256, 512 bits */
+      {{"llvm.x86.sse2.max.pd", "llvm.x86.avx.max.pd.256", "llvm.x86.avx512.max.pd.512"},
+       {"llvm.x86.sse.max.ps", "llvm.x86.avx.max.ps.256", "llvm.x86.avx512.max.ps.512"}},
+      {{"llvm.x86.sse2.min.pd", "llvm.x86.avx.min.pd.256", "llvm.x86.avx512.min.pd.512"},
+       {"llvm.x86.sse.min.ps", "llvm.x86.avx.min.ps.256", "llvm.x86.avx512.min.ps.512"}}};
+  int w = bytes == 16 ? 0 : bytes == 32 ? 1 : bytes == 64 ? 2 : -1;
+  if (w < 0) return NULL;
+  LLVMValueRef args[3] = {v, acc, LLVMConstInt(e->t_i32, 4, 0)}; /* 512 bits: current rounding */
+  return cg_intrinsic_fixed(e, names[kind == CG_RED_MIN][f32][w], args, w == 2 ? 3 : 2);
+}
+
 LLVMValueRef cg_red_combine(cg_emit *e, cg_red_kind kind, LLVMValueRef acc, LLVMValueRef v) {
   int fl = is_float_value(v);
   if (kind == CG_RED_SUM) return fl ? LLVMBuildFAdd(e->b, acc, v, "") : LLVMBuildAdd(e->b, acc, v, "");
@@ -50,8 +77,13 @@ LLVMValueRef cg_red_combine(cg_emit *e, cg_red_kind kind, LLVMValueRef acc, LLVM
     LLVMValueRef c = LLVMBuildICmp(e->b, kind == CG_RED_MAX ? LLVMIntSGT : LLVMIntSLT, v, acc, "");
     return LLVMBuildSelect(e->b, c, v, acc, "");
   }
-  LLVMValueRef c = LLVMBuildFCmp(e->b, kind == CG_RED_MAX ? LLVMRealOGT : LLVMRealOLT, v, acc, "");
   LLVMValueRef nan = LLVMBuildFCmp(e->b, LLVMRealUNO, v, v, "");
+  /* the same as the select below: the instruction keeps acc when v is
+   * NaN, the select after it takes v then; but only the instruction is on
+   * the accumulator's chain (two cycles), not a compare, an or and a blend */
+  LLVMValueRef m = x86_max_min(e, kind, acc, v);
+  if (m) return LLVMBuildSelect(e->b, nan, v, m, "");
+  LLVMValueRef c = LLVMBuildFCmp(e->b, kind == CG_RED_MAX ? LLVMRealOGT : LLVMRealOLT, v, acc, "");
   return LLVMBuildSelect(e->b, LLVMBuildOr(e->b, c, nan, ""), v, acc, "");
 }
 

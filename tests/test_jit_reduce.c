@@ -148,6 +148,23 @@ static void test_nan(void **state) {
   tjr_compare(t.s, b, 1, 1, 1e-5);
   tjr_text_free(&t);
   ir_bundle_destroy(b);
+  /* f64, and runs of 2, 4 and 8 floats: every register width of the
+   * max / min instructions (128, 256 and 512 bits) */
+  const int64_t d64[4] = {3, 4, 10, 21}, small[3][4] = {{5, 3, 2, 3}, {5, 3, 4, 3}, {5, 3, 8, 3}};
+  b = ir_bundle_create();
+  tjr_put(b, "x", ir_type_make(IR_F64, 4, d64), with_nan, 0);
+  subsets_graph(&t, "f64", d64, 4, 0, 2, 2, 1);
+  tjr_compare(t.s, b, 1, 2, 1e-12);
+  tjr_text_free(&t);
+  ir_bundle_destroy(b);
+  for (int k = 0; k < 3; k++) {
+    b = ir_bundle_create();
+    tjr_put(b, "x", ir_type_make(IR_F32, 4, small[k]), with_nan, 0);
+    subsets_graph(&t, "f32", small[k], 4, 0, 2, 2, 1);
+    tjr_compare(t.s, b, 1, 1 + k % 2, 1e-5);
+    tjr_text_free(&t);
+    ir_bundle_destroy(b);
+  }
 }
 
 /* Element i scaled by arg with an offset: large logits. */
