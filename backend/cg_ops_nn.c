@@ -78,6 +78,7 @@ static LLVMValueRef f64_splat(cg_emit *e, double c, int width) {
 
 enum { BN_TRAIN, BN_EVAL, BN_GRAD, BN_STATS, BN_PGRAD };
 enum { BN_MAX_U = 4 };
+enum { BN_MAX_SUMS = 4 }; /* sums of an item: x - x0, its square, and for gradients dy, dy*(x - x0) */
 
 /* Geometry of a batch-norm node: x viewed as [outer, chans, inner]. */
 typedef struct {
@@ -134,7 +135,7 @@ static void plan_bn(const ir_graph *g, const ir_node *n, cg_plan *p) {
     int kind = bn_kind_of(n->op);
     p->par = s.chans * s.parts;
     p->par2 = kind == BN_STATS || kind == BN_PGRAD ? s.chans : s.chans * s.parts;
-    p->shared_bytes = p->par * 4 * (int64_t)sizeof(double);
+    p->shared_bytes = p->par * BN_MAX_SUMS * (int64_t)sizeof(double);
   }
   double per = n->op == IR_OP_batchnorm_eval ? 2 : n->op == IR_OP_batchnorm_train ? 6 : 10;
   if (n->op == IR_OP_batchnorm_stats || n->op == IR_OP_batchnorm_param_grad) per = 4;
@@ -149,9 +150,9 @@ struct bn_item {
   int kind, nacc, u;
   LLVMValueRef x, dy, out;               /* element pointers */
   LLVMValueRef shift;                    /* <w x double>: x0 of each lane's channel */
-  LLVMValueRef acc[BN_MAX_U][4];         /* locals of <w x double> */
+  LLVMValueRef acc[BN_MAX_U][BN_MAX_SUMS]; /* locals of <w x double> */
   int rowsum;                            /* f32 runs: per-row sums in f32, added to acc after each row */
-  LLVMValueRef racc[BN_MAX_U][4];        /* locals of <w x float> (rowsum) */
+  LLVMValueRef racc[BN_MAX_U][BN_MAX_SUMS]; /* locals of <w x float> (rowsum) */
   LLVMValueRef shift32;                  /* <w x float>: shift (rowsum) */
   LLVMValueRef mean, k_a, k_b, k_c;      /* normalize constants, dtype vectors */
 };
@@ -228,7 +229,7 @@ static void bn_visit_stats(cg_emit *e, bn_item *it, LLVMValueRef idx, int count,
     LLVMValueRef *a = it->racc[slot];
     cg_var_set(e, a[0], LLVMBuildFAdd(e->b, cg_var_get(e, a[0]), d, ""));
     cg_var_set(e, a[1], cg_fma(e, d, d, cg_var_get(e, a[1])));
-    if (it->nacc == 4) {
+    if (it->nacc == BN_MAX_SUMS) {
       LLVMValueRef g = load_n(e, it->dy, idx, w, count);
       cg_var_set(e, a[2], LLVMBuildFAdd(e->b, cg_var_get(e, a[2]), g, ""));
       cg_var_set(e, a[3], cg_fma(e, g, d, cg_var_get(e, a[3])));
@@ -240,7 +241,7 @@ static void bn_visit_stats(cg_emit *e, bn_item *it, LLVMValueRef idx, int count,
   LLVMValueRef *a = it->acc[slot];
   cg_var_set(e, a[0], LLVMBuildFAdd(e->b, cg_var_get(e, a[0]), d, ""));
   cg_var_set(e, a[1], cg_fma(e, d, d, cg_var_get(e, a[1])));
-  if (it->nacc == 4) {
+  if (it->nacc == BN_MAX_SUMS) {
     LLVMValueRef g = to_f64(e, load_n(e, it->dy, idx, w, count));
     cg_var_set(e, a[2], LLVMBuildFAdd(e->b, cg_var_get(e, a[2]), g, ""));
     cg_var_set(e, a[3], cg_fma(e, g, d, cg_var_get(e, a[3])));
@@ -293,7 +294,7 @@ static void bn_store_row(cg_emit *e, bn_item *it, LLVMValueRef c, int count, int
 
 /* Starts item 'it' of kind 'kind' on channel c (or the channel block
  * starting at c with 'count' live lanes): its pointers and, unless EVAL,
- * its zeroed accumulators. */
+ * the shift of its sums and how many it has. */
 static void bn_item_init(cg_emit *e, const bn_shape *s, int kind, bn_item *it, LLVMValueRef c, int count) {
   memset(it, 0, sizeof *it);
   it->s = s;
@@ -306,7 +307,15 @@ static void bn_item_init(cg_emit *e, const bn_shape *s, int kind, bn_item *it, L
   /* shifted sums: x0 of the channel keeps them well conditioned */
   it->shift = s->blk ? to_f64(e, load_n(e, it->x, c, w, count))
                      : bn_param(e, s, it->x, cg_mul(e, c, cg_i64(e, s->inner)), 1);
-  it->nacc = kind == BN_GRAD || kind == BN_PGRAD ? 4 : 2;
+  it->nacc = kind == BN_GRAD || kind == BN_PGRAD ? BN_MAX_SUMS : 2;
+}
+
+/* Accumulates the sums of item 'it' over outer rows [o0, o1) and sets
+ * tot[a] to each sum (<w x double>, splatted for a channel). */
+static void bn_item_sums(cg_emit *e, bn_item *it, LLVMValueRef c, int count, LLVMValueRef o0, LLVMValueRef o1,
+                         LLVMValueRef *tot) {
+  const bn_shape *s = it->s;
+  int w = s->w;
   /* f32 channels of at most 4096 values per row (64x64): sums in f32
    * over one row (at most 512 values per lane and slot), then in double
    * across rows; the loop then works on f32 vectors, not on twice as
@@ -325,12 +334,6 @@ static void bn_item_init(cg_emit *e, const bn_shape *s, int kind, bn_item *it, L
       if (it->rowsum) it->racc[k][a] = cg_var_new(e, ft, LLVMConstNull(ft));
     }
   if (it->rowsum) it->shift32 = from_f64(e, it->shift, IR_F32);
-}
-
-/* Accumulates the sums of item 'it' over outer rows [o0, o1) and sets
- * tot[a] to each sum (<w x double>, splatted for a channel). */
-static void bn_item_sums(cg_emit *e, bn_item *it, LLVMValueRef c, int count, LLVMValueRef o0, LLVMValueRef o1,
-                         LLVMValueRef *tot) {
   bn_each(e, it, c, count, bn_visit_stats, it->u, o0, o1);
   it->rowsum = 0; /* the output pass works per element */
   for (int a = 0; a < it->nacc; a++) tot[a] = bn_total(e, it, a);
@@ -397,7 +400,7 @@ static void bn_item_finish(cg_emit *e, bn_item *it, LLVMValueRef c, int count, c
  * starting at c with 'count' live lanes). */
 static void bn_emit_item(cg_emit *e, const bn_shape *s, int kind, LLVMValueRef c, int count) {
   bn_item it;
-  LLVMValueRef tot[4] = {NULL, NULL, NULL, NULL};
+  LLVMValueRef tot[BN_MAX_SUMS] = {NULL};
   LLVMValueRef o0 = cg_i64(e, 0), o1 = cg_i64(e, s->outer);
   bn_item_init(e, s, kind, &it, c, count);
   if (kind != BN_EVAL) bn_item_sums(e, &it, c, count, o0, o1, tot);
@@ -410,49 +413,52 @@ static LLVMValueRef bn_part_row(cg_emit *e, const bn_shape *s, LLVMValueRef part
   return LLVMBuildUDiv(e->b, r, cg_i64(e, s->parts), "");
 }
 
+/* Sets *c and *part from item 'i' = c*parts + part of a split kernel. */
+static void bn_split_item(cg_emit *e, const bn_shape *s, LLVMValueRef i, LLVMValueRef *c, LLVMValueRef *part) {
+  *c = LLVMBuildSDiv(e->b, i, cg_i64(e, s->parts), "");
+  *part = LLVMBuildSRem(e->b, i, cg_i64(e, s->parts), "");
+}
+
 /* Emits a kernel whose channels are split over s->parts batch parts.
  * Phase 1, item c*parts + p: the sums of channel c over part p, in the
- * shared buffer. Phase 2: per channel (STATS, PGRAD) or per channel and
- * part, the totals added in part order (the same in every item and for
- * every thread count), then the channel's rows or the part's output. */
+ * shared buffer (BN_MAX_SUMS doubles an item). Phase 2: per channel
+ * (STATS, PGRAD) or per channel and part, the totals added in part order
+ * (the same in every item and for every thread count), then the channel's
+ * rows or the part's output. */
 static void emit_bn_split(cg_emit *e, const bn_shape *s, int kind) {
   int64_t n1 = s->chans * s->parts;
   int rows = kind == BN_STATS || kind == BN_PGRAD;
-  LLVMValueRef sums = cg_shared(e, 0, IR_F64);
+  LLVMValueRef sums = cg_shared(e, 0, IR_F64), one = cg_i64(e, 1), c, part;
+  bn_item it;
+  LLVMValueRef tot[BN_MAX_SUMS];
   cg_loop l;
   LLVMValueRef i = cg_loop_begin(e, &l, e->begin, e->end, 1);
   cg_if ph;
   cg_if_begin(e, &ph, LLVMBuildICmp(e->b, LLVMIntSLT, i, cg_i64(e, n1), ""));
-  {
-    LLVMValueRef c = LLVMBuildSDiv(e->b, i, cg_i64(e, s->parts), "");
-    LLVMValueRef part = LLVMBuildSRem(e->b, i, cg_i64(e, s->parts), "");
-    bn_item it;
-    LLVMValueRef tot[4];
-    bn_item_init(e, s, kind, &it, c, 1);
-    bn_item_sums(e, &it, c, 1, bn_part_row(e, s, part), bn_part_row(e, s, cg_add(e, part, cg_i64(e, 1))), tot);
-    for (int a = 0; a < it.nacc; a++)
-      cg_store(e, sums, cg_add(e, cg_mul(e, i, cg_i64(e, 4)), cg_i64(e, a)),
-               LLVMBuildExtractElement(e->b, tot[a], cg_i64(e, 0), ""));
-  }
+  bn_split_item(e, s, i, &c, &part);
+  bn_item_init(e, s, kind, &it, c, 1);
+  bn_item_sums(e, &it, c, 1, bn_part_row(e, s, part), bn_part_row(e, s, cg_add(e, part, one)), tot);
+  for (int a = 0; a < it.nacc; a++)
+    cg_store(e, sums, cg_add(e, cg_mul(e, i, cg_i64(e, BN_MAX_SUMS)), cg_i64(e, a)),
+             LLVMBuildExtractElement(e->b, tot[a], cg_i64(e, 0), ""));
   cg_if_else(e, &ph);
-  {
-    LLVMValueRef j = cg_sub(e, i, cg_i64(e, n1));
-    LLVMValueRef c = rows ? j : LLVMBuildSDiv(e->b, j, cg_i64(e, s->parts), "");
-    LLVMValueRef part = rows ? cg_i64(e, 0) : LLVMBuildSRem(e->b, j, cg_i64(e, s->parts), "");
-    bn_item it;
-    LLVMValueRef tot[4];
-    bn_item_init(e, s, kind, &it, c, 1);
-    it.rowsum = 0; /* no sums here: the output pass only */
-    LLVMValueRef base = cg_mul(e, c, cg_i64(e, 4 * (int64_t)s->parts));
-    for (int a = 0; a < it.nacc; a++) {
-      LLVMValueRef v = cg_load(e, sums, cg_add(e, base, cg_i64(e, a)));
-      for (int p = 1; p < s->parts; p++)
-        v = LLVMBuildFAdd(e->b, v, cg_load(e, sums, cg_add(e, base, cg_i64(e, 4 * (int64_t)p + a))), "");
-      tot[a] = cg_splat(e, v, s->w);
-    }
-    bn_item_finish(e, &it, c, 1, tot, bn_part_row(e, s, part),
-                   rows ? cg_i64(e, s->outer) : bn_part_row(e, s, cg_add(e, part, cg_i64(e, 1))));
+  LLVMValueRef j = cg_sub(e, i, cg_i64(e, n1));
+  if (rows) {
+    c = j;
+    part = cg_i64(e, 0);
+  } else {
+    bn_split_item(e, s, j, &c, &part);
   }
+  bn_item_init(e, s, kind, &it, c, 1);
+  LLVMValueRef base = cg_mul(e, c, cg_i64(e, BN_MAX_SUMS * (int64_t)s->parts));
+  for (int a = 0; a < it.nacc; a++) {
+    LLVMValueRef v = cg_load(e, sums, cg_add(e, base, cg_i64(e, a)));
+    for (int p = 1; p < s->parts; p++)
+      v = LLVMBuildFAdd(e->b, v, cg_load(e, sums, cg_add(e, base, cg_i64(e, BN_MAX_SUMS * (int64_t)p + a))), "");
+    tot[a] = cg_splat(e, v, s->w);
+  }
+  bn_item_finish(e, &it, c, 1, tot, bn_part_row(e, s, part),
+                 rows ? cg_i64(e, s->outer) : bn_part_row(e, s, cg_add(e, part, one)));
   cg_if_end(e, &ph);
   cg_loop_end(e, &l);
 }

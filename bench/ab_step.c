@@ -93,7 +93,7 @@ int main(int argc, char **argv) {
   if (!two) g[1] = g[0];
   cg_options o = {.threads = threads};
   /* two programs per side, built A B B A: the same program built twice in
-   * one process ran up to 5% apart here, (its arena's pages, presumably),
+   * one process ran up to 5% apart here (its arena's pages, presumably),
    * so each side's instances take turns and that placement averages out */
   enum { INST = 4 };
   static const int side_of[INST] = {0, 1, 1, 0};

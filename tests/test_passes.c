@@ -194,6 +194,33 @@ static int total_steps(const pass_fusion *f) {
   return n;
 }
 
+/* Parses 'text', schedules it and returns it, with the count of moves in
+ * *moved, after checking that it verifies, every value is unchanged, the
+ * first op over the whole [2,8,4,4] map (a mul) and the graph's output
+ * now run in one loop step, and fusion runs fewer steps in all. */
+static ir_graph *schedule_joins_run(const char *text, int *moved) {
+  ir_graph *g = parse(text);
+  ir_bundle *before = run_seeded(g);
+  pass_fusion f0, f1;
+  assert_int_equal(pass_fuse(g, &f0, NULL), ATTNC_OK);
+  assert_int_equal(pass_schedule(g, moved, NULL), ATTNC_OK);
+  assert_verifies(g);
+  ir_bundle *after = run_seeded(g);
+  same_outputs(before, after);
+  assert_int_equal(pass_fuse(g, &f1, NULL), ATTNC_OK);
+  int a = find_op(g, IR_OP_mul, 256), y = g->outputs[0].node, grp = f1.group_of[a];
+  assert_true(grp >= 0);
+  assert_int_equal(f1.group_of[y], grp);
+  assert_true(step_of_node(&f1, grp, a) >= 0);
+  assert_int_equal(step_of_node(&f1, grp, a), step_of_node(&f1, grp, y));
+  assert_true(total_steps(&f1) < total_steps(&f0));
+  pass_fusion_free(&f0);
+  pass_fusion_free(&f1);
+  ir_bundle_destroy(before);
+  ir_bundle_destroy(after);
+  return g;
+}
+
 /* Scheduling hoists a small node that splits a run of feature-map ops to
  * just below its operands, sinks the reshape of a channel reduction to
  * just above its user, leaves the rest in place and every value
@@ -267,29 +294,10 @@ static void test_schedule_constants_first(void **state) {
                      "  %hr = reshape(%h) shape=[2,8,1,1] : f64[2,8,1,1]\n"
                      "  %y = add(%b, %hr) : f64[2,8,4,4]\n"
                      "  output \"y\" = %y\n}\n";
-  ir_graph *g = parse(text);
-  ir_bundle *before = run_seeded(g);
-  pass_fusion f0;
-  assert_int_equal(pass_fuse(g, &f0, NULL), ATTNC_OK);
   int moved = 0;
-  assert_int_equal(pass_schedule(g, &moved, NULL), ATTNC_OK);
+  ir_graph *g = schedule_joins_run(text, &moved);
   assert_true(moved >= 2);
-  assert_verifies(g);
   assert_int_equal(g->nodes[2]->op, IR_OP_const); /* after the sources */
-  ir_bundle *after = run_seeded(g);
-  same_outputs(before, after);
-  pass_fusion f1;
-  assert_int_equal(pass_fuse(g, &f1, NULL), ATTNC_OK);
-  int a = find_op(g, IR_OP_mul, 256), y = g->outputs[0].node, grp = f1.group_of[a];
-  assert_true(grp >= 0);
-  assert_int_equal(f1.group_of[y], grp);
-  assert_true(step_of_node(&f1, grp, a) >= 0);
-  assert_int_equal(step_of_node(&f1, grp, a), step_of_node(&f1, grp, y)); /* the step of a holds y too */
-  assert_true(total_steps(&f1) < total_steps(&f0));
-  pass_fusion_free(&f0);
-  pass_fusion_free(&f1);
-  ir_bundle_destroy(before);
-  ir_bundle_destroy(after);
   ir_graph_destroy(g);
 }
 
@@ -305,29 +313,11 @@ static void test_schedule_moves_slice(void **state) {
                      "  %s = slice(%p) axis=1 start=1 end=2 step=1 : f64[2,1,4,4]\n"
                      "  %y = mul(%a, %s) : f64[2,8,4,4]\n"
                      "  output \"y\" = %y\n}\n";
-  ir_graph *g = parse(text);
-  ir_bundle *before = run_seeded(g);
-  pass_fusion f0;
-  assert_int_equal(pass_fuse(g, &f0, NULL), ATTNC_OK);
   int moved = 0;
-  assert_int_equal(pass_schedule(g, &moved, NULL), ATTNC_OK);
+  ir_graph *g = schedule_joins_run(text, &moved);
   assert_int_equal(moved, 1);
-  assert_verifies(g);
   int sl = find_op(g, IR_OP_slice, 32), a = find_op(g, IR_OP_mul, 256);
   assert_true(sl >= 0 && sl < a);
-  ir_bundle *after = run_seeded(g);
-  same_outputs(before, after);
-  pass_fusion f1;
-  assert_int_equal(pass_fuse(g, &f1, NULL), ATTNC_OK);
-  assert_true(total_steps(&f1) < total_steps(&f0));
-  int grp = f1.group_of[a], y = g->outputs[0].node;
-  assert_true(grp >= 0);
-  assert_true(step_of_node(&f1, grp, a) >= 0);
-  assert_int_equal(step_of_node(&f1, grp, a), step_of_node(&f1, grp, y));
-  pass_fusion_free(&f0);
-  pass_fusion_free(&f1);
-  ir_bundle_destroy(before);
-  ir_bundle_destroy(after);
   ir_graph_destroy(g);
 }
 
