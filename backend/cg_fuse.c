@@ -677,7 +677,7 @@ attnc_status cg_fused_build(LLVMModuleRef m, const char *name, cg_fused *fk, int
   memset(&e, 0, sizeof e);
   cg_emit_init(&e, m);
   e.g = fk->g;
-  e.n = fk->g->nodes[gr->members[gr->nmembers - 1]];
+  e.n = fk->g->nodes[pass_fuse_last(gr)];
   e.d = d;
   e.nargs = gr->nouts + gr->nins;
   e.arg = calloc((size_t)e.nargs, sizeof *e.arg);

@@ -224,7 +224,7 @@ static char *group_show(const cg_program *p, int gi) {
 /* Adds the launch of group 'gi' (at its last member). */
 static attnc_status collect_group(cg_program *p, int gi) {
   const pass_fuse_group *gr = &p->fusion.groups[gi];
-  int last = gr->members[gr->nmembers - 1];
+  int last = pass_fuse_last(gr);
   char *key = cg_fused_key(p->g, gr);
   int u = key ? intern_kernel(p, key, last) : -1;
   free(key);
@@ -274,7 +274,7 @@ static attnc_status collect_kernels(cg_program *p, ir_diag *d) {
     int gi = group_of(p, i);
     if (gi >= 0) {
       const pass_fuse_group *gr = &p->fusion.groups[gi];
-      if (gr->members[gr->nmembers - 1] != i) continue;
+      if (pass_fuse_last(gr) != i) continue;
       attnc_status gs = collect_group(p, gi);
       if (gs == ATTNC_ENOMEM) return gs;
       continue;

@@ -9,7 +9,9 @@
  * groups may already use one of their members ("blockers", kept per group).
  * First SAMPLE groups over batch-local ops (cost rule: small convs and
  * matmuls only), then LOOP groups over the remaining elementwise nodes of
- * one output type. Work is O(edges * 96) at most. */
+ * one output type. A SAMPLE group's members then get the execution order
+ * with the fewest loop steps that order_members finds. Work is
+ * O(edges * 96) at most. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -382,6 +384,101 @@ static int split_steps(fuse_state *s, const int *mem, int m, int *step_start) {
   return nsteps;
 }
 
+/* Index of node 'id' among the ascending mem[0..m), or -1. */
+static int ascending_index(const int *mem, int m, int id) {
+  const int *p = bsearch(&id, mem, (size_t)m, sizeof *mem, cmp_int);
+  return p ? (int)(p - mem) : -1;
+}
+
+/* Members of a SAMPLE group as order_members sees them. */
+typedef struct {
+  const ir_type *loop[FUSE_MAX_MEMBERS]; /* the loop nest's type of a member that can be in one, else NULL */
+  int ew[FUSE_MAX_MEMBERS];              /* 1: elementwise (else a running reduction, if in a loop) */
+} loop_members;
+
+/* 1 if member i can be in the loop nest that computes its operand j. */
+static int same_loop(const loop_members *o, int j, int i) {
+  return o->loop[i] && o->loop[j] && o->ew[j] && ir_type_equal(o->loop[i], o->loop[j]);
+}
+
+/* 1 if member i runs at a later level than its operand j: j is in a loop
+ * nest, and not in i's nor in one of a smaller type than i's (which runs
+ * first in a level). */
+static int later_level(const loop_members *o, int j, int i) {
+  if (!o->loop[j] || same_loop(o, j, i)) return 0;
+  return !o->loop[i] || ir_type_numel(o->loop[j]) >= ir_type_numel(o->loop[i]);
+}
+
+/* Reorders the members of a SAMPLE group (ascending on entry) so that its
+ * loop steps are as few as its reductions allow. Each member gets a level:
+ * the lowest that its operands allow (later_level), then, unless it is a
+ * reduction, the highest that its readers allow, so that an elementwise
+ * value is computed in the pass that reads it instead of being stored, and
+ * the small nodes between two passes run together. The order is level by
+ * level: the members that are in no loop nest first, then the loop
+ * members of each type, the smallest type first. Autodiff emits a block's
+ * backward one gradient at a time: HAM's two spatial maps each counted
+ * their channel ties in a pass of their own, then each added its share in
+ * another. Any topological order is a valid execution order of a group,
+ * which runs as one kernel. Keeps the order and returns 'nsteps' unless
+ * the new one has fewer steps. */
+static int order_members(fuse_state *s, int *mem, int m, int *step_start, int nsteps) {
+  const ir_graph *g = s->g;
+  if (m > FUSE_MAX_MEMBERS) return nsteps;
+  loop_members o;
+  int lv[FUSE_MAX_MEMBERS], order[FUSE_MAX_MEMBERS], start[FUSE_MAX_MEMBERS];
+  for (int i = 0; i < m; i++) {
+    const ir_node *n = g->nodes[mem[i]];
+    o.ew[i] = is_elementwise(n);
+    o.loop[i] = o.ew[i] ? &n->type : NULL;
+    int j = n->nin == 1 ? ascending_index(mem, i, n->in[0]) : -1;
+    if (!o.ew[i] && j >= 0 && o.ew[j] && absorbable_reduction(s, n, mem, 0, i, o.loop[j])) o.loop[i] = o.loop[j];
+  }
+  for (int i = 0; i < m; i++) { /* as early as the operands allow */
+    const ir_node *n = g->nodes[mem[i]];
+    lv[i] = 0;
+    for (int k = 0; k < n->nin; k++) {
+      int j = ascending_index(mem, i, n->in[k]);
+      if (j >= 0 && lv[j] + later_level(&o, j, i) > lv[i]) lv[i] = lv[j] + later_level(&o, j, i);
+    }
+  }
+  for (int i = m - 1; i >= 0; i--) { /* then as late as the readers allow */
+    if (o.loop[i] && !o.ew[i]) continue;
+    int late = -1;
+    for (int u = i + 1; u < m; u++) {
+      const ir_node *n = g->nodes[mem[u]];
+      int at = lv[u] - later_level(&o, i, u);
+      for (int k = 0; k < n->nin; k++)
+        if (n->in[k] == mem[i] && (late < 0 || at < late)) late = at;
+    }
+    if (late > lv[i]) lv[i] = late;
+  }
+  int top = 0, k = 0;
+  for (int i = 0; i < m; i++)
+    if (lv[i] > top) top = lv[i];
+  for (int l = 0; l <= top; l++) {
+    for (int i = 0; i < m; i++)
+      if (lv[i] == l && !o.loop[i]) order[k++] = mem[i];
+    for (;;) { /* the loop members of each type, the smallest type first */
+      int at = -1;
+      for (int i = 0; i < m; i++)
+        if (lv[i] == l && o.loop[i] && (at < 0 || ir_type_numel(o.loop[i]) < ir_type_numel(o.loop[at]))) at = i;
+      if (at < 0) break;
+      const ir_type *t = o.loop[at];
+      for (int j = at; j < m; j++)
+        if (lv[j] == l && o.loop[j] && ir_type_equal(o.loop[j], t)) {
+          order[k++] = mem[j];
+          lv[j] = -1; /* placed */
+        }
+    }
+  }
+  int n2 = split_steps(s, order, m, start);
+  if (k != m || n2 >= nsteps) return nsteps;
+  memcpy(mem, order, sizeof *mem * (size_t)m);
+  memcpy(step_start, start, sizeof *step_start * (size_t)n2);
+  return n2;
+}
+
 /* Label pieces found among the members of a group. */
 typedef struct {
   int spatial_reduce; /* reduction over [2,3] of a rank-4 value */
@@ -509,6 +606,7 @@ static int emit_group(fuse_state *s, int r, int phase) {
   if (phase == PHASE_SAMPLE) {
     gr->kind = PASS_FUSE_SAMPLE;
     gr->nsteps = split_steps(s, gr->members, m, gr->step_start);
+    gr->nsteps = order_members(s, gr->members, m, gr->step_start, gr->nsteps);
     if (gr->nsteps == 1 && all_elementwise(s, gr->members, m)) gr->kind = PASS_FUSE_LOOP;
   } else {
     gr->kind = PASS_FUSE_LOOP;
@@ -599,8 +697,8 @@ static int state_init(fuse_state *s, const ir_graph *g, pass_fusion *f) {
 
 /* Sort order of groups: by last member. */
 static int by_last(const void *a, const void *b) {
-  const pass_fuse_group *x = a, *y = b;
-  return cmp_int(&x->members[x->nmembers - 1], &y->members[y->nmembers - 1]);
+  int x = pass_fuse_last(a), y = pass_fuse_last(b);
+  return (x > y) - (x < y);
 }
 
 /* Partitions 'g' into fusion groups (see passes.h). */
@@ -623,6 +721,22 @@ attnc_status pass_fuse(const ir_graph *g, pass_fusion *f, ir_diag *d) {
   for (int i = 0; i < f->ngroups; i++)
     for (int j = 0; j < f->groups[i].nmembers; j++) f->group_of[f->groups[i].members[j]] = i;
   return ATTNC_OK;
+}
+
+/* The smallest member id of 'gr'. */
+int pass_fuse_first(const pass_fuse_group *gr) {
+  int id = gr->members[0];
+  for (int i = 1; i < gr->nmembers; i++)
+    if (gr->members[i] < id) id = gr->members[i];
+  return id;
+}
+
+/* The largest member id of 'gr': where the group runs. */
+int pass_fuse_last(const pass_fuse_group *gr) {
+  int id = gr->members[0];
+  for (int i = 1; i < gr->nmembers; i++)
+    if (gr->members[i] > id) id = gr->members[i];
+  return id;
 }
 
 /* The number of steps of 'gr'. */

@@ -41,8 +41,8 @@ static int step_of(const pass_fuse_group *gr, int id) {
 /* Writes the comment line introducing group 'i'. */
 static void print_header(FILE *o, const pass_fuse_group *gr, int i) {
   fprintf(o, "# fused.%d %s \"%s\" members=%%%d..%%%d (%d ops, %d step%s) ins=", i,
-          gr->kind == PASS_FUSE_SAMPLE ? "sample" : "loop", gr->label ? gr->label : "?", gr->members[0],
-          gr->members[gr->nmembers - 1], gr->nmembers, gr->nsteps, gr->nsteps == 1 ? "" : "s");
+          gr->kind == PASS_FUSE_SAMPLE ? "sample" : "loop", gr->label ? gr->label : "?", pass_fuse_first(gr),
+          pass_fuse_last(gr), gr->nmembers, gr->nsteps, gr->nsteps == 1 ? "" : "s");
   print_ids(o, gr->ins, gr->nins);
   fputs(" outs=", o);
   print_ids(o, gr->outs, gr->nouts);
@@ -94,7 +94,7 @@ char *pass_fusion_print(const ir_graph *g, const pass_fusion *f) {
     int id = line_node(line, len);
     if (id >= 0 && f && id < f->nnodes && f->group_of[id] >= 0) {
       const pass_fuse_group *gr = &f->groups[f->group_of[id]];
-      if (gr->members[0] == id) print_header(o, gr, f->group_of[id]);
+      if (pass_fuse_first(gr) == id) print_header(o, gr, f->group_of[id]);
       fprintf(o, "  |%d.%d %.*s\n", f->group_of[id], step_of(gr, id), (int)len - 2, line + 2);
     } else {
       fprintf(o, "%.*s\n", (int)len, line);

@@ -34,7 +34,7 @@ static int owner(const ir_graph *g, const pass_fusion *f, int id) {
 static int position(const pass_fusion *f, int id) {
   if (!in_group(f, id)) return id;
   const pass_fuse_group *gr = &f->groups[f->group_of[id]];
-  return gr->members[gr->nmembers - 1];
+  return pass_fuse_last(gr);
 }
 
 /* 1 if 'id' is a group member that is not among its group's outputs. */

@@ -1,20 +1,11 @@
-/* Scheduling, run on the training step after simplification: moves small
- * nodes out of runs of feature-map-sized elementwise ops and reductions.
+/* Scheduling, run on the training step after simplification: reorders the
+ * step so that fusion (pass_fuse.c) can group the batch-local work of an
+ * attention block's backward and forward into one sample group each. The
+ * order of the members inside a group is fusion's own (pass_fuse orders
+ * each group's passes over the feature map); this pass only moves nodes
+ * across group boundaries.
  *
- * Fusion runs consecutive elementwise members of one shape as one loop
- * nest (pass_fuse.c), so a [N,1,H,W] div or a reshape of a [N,C] gate
- * that autodiff happened to emit between two [N,C,H,W] ops splits one pass
- * over the feature map into two. This pass moves such a node up to just
- * below its last operand, or, when that passes no feature map, down to just
- * above its first user, across elementwise ops, reductions and reshapes
- * only. A node moves only when it reads nothing larger than itself (a
- * slice: twice itself), so no large buffer lives longer; only the small
- * node's own lifetime changes. It runs in rounds until nothing moves, each
- * node moving once at most. Constants go up to the graph's sources before
- * anything moves: where autodiff emitted them, right above their user,
- * they kept that user from moving.
- *
- * First, small batch reductions (the weight gradient of a 1D conv over a
+ * Small batch reductions (the weight gradient of a 1D conv over a
  * [N,1,C] gate or of a spatial attention's 7x7 conv, the sum over the
  * batch of a [N,C] product: what a per-sample gate's own parameters need)
  * sink below the batch-local nodes after them. Emitted by autodiff right
@@ -52,7 +43,6 @@
 #define HOIST_WINDOW 64      /* nodes a hoisted node passes at most */
 #define GATHER_WINDOW 256    /* nodes a gathered cluster's walk looks back over */
 #define GATHER_MAX 48        /* members of a gathered cluster */
-#define MOVE_ROUNDS 4        /* rounds of moving small nodes out of runs, at most */
 
 /* Order being built: a doubly linked list over node ids. */
 typedef struct {
@@ -65,31 +55,6 @@ typedef struct {
   int stamp;
   char *local; /* per node: batch-local (pass_fuse_sample_eligible), fixed while reordering */
 } order;
-
-/* 1 if a node of 'g' may be passed over by a moving node: cheap ops that
- * never own a kernel of their own worth keeping in place, and constants
- * (no kernel at all: the scalar of a mean's 1/C sits right above the
- * product that reads it, inside the run). */
-static int passable(const ir_node *n) {
-  return ir_op_elementwise(n->op) || (ir_op_info_get(n->op)->flags & IR_OPF_REDUCTION) || n->op == IR_OP_reshape ||
-         n->op == IR_OP_const;
-}
-
-/* 1 if node 'n' may move: a small cheap op (elementwise, a reshape, a
- * top-k mask over a gate: HAM's channel split sits between the gated map
- * and the masked product, or a slice: one channel of a spatial
- * attention's [N,2,H,W] conv gradient sat between two passes over the
- * feature map) that reads nothing larger than itself, or twice itself for
- * a slice (so moving it extends no large lifetime). */
-static int movable(const order *o, const ir_node *n) {
-  int slice = n->op == IR_OP_slice;
-  if ((!passable(n) && n->op != IR_OP_topk_mask && !slice) || n->type.rank < 1 || n->op == IR_OP_const ||
-      (ir_op_info_get(n->op)->flags & IR_OPF_REDUCTION))
-    return 0;
-  for (int k = 0; k < n->nin; k++)
-    if (o->numel[n->in[k]] > (slice ? 2 : 1) * o->numel[n->id]) return 0;
-  return 1;
-}
 
 static void unlink_node(order *o, int id) {
   if (o->prev[id] >= 0) o->next[o->prev[id]] = o->next[id];
@@ -114,54 +79,6 @@ static void link_after(order *o, int id, int at) {
   if (o->next[at] >= 0) o->prev[o->next[at]] = id;
   else o->tail = id;
   o->next[at] = id;
-}
-
-/* 1 if passable node 'x' works on a feature map of at least 'big'
- * elements: its result, or the operand of a reduction. */
-static int heavy(const order *o, int x, int64_t big) {
-  const ir_node *n = o->g->nodes[x];
-  if (o->numel[x] >= big) return 1;
-  return (ir_op_info_get(n->op)->flags & IR_OPF_REDUCTION) && n->nin == 1 && o->numel[n->in[0]] >= big;
-}
-
-/* 1 if node 'id', with the small nodes around it, sits between two
- * passable nodes working on maps at least 4 times its size (where it
- * splits a run of feature-map ops). */
-static int splits_run(const order *o, int id) {
-  int64_t big = 4 * o->numel[id];
-  int p = o->prev[id], q = o->next[id];
-  while (p >= 0 && passable(o->g->nodes[p]) && !heavy(o, p, big)) p = o->prev[p];
-  while (q >= 0 && passable(o->g->nodes[q]) && !heavy(o, q, big)) q = o->next[q];
-  return p >= 0 && q >= 0 && passable(o->g->nodes[p]) && passable(o->g->nodes[q]);
-}
-
-/* Moves node 'id' up past passable non-operands to just above the highest
- * node at least 4 times its size it can pass, or else down past passable
- * non-users to just below the lowest such node (landing next to the run it
- * leaves, not inside a run of small nodes beyond). 'users' lists the users
- * of every node. */
-static void move(order *o, int id, const int *ustart, const int *users) {
-  const ir_node *n = o->g->nodes[id];
-  int64_t big = 4 * o->numel[id];
-  for (int k = 0; k < n->nin; k++) o->used[n->in[k]] = 1;
-  int at = id; /* just above the highest heavy node passed */
-  for (int p = o->prev[id]; p >= 0 && !o->used[p] && passable(o->g->nodes[p]); p = o->prev[p])
-    if (heavy(o, p, big)) at = p;
-  for (int k = 0; k < n->nin; k++) o->used[n->in[k]] = 0;
-  if (at != id) {
-    unlink_node(o, id);
-    link_before(o, id, at);
-    return;
-  }
-  for (int j = ustart[id]; j < ustart[id + 1]; j++) o->used[users[j]] = 1;
-  at = id; /* just below the lowest heavy node passed */
-  for (int q = o->next[id]; q >= 0 && !o->used[q] && passable(o->g->nodes[q]); q = o->next[q])
-    if (heavy(o, q, big)) at = q;
-  for (int j = ustart[id]; j < ustart[id + 1]; j++) o->used[users[j]] = 0;
-  if (at != id) {
-    unlink_node(o, id);
-    link_after(o, id, at);
-  }
 }
 
 /* 1 if node 'n' is a small batch reduction that should sink: not
@@ -322,34 +239,6 @@ static int gather(order *o, int r, int64_t batch, const int *ustart, const int *
   return 1;
 }
 
-/* Moves every constant up to the end of the graph's leading run of
- * sources and constants, keeping their order; returns how many moved. A
- * constant has no operands and no kernel, but where autodiff emitted it,
- * right above its first user, it stopped that user from moving up past it
- * (HAM's 1/HW scale of a [N,C] gate gradient split the last pass over the
- * feature map of a block's backward in two). */
-static int consts_first(order *o) {
-  int last = -1; /* the end of the leading run */
-  for (int id = o->head; id >= 0; id = o->next[id]) {
-    ir_opcode op = o->g->nodes[id]->op;
-    if (op != IR_OP_const && !ir_op_source(op)) break;
-    last = id;
-  }
-  if (last < 0) return 0;
-  int moved = 0;
-  for (int id = o->next[last], nx; id >= 0; id = nx) {
-    nx = o->next[id];
-    if (o->g->nodes[id]->op != IR_OP_const) continue;
-    if (o->prev[id] != last) {
-      unlink_node(o, id);
-      link_after(o, id, last);
-      moved++;
-    }
-    last = id;
-  }
-  return moved;
-}
-
 /* Writes the current order's node ids to 'ids'; returns their count. */
 static int snapshot(const order *o, int *ids) {
   int n = 0;
@@ -366,9 +255,8 @@ attnc_status pass_schedule(ir_graph *g, int *moved, ir_diag *d) {
              calloc((size_t)nn + 1, sizeof(int)), 0, malloc((size_t)nn + 1)};
   int *ustart = NULL, *users = NULL, count = 0;
   int *hoisted = malloc(sizeof(int) * (size_t)(nn + 1)), *map = malloc(sizeof(int) * (size_t)(nn + 1));
-  char *done = calloc((size_t)nn + 1, 1); /* moved out of a run already */
   attnc_status st = ATTNC_OK;
-  if (!o.prev || !o.next || !o.numel || !o.used || !o.mark || !o.local || !hoisted || !map || !done ||
+  if (!o.prev || !o.next || !o.numel || !o.used || !o.mark || !o.local || !hoisted || !map ||
       pass_users(g, &ustart, &users)) {
     ir_diag_error(d, NULL, 0, "schedule: out of memory");
     st = ATTNC_ENOMEM;
@@ -379,7 +267,6 @@ attnc_status pass_schedule(ir_graph *g, int *moved, ir_diag *d) {
     o.next[i] = i + 1 < nn ? i + 1 : -1;
     o.numel[i] = ir_type_numel(&g->nodes[i]->type);
   }
-  count += consts_first(&o);
   int64_t batch = pass_fuse_graph_batch(g);
   for (int i = 0; i < nn; i++) o.local[i] = (char)(batch >= 1 && pass_fuse_sample_eligible(g, g->nodes[i], batch));
   for (int i = nn - 1; i >= 0; i--) /* last first: a sunk node's user may sink too */
@@ -396,23 +283,6 @@ attnc_status pass_schedule(ir_graph *g, int *moved, ir_diag *d) {
   nseq = snapshot(&o, map); /* the order before gathering */
   for (int i = 0; i < nseq; i++)
     if (gather_root(&o, map[i], batch, ustart, users)) count += gather(&o, map[i], batch, ustart, users);
-  /* in rounds until nothing moves: a node moved late in a round can free
-   * the way for one earlier in the order (the first spatial map's gradient
-   * sat between the two channel sums of HAM's backward until the second
-   * map's recomputation moved); each node moves once at most, or one
-   * that sank below a run would next rise above it again */
-  for (int round = 0, again = 1; again && round < MOVE_ROUNDS; round++) {
-    again = 0;
-    for (int i = 0; i < nn; i++) {
-      if (done[i] || !movable(&o, g->nodes[i]) || !splits_run(&o, i)) continue;
-      int p = o.prev[i], q = o.next[i];
-      move(&o, i, ustart, users);
-      if (o.prev[i] != p || o.next[i] != q) {
-        count++;
-        again = done[i] = 1;
-      }
-    }
-  }
   if (count) {
     ir_graph *c = ir_graph_create(g->name);
     int ins[64];
@@ -444,6 +314,5 @@ done:
   free(users);
   free(hoisted);
   free(map);
-  free(done);
   return st;
 }

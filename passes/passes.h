@@ -132,7 +132,9 @@ typedef struct {
                          "spatial-attention", "attention", "attention-grad",
                          "elementwise", "sgd", ... (from op kinds, never names) */
   int nmembers;
-  int *members;       /* node ids, ascending (= execution order) */
+  int *members;       /* node ids in execution order: ascending for a LOOP
+                         group; a SAMPLE group's in a topological order of
+                         its own (its passes over the map adjacent) */
   int nsteps;
   int *step_start;    /* index into members where each step starts (LOOP: one step) */
   int nouts;
@@ -153,6 +155,9 @@ typedef struct {
  * error (out of memory). */
 attnc_status pass_fuse(const ir_graph *g, pass_fusion *f, ir_diag *d);
 void pass_fusion_free(pass_fusion *f);
+/* The smallest and the largest member id of 'gr' (it runs at its largest). */
+int pass_fuse_first(const pass_fuse_group *gr);
+int pass_fuse_last(const pass_fuse_group *gr);
 /* The number of steps of group 'gr' (one when it lists none). */
 int pass_fuse_nsteps(const pass_fuse_group *gr);
 /* Members [*first, *end) of step s of group 'gr'. */

@@ -16,6 +16,7 @@
 #include "util_build.h"
 #include "util_fe.h"
 #include "util_fuse.h"
+#include "util_jit.h"
 
 /* Parses IR text that must verify; caller destroys. */
 static ir_graph *parse(const char *text) {
@@ -551,7 +552,8 @@ static void test_zoo_train(void **state) {
 /* ECA eval: each block's group is its bn2, GAP, conv1d, sigmoid, the
  * channel product, the residual add and relu (10 ops, 3 of them reshapes, 8
  * steps; the down-sampling blocks also hold their shortcut's bn, and
- * block 3 its 1x1 conv), the last one also the pooling and the classifier;
+ * block 3 its 1x1 conv, one step each), the last one also the pooling and
+ * the classifier;
  * the stem's and every block's bn1 + relu are a group each (the stem's with
  * its small conv): 109 kernels lose 6 * 6 + 8 + 7 + 9 + 9 + 2. */
 static void test_eca_eval_structure(void **state) {
@@ -578,17 +580,19 @@ static void test_eca_eval_structure(void **state) {
     ir_opcode ops[] = {IR_OP_batchnorm_eval, IR_OP_reduce_mean, IR_OP_reshape, IR_OP_conv1d, IR_OP_reshape,
                        IR_OP_sigmoid,        IR_OP_reshape,     IR_OP_mul,     IR_OP_add,    IR_OP_relu};
     assert_int_equal(gr->nmembers, 10 + extra + 3 * last);
-    for (int k = 0; k < 8; k++) assert_int_equal(g->nodes[gr->members[k]]->op, ops[k]);
-    if (extra == 2) assert_int_equal(g->nodes[gr->members[8]]->op, IR_OP_conv2d);
-    if (extra) assert_int_equal(g->nodes[gr->members[7 + extra]]->op, IR_OP_batchnorm_eval);
-    for (int k = 8; k < 10; k++) assert_int_equal(g->nodes[gr->members[k + extra]]->op, ops[k]);
+    /* in execution order: the shortcut before the gated product, which
+     * is computed in the loop that adds it */
+    for (int k = 0; k < 7; k++) assert_int_equal(g->nodes[gr->members[k]]->op, ops[k]);
+    if (extra == 2) assert_int_equal(g->nodes[gr->members[7]]->op, IR_OP_conv2d);
+    if (extra) assert_int_equal(g->nodes[gr->members[6 + extra]]->op, IR_OP_batchnorm_eval);
+    for (int k = 7; k < 10; k++) assert_int_equal(g->nodes[gr->members[k + extra]]->op, ops[k]);
     int nax;
     const int64_t *ax = ir_get_ints(g->nodes[gr->members[1]], "axes", &nax);
     assert_int_equal(nax, 2);
     assert_true(ax[0] == 2 && ax[1] == 3);
-    /* mul, add, relu: one loop cluster (add, relu with the shortcut between) */
-    assert_int_equal(gr->nsteps, 8 + (extra ? extra + 1 : 0) + 3 * last);
-    assert_int_equal(gr->step_start[gr->nsteps - 1 - 3 * last], gr->nmembers - 3 * last - 3 + (extra > 0));
+    /* mul, add, relu: one loop cluster */
+    assert_int_equal(gr->nsteps, 8 + extra + 3 * last);
+    assert_int_equal(gr->step_start[gr->nsteps - 1 - 3 * last], gr->nmembers - 3 * last - 3);
     /* conv2, bn2's four tensors, conv1d weight, block input (block 3: + the
      * shortcut's conv weight and bn tensors; block 6: the shortcut conv's
      * output and bn tensors instead of the block input; last: + fc weight
@@ -636,6 +640,162 @@ static void test_ham_eval_structure(void **state) {
   ir_graph_destroy(g);
 }
 
+/* ---- the order of a sample group's members ---- */
+
+/* The step of group 'gr' that computes node 'id' (-1 if none); its member
+ * count in *len. */
+static int step_holding(const pass_fuse_group *gr, int id, int *len) {
+  for (int st = 0, first, end; st < pass_fuse_nsteps(gr); st++) {
+    pass_fuse_step(gr, st, &first, &end);
+    for (int m = first; m < end; m++)
+      if (gr->members[m] == id) {
+        *len = end - first;
+        return st;
+      }
+  }
+  return -1;
+}
+
+/* Fuses IR text 'text' (nodes numbered as they appear in it) and checks
+ * the fusion contract, that node 'lead' and the nodes ids[0..n) are in one
+ * group and run in one loop step of 'len' members, and that the JIT agrees
+ * with the interpreter. Returns the step's index; the group's step count
+ * in *nsteps. */
+static int joined_step(const char *text, int lead, const int *ids, int n, int len, int *nsteps) {
+  ir_graph *g = parse(text);
+  pass_fusion f;
+  tfu_fuse(g, &f);
+  int grp = group(&f, lead), got = 0;
+  assert_true(grp >= 0);
+  const pass_fuse_group *gr = &f.groups[grp];
+  int step = step_holding(gr, lead, &got);
+  assert_true(step >= 0);
+  assert_int_equal(got, len);
+  for (int i = 0; i < n; i++) {
+    int l = 0;
+    assert_int_equal(group(&f, ids[i]), grp);
+    if (step_holding(gr, ids[i], &l) != step) fail_msg("%%%d is not in the step of %%%d", ids[i], lead);
+  }
+  *nsteps = gr->nsteps;
+  pass_fusion_free(&f);
+  ir_graph_destroy(g);
+  tj_compare_text(text, 11, 2, 1e-12);
+  return step;
+}
+
+/* Graph order splits the passes over the map: a [N,1,H,W] division sits
+ * between the map's first ops, and the reshape of a channel sum between
+ * them and the rest. Fusion runs the product a with the sum r, then the
+ * small nodes (the reshape; the division with the sigmoid), then c, e and
+ * f as one loop nest, computing e where it is read: 4 steps, where graph
+ * order made 8. */
+static void test_order_runs(void **state) {
+  (void)state;
+  const char *text = "graph @s {\n"
+                     "  %x = input name=\"x\" : f64[2,8,4,4]\n"
+                     "  %s = input name=\"s\" : f64[2,1,4,4]\n"
+                     "  %k = const value=3 : f64[]\n"
+                     "  %a = mul(%x, %x) : f64[2,8,4,4]\n"
+                     "  %r = reduce_sum(%a) axes=[1] keepdims=0 : f64[2,4,4]\n"
+                     "  %rr = reshape(%r) shape=[2,1,4,4] : f64[2,1,4,4]\n"
+                     "  %c = mul(%a, %x) : f64[2,8,4,4]\n"
+                     "  %d = div(%s, %k) : f64[2,1,4,4]\n"
+                     "  %e = add(%c, %d) : f64[2,8,4,4]\n"
+                     "  %t = sigmoid(%rr) : f64[2,1,4,4]\n"
+                     "  %f = mul(%e, %t) : f64[2,8,4,4]\n"
+                     "  output \"f\" = %f\n  output \"r\" = %r\n}\n";
+  int nsteps, nsteps2;
+  assert_int_equal(joined_step(text, 3, (int[]){4}, 1, 2, &nsteps), 0);
+  assert_int_equal(joined_step(text, 6, (int[]){8, 10}, 2, 3, &nsteps2), 3);
+  assert_int_equal(joined_step(text, 7, (int[]){9}, 1, 2, &nsteps2), 2);
+  assert_int_equal(nsteps, 4);
+}
+
+/* A [N,C] product and its reshape that autodiff emitted between two
+ * passes over the map (the 1/HW scale of a gate gradient), with the
+ * constant it reads right above it: they run first, the map's three ops
+ * in one step after them. */
+static void test_order_small_product(void **state) {
+  (void)state;
+  const char *text = "graph @c {\n"
+                     "  %x = input name=\"x\" : f64[2,8,4,4]\n"
+                     "  %g = input name=\"g\" : f64[2,8]\n"
+                     "  %a = mul(%x, %x) : f64[2,8,4,4]\n"
+                     "  %b = add(%a, %x) : f64[2,8,4,4]\n"
+                     "  %k = const value=0.0625 : f64[]\n"
+                     "  %h = mul(%g, %k) : f64[2,8]\n"
+                     "  %hr = reshape(%h) shape=[2,8,1,1] : f64[2,8,1,1]\n"
+                     "  %y = add(%b, %hr) : f64[2,8,4,4]\n"
+                     "  output \"y\" = %y\n}\n";
+  int nsteps;
+  assert_int_equal(joined_step(text, 2, (int[]){3, 7}, 2, 3, &nsteps), 2);
+  assert_int_equal(nsteps, 3);
+}
+
+/* One channel of a small two-channel map (a spatial attention's conv
+ * gradient) sliced between two ops over the map: the slice first, then
+ * both ops in one step. */
+static void test_order_slice(void **state) {
+  (void)state;
+  const char *text = "graph @s {\n"
+                     "  %x = input name=\"x\" : f64[2,8,4,4]\n"
+                     "  %p = input name=\"p\" : f64[2,2,4,4]\n"
+                     "  %a = mul(%x, %x) : f64[2,8,4,4]\n"
+                     "  %s = slice(%p) axis=1 start=1 end=2 step=1 : f64[2,1,4,4]\n"
+                     "  %y = mul(%a, %s) : f64[2,8,4,4]\n"
+                     "  output \"y\" = %y\n}\n";
+  int nsteps;
+  assert_int_equal(joined_step(text, 2, (int[]){4}, 1, 2, &nsteps), 1);
+  assert_int_equal(nsteps, 2);
+}
+
+/* Two channel sums of the same samples, the first one's small consumers
+ * between them in graph order: both sums are one pass (a, r1, b, r2), the
+ * small nodes after it one loop step. */
+static void test_order_two_sums(void **state) {
+  (void)state;
+  const char *text = "graph @r {\n"
+                     "  %x = input name=\"x\" : f64[2,8,4,4]\n"
+                     "  %w = input name=\"w\" : f64[2,8,4,4]\n"
+                     "  %a = mul(%x, %x) : f64[2,8,4,4]\n"
+                     "  %r1 = reduce_sum(%a) axes=[1] keepdims=1 : f64[2,1,4,4]\n"
+                     "  %s1 = sigmoid(%r1) : f64[2,1,4,4]\n"
+                     "  %s2 = relu(%s1) : f64[2,1,4,4]\n"
+                     "  %b = mul(%x, %w) : f64[2,8,4,4]\n"
+                     "  %r2 = reduce_sum(%b) axes=[1] keepdims=1 : f64[2,1,4,4]\n"
+                     "  %z = add(%s2, %r2) : f64[2,1,4,4]\n"
+                     "  output \"z\" = %z\n}\n";
+  int nsteps;
+  assert_int_equal(joined_step(text, 2, (int[]){3, 6, 7}, 3, 4, &nsteps), 0);
+  assert_int_equal(joined_step(text, 4, (int[]){5, 8}, 2, 3, &nsteps), 1);
+  assert_int_equal(nsteps, 2);
+}
+
+/* HAM's pooling of a masked map: the top-k mask of the gate between the
+ * gated map and the masked product, and the mean's 1/C scale between the
+ * channel sum and the channel max. The product, the masked product and
+ * both channel reductions are one loop step. */
+static void test_order_masked_pooling(void **state) {
+  (void)state;
+  const char *text = "graph @m {\n"
+                     "  %x = input name=\"x\" : f64[2,8,4,4]\n"
+                     "  %g = input name=\"g\" : f64[2,8]\n"
+                     "  %gr = reshape(%g) shape=[2,8,1,1] : f64[2,8,1,1]\n"
+                     "  %a = mul(%x, %gr) : f64[2,8,4,4]\n"
+                     "  %m = topk_mask(%g) axis=1 k=3 : f64[2,8]\n"
+                     "  %mr = reshape(%m) shape=[2,8,1,1] : f64[2,8,1,1]\n"
+                     "  %b = mul(%a, %mr) : f64[2,8,4,4]\n"
+                     "  %s = reduce_sum(%b) axes=[1] keepdims=1 : f64[2,1,4,4]\n"
+                     "  %k = const value=0.125 : f64[]\n"
+                     "  %sm = mul(%s, %k) : f64[2,1,4,4]\n"
+                     "  %mx = reduce_max(%b) axes=[1] keepdims=1 : f64[2,1,4,4]\n"
+                     "  %o = concat(%sm, %mx) axis=1 : f64[2,2,4,4]\n"
+                     "  output \"o\" = %o\n}\n";
+  int nsteps;
+  joined_step(text, 3, (int[]){6, 7, 10}, 3, 4, &nsteps);
+  assert_int_equal(nsteps, 6);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_eca_tiny_one_group),   cmocka_unit_test(test_big_conv_stays_alone),
@@ -645,6 +805,9 @@ int main(void) {
       cmocka_unit_test(test_shared_operand_not_merged), cmocka_unit_test(test_eca_eval_structure),
       cmocka_unit_test(test_ham_eval_structure),        cmocka_unit_test(test_zoo_eval),
       cmocka_unit_test(test_zoo_train),
+      cmocka_unit_test(test_order_runs),           cmocka_unit_test(test_order_small_product),
+      cmocka_unit_test(test_order_slice),          cmocka_unit_test(test_order_two_sums),
+      cmocka_unit_test(test_order_masked_pooling),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -126,7 +126,7 @@ static void check_steps(const ir_graph *g, const pass_fuse_group *gr) {
 /* Checks ins, outs and the legality of group 'gr'. */
 static void check_edges(const ir_graph *g, const pass_fuse_group *gr) {
   const int *m = gr->members;
-  int nm = gr->nmembers, last = m[nm - 1], nins = 0, nouts = 0;
+  int nm = gr->nmembers, last = pass_fuse_last(gr), nins = 0, nouts = 0;
   for (int i = 0; i < gr->nins; i++) {
     assert_false(in_list(m, nm, gr->ins[i]));
     assert_true(gr->ins[i] < last);
@@ -171,12 +171,15 @@ void tfu_check(const ir_graph *g, const pass_fusion *f) {
     const pass_fuse_group *gr = &f->groups[gi];
     assert_true(gr->nmembers >= 2 && gr->nmembers <= 96);
     assert_non_null(gr->label);
-    if (gi) assert_true(f->groups[gi - 1].members[f->groups[gi - 1].nmembers - 1] < gr->members[gr->nmembers - 1]);
+    if (gi) assert_true(pass_fuse_last(&f->groups[gi - 1]) < pass_fuse_last(gr));
     const ir_type *t0 = &g->nodes[gr->members[0]]->type;
     for (int i = 0; i < gr->nmembers; i++) {
       int id = gr->members[i];
       const ir_node *n = g->nodes[id];
-      if (i) assert_true(gr->members[i - 1] < id);
+      if (gr->kind == PASS_FUSE_LOOP && i) assert_true(gr->members[i - 1] < id);
+      for (int j = i; j < gr->nmembers; j++) /* execution order: in-group operands first */
+        for (int k = 0; k < n->nin; k++)
+          if (n->in[k] == gr->members[j]) fail_msg("member %%%d runs before its operand %%%d", id, n->in[k]);
       assert_false(ir_op_info_get(n->op)->flags & IR_OPF_SOURCE);
       if (f->group_of[id] != gi) fail_msg("group_of[%d] = %d, member of %d", id, f->group_of[id], gi);
       count[id]++;
