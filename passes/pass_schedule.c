@@ -33,6 +33,8 @@
  * emits the second's batch norm and the feature-map ops that use it before
  * the first's gradient, which so read the block's maps again in a group of
  * its own; gathered, both gradients are one group.
+ * Constants go first, right after the sources, so that the groups of two
+ * blocks alike number their inputs alike and share one kernel.
  * Values are unchanged: this is only a different topological order. */
 #include <stdlib.h>
 
@@ -239,6 +241,36 @@ static int gather(order *o, int r, int64_t batch, const int *ustart, const int *
   return 1;
 }
 
+/* Moves every constant up to the end of the graph's leading run of
+ * sources and constants, keeping their order; returns how many moved. A
+ * constant has no operands and no kernel, but it is an input of the fusion
+ * group that reads it, and a group's inputs are numbered in graph order:
+ * where autodiff emitted a constant, right above its first user, the same
+ * block's group of two blocks numbered its inputs differently, so the two
+ * did not share a kernel (ResNet-20+HAM's training step: 138 distinct
+ * kernels instead of 129). */
+static int consts_first(order *o) {
+  int last = -1; /* the end of the leading run */
+  for (int id = o->head; id >= 0; id = o->next[id]) {
+    ir_opcode op = o->g->nodes[id]->op;
+    if (op != IR_OP_const && !ir_op_source(op)) break;
+    last = id;
+  }
+  if (last < 0) return 0;
+  int moved = 0;
+  for (int id = o->next[last], nx; id >= 0; id = nx) {
+    nx = o->next[id];
+    if (o->g->nodes[id]->op != IR_OP_const) continue;
+    if (o->prev[id] != last) {
+      unlink_node(o, id);
+      link_after(o, id, last);
+      moved++;
+    }
+    last = id;
+  }
+  return moved;
+}
+
 /* Writes the current order's node ids to 'ids'; returns their count. */
 static int snapshot(const order *o, int *ids) {
   int n = 0;
@@ -267,6 +299,7 @@ attnc_status pass_schedule(ir_graph *g, int *moved, ir_diag *d) {
     o.next[i] = i + 1 < nn ? i + 1 : -1;
     o.numel[i] = ir_type_numel(&g->nodes[i]->type);
   }
+  count += consts_first(&o);
   int64_t batch = pass_fuse_graph_batch(g);
   for (int i = 0; i < nn; i++) o.local[i] = (char)(batch >= 1 && pass_fuse_sample_eligible(g, g->nodes[i], batch));
   for (int i = nn - 1; i >= 0; i--) /* last first: a sunk node's user may sink too */

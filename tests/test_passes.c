@@ -177,6 +177,38 @@ static void test_simplify_broadcast_operands(void **state) {
   ir_graph_destroy(g);
 }
 
+/* Constants go up to the end of the sources, in their order, whatever
+ * else is between: a fusion group numbers its inputs in graph order, so
+ * where autodiff emitted a constant (right above its first user) decided
+ * whether two blocks' groups were alike. Values unchanged. */
+static void test_schedule_constants_first(void **state) {
+  (void)state;
+  ir_graph *g = parse("graph @c {\n"
+                      "  %x = input name=\"x\" : f64[2,8,4,4]\n"
+                      "  %g = input name=\"g\" : f64[2,8]\n"
+                      "  %a = mul(%x, %x) : f64[2,8,4,4]\n"
+                      "  %k = const value=0.0625 : f64[]\n"
+                      "  %h = mul(%g, %k) : f64[2,8]\n"
+                      "  %hr = reshape(%h) shape=[2,8,1,1] : f64[2,8,1,1]\n"
+                      "  %j = const value=3 : f64[]\n"
+                      "  %y = add(%a, %hr) : f64[2,8,4,4]\n"
+                      "  %z = mul(%y, %j) : f64[2,8,4,4]\n"
+                      "  output \"z\" = %z\n}\n");
+  ir_bundle *before = run_seeded(g);
+  int moved = 0;
+  assert_int_equal(pass_schedule(g, &moved, NULL), ATTNC_OK);
+  assert_int_equal(moved, 2);
+  assert_verifies(g);
+  assert_int_equal(g->nodes[2]->op, IR_OP_const);
+  assert_int_equal(g->nodes[3]->op, IR_OP_const);
+  assert_int_equal(g->nodes[4]->op, IR_OP_mul);
+  ir_bundle *after = run_seeded(g);
+  same_outputs(before, after);
+  ir_bundle_destroy(before);
+  ir_bundle_destroy(after);
+  ir_graph_destroy(g);
+}
+
 /* A small batch reduction (the sum over the batch of a per-sample gate, as
  * a gate parameter's gradient) that autodiff emits between the gate and
  * its use by the feature map sinks below the batch-local nodes after it,
@@ -707,6 +739,7 @@ int main(void) {
       cmocka_unit_test(test_train_step_unfused),
       cmocka_unit_test(test_simplify_broadcast_operands),
       cmocka_unit_test(test_simplify_reciprocal),
+      cmocka_unit_test(test_schedule_constants_first),
       cmocka_unit_test(test_schedule_sinks_batch_reductions),
       cmocka_unit_test(test_schedule_hoists_past_statistics),
       cmocka_unit_test(test_schedule_gathers_cluster),
