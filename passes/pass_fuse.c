@@ -438,8 +438,8 @@ static int order_members(fuse_state *s, int *mem, int m, int *step_start, int ns
     const ir_node *n = g->nodes[mem[i]];
     lv[i] = 0;
     for (int k = 0; k < n->nin; k++) {
-      int j = ascending_index(mem, i, n->in[k]);
-      if (j >= 0 && lv[j] + later_level(&o, j, i) > lv[i]) lv[i] = lv[j] + later_level(&o, j, i);
+      int j = ascending_index(mem, i, n->in[k]), at = j >= 0 ? lv[j] + later_level(&o, j, i) : 0;
+      if (at > lv[i]) lv[i] = at;
     }
   }
   for (int i = m - 1; i >= 0; i--) { /* then as late as the readers allow */
@@ -453,7 +453,7 @@ static int order_members(fuse_state *s, int *mem, int m, int *step_start, int ns
     }
     if (late > lv[i]) lv[i] = late;
   }
-  int top = 0, k = 0;
+  int top = 0, k = 0; /* every member is placed once below: k ends at m */
   for (int i = 0; i < m; i++)
     if (lv[i] > top) top = lv[i];
   for (int l = 0; l <= top; l++) {
@@ -473,7 +473,7 @@ static int order_members(fuse_state *s, int *mem, int m, int *step_start, int ns
     }
   }
   int n2 = split_steps(s, order, m, start);
-  if (k != m || n2 >= nsteps) return nsteps;
+  if (n2 >= nsteps) return nsteps;
   memcpy(mem, order, sizeof *mem * (size_t)m);
   memcpy(step_start, start, sizeof *step_start * (size_t)n2);
   return n2;

@@ -657,10 +657,9 @@ static int step_holding(const pass_fuse_group *gr, int id, int *len) {
 }
 
 /* Fuses IR text 'text' (nodes numbered as they appear in it) and checks
- * the fusion contract, that node 'lead' and the nodes ids[0..n) are in one
- * group and run in one loop step of 'len' members, and that the JIT agrees
- * with the interpreter. Returns the step's index; the group's step count
- * in *nsteps. */
+ * the fusion contract and that node 'lead' and the nodes ids[0..n) are in
+ * one group and run in one loop step of 'len' members. Returns the step's
+ * index; the group's step count in *nsteps. */
 static int joined_step(const char *text, int lead, const int *ids, int n, int len, int *nsteps) {
   ir_graph *g = parse(text);
   pass_fusion f;
@@ -679,9 +678,11 @@ static int joined_step(const char *text, int lead, const int *ids, int n, int le
   *nsteps = gr->nsteps;
   pass_fusion_free(&f);
   ir_graph_destroy(g);
-  tj_compare_text(text, 11, 2, 1e-12);
   return step;
 }
+
+/* The JIT (fused, in that order) against the interpreter on 'text'. */
+static void order_computes(const char *text) { tj_compare_text(text, 11, 2, 1e-12); }
 
 /* Graph order splits the passes over the map: a [N,1,H,W] division sits
  * between the map's first ops, and the reshape of a channel sum between
@@ -709,6 +710,7 @@ static void test_order_runs(void **state) {
   assert_int_equal(joined_step(text, 6, (int[]){8, 10}, 2, 3, &nsteps2), 3);
   assert_int_equal(joined_step(text, 7, (int[]){9}, 1, 2, &nsteps2), 2);
   assert_int_equal(nsteps, 4);
+  order_computes(text);
 }
 
 /* A [N,C] product and its reshape that autodiff emitted between two
@@ -730,6 +732,7 @@ static void test_order_small_product(void **state) {
   int nsteps;
   assert_int_equal(joined_step(text, 2, (int[]){3, 7}, 2, 3, &nsteps), 2);
   assert_int_equal(nsteps, 3);
+  order_computes(text);
 }
 
 /* One channel of a small two-channel map (a spatial attention's conv
@@ -747,6 +750,7 @@ static void test_order_slice(void **state) {
   int nsteps;
   assert_int_equal(joined_step(text, 2, (int[]){4}, 1, 2, &nsteps), 1);
   assert_int_equal(nsteps, 2);
+  order_computes(text);
 }
 
 /* Two channel sums of the same samples, the first one's small consumers
@@ -769,6 +773,7 @@ static void test_order_two_sums(void **state) {
   assert_int_equal(joined_step(text, 2, (int[]){3, 6, 7}, 3, 4, &nsteps), 0);
   assert_int_equal(joined_step(text, 4, (int[]){5, 8}, 2, 3, &nsteps), 1);
   assert_int_equal(nsteps, 2);
+  order_computes(text);
 }
 
 /* HAM's pooling of a masked map: the top-k mask of the gate between the
@@ -794,6 +799,7 @@ static void test_order_masked_pooling(void **state) {
   int nsteps;
   joined_step(text, 3, (int[]){6, 7, 10}, 3, 4, &nsteps);
   assert_int_equal(nsteps, 6);
+  order_computes(text);
 }
 
 int main(void) {
