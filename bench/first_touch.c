@@ -1,0 +1,131 @@
+/* first_touch.c — how fast one core reads a sample's feature map from
+ * memory in the first pass of a fused attention gradient, and what slows it.
+ *
+ * The pass modelled is step 1 of HAM's backward sample group at stage 1 of
+ * ResNet-20 (docs/FUSION.md): for each of a thread's 64 samples, read the
+ * sample's 16 x 32x32 map (64 KiB) once, recompute its gated value, compare
+ * it with the two per-pixel channel maxima, count the ties of each into a
+ * [32x32] row and store the two 0/1 tie maps in the thread's scratch (two
+ * more 64 KiB maps, which later passes read from L2). The map is either
+ * already in the caches or evicted (a 256 MiB buffer written first), and
+ * each case runs with and without the two scratch stores and with and
+ * without a prefetch of the next row (4 KiB ahead) into L2.
+ *
+ * Build for the host and run:
+ *
+ *     cc -O2 -march=native bench/first_touch.c -o first_touch && ./first_touch
+ *
+ * usage: first_touch [REPS]   (default 8; best of REPS passes over the samples)
+ * Output: one line per case (microseconds per sample, GB/s of the map
+ * read), then a JSON line with the same figures. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+enum { SAMPLES = 64, C = 16, HW = 1024, MAP = C * HW, LANES = 16 };
+typedef float vf __attribute__((vector_size(64)));
+typedef int32_t vi __attribute__((vector_size(64)));
+
+static double now_s(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static vf load(const float *p) {
+  vf v;
+  memcpy(&v, p, sizeof v);
+  return v;
+}
+
+static void store(float *p, vf v) { memcpy(p, &v, sizeof v); }
+
+static vf splat(float x) {
+  vf v;
+  for (int i = 0; i < LANES; i++) v[i] = x;
+  return v;
+}
+
+/* 1.0f where a == b, else 0.0f. */
+static vf eq01(vf a, vf b) {
+  vi one, m = (vi)(a == b);
+  vf f1 = splat(1.0f);
+  memcpy(&one, &f1, sizeof one);
+  vi r = m & one;
+  vf out;
+  memcpy(&out, &r, sizeof out);
+  return out;
+}
+
+/* The modelled pass over sample s: returns nothing, writes the counts and
+ * (with 'stores') the tie maps into scratch. */
+static void pass(const float *x, const float *mx, float *scr, int stores, int prefetch) {
+  float *eq1 = scr, *eq2 = scr + MAP, *cnt1 = scr + 2 * MAP, *cnt2 = cnt1 + HW;
+  vf a = splat(1.25f), b = splat(-0.5f);
+  memset(cnt1, 0, 2 * HW * sizeof *cnt1);
+  for (int c = 0; c < C; c++) {
+    vf g1 = splat(c % 2 ? 1.0f : 0.0f), g2 = splat(c % 2 ? 0.0f : 1.0f);
+    const float *row = x + (size_t)c * HW;
+    if (prefetch)
+      for (int j = 0; j < HW; j += LANES) __builtin_prefetch(row + HW + j, 0, 2);
+    for (int j = 0; j < HW; j += LANES) {
+      vf v = load(row + j) * a + b;
+      vf e1 = eq01(v * g1, load(mx + j)), e2 = eq01(v * g2, load(mx + HW + j));
+      store(cnt1 + j, load(cnt1 + j) + e1);
+      store(cnt2 + j, load(cnt2 + j) + e2);
+      if (stores) {
+        store(eq1 + (size_t)c * HW + j, e1);
+        store(eq2 + (size_t)c * HW + j, e2);
+      }
+    }
+  }
+}
+
+int main(int argc, char **argv) {
+  int reps = argc > 1 ? atoi(argv[1]) : 8;
+  if (reps < 1) reps = 1;
+  size_t flush_bytes = (size_t)256 << 20;
+  float *x = aligned_alloc(4096, (size_t)(SAMPLES + 1) * MAP * sizeof(float));
+  float *mx = aligned_alloc(64, (size_t)SAMPLES * 2 * HW * sizeof(float));
+  float *scr = aligned_alloc(4096, (size_t)(2 * MAP + 2 * HW) * sizeof(float));
+  char *flush = malloc(flush_bytes);
+  if (!x || !mx || !scr || !flush) {
+    fprintf(stderr, "first_touch: out of memory\n");
+    return 1;
+  }
+  for (size_t i = 0; i < (size_t)(SAMPLES + 1) * MAP; i++) x[i] = (float)(i % 7);
+  for (size_t i = 0; i < (size_t)SAMPLES * 2 * HW; i++) mx[i] = 7.0f;
+  memset(scr, 0, (size_t)(2 * MAP + 2 * HW) * sizeof(float));
+  const char *names[2] = {"in cache", "from memory"};
+  double us[2][2][2];
+  for (int evict = 0; evict < 2; evict++)
+    for (int stores = 0; stores < 2; stores++)
+      for (int pf = 0; pf < 2; pf++) {
+        double best = 1e30;
+        for (int r = 0; r < reps; r++) {
+          if (evict) memset(flush, r, flush_bytes);
+          else
+            for (int s = 0; s < SAMPLES; s++) pass(x + (size_t)s * MAP, mx + (size_t)s * 2 * HW, scr, stores, pf);
+          double t0 = now_s();
+          for (int s = 0; s < SAMPLES; s++) pass(x + (size_t)s * MAP, mx + (size_t)s * 2 * HW, scr, stores, pf);
+          double t = now_s() - t0;
+          if (t < best) best = t;
+        }
+        us[evict][stores][pf] = best * 1e6 / SAMPLES;
+        printf("%-12s %-16s %-14s %7.2f us/sample  %5.1f GB/s\n", names[evict],
+               stores ? "2 scratch maps" : "no scratch maps", pf ? "L2 prefetch" : "no prefetch",
+               us[evict][stores][pf], (double)MAP * sizeof(float) / (us[evict][stores][pf] * 1e3));
+      }
+  printf("{\"us_per_sample\":{");
+  for (int evict = 0; evict < 2; evict++)
+    printf("%s\"%s\":{\"no_stores\":[%.3f,%.3f],\"stores\":[%.3f,%.3f]}", evict ? "," : "",
+           evict ? "memory" : "cache", us[evict][0][0], us[evict][0][1], us[evict][1][0], us[evict][1][1]);
+  printf("}}\n");
+  free(x);
+  free(mx);
+  free(scr);
+  free(flush);
+  return 0;
+}
