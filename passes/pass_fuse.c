@@ -723,21 +723,19 @@ attnc_status pass_fuse(const ir_graph *g, pass_fusion *f, ir_diag *d) {
   return ATTNC_OK;
 }
 
-/* The smallest member id of 'gr'. */
-int pass_fuse_first(const pass_fuse_group *gr) {
+/* The member id of 'gr' that 'sign' * id is largest for. */
+static int extreme_member(const pass_fuse_group *gr, int sign) {
   int id = gr->members[0];
   for (int i = 1; i < gr->nmembers; i++)
-    if (gr->members[i] < id) id = gr->members[i];
+    if (sign * gr->members[i] > sign * id) id = gr->members[i];
   return id;
 }
 
+/* The smallest member id of 'gr'. */
+int pass_fuse_first(const pass_fuse_group *gr) { return extreme_member(gr, -1); }
+
 /* The largest member id of 'gr': where the group runs. */
-int pass_fuse_last(const pass_fuse_group *gr) {
-  int id = gr->members[0];
-  for (int i = 1; i < gr->nmembers; i++)
-    if (gr->members[i] > id) id = gr->members[i];
-  return id;
-}
+int pass_fuse_last(const pass_fuse_group *gr) { return extreme_member(gr, 1); }
 
 /* The number of steps of 'gr'. */
 int pass_fuse_nsteps(const pass_fuse_group *gr) { return gr->nsteps > 0 ? gr->nsteps : 1; }
