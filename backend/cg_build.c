@@ -5,6 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <llvm-c/DebugInfo.h>
+
 #include "cg_internal.h"
 
 /* Reports an error about the node being compiled. */
@@ -122,6 +125,19 @@ void cg_loop_end(cg_emit *e, cg_loop *l) {
   LLVMBuildBr(e->b, l->head);
   LLVMAddIncoming(l->iv, &next, &from, 1);
   LLVMPositionBuilderAtEnd(e->b, l->exit);
+}
+
+/* Lets the vectorizer reassociate floating-point reductions in closed loop
+ * 'l' (llvm.loop.vectorize.enable). */
+void cg_loop_reorder(cg_emit *e, const cg_loop *l) {
+  LLVMValueRef br = LLVMGetBasicBlockTerminator(LLVMGetIncomingBlock(l->iv, 1));
+  LLVMMetadataRef tmp = LLVMTemporaryMDNode(e->ctx, NULL, 0);
+  LLVMMetadataRef hint[2] = {LLVMMDStringInContext2(e->ctx, "llvm.loop.vectorize.enable", 26),
+                             LLVMValueAsMetadata(LLVMConstInt(LLVMInt1TypeInContext(e->ctx), 1, 0))};
+  LLVMMetadataRef ops[2] = {tmp, LLVMMDNodeInContext2(e->ctx, hint, 2)};
+  LLVMMetadataRef id = LLVMMDNodeInContext2(e->ctx, ops, 2);
+  LLVMMetadataReplaceAllUsesWith(tmp, id);
+  LLVMSetMetadata(br, LLVMGetMDKindIDInContext(e->ctx, "llvm.loop", 9), LLVMMetadataAsValue(e->ctx, id));
 }
 
 /* A local variable initialized to 'init'. */

@@ -10,7 +10,10 @@
  * kernel, built from a temporary graph whose batched types have dims[0] = 1
  * (one internal, not inlined function per distinct step, shared by every
  * group that has it), over its whole range; a step of
- * several members is a loop nest as above on per-sample shapes. Members
+ * several members is a loop nest as above on per-sample shapes, its
+ * reductions accumulated as it goes: in memory at each element, or, for a
+ * sum over the last axis (a channel's sum over H,W), in a local f64 sum
+ * along each row, added to the result at the row's end. Members
  * that are not outs live in this thread's scratch, sized for one sample
  * (then the largest step scratch), so a sample's intermediates stay in L2. */
 #include <stdio.h>
@@ -104,6 +107,8 @@ typedef struct {
   ir_type type[CG_EW_MAX_OPS];
   LLVMValueRef ptr[CG_EW_MAX_OPS];
   LLVMValueRef pre[CG_EW_MAX_OPS]; /* loaded operands invariant along the row, loaded before it */
+  int rowred;                      /* 1: a sum reduces the last axis (accumulated along each row) */
+  LLVMValueRef racc[CG_EW_MAX_OPS]; /* a reduction's local sum along the current row, else NULL */
 } cluster;
 
 /* The running combine of a reduction member, or -1 for other ops. */
@@ -153,7 +158,28 @@ static int cluster_add(cluster *c, int node, int store, const ir_type *t) {
  * loop-invariant address). */
 static void cluster_row(cg_emit *e, void *ctx, LLVMValueRef *idx, const int *inv) {
   cluster *c = ctx;
-  for (int k = 0; k < c->nops; k++) c->pre[k] = !c->store[k] && inv[k] ? cg_load(e, c->ptr[k], idx[k]) : NULL;
+  for (int k = 0; k < c->nops; k++) {
+    c->pre[k] = !c->store[k] && inv[k] ? cg_load(e, c->ptr[k], idx[k]) : NULL;
+    c->racc[k] = NULL;
+    /* the whole row adds into one result, in f64 as in the reduce_sum
+     * kernel (cg_ops_reduce.c): both round nearly the same sum once,
+     * whatever order they add in */
+    if (c->rowred && c->red[k] && inv[k]) c->racc[k] = cg_var_new(e, e->t_f64, cg_const(e, IR_F64, 0));
+  }
+}
+
+/* End of a row of a cluster with sums along its rows: adds each row's sum
+ * into its result. */
+static void cluster_row_end(cg_emit *e, void *ctx, LLVMValueRef *idx, const int *inv) {
+  cluster *c = ctx;
+  (void)inv;
+  for (int k = 0; k < c->nops; k++)
+    if (c->racc[k]) {
+      ir_dtype dt = c->type[k].dtype;
+      LLVMValueRef before = cg_convert(e, cg_load(e, c->ptr[k], idx[k]), IR_F64);
+      LLVMValueRef sum = LLVMBuildFAdd(e->b, before, cg_var_get(e, c->racc[k]), "");
+      cg_store(e, c->ptr[k], idx[k], cg_convert(e, sum, dt));
+    }
 }
 
 /* Per-element body of a cluster: loads, members in order, stores. */
@@ -194,6 +220,10 @@ static attnc_status cluster_element(cg_emit *e, void *ctx, LLVMValueRef *idx) {
   for (int k = 0; k < c->nops; k++) {
     if (!c->store[k]) continue;
     LLVMValueRef v = val[index_of(valnode, nval, c->node[k])];
+    if (c->racc[k]) {
+      cg_var_set(e, c->racc[k], LLVMBuildFAdd(e->b, cg_var_get(e, c->racc[k]), cg_convert(e, v, IR_F64), ""));
+      continue;
+    }
     if (c->red[k]) v = cg_red_combine(e, (cg_red_kind)(c->red[k] - 1), cg_load(e, c->ptr[k], idx[k]), v);
     cg_store(e, c->ptr[k], idx[k], v);
   }
@@ -232,9 +262,11 @@ static int cluster_make(const ir_graph *g, const pass_fuse_group *gr, const int 
       ir_type xt = sample_type(&g->nodes[n->in[0]]->type);
       if (!ir_type_equal(&xt, t)) return -1;
       kept_type(n, t, &kt);
-      if (kt.dims[t->rank - 1] != t->dims[t->rank - 1]) return -1; /* last axis must stay */
+      int along_row = kt.dims[t->rank - 1] != t->dims[t->rank - 1];
+      if (along_row && red_kind(n->op) != CG_RED_SUM) return -1; /* only sums reassociate */
       int k = cluster_add(c, mem[j], 1, &kt);
       if (k < 0) return -1;
+      c->rowred |= along_row;
       c->red[k] = 1 + red_kind(n->op);
       continue;
     }
@@ -602,7 +634,8 @@ static attnc_status emit_loop_step(cg_emit *e, cg_fused *fk, int s, LLVMValueRef
   cg_ew_layout l;
   cluster_layout(&c, &t, &l);
   reductions_init(e, &c);
-  attnc_status rc = cg_ew_loops(e, &l, cg_i64(e, 0), cg_i64(e, l.outer * l.blocks), cluster_row, cluster_element, &c);
+  attnc_status rc = cg_ew_loops(e, &l, cg_i64(e, 0), cg_i64(e, l.outer * l.blocks), cluster_row,
+                                c.rowred ? cluster_row_end : NULL, cluster_element, &c);
   if (rc == ATTNC_OK) reductions_finish(e, &c, &t);
   return rc;
 }
@@ -710,7 +743,7 @@ attnc_status cg_fused_build(LLVMModuleRef m, const char *name, cg_fused *fk, int
     cg_ew_layout l;
     if (st == ATTNC_OK) {
       cluster_layout(&c, t, &l);
-      st = cg_ew_loops(&e, &l, e.begin, e.end, cluster_row, cluster_element, &c);
+      st = cg_ew_loops(&e, &l, e.begin, e.end, cluster_row, NULL, cluster_element, &c);
     }
   } else {
     st = emit_sample(&e, fk, step_cycles, d);

@@ -154,6 +154,10 @@ LLVMValueRef cg_i64(cg_emit *e, int64_t v);
 /* A constant of dtype 'dt' (float or integer). */
 LLVMValueRef cg_const(cg_emit *e, ir_dtype dt, double v);
 
+/* Converts 'v' (scalar or vector) to dtype 'to' (float casts, saturating
+ * float to i64, i64 to float). */
+LLVMValueRef cg_convert(cg_emit *e, LLVMValueRef v, ir_dtype to);
+
 /* Counted loop: for (iv = start; iv < end; iv += step). Use as
  *   cg_loop l; LLVMValueRef i = cg_loop_begin(e, &l, a, b, 1); ...body...; cg_loop_end(e, &l);
  * Loops nest; 'end' is evaluated once before the loop. */
@@ -165,6 +169,9 @@ typedef struct {
 LLVMValueRef cg_loop_begin(cg_emit *e, cg_loop *l, LLVMValueRef start, LLVMValueRef end,
                            int64_t step);
 void cg_loop_end(cg_emit *e, cg_loop *l);
+/* Lets the vectorizer reassociate floating-point reductions in closed loop
+ * 'l' (llvm.loop.vectorize.enable). */
+void cg_loop_reorder(cg_emit *e, const cg_loop *l);
 
 /* A mutable local (an alloca in the entry block; LLVM promotes it to a register). */
 LLVMValueRef cg_var_new(cg_emit *e, LLVMTypeRef t, LLVMValueRef init);
@@ -280,9 +287,12 @@ typedef attnc_status (*cg_ew_body)(cg_emit *e, void *ctx, LLVMValueRef *idx);
  * cannot hoist itself when the row's stores might alias them. */
 typedef void (*cg_ew_row)(cg_emit *e, void *ctx, LLVMValueRef *idx, const int *inv);
 /* Emits the loop nest of 'l' over work items [begin, end) (i64 values);
- * 'row' may be NULL. */
+ * 'row' (before each row) and 'row_end' (after it, with the same offsets)
+ * may be NULL. With a 'row_end', the body may accumulate along the row
+ * into locals that row_end stores: the row's loop is then vectorized with
+ * those sums reassociated (a fixed order, the same on every run). */
 attnc_status cg_ew_loops(cg_emit *e, const cg_ew_layout *l, LLVMValueRef begin, LLVMValueRef end,
-                         cg_ew_row row, cg_ew_body body, void *ctx);
+                         cg_ew_row row, cg_ew_row row_end, cg_ew_body body, void *ctx);
 
 /* ---- fusion groups (cg_fuse.c) ---- */
 

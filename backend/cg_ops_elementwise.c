@@ -115,8 +115,8 @@ static LLVMValueRef sigmoid(cg_emit *e, LLVMValueRef x) {
   return LLVMBuildSelect(e->b, pos, s, LLVMBuildFMul(e->b, t, s, ""), "");
 }
 
-/* Converts 'v' to dtype 'to'. */
-static LLVMValueRef convert(cg_emit *e, LLVMValueRef v, ir_dtype to) {
+/* Converts 'v' (scalar or vector) to dtype 'to'. */
+LLVMValueRef cg_convert(cg_emit *e, LLVMValueRef v, ir_dtype to) {
   LLVMTypeRef t = LLVMTypeOf(v);
   int width = LLVMGetTypeKind(t) == LLVMVectorTypeKind ? (int)LLVMGetVectorSize(t) : 0;
   LLVMTypeRef dst = width ? cg_vec_type(e, to, width) : cg_type(e, to);
@@ -168,7 +168,7 @@ LLVMValueRef cg_elementwise_value(cg_emit *e, const ir_node *n, ir_dtype in_dt, 
   case IR_OP_log: return cg_intrinsic(e, "llvm.log", &x, 1);
   case IR_OP_sqrt: return cg_intrinsic(e, "llvm.sqrt", &x, 1);
   case IR_OP_rsqrt: return LLVMBuildFDiv(b, one, cg_intrinsic(e, "llvm.sqrt", &x, 1), "");
-  case IR_OP_cast: return convert(e, x, out_dt);
+  case IR_OP_cast: return cg_convert(e, x, out_dt);
   case IR_OP_add: return fl ? LLVMBuildFAdd(b, x, v[1], "") : LLVMBuildAdd(b, x, v[1], "");
   case IR_OP_sub: return fl ? LLVMBuildFSub(b, x, v[1], "") : LLVMBuildSub(b, x, v[1], "");
   case IR_OP_mul: return fl ? LLVMBuildFMul(b, x, v[1], "") : LLVMBuildMul(b, x, v[1], "");
@@ -235,7 +235,7 @@ static void row_offsets(cg_emit *e, const cg_ew_layout *l, const LLVMValueRef *b
 /* Emits the loop nest of 'l': work items [begin, end), each an outer row or
  * a block of one, calling 'body' per element. */
 attnc_status cg_ew_loops(cg_emit *e, const cg_ew_layout *l, LLVMValueRef begin, LLVMValueRef end,
-                         cg_ew_row row, cg_ew_body body, void *ctx) {
+                         cg_ew_row row, cg_ew_row row_end, cg_ew_body body, void *ctx) {
   int64_t inner = l->dims[l->rank - 1];
   cg_loop lp;
   LLVMValueRef w = cg_loop_begin(e, &lp, begin, end, 1);
@@ -247,18 +247,21 @@ attnc_status cg_ew_loops(cg_emit *e, const cg_ew_layout *l, LLVMValueRef begin, 
     lo = cg_mul(e, LLVMBuildSRem(e->b, w, cg_i64(e, l->blocks), ""), cg_i64(e, CG_EW_BLOCK));
     hi = cg_min(e, cg_add(e, lo, cg_i64(e, CG_EW_BLOCK)), cg_i64(e, inner));
   }
-  if (row) {
-    int inv[CG_EW_MAX_OPS];
-    for (int k = 0; k < l->nops; k++) inv[k] = l->strides[k][l->rank - 1] == 0;
-    row_offsets(e, l, base, lo, idx);
-    row(e, ctx, idx, inv);
-  }
+  int inv[CG_EW_MAX_OPS];
+  LLVMValueRef at_row[CG_EW_MAX_OPS];
+  for (int k = 0; k < l->nops; k++) inv[k] = l->strides[k][l->rank - 1] == 0;
+  if (row || row_end) row_offsets(e, l, base, lo, at_row);
+  if (row) row(e, ctx, at_row, inv);
   cg_loop li;
   LLVMValueRef i = cg_loop_begin(e, &li, lo, hi, 1);
   row_offsets(e, l, base, i, idx);
   attnc_status st = body(e, ctx, idx);
   if (st != ATTNC_OK) return st;
   cg_loop_end(e, &li);
+  if (row_end) {
+    cg_loop_reorder(e, &li);
+    row_end(e, ctx, at_row, inv);
+  }
   cg_loop_end(e, &lp);
   return ATTNC_OK;
 }
@@ -282,7 +285,7 @@ static attnc_status emit_elementwise(cg_emit *e, const cg_plan *p) {
   if (1 + e->n->nin > IR_MAX_IN_EW) return cg_error(e, "too many operands for an elementwise kernel");
   cg_ew_layout l;
   ew_layout_of(e->g, e->n, &l);
-  return cg_ew_loops(e, &l, e->begin, e->end, NULL, ew_element, NULL);
+  return cg_ew_loops(e, &l, e->begin, e->end, NULL, NULL, ew_element, NULL);
 }
 
 /* Registers the elementwise ops, broadcast_to and reshape. */

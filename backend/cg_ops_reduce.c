@@ -278,25 +278,36 @@ static LLVMValueRef finish_mean(cg_emit *e, ir_dtype dt, LLVMValueRef v, int64_t
   return LLVMBuildFDiv(e->b, v, const_splat(LLVMConstReal(cg_type(e, dt), (double)count), width), "");
 }
 
-/* Last run reduced: out[w] = reduction of everything under output w. */
+/* Widens a loaded f32 vector to f64 (a cg_red_map). */
+static LLVMValueRef map_widen(cg_emit *e, void *ctx, LLVMValueRef v, LLVMValueRef idx, int count) {
+  (void)ctx, (void)idx, (void)count;
+  return cg_convert(e, v, IR_F64);
+}
+
+/* Last run reduced: out[w] = reduction of everything under output w. An
+ * f32 sum accumulates in f64 and is rounded once, so a fused loop that
+ * adds the same values in another order (cg_fuse.c) gets nearly always
+ * the same f32 result: gradients that are small differences of large sums
+ * agree with and without fusion. */
 static void emit_last_reduced(cg_emit *e, const red_layout *l, cg_red_kind kind, ir_dtype dt, int mean) {
   int64_t len = l->dim[l->n - 1];
+  ir_dtype at = kind == CG_RED_SUM && dt == IR_F32 ? IR_F64 : dt; /* accumulated in */
   int width, nacc;
-  cg_red_shape(len, dt, &width, &nacc);
+  cg_red_shape(len, at, &width, &nacc);
   LLVMValueRef acc[CG_RED_MAX_ACC];
-  cg_red_acc_init(e, kind, dt, acc, nacc, width);
+  cg_red_acc_init(e, kind, at, acc, nacc, width);
   cg_loop lw;
   LLVMValueRef w = cg_loop_begin(e, &lw, e->begin, e->end, 1);
   LLVMValueRef base = kept_offset(e, l, w, l->n - 1);
-  cg_red_acc_reset(e, kind, dt, acc, nacc, width);
+  cg_red_acc_reset(e, kind, at, acc, nacc, width);
   cg_loop loops[IR_MAX_RANK];
   int nloops;
   LLVMValueRef roff = open_reduced_loops(e, l, l->n - 1, loops, &nloops);
-  cg_red_run(e, kind, dt, e->arg[1], cg_add(e, base, roff), len, acc, nacc, width, NULL, NULL);
+  cg_red_run(e, kind, at, e->arg[1], cg_add(e, base, roff), len, acc, nacc, width, at != dt ? map_widen : NULL, NULL);
   close_loops(e, loops, nloops);
   LLVMValueRef r = cg_red_acc_result(e, kind, acc, nacc);
-  if (mean) r = finish_mean(e, dt, r, l->count);
-  cg_store(e, e->arg[0], w, r);
+  if (mean) r = finish_mean(e, at, r, l->count);
+  cg_store(e, e->arg[0], w, cg_convert(e, r, dt));
   cg_loop_end(e, &lw);
 }
 

@@ -332,9 +332,11 @@ static int cmp_int(const void *a, const void *b) {
 }
 
 /* 1 if member 'b' of a SAMPLE step can end its loop nest as a running
- * reduction: a sum, mean, max or min over axes other than the last of a
+ * reduction: a sum, mean, max or min over axes other than the first of a
  * value of the step's type 't' computed earlier in the step (mem[i..j)),
- * so the loop nest accumulates it row by row with whole vectors. */
+ * so the loop nest accumulates it row by row with whole vectors; over the
+ * last axis a sum or mean only, which the loop adds along each row (in
+ * f64, reassociated: cg_fuse.c), as a channel's sum over H,W. */
 static int absorbable_reduction(fuse_state *s, const ir_node *b, const int *mem, int i, int j,
                                 const ir_type *t) {
   if (b->op != IR_OP_reduce_sum && b->op != IR_OP_reduce_mean && b->op != IR_OP_reduce_max &&
@@ -343,7 +345,8 @@ static int absorbable_reduction(fuse_state *s, const ir_node *b, const int *mem,
   const ir_type *x = operand_type(s->g, b, 0);
   if (!ir_type_equal(x, t) || x->rank < 2 || b->type.dtype != x->dtype || x->dtype == IR_I64) return 0;
   unsigned bits = reduced_axes(b, x->rank);
-  if (!bits || (bits & 1u) || (bits & (1u << (x->rank - 1)))) return 0;
+  if (!bits || (bits & 1u)) return 0;
+  if ((bits & (1u << (x->rank - 1))) && b->op != IR_OP_reduce_sum && b->op != IR_OP_reduce_mean) return 0;
   for (int q = i; q < j; q++)
     if (mem[q] == b->in[0]) return 1;
   return 0;

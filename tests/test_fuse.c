@@ -58,7 +58,9 @@ static ir_graph *eca_tiny(int c) {
 static int group(const pass_fusion *f, int id) { return f->group_of[id]; }
 
 /* The tiny ECA classifier is one SAMPLE group: 11 members (conv of 72
- * weights included), 11 steps, 9 kernels become 1; the fused view shows it. */
+ * weights included), 9 steps (each mean over H,W summed along the rows of
+ * the loop that computes its operand), 9 kernels become 1; the fused view
+ * shows it. */
 static void test_eca_tiny_one_group(void **state) {
   (void)state;
   ir_graph *g = eca_tiny(4);
@@ -75,16 +77,19 @@ static void test_eca_tiny_one_group(void **state) {
   assert_memory_equal(gr->ins, ins, sizeof ins);
   assert_int_equal(gr->nouts, 1);
   assert_int_equal(gr->outs[0], 15);
-  assert_int_equal(gr->nsteps, 11);
+  int starts[] = {0, 1, 3, 4, 5, 6, 7, 9, 10}; /* relu + its mean, the gated product + its mean: a loop each */
+  assert_int_equal(gr->nsteps, 9);
+  assert_memory_equal(gr->step_start, starts, sizeof starts);
   assert_int_equal(tfu_kernels(g, NULL), 9);
   assert_int_equal(tfu_kernels(g, &f), 1);
   char *text = pass_fusion_print(g, &f);
   assert_non_null(text);
-  tb_assert_contains(text, "# fused.0 sample \"channel-attention\" members=%2..%15 (11 ops, 11 steps) "
+  tb_assert_contains(text, "# fused.0 sample \"channel-attention\" members=%2..%15 (11 ops, 9 steps) "
                            "ins=%0,%1,%6,%12,%13 outs=%15\n"
                            "  |0.1 %2 = conv2d(%0, %1) ");
   tb_assert_contains(text, "\n  %6 = param name=\"att.conv1d.weight\"");
-  tb_assert_contains(text, "\n  |0.11 %15 = add(%14, %13) : f32[2,3]\n  output \"logits\" = %15\n}\n");
+  tb_assert_contains(text, "\n  |0.2 %4 = reduce_mean(%3) axes=[2,3] keepdims=0 : f32[2,4]\n");
+  tb_assert_contains(text, "\n  |0.9 %15 = add(%14, %13) : f32[2,3]\n  output \"logits\" = %15\n}\n");
   tb_assert_contains(text, "# fusion summary: 1 group (1 channel-attention); 11 of 16 nodes fused; "
                            "kernels 9 without fusion, 1 with\n");
   free(text);
@@ -552,8 +557,8 @@ static void test_zoo_train(void **state) {
 /* ECA eval: each block's group is its bn2, GAP, conv1d, sigmoid, the
  * channel product, the residual add and relu (10 ops, 3 of them reshapes, 8
  * steps; the down-sampling blocks also hold their shortcut's bn, and
- * block 3 its 1x1 conv, one step each), the last one also the pooling and
- * the classifier;
+ * block 3 its 1x1 conv, one step each), the last one also the pooling (in
+ * the relu's loop, a mean along its rows) and the classifier;
  * the stem's and every block's bn1 + relu are a group each (the stem's with
  * its small conv): 109 kernels lose 6 * 6 + 8 + 7 + 9 + 9 + 2. */
 static void test_eca_eval_structure(void **state) {
@@ -590,9 +595,9 @@ static void test_eca_eval_structure(void **state) {
     const int64_t *ax = ir_get_ints(g->nodes[gr->members[1]], "axes", &nax);
     assert_int_equal(nax, 2);
     assert_true(ax[0] == 2 && ax[1] == 3);
-    /* mul, add, relu: one loop cluster */
-    assert_int_equal(gr->nsteps, 8 + extra + 3 * last);
-    assert_int_equal(gr->step_start[gr->nsteps - 1 - 3 * last], gr->nmembers - 3 * last - 3);
+    /* mul, add, relu (and the last block's pooling): one loop cluster */
+    assert_int_equal(gr->nsteps, 8 + extra + 2 * last);
+    assert_int_equal(gr->step_start[gr->nsteps - 1 - 2 * last], gr->nmembers - 3 * last - 3);
     /* conv2, bn2's four tensors, conv1d weight, block input (block 3: + the
      * shortcut's conv weight and bn tensors; block 6: the shortcut conv's
      * output and bn tensors instead of the block input; last: + fc weight
@@ -776,6 +781,28 @@ static void test_order_two_sums(void **state) {
   order_computes(text);
 }
 
+/* Sums along the rows: a channel's sum and mean over H,W (a BN's
+ * per-sample sums, a global average pooling) are taken in the loop that
+ * computes their operand; a max over H,W (no reassociation: NaN
+ * propagation) is a step of its own after it. */
+static void test_order_spatial_sums(void **state) {
+  (void)state;
+  const char *text = "graph @p {\n"
+                     "  %x = input name=\"x\" : f64[2,8,4,4]\n"
+                     "  %w = input name=\"w\" : f64[2,8,4,4]\n"
+                     "  %a = mul(%x, %w) : f64[2,8,4,4]\n"
+                     "  %s = reduce_sum(%a) axes=[2,3] keepdims=0 : f64[2,8]\n"
+                     "  %m = reduce_mean(%a) axes=[2,3] keepdims=1 : f64[2,8,1,1]\n"
+                     "  %mx = reduce_max(%a) axes=[2,3] keepdims=1 : f64[2,8,1,1]\n"
+                     "  %b = add(%m, %mx) : f64[2,8,1,1]\n"
+                     "  output \"s\" = %s\n  output \"b\" = %b\n}\n";
+  int nsteps;
+  assert_int_equal(joined_step(text, 2, (int[]){3, 4}, 2, 3, &nsteps), 0);
+  assert_int_equal(joined_step(text, 5, NULL, 0, 1, &nsteps), 1);
+  assert_int_equal(nsteps, 3);
+  order_computes(text);
+}
+
 /* HAM's pooling of a masked map: the top-k mask of the gate between the
  * gated map and the masked product, and the mean's 1/C scale between the
  * channel sum and the channel max. The product, the masked product and
@@ -814,6 +841,7 @@ int main(void) {
       cmocka_unit_test(test_zoo_train),
       cmocka_unit_test(test_order_runs),           cmocka_unit_test(test_order_small_product),
       cmocka_unit_test(test_order_slice),          cmocka_unit_test(test_order_two_sums),
+      cmocka_unit_test(test_order_spatial_sums),
       cmocka_unit_test(test_order_masked_pooling),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

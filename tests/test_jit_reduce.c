@@ -3,7 +3,8 @@
  * tensors (keepdims 0/1, negative and unsorted axes), the training-sized
  * per-channel and spatial reductions, NaN and infinities, f64 and i64,
  * large-magnitude softmax inputs, top-k ties, losses at several batch and
- * class counts, and bitwise equal results for 1 and 2 threads. */
+ * class counts, f32 sums rounded once, and bitwise equal results for 1
+ * and 2 threads. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -276,8 +277,36 @@ static void test_topk(void **state) {
   tjr_text_free(&t);
 }
 
+/* Each run of 4096: 1e8 first, -1e8 last, ones between. */
+static double cancelling(int64_t i, double arg) {
+  (void)arg;
+  int64_t j = i % 4096;
+  return j == 0 ? 1e8 : j == 4095 ? -1e8 : 1;
+}
+
+/* f32 sums and means over runs that cancel: accumulated in f64, the sum
+ * of each run of 4096 is exactly 4094 as in the interpreter (in f32 partial
+ * sums, 1 + 1e8 is 1e8 and the ones added to the two big values are lost),
+ * so a fused loop that adds the same values in another order
+ * (test_jit_fuse) rounds the same result. */
+static void test_sum_rounding(void **state) {
+  (void)state;
+  const int64_t d[4] = {3, 2, 64, 64};
+  ir_bundle *b = ir_bundle_create();
+  tjr_put(b, "x", ir_type_make(IR_F32, 4, d), cancelling, 0);
+  const char *text = "graph @r {\n"
+                     "  %x = input name=\"x\" : f32[3,2,64,64]\n"
+                     "  %s = reduce_sum(%x) axes=[2,3] keepdims=0 : f32[3,2]\n"
+                     "  %m = reduce_mean(%x) axes=[2,3] keepdims=0 : f32[3,2]\n"
+                     "  %c = reduce_sum(%x) axes=[0,2,3] keepdims=0 : f32[2]\n"
+                     "  output \"s\" = %s\n  output \"m\" = %m\n  output \"c\" = %c\n}\n";
+  for (int threads = 1; threads <= 2; threads++) assert_true(tjr_compare(text, b, 1, threads, 0) == 0);
+  ir_bundle_destroy(b);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_sum_rounding),
       cmocka_unit_test(test_axes_subsets), cmocka_unit_test(test_f64_i64),   cmocka_unit_test(test_large),
       cmocka_unit_test(test_nan),          cmocka_unit_test(test_softmax),   cmocka_unit_test(test_cross_entropy),
       cmocka_unit_test(test_topk),

@@ -79,7 +79,8 @@ static void check_sample_member(const ir_graph *g, const pass_fuse_group *gr, in
 }
 
 /* 1 if 'n' is a float sum / mean / max / min over axes other than the
- * first and the last of a value of type 't' among before[0..nb). */
+ * first (a max / min also not over the last) of a value of type 't' among
+ * before[0..nb). */
 static int running_reduction(const ir_graph *g, const ir_node *n, const ir_type *t, const int *before, int nb) {
   if (n->op != IR_OP_reduce_sum && n->op != IR_OP_reduce_mean && n->op != IR_OP_reduce_max &&
       n->op != IR_OP_reduce_min)
@@ -88,9 +89,10 @@ static int running_reduction(const ir_graph *g, const ir_node *n, const ir_type 
     return 0;
   int na;
   const int64_t *axes = ir_get_ints(n, "axes", &na);
+  int sum = n->op == IR_OP_reduce_sum || n->op == IR_OP_reduce_mean;
   for (int i = 0; i < na; i++) {
     int64_t x = axes[i] < 0 ? axes[i] + t->rank : axes[i];
-    if (x <= 0 || x >= t->rank - 1) return 0;
+    if (x <= 0 || x >= t->rank || (x == t->rank - 1 && !sum)) return 0; /* only sums run along the rows */
   }
   return na > 0;
 }
