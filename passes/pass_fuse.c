@@ -485,6 +485,7 @@ static int order_members(fuse_state *s, int *mem, int m, int *step_start, int ns
 /* Label pieces found among the members of a group. */
 typedef struct {
   int spatial_reduce; /* reduction over [2,3] of a rank-4 value */
+  int pooled_grad;    /* a sigmoid_grad of the spatial reduction, through reshapes */
   int channel_reduce; /* reduction over [1] of a rank-4 value, keepdims */
   int channel_sum;    /* reduction over [1] of a rank-4 value, any keepdims */
   int gate;           /* sigmoid (forward) */
@@ -513,6 +514,16 @@ static int channel_gate(const ir_graph *g, const pass_fuse_group *gr, const ir_n
   return 0;
 }
 
+/* 1 if the gradient operand of sigmoid_grad 'n' is a reduction over [2,3]
+ * of a rank-4 value, through reshapes only: a channel gate's gradient (a
+ * batch-norm's per-sample sums over [2,3] feed no gate). */
+static int gate_of_pooling(const ir_graph *g, const ir_node *n) {
+  const ir_node *a = g->nodes[n->in[1]];
+  for (int hops = 0; a->op == IR_OP_reshape && hops < 4; hops++) a = g->nodes[a->in[0]];
+  return (ir_op_info_get(a->op)->flags & IR_OPF_REDUCTION) && operand_type(g, a, 0)->rank == 4 &&
+         reduced_axes(a, 4) == 0xcu;
+}
+
 /* The structural label of a group of kind 'kind' (from op kinds only; the
  * LOOP "sgd" label from the names of the outputs its outs write). */
 static const char *group_label(const fuse_state *s, const pass_fuse_group *gr) {
@@ -533,6 +544,7 @@ static const char *group_label(const fuse_state *s, const pass_fuse_group *gr) {
     }
     p.gate |= n->op == IR_OP_sigmoid;
     p.gate_grad |= n->op == IR_OP_sigmoid_grad;
+    p.pooled_grad |= n->op == IR_OP_sigmoid_grad && gate_of_pooling(s->g, n);
     if (n->op == IR_OP_mul) {
       p.channel_gated |= channel_gate(s->g, gr, n, 0) || channel_gate(s->g, gr, n, 1);
     }
@@ -541,9 +553,10 @@ static const char *group_label(const fuse_state *s, const pass_fuse_group *gr) {
   }
   /* a backward group may hold the spatial reduction of dy * x without the
    * per-channel product dy * s (it can land in a neighbouring group), and
-   * autodiff sums over the channels without keepdims */
+   * autodiff sums over the channels without keepdims; its spatial
+   * reduction must feed the gate's gradient */
   int grad = p.gate_grad, gate = grad ? p.gate_grad : p.gate;
-  int ca = p.spatial_reduce && gate && (grad || p.channel_gated);
+  int ca = p.spatial_reduce && gate && (grad ? p.pooled_grad : p.channel_gated);
   int sa = (grad ? p.channel_sum : p.channel_reduce) && p.conv_one_out && gate;
   if (ca && sa) return grad ? "attention-grad" : "attention";
   if (ca) return grad ? "channel-attention-grad" : "channel-attention";

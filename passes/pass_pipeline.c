@@ -27,12 +27,15 @@ static attnc_status check(const ir_graph *g, const char *what, ir_diag *d) {
 }
 
 /* The rewrites after autodiff (and SGD): simplification always; with
- * 'fuse', first the batch-norm split and afterwards rematerialization and
- * scheduling, which only pay off when the JIT fuses. */
+ * 'fuse', first the batch-norm and batch-sum splits and afterwards
+ * rematerialization and scheduling, which only pay off when the JIT
+ * fuses. */
 static attnc_status rewrite(ir_graph *g, int fuse, pass_simplify_stats *st, ir_diag *d) {
   attnc_status s = ATTNC_OK;
   if (fuse) s = pass_bn_split(g, NULL, d);
   if (fuse && s == ATTNC_OK) s = check(g, "batch-norm split", d);
+  if (fuse && s == ATTNC_OK) s = pass_batch_sums(g, NULL, d);
+  if (fuse && s == ATTNC_OK) s = check(g, "batch-sum split", d);
   if (s == ATTNC_OK) s = pass_simplify(g, st, d);
   if (s == ATTNC_OK) s = check(g, "simplify", d);
   if (fuse && s == ATTNC_OK) s = pass_remat(g, NULL, d);

@@ -15,6 +15,10 @@
  * the same samples' feature map, became a second group that read the map
  * again. Their operands hold at most SINK_PER_SAMPLE values per sample
  * (a [N,1,H,W] map, not a feature map) and live only across those nodes.
+ * Small nodes of no batched operand (at most HOIST_SMALL values: the
+ * slices of a one-channel BN's parameter gradient, the add of its two
+ * uses' gradients) sink likewise: between a block's attention gradient
+ * and the per-sample sums of the BN before it, they ended its group.
  * Then a batch-local node hoists above the small batch-wide nodes before
  * it (the statistics of a spatial attention's [N,1,H,W] map: batchnorm
  * stats, slices, the per-channel arithmetic; at most HOIST_SMALL values
@@ -33,6 +37,12 @@
  * emits the second's batch norm and the feature-map ops that use it before
  * the first's gradient, which so read the block's maps again in a group of
  * its own; gathered, both gradients are one group.
+ * Last, a batch-local elementwise feature map read only by batch-local
+ * nodes after a batch-wide one, of at most one feature-map operand, goes
+ * down next to its first user (settles): a batch norm's dy*A and x - mean
+ * come before its batch sums and so joined the sample group that makes
+ * them, which stored them for the dx loop after the sums, where they are
+ * now computed from dy and x.
  * Constants go first, right after the sources, so that the groups of two
  * blocks alike number their inputs alike and share one kernel.
  * Values are unchanged: this is only a different topological order. */
@@ -83,11 +93,19 @@ static void link_after(order *o, int id, int at) {
   o->next[at] = id;
 }
 
-/* 1 if node 'n' is a small batch reduction that should sink: not
- * batch-local for 'batch' (it reduces over the batch), not a source, with
- * batched operands of at most SINK_PER_SAMPLE values per sample. */
+/* 1 if node 'n' is a small batch-wide node that should sink: not
+ * batch-local for 'batch', not a source, and either a batch reduction of
+ * batched operands of at most SINK_PER_SAMPLE values per sample, or of no
+ * batched operand and at most HOIST_SMALL values (a slice of a statistic,
+ * a parameter's update). */
 static int sinkable(const order *o, const ir_node *n, int64_t batch) {
   if (batch < 1 || ir_op_source(n->op) || n->op == IR_OP_const || !n->nin || o->local[n->id]) return 0;
+  int batched = 0;
+  for (int k = 0; k < n->nin; k++) {
+    const ir_type *t = &o->g->nodes[n->in[k]]->type;
+    batched |= t->rank >= 1 && t->dims[0] == batch;
+  }
+  if (!batched) return o->numel[n->id] <= HOIST_SMALL; /* parameter-sized arithmetic */
   for (int k = 0; k < n->nin; k++) {
     const ir_type *t = &o->g->nodes[n->in[k]]->type;
     if (t->rank < 1 || t->dims[0] != batch || o->numel[n->in[k]] > SINK_PER_SAMPLE * batch) return 0;
@@ -185,6 +203,22 @@ static int hoist_undone(order *o, int u, const int *ustart, const int *users) {
     wide = o->g->nodes[q]->op != IR_OP_const && !o->local[q];
   for (int j = ustart[u]; j < ustart[u + 1]; j++) o->used[users[j]] = 0;
   return wide;
+}
+
+/* 1 if node 'v' is a batch-local elementwise feature map (more than
+ * SINK_PER_SAMPLE values per sample) of at most one such map operand,
+ * read only by batch-local nodes, with a batch-wide node between it and
+ * its first user: computed where it is, in the sample group before that
+ * node, it would be stored for its users; next to them it is computed in
+ * their loop from its operand instead (a batch norm's dy*A and x - mean,
+ * which its dx reads after the batch sums). */
+static int settles(order *o, int v, int64_t batch, const int *ustart, const int *users) {
+  const ir_node *n = o->g->nodes[v];
+  if (!o->local[v] || !ir_op_elementwise(n->op) || o->numel[v] <= SINK_PER_SAMPLE * batch) return 0;
+  int maps = 0;
+  for (int k = 0; k < n->nin; k++) maps += o->numel[n->in[k]] > SINK_PER_SAMPLE * batch;
+  if (maps > 1) return 0;
+  return hoist_undone(o, v, ustart, users);
 }
 
 /* 1 if batch-local node 'r' ends a cluster worth gathering: at most
@@ -316,6 +350,9 @@ attnc_status pass_schedule(ir_graph *g, int *moved, ir_diag *d) {
   nseq = snapshot(&o, map); /* the order before gathering */
   for (int i = 0; i < nseq; i++)
     if (gather_root(&o, map[i], batch, ustart, users)) count += gather(&o, map[i], batch, ustart, users);
+  nseq = snapshot(&o, map);
+  for (int i = nseq - 1; i >= 0; i--) /* last first: a settled node's operand may settle after it */
+    if (settles(&o, map[i], batch, ustart, users)) count += sink(&o, map[i], batch, 1, ustart, users);
   if (count) {
     ir_graph *c = ir_graph_create(g->name);
     int ins[64];

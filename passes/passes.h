@@ -35,6 +35,14 @@ ir_graph *pass_copy_live(const ir_graph *g, int *removed);
  * both arrays malloc'd. Returns 0, or -1 if out of memory. */
 int pass_users(const ir_graph *g, int **ustart, int **users);
 
+/* Appends the replacement of node 'n' of the graph being rebuilt to 'ng',
+ * its operands 'in' already mapped; returns the new id of its value, -2
+ * for a plain copy, or -1 after reporting an error (pass_rebuild). */
+typedef int (*pass_emit)(ir_graph *ng, const ir_node *n, const int *in, void *ctx);
+/* Rebuilds 'g' node by node through 'emit' (pass_rebuild.c); 'what' names
+ * the pass in errors. */
+attnc_status pass_rebuild(ir_graph *g, pass_emit emit, void *ctx, const char *what, ir_diag *d);
+
 /* Replaces each batchnorm_train(x, gamma, beta) by elementwise ops
  * (x - mean) * gamma/sqrt(var + eps) + beta, with mean and var the rows of
  * one batchnorm_stats(x) (merged with any already there), so the
@@ -44,20 +52,29 @@ int pass_users(const ir_graph *g, int **ustart, int **users);
  * the replaced nodes. */
 attnc_status pass_bn_split(ir_graph *g, int *split, ir_diag *d);
 
+/* Splits each sum or mean over the batch and other axes of a feature map
+ * into the per-sample sum and a sum over the batch of its results, so the
+ * per-sample part fuses into the sample group that makes the map (see
+ * pass_batch_sums.c). Only after autodiff, with fusion. *count (if given)
+ * counts the split nodes. */
+attnc_status pass_batch_sums(ir_graph *g, int *count, ir_diag *d);
+
 /* Recomputes a cheap elementwise feature map (HAM's masked maps) next to
  * each use that can never share its fused kernel, from operands alive
  * there anyway, instead of storing it; drops it if no use is left. Values
  * unchanged. *cloned (if given) counts the recomputed uses. */
 attnc_status pass_remat(ir_graph *g, int *cloned, ir_diag *d);
 
-/* Sinks small batch reductions (a gate parameter's gradient) below the
- * batch-local nodes after them, so one sample group can hold a block's
- * whole backward; hoists batch-local nodes above small batch-wide ones
+/* Sinks small batch reductions (a gate parameter's gradient) and small
+ * parameter-sized nodes below the batch-local nodes after them, so one
+ * sample group can hold a block's whole backward; hoists batch-local nodes above small batch-wide ones
  * (the BN statistics of a [N,1,H,W] attention map) and their small
  * dependents, so HAM's two masked poolings share a group; then moves small
  * cheap nodes (a [N,1,H,W] div, the reshape of a gate) that sit between
  * feature-map-sized elementwise ops up to their operands or down to their
- * users, so those ops are adjacent and fuse into one loop nest. Only
+ * users, so those ops are adjacent and fuse into one loop nest; last, a
+ * feature map read only after a batch-wide node goes next to its first
+ * user, so it is computed there rather than stored. Only
  * reorders: values and node count are unchanged, and what a node passes is
  * small. *moved (if given) counts the nodes moved. */
 attnc_status pass_schedule(ir_graph *g, int *moved, ir_diag *d);

@@ -213,7 +213,7 @@ static void test_schedule_constants_first(void **state) {
  * a gate parameter's gradient) that autodiff emits between the gate and
  * its use by the feature map sinks below the batch-local nodes after it,
  * stopping above a node that is neither batch-local nor small (a matmul of
- * shared weights); fusion then has the gate and both passes over the map in
+ * shared weights, 6400 values); fusion then has the gate and both passes over the map in
  * one group where the reduction's read of the gate had split it in two.
  * Values unchanged. */
 static void test_schedule_sinks_batch_reductions(void **state) {
@@ -221,7 +221,7 @@ static void test_schedule_sinks_batch_reductions(void **state) {
   ir_graph *g = parse("graph @k {\n"
                       "  %x = input name=\"x\" : f64[2,8,4,4]\n"
                       "  %g = input name=\"g\" : f64[2,8]\n"
-                      "  %w = input name=\"w\" : f64[8,8]\n"
+                      "  %w = input name=\"w\" : f64[80,80]\n"
                       "  %gr = reshape(%g) shape=[2,8,1,1] : f64[2,8,1,1]\n"
                       "  %a = mul(%x, %gr) : f64[2,8,4,4]\n"
                       "  %s = reduce_sum(%a) axes=[2,3] keepdims=0 : f64[2,8]\n"
@@ -230,8 +230,8 @@ static void test_schedule_sinks_batch_reductions(void **state) {
                       "  %tr = reshape(%t) shape=[2,8,1,1] : f64[2,8,1,1]\n"
                       "  %c = mul(%x, %tr) : f64[2,8,4,4]\n"
                       "  %e = add(%c, %a) : f64[2,8,4,4]\n"
-                      "  %m = matmul(%w, %w) : f64[8,8]\n"
-                      "  %f = mul(%m, %b) : f64[8,8]\n"
+                      "  %m = matmul(%w, %w) : f64[80,80]\n"
+                      "  %f = mul(%m, %b) : f64[80,80]\n"
                       "  output \"e\" = %e\n  output \"f\" = %f\n}\n");
   ir_bundle *before = run_seeded(g);
   pass_fusion f0;
@@ -242,7 +242,7 @@ static void test_schedule_sinks_batch_reductions(void **state) {
   assert_int_equal(pass_schedule(g, &moved, NULL), ATTNC_OK);
   assert_true(moved >= 1);
   assert_verifies(g);
-  int b = find_op(g, IR_OP_reduce_sum, 1), e = find_op(g, IR_OP_add, 256), m = find_op(g, IR_OP_matmul, 64);
+  int b = find_op(g, IR_OP_reduce_sum, 1), e = find_op(g, IR_OP_add, 256), m = find_op(g, IR_OP_matmul, 6400);
   assert_true(e < b && b < m); /* below the batch-local run, above the matmul */
   ir_bundle *after = run_seeded(g);
   same_outputs(before, after);
@@ -253,6 +253,157 @@ static void test_schedule_sinks_batch_reductions(void **state) {
   assert_int_equal(f1.groups[grp].kind, PASS_FUSE_SAMPLE);
   assert_int_equal(f1.group_of[e], grp);
   assert_int_equal(f1.group_of[find_op(g, IR_OP_sigmoid, 16)], grp);
+  pass_fusion_free(&f0);
+  pass_fusion_free(&f1);
+  ir_bundle_destroy(before);
+  ir_bundle_destroy(after);
+  ir_graph_destroy(g);
+}
+
+/* A sum over the batch and the map of a feature map (a scalar
+ * parameter's gradient) and a per-channel mean over N,H,W become a
+ * per-sample reduction and a sum (mean) over the batch of its results; a
+ * sum of a small [N,C] operand and a sum over the batch alone stay whole.
+ * Fusion then has the per-sample sums in the group that makes the map.
+ * Values unchanged. */
+static void test_batch_sums(void **state) {
+  (void)state;
+  ir_graph *g = parse("graph @s {\n"
+                      "  %x = input name=\"x\" : f64[3,8,24,24]\n"
+                      "  %y = input name=\"y\" : f64[3,8]\n"
+                      "  %a = relu(%x) : f64[3,8,24,24]\n"
+                      "  %s = reduce_sum(%a) axes=[0,1,2,3] keepdims=0 : f64[]\n"
+                      "  %m = reduce_mean(%a) axes=[3,0,-2] keepdims=1 : f64[1,8,1,1]\n"
+                      "  %t = reduce_sum(%y) axes=[0,1] keepdims=0 : f64[]\n"
+                      "  %b = reduce_sum(%a) axes=[0] keepdims=0 : f64[8,24,24]\n"
+                      "  output \"s\" = %s\n  output \"m\" = %m\n  output \"t\" = %t\n  output \"b\" = %b\n}\n");
+  ir_bundle *before = run_seeded(g);
+  int count = 0;
+  assert_int_equal(pass_batch_sums(g, &count, NULL), ATTNC_OK);
+  assert_int_equal(count, 2);
+  assert_verifies(g);
+  int s = tb_output(g, "s"), m = tb_output(g, "m");
+  const ir_node *ps = g->nodes[g->nodes[s]->in[0]], *pm = g->nodes[g->nodes[m]->in[0]];
+  assert_int_equal(ps->op, IR_OP_reduce_sum);
+  assert_int_equal(pm->op, IR_OP_reduce_mean);
+  int n;
+  const int64_t *ax = ir_get_ints(g->nodes[s], "axes", &n);
+  assert_true(n == 1 && ax[0] == 0);
+  ax = ir_get_ints(ps, "axes", &n); /* per sample: the batch axis kept */
+  assert_true(n == 3 && ax[0] == 1 && ax[1] == 2 && ax[2] == 3);
+  assert_true(ps->type.rank == 1 && ps->type.dims[0] == 3);
+  ax = ir_get_ints(pm, "axes", &n);
+  assert_true(n == 2 && ax[0] == 3 && ax[1] == 2);
+  assert_true(pm->type.rank == 4 && pm->type.dims[0] == 3 && pm->type.dims[1] == 8 && pm->type.dims[3] == 1);
+  assert_int_equal(g->nodes[g->nodes[tb_output(g, "t")]->in[0]]->op, IR_OP_input);
+  assert_int_equal(g->nodes[g->nodes[tb_output(g, "b")]->in[0]]->op, IR_OP_relu);
+  ir_bundle *after = run_seeded(g);
+  same_outputs(before, after);
+  assert_int_equal(pass_schedule(g, NULL, NULL), ATTNC_OK); /* as the pipeline: the batch sums sink */
+  int psum = g->nodes[tb_output(g, "s")]->in[0], pmean = g->nodes[tb_output(g, "m")]->in[0];
+  pass_fusion f;
+  assert_int_equal(pass_fuse(g, &f, NULL), ATTNC_OK);
+  int grp = f.group_of[find_op(g, IR_OP_relu, 3 * 8 * 24 * 24)];
+  assert_true(grp >= 0 && f.group_of[psum] == grp && f.group_of[pmean] == grp);
+  pass_fusion_free(&f);
+  ir_bundle_destroy(before);
+  ir_bundle_destroy(after);
+  ir_graph_destroy(g);
+}
+
+/* A parameter-sized node (s, of no batched operand) right after a small
+ * batch reduction (bp) that reads a member of a sample group kept the
+ * reduction above the batch-local nodes after it (it stops above its
+ * first user), and the second pass (b) cannot hoist above them past its
+ * small operand k, so the group ended there; now s and bp sink below the
+ * pass and the group holds both passes. Values unchanged. */
+static void test_schedule_sinks_small_nodes(void **state) {
+  (void)state;
+  ir_graph *g = parse("graph @s {\n"
+                      "  %x = input name=\"x\" : f64[2,8,24,24]\n"
+                      "  %w = input name=\"w\" : f64[1]\n"
+                      "  %a = relu(%x) : f64[2,8,24,24]\n"
+                      "  %r1 = reduce_sum(%a) axes=[2,3] keepdims=0 : f64[2,8]\n"
+                      "  %bp = reduce_sum(%r1) axes=[0,1] keepdims=0 : f64[]\n"
+                      "  %s = mul(%bp, %w) : f64[1]\n"
+                      "  %k = reshape(%w) shape=[1,1,1,1] : f64[1,1,1,1]\n"
+                      "  %b = mul(%a, %k) : f64[2,8,24,24]\n"
+                      "  %r2 = reduce_sum(%b) axes=[2,3] keepdims=0 : f64[2,8]\n"
+                      "  output \"s\" = %s\n  output \"r2\" = %r2\n}\n");
+  ir_bundle *before = run_seeded(g);
+  pass_fusion f0;
+  assert_int_equal(pass_fuse(g, &f0, NULL), ATTNC_OK);
+  int a0 = find_op(g, IR_OP_relu, 9216), b0 = find_op(g, IR_OP_mul, 9216);
+  assert_true(f0.group_of[a0] != f0.group_of[b0]); /* split by bp */
+  assert_int_equal(pass_schedule(g, NULL, NULL), ATTNC_OK);
+  assert_verifies(g);
+  int r2 = tb_output(g, "r2"), bp = find_op(g, IR_OP_reduce_sum, 1), sm = tb_output(g, "s");
+  assert_true(r2 < bp && bp < sm); /* both below the second pass */
+  ir_bundle *after = run_seeded(g);
+  same_outputs(before, after);
+  pass_fusion f1;
+  assert_int_equal(pass_fuse(g, &f1, NULL), ATTNC_OK);
+  int grp = f1.group_of[find_op(g, IR_OP_relu, 9216)];
+  assert_true(grp >= 0);
+  assert_int_equal(f1.group_of[find_op(g, IR_OP_mul, 9216)], grp);
+  assert_int_equal(f1.group_of[r2], grp);
+  pass_fusion_free(&f0);
+  pass_fusion_free(&f1);
+  ir_bundle_destroy(before);
+  ir_bundle_destroy(after);
+  ir_graph_destroy(g);
+}
+
+/* A batch norm's backward after the split: dy*A (t) and x - mean (xm),
+ * which its dx reads after the batch sum of the per-sample sums, sit
+ * before that sum, so they joined the sample group that makes the sums
+ * (which stored them for dx). They settle next to their users, below the
+ * sum, and that group stores dy only. Values unchanged. */
+static void test_schedule_settles_maps(void **state) {
+  (void)state;
+  ir_graph *g = parse("graph @b {\n"
+                      "  %x = input name=\"x\" : f64[2,8,24,24]\n"
+                      "  %g = input name=\"g\" : f64[2,8,24,24]\n"
+                      "  %a = input name=\"a\" : f64[8,1,1]\n"
+                      "  %m = input name=\"m\" : f64[8,1,1]\n"
+                      "  %nm = input name=\"nm\" : f64[8,1,1]\n"
+                      "  %dy = relu(%g) : f64[2,8,24,24]\n"
+                      "  %xc = add(%x, %nm) : f64[2,8,24,24]\n"
+                      "  %p = mul(%dy, %xc) : f64[2,8,24,24]\n"
+                      "  %s1 = reduce_sum(%p) axes=[2,3] keepdims=0 : f64[2,8]\n"
+                      "  %s2 = reduce_sum(%dy) axes=[2,3] keepdims=0 : f64[2,8]\n"
+                      "  %t = mul(%dy, %a) : f64[2,8,24,24]\n"
+                      "  %xm = sub(%x, %m) : f64[2,8,24,24]\n"
+                      "  %q1 = reshape(%s1) shape=[2,1,8] : f64[2,1,8]\n"
+                      "  %q2 = reshape(%s2) shape=[2,1,8] : f64[2,1,8]\n"
+                      "  %c = concat(%q1, %q2) axis=1 : f64[2,2,8]\n"
+                      "  %bs = reduce_sum(%c) axes=[0] keepdims=0 : f64[2,8]\n"
+                      "  %sl = slice(%bs) axis=0 start=0 end=1 step=1 : f64[1,8]\n"
+                      "  %r = reshape(%sl) shape=[8,1,1] : f64[8,1,1]\n"
+                      "  %u = mul(%xm, %r) : f64[2,8,24,24]\n"
+                      "  %dx = add(%t, %u) : f64[2,8,24,24]\n"
+                      "  output \"dx\" = %dx\n  output \"dy\" = %dy\n}\n");
+  ir_bundle *before = run_seeded(g);
+  pass_fusion f0;
+  assert_int_equal(pass_fuse(g, &f0, NULL), ATTNC_OK);
+  int s1 = find_op(g, IR_OP_reduce_sum, 16), t = g->nodes[tb_output(g, "dx")]->in[0];
+  assert_true(f0.group_of[s1] >= 0 && f0.group_of[t] == f0.group_of[s1]); /* stored by the sums' group */
+  assert_int_equal(pass_schedule(g, NULL, NULL), ATTNC_OK);
+  assert_verifies(g);
+  int bs = find_op(g, IR_OP_reduce_sum, 32), xm = find_op(g, IR_OP_sub, 9216), dx = tb_output(g, "dx");
+  int u = g->nodes[dx]->in[1];
+  t = g->nodes[dx]->in[0];
+  assert_true(bs < xm && xm == u - 1); /* next to their users */
+  assert_true(bs < t && t < dx);
+  ir_bundle *after = run_seeded(g);
+  same_outputs(before, after);
+  pass_fusion f1;
+  assert_int_equal(pass_fuse(g, &f1, NULL), ATTNC_OK);
+  int grp = f1.group_of[find_op(g, IR_OP_reduce_sum, 16)];
+  assert_true(grp >= 0 && f1.group_of[t] != grp && f1.group_of[xm] != grp);
+  const pass_fuse_group *gr = &f1.groups[grp];
+  for (int i = 0; i < gr->nouts; i++) /* dy and the [N,2,C] sums only */
+    assert_true(gr->outs[i] == tb_output(g, "dy") || ir_type_numel(&g->nodes[gr->outs[i]]->type) == 32);
   pass_fusion_free(&f0);
   pass_fusion_free(&f1);
   ir_bundle_destroy(before);
@@ -563,7 +714,12 @@ static void test_bn_split(void **state) {
   assert_int_equal(count_op(g, IR_OP_batchnorm_eval), 0);  /* y: elementwise on the stats */
   assert_int_equal(count_op(g, IR_OP_batchnorm_stats), 2);
   assert_int_equal(count_op(g, IR_OP_batchnorm_train_grad), 0); /* dx: elementwise on the stats */
-  assert_int_equal(count_op(g, IR_OP_batchnorm_param_grad), 2);  /* shared by dx and gamma, beta */
+  /* gamma's and beta's sums (shared with dx) per sample, then over the
+   * batch: two per-sample sums and one batch sum of their [N,2,C] per
+   * layer, plus the loss */
+  assert_int_equal(count_op(g, IR_OP_batchnorm_param_grad), 0);
+  assert_int_equal(count_op(g, IR_OP_reduce_sum), 2 * 3 + 1);
+  assert_int_equal(count_op(g, IR_OP_concat), 2);
   assert_int_equal(count_op(g, IR_OP_rsqrt), 2); /* one per layer: dx reuses y's */
   /* y's x + (-mean) reads the mean row of the stats, and is not the x - mean
    * of dx: merged, it would be kept from the forward to the backward */
@@ -576,7 +732,10 @@ static void test_bn_split(void **state) {
       assert_int_equal(ir_get_int(g->nodes[m->in[0]], "start"), 0);
       assert_int_equal(g->nodes[g->nodes[m->in[0]]->in[0]]->op, IR_OP_batchnorm_stats);
     }
-  assert_int_equal(count_op(g, IR_OP_sub), ntrain_grad); /* dx's x - mean, not shared with y */
+  /* dx's x - mean, shared neither with y nor with the per-sample sums
+   * (which share y's x + (-mean)): merged, it would be stored for dx by
+   * the group that makes the sums */
+  assert_int_equal(count_op(g, IR_OP_sub), ntrain_grad);
   assert_verifies(g);
 
   ir_bundle *after = ti_run(g, in, IR_INTERP_NATIVE);
@@ -736,11 +895,14 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_simplify_before_after),
       cmocka_unit_test(test_bn_split),
+      cmocka_unit_test(test_batch_sums),
       cmocka_unit_test(test_train_step_unfused),
       cmocka_unit_test(test_simplify_broadcast_operands),
       cmocka_unit_test(test_simplify_reciprocal),
       cmocka_unit_test(test_schedule_constants_first),
       cmocka_unit_test(test_schedule_sinks_batch_reductions),
+      cmocka_unit_test(test_schedule_sinks_small_nodes),
+      cmocka_unit_test(test_schedule_settles_maps),
       cmocka_unit_test(test_schedule_hoists_past_statistics),
       cmocka_unit_test(test_schedule_gathers_cluster),
       cmocka_unit_test(test_remat),
