@@ -127,18 +127,22 @@ void cg_loop_end(cg_emit *e, cg_loop *l) {
   LLVMPositionBuilderAtEnd(e->b, l->exit);
 }
 
-/* Lets the vectorizer reassociate floating-point reductions in closed loop
- * 'l' (llvm.loop.vectorize.enable). */
-void cg_loop_reorder(cg_emit *e, const cg_loop *l) {
+/* Sets the loop hint 'name' (with the i1 'flag' when 'with_flag') on the
+ * back edge of closed loop 'l': a self-referencing llvm.loop node. */
+static void loop_hint(cg_emit *e, const cg_loop *l, const char *name, int with_flag, int flag) {
   LLVMValueRef br = LLVMGetBasicBlockTerminator(LLVMGetIncomingBlock(l->iv, 1));
   LLVMMetadataRef tmp = LLVMTemporaryMDNode(e->ctx, NULL, 0);
-  LLVMMetadataRef hint[2] = {LLVMMDStringInContext2(e->ctx, "llvm.loop.vectorize.enable", 26),
-                             LLVMValueAsMetadata(LLVMConstInt(LLVMInt1TypeInContext(e->ctx), 1, 0))};
-  LLVMMetadataRef ops[2] = {tmp, LLVMMDNodeInContext2(e->ctx, hint, 2)};
+  LLVMMetadataRef hint[2] = {LLVMMDStringInContext2(e->ctx, name, strlen(name)),
+                             LLVMValueAsMetadata(LLVMConstInt(LLVMInt1TypeInContext(e->ctx), (unsigned)flag, 0))};
+  LLVMMetadataRef ops[2] = {tmp, LLVMMDNodeInContext2(e->ctx, hint, with_flag ? 2 : 1)};
   LLVMMetadataRef id = LLVMMDNodeInContext2(e->ctx, ops, 2);
   LLVMMetadataReplaceAllUsesWith(tmp, id);
   LLVMSetMetadata(br, LLVMGetMDKindIDInContext(e->ctx, "llvm.loop", 9), LLVMMetadataAsValue(e->ctx, id));
 }
+
+void cg_loop_no_unroll(cg_emit *e, const cg_loop *l) { loop_hint(e, l, "llvm.loop.unroll.disable", 0, 0); }
+
+void cg_loop_reorder(cg_emit *e, const cg_loop *l) { loop_hint(e, l, "llvm.loop.vectorize.enable", 1, 1); }
 
 /* A local variable initialized to 'init'. */
 LLVMValueRef cg_var_new(cg_emit *e, LLVMTypeRef t, LLVMValueRef init) {

@@ -263,7 +263,7 @@ static int cluster_make(const ir_graph *g, const pass_fuse_group *gr, const int 
       if (!ir_type_equal(&xt, t)) return -1;
       kept_type(n, t, &kt);
       int along_row = kt.dims[t->rank - 1] != t->dims[t->rank - 1];
-      if (along_row && red_kind(n->op) != CG_RED_SUM) return -1; /* only sums reassociate */
+      if (along_row && !pass_fuse_row_reduction(n->op)) return -1; /* only sums reassociate */
       int k = cluster_add(c, mem[j], 1, &kt);
       if (k < 0) return -1;
       c->rowred |= along_row;

@@ -3,7 +3,6 @@
  * and llvm.fmuladd, its accumulators held in registers across the whole
  * reduction; sizes are constants, so remainder tiles are emitted exactly
  * (fewer rows, fewer vectors, a masked last vector). */
-#include <llvm-c/DebugInfo.h>
 #include "cg_gemm.h"
 
 enum { MAX_MR = 8, MAX_NR = 4 };
@@ -15,18 +14,6 @@ int cg_gemm_lanes(ir_dtype dt) {
 
 /* 1 if the host has 32 vector registers (AVX-512), else 16. */
 static int wide_regs(void) { return cg_host_vector_floats() >= 16; }
-
-/* Sets llvm.loop.unroll.disable on the back edge of 'l'. */
-void cg_loop_no_unroll(cg_emit *e, const cg_loop *l) {
-  LLVMValueRef br = LLVMGetBasicBlockTerminator(LLVMGetIncomingBlock(l->iv, 1));
-  LLVMMetadataRef tmp = LLVMTemporaryMDNode(e->ctx, NULL, 0);
-  LLVMMetadataRef str = LLVMMDStringInContext2(e->ctx, "llvm.loop.unroll.disable", 24);
-  LLVMMetadataRef opt = LLVMMDNodeInContext2(e->ctx, &str, 1);
-  LLVMMetadataRef ops[2] = {tmp, opt};
-  LLVMMetadataRef id = LLVMMDNodeInContext2(e->ctx, ops, 2);
-  LLVMMetadataReplaceAllUsesWith(tmp, id);
-  LLVMSetMetadata(br, LLVMGetMDKindIDInContext(e->ctx, "llvm.loop", 9), LLVMMetadataAsValue(e->ctx, id));
-}
 
 /* Operands of one GEMM emission. */
 typedef struct {

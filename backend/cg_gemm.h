@@ -11,10 +11,6 @@
 /* Lanes of a host vector of 'dt'. */
 int cg_gemm_lanes(ir_dtype dt);
 
-/* Marks the loop just closed by cg_loop_end 'l' as not to be unrolled:
- * unrolling a register-tiled loop only adds register pressure. */
-void cg_loop_no_unroll(cg_emit *e, const cg_loop *l);
-
 /* C[m*ldc + p] = sum_{k<K} A[m*am + k*ak] * B[k*ldb + p] for m < M, p < P.
  * A, B, C are element pointers of dtype 'dt'; B and C rows are read and
  * written only within [0, P) (the tail vector is masked). Register tiles of

@@ -169,8 +169,11 @@ typedef struct {
 LLVMValueRef cg_loop_begin(cg_emit *e, cg_loop *l, LLVMValueRef start, LLVMValueRef end,
                            int64_t step);
 void cg_loop_end(cg_emit *e, cg_loop *l);
-/* Lets the vectorizer reassociate floating-point reductions in closed loop
- * 'l' (llvm.loop.vectorize.enable). */
+/* Loop hints on a loop 'l' just closed by cg_loop_end (llvm.loop metadata):
+ * cg_loop_no_unroll keeps it rolled (unrolling a register-tiled loop only
+ * adds register pressure); cg_loop_reorder lets the vectorizer reassociate
+ * its floating-point reductions (llvm.loop.vectorize.enable). */
+void cg_loop_no_unroll(cg_emit *e, const cg_loop *l);
 void cg_loop_reorder(cg_emit *e, const cg_loop *l);
 
 /* A mutable local (an alloca in the entry block; LLVM promotes it to a register). */

@@ -16,6 +16,20 @@
 
 #define SPLIT_MIN 4096 /* values per sample of the smallest operand split */
 
+/* The axes other than 0 that reduction 'n' of an operand of 'rank'
+ * reduces, normalized, into rest[]; returns how many, or -1 if axis 0 is
+ * not among them. */
+static int rest_axes(const ir_node *n, int rank, int64_t *rest) {
+  int na, nrest = 0, batch = 0;
+  const int64_t *axes = ir_get_ints(n, "axes", &na);
+  for (int i = 0; i < na; i++) {
+    int64_t a = axes[i] < 0 ? axes[i] + rank : axes[i];
+    batch |= a == 0;
+    if (a > 0 && a < rank && nrest < IR_MAX_RANK) rest[nrest++] = a;
+  }
+  return batch ? nrest : -1;
+}
+
 /* 1 if 'n' is a float sum or mean over axis 0 and at least one other axis
  * of an operand (in[0], a node of 'g') of rank >= 2 with more than
  * SPLIT_MIN values per sample. */
@@ -23,14 +37,8 @@ static int splits(const ir_graph *g, const ir_node *n, const int *in) {
   if (n->op != IR_OP_reduce_sum && n->op != IR_OP_reduce_mean) return 0;
   const ir_type *x = &g->nodes[in[0]]->type;
   if (x->rank < 2 || x->dtype == IR_I64 || x->dims[0] < 2 || ir_type_numel(x) / x->dims[0] <= SPLIT_MIN) return 0;
-  int na, batch = 0, other = 0;
-  const int64_t *axes = ir_get_ints(n, "axes", &na);
-  for (int i = 0; i < na; i++) {
-    int64_t a = axes[i] < 0 ? axes[i] + x->rank : axes[i];
-    batch |= a == 0;
-    other |= a > 0 && a < x->rank;
-  }
-  return batch && other;
+  int64_t rest[IR_MAX_RANK];
+  return rest_axes(n, x->rank, rest) > 0;
 }
 
 /* Appends reduction 'op' of 'x' over 'axes' with 'keepdims' and its
@@ -45,14 +53,8 @@ static int reduce(ir_graph *g, ir_opcode op, int x, const int64_t *axes, int na,
 /* 'n' (operand already mapped to 'x' in 'g') as the per-sample reduction
  * and the reduction of its results over the batch; -1 on failure. */
 static int split(ir_graph *g, const ir_node *n, int x) {
-  int na, nrest = 0;
-  const int64_t *axes = ir_get_ints(n, "axes", &na);
-  int rank = g->nodes[x]->type.rank;
   int64_t rest[IR_MAX_RANK], batch = 0, keep = ir_get_int(n, "keepdims");
-  for (int i = 0; i < na && nrest < IR_MAX_RANK; i++) {
-    int64_t a = axes[i] < 0 ? axes[i] + rank : axes[i];
-    if (a > 0) rest[nrest++] = a;
-  }
+  int nrest = rest_axes(n, g->nodes[x]->type.rank, rest);
   int per = reduce(g, n->op, x, rest, nrest, keep, n->loc);
   return per < 0 ? -1 : reduce(g, n->op, per, &batch, 1, keep, n->loc);
 }
@@ -64,8 +66,9 @@ typedef struct {
 } split_state;
 
 /* pass_emit: the split of a sum that splits, else a copy. */
-static int emit(ir_graph *ng, const ir_node *n, const int *in, void *ctx) {
+static int emit(ir_graph *ng, const ir_node *n, int *in, const int *map, void *ctx) {
   split_state *st = ctx;
+  (void)map;
   if (!splits(ng, n, in)) return -2;
   int id = split(ng, n, in[0]);
   if (id < 0) ir_diag_error(st->d, NULL, 0, "batch-sum split: the sum %%%d does not split", n->id);

@@ -171,8 +171,9 @@ typedef struct {
 } split_state;
 
 /* pass_emit: a node's replacement (see the file comment), else a copy. */
-static int emit(ir_graph *ng, const ir_node *n, const int *in, void *ctx) {
+static int emit(ir_graph *ng, const ir_node *n, int *in, const int *map, void *ctx) {
   split_state *st = ctx;
+  (void)map;
   if (n->op != IR_OP_batchnorm_stats && n->op != IR_OP_batchnorm_param_grad && n->op != IR_OP_batchnorm_train &&
       n->op != IR_OP_batchnorm_train_grad)
     return -2;

@@ -331,6 +331,9 @@ static int cmp_int(const void *a, const void *b) {
   return (x > y) - (x < y);
 }
 
+/* 1 if a running reduction 'op' may reduce the last axis (passes.h). */
+int pass_fuse_row_reduction(ir_opcode op) { return op == IR_OP_reduce_sum || op == IR_OP_reduce_mean; }
+
 /* 1 if member 'b' of a SAMPLE step can end its loop nest as a running
  * reduction: a sum, mean, max or min over axes other than the first of a
  * value of the step's type 't' computed earlier in the step (mem[i..j)),
@@ -346,7 +349,7 @@ static int absorbable_reduction(fuse_state *s, const ir_node *b, const int *mem,
   if (!ir_type_equal(x, t) || x->rank < 2 || b->type.dtype != x->dtype || x->dtype == IR_I64) return 0;
   unsigned bits = reduced_axes(b, x->rank);
   if (!bits || (bits & 1u)) return 0;
-  if ((bits & (1u << (x->rank - 1))) && b->op != IR_OP_reduce_sum && b->op != IR_OP_reduce_mean) return 0;
+  if ((bits & (1u << (x->rank - 1))) && !pass_fuse_row_reduction(b->op)) return 0;
   for (int q = i; q < j; q++)
     if (mem[q] == b->in[0]) return 1;
   return 0;

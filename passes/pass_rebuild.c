@@ -1,12 +1,14 @@
 /* Rebuilding a graph node by node, as the passes that replace nodes by
- * others (the batch-norm and batch-sum splits) do. */
+ * others (the batch-norm and batch-sum splits) or insert nodes before
+ * them (rematerialization) do. */
 #include <stdlib.h>
 
 #include "passes.h"
 
 /* Rebuilds 'g' in graph order into a new graph that then replaces it: each
- * node's operands are mapped to their new ids and 'emit' appends its
- * replacement (or NULL emit, or emit returning -2: a copy of the node).
+ * node's operands are mapped to their new ids ('map' holds those of the
+ * nodes before it) and 'emit' appends its replacement (or NULL emit, or
+ * emit returning -2: a copy of the node, reading 'in' as emit left it).
  * 'emit' returns the new id of the node's value, or -1 after reporting
  * why in 'd'. 'what' names the pass in the out-of-memory error. */
 attnc_status pass_rebuild(ir_graph *g, pass_emit emit, void *ctx, const char *what, ir_diag *d) {
@@ -21,7 +23,7 @@ attnc_status pass_rebuild(ir_graph *g, pass_emit emit, void *ctx, const char *wh
       break;
     }
     for (int k = 0; k < n->nin; k++) in[k] = map[n->in[k]];
-    map[i] = emit ? emit(ng, n, in, ctx) : -2;
+    map[i] = emit ? emit(ng, n, in, map, ctx) : -2;
     if (map[i] == -2) map[i] = ir_graph_copy_node(ng, n, in)->id;
     failed = map[i] < 0;
     if (in != ins) free(in);

@@ -136,47 +136,35 @@ static int plan_chain(const remat *r, int v, int user, int through, use_plan *p)
   return 0;
 }
 
-/* Copies 'g' with the clones of 'plans' (sorted by user) inserted. */
-static ir_graph *with_clones(const ir_graph *g, const use_plan *plans, int np) {
-  ir_graph *c = ir_graph_create(g->name);
-  int *map = malloc(((size_t)g->nnodes + 1) * sizeof(int));
-  if (!c || !map) {
-    ir_graph_destroy(c);
-    free(map);
-    return NULL;
-  }
-  int ins[64], q = 0;
-  for (int i = 0; i < g->nnodes; i++) {
-    const ir_node *n = g->nodes[i];
-    int *in = n->nin <= 64 ? ins : malloc((size_t)n->nin * sizeof(int));
-    if (!in) {
-      ir_graph_destroy(c);
-      free(map);
-      return NULL;
-    }
-    for (int k = 0; k < n->nin; k++) in[k] = map[n->in[k]];
-    for (; q < np && plans[q].user == i; q++) {
-      const use_plan *p = &plans[q];
-      int cl[MAX_CHAIN];
-      for (int j = 0; j < p->n; j++) {
-        const ir_node *m = g->nodes[p->chain[j]];
-        int cin[8];
-        for (int k = 0; k < m->nin && k < 8; k++) {
-          int x = m->in[k], at = -1;
-          for (int t = 0; t < j; t++)
-            if (p->chain[t] == x) at = t;
-          cin[k] = at >= 0 ? cl[at] : map[x];
-        }
-        cl[j] = ir_graph_copy_node(c, m, cin)->id;
+/* The clones to insert: plans sorted by user, the next one, the graph
+ * they refer to. */
+typedef struct {
+  const ir_graph *g;
+  const use_plan *plans;
+  int np, q;
+} clone_state;
+
+/* pass_emit: node n, after the clones of the plans whose user it is, each
+ * in place of the operand it recomputes. */
+static int emit(ir_graph *ng, const ir_node *n, int *in, const int *map, void *ctx) {
+  clone_state *cs = ctx;
+  for (; cs->q < cs->np && cs->plans[cs->q].user == n->id; cs->q++) {
+    const use_plan *p = &cs->plans[cs->q];
+    int cl[MAX_CHAIN];
+    for (int j = 0; j < p->n; j++) {
+      const ir_node *m = cs->g->nodes[p->chain[j]];
+      int cin[8];
+      for (int k = 0; k < m->nin && k < 8; k++) {
+        int x = m->in[k], at = -1;
+        for (int t = 0; t < j; t++)
+          if (p->chain[t] == x) at = t;
+        cin[k] = at >= 0 ? cl[at] : map[x];
       }
-      in[p->k] = cl[p->n - 1];
+      cl[j] = ir_graph_copy_node(ng, m, cin)->id;
     }
-    map[i] = ir_graph_copy_node(c, n, in)->id;
-    if (in != ins) free(in);
+    in[p->k] = cl[p->n - 1];
   }
-  for (int i = 0; i < g->noutputs; i++) ir_graph_add_output(c, g->outputs[i].name, map[g->outputs[i].node]);
-  free(map);
-  return c;
+  return -2;
 }
 
 /* Recomputes far uses of cheap feature maps in 'g' (see the file comment);
@@ -215,12 +203,13 @@ attnc_status pass_remat(ir_graph *g, int *cloned, ir_diag *d) {
     }
   }
   if (np > 0) {
-    ir_graph *c1 = with_clones(g, plans, np);
+    clone_state cs = {g, plans, np, 0};
+    st = pass_rebuild(g, emit, &cs, "rematerialization", d);
+    if (st != ATTNC_OK) goto done;
     int dropped = 0;
-    ir_graph *c2 = c1 ? pass_copy_live(c1, &dropped) : NULL;
-    ir_graph_destroy(c1);
-    if (!c2) goto oom;
-    ir_graph_take(g, c2);
+    ir_graph *live = pass_copy_live(g, &dropped); /* the values no longer used go */
+    if (!live) goto oom;
+    ir_graph_take(g, live);
   }
   if (cloned) *cloned = np;
   goto done;

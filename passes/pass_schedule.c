@@ -100,17 +100,14 @@ static void link_after(order *o, int id, int at) {
  * a parameter's update). */
 static int sinkable(const order *o, const ir_node *n, int64_t batch) {
   if (batch < 1 || ir_op_source(n->op) || n->op == IR_OP_const || !n->nin || o->local[n->id]) return 0;
-  int batched = 0;
+  int batched = 0, small = 1; /* some / every operand batched and small per sample */
   for (int k = 0; k < n->nin; k++) {
     const ir_type *t = &o->g->nodes[n->in[k]]->type;
-    batched |= t->rank >= 1 && t->dims[0] == batch;
+    int b = t->rank >= 1 && t->dims[0] == batch;
+    batched |= b;
+    small &= b && o->numel[n->in[k]] <= SINK_PER_SAMPLE * batch;
   }
-  if (!batched) return o->numel[n->id] <= HOIST_SMALL; /* parameter-sized arithmetic */
-  for (int k = 0; k < n->nin; k++) {
-    const ir_type *t = &o->g->nodes[n->in[k]]->type;
-    if (t->rank < 1 || t->dims[0] != batch || o->numel[n->in[k]] > SINK_PER_SAMPLE * batch) return 0;
-  }
-  return 1;
+  return batched ? small : o->numel[n->id] <= HOIST_SMALL; /* else parameter-sized arithmetic */
 }
 
 /* Moves node 'id' down past the batch-local nodes, constants and other

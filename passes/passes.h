@@ -36,9 +36,10 @@ ir_graph *pass_copy_live(const ir_graph *g, int *removed);
 int pass_users(const ir_graph *g, int **ustart, int **users);
 
 /* Appends the replacement of node 'n' of the graph being rebuilt to 'ng',
- * its operands 'in' already mapped; returns the new id of its value, -2
- * for a plain copy, or -1 after reporting an error (pass_rebuild). */
-typedef int (*pass_emit)(ir_graph *ng, const ir_node *n, const int *in, void *ctx);
+ * its operands 'in' already mapped ('map': the new ids of the nodes before
+ * n); returns the new id of its value, -2 for a copy of n that reads 'in'
+ * (which emit may change), or -1 after reporting an error (pass_rebuild). */
+typedef int (*pass_emit)(ir_graph *ng, const ir_node *n, int *in, const int *map, void *ctx);
 /* Rebuilds 'g' node by node through 'emit' (pass_rebuild.c); 'what' names
  * the pass in errors. */
 attnc_status pass_rebuild(ir_graph *g, pass_emit emit, void *ctx, const char *what, ir_diag *d);
@@ -186,6 +187,10 @@ int pass_fuse_batched(const ir_graph *g, const ir_node *n, int k, int64_t batch)
 /* 1 if 'n' may join a SAMPLE group of batch 'batch': batch-local, and
  * cheap enough (convs with at most 512 weights, small matmuls). */
 int pass_fuse_sample_eligible(const ir_graph *g, const ir_node *n, int64_t batch);
+/* 1 if a running reduction of op 'op' in a loop step may reduce the last
+ * axis (a sum or mean, which the loop adds along each row, reassociated);
+ * the fusion pass and the JIT both follow it. */
+int pass_fuse_row_reduction(ir_opcode op);
 /* The batch of 'g': dims[0] of the float input "x", else of the first
  * rank-4 float input; -1 if neither exists. */
 int64_t pass_fuse_graph_batch(const ir_graph *g);
