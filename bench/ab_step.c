@@ -1,11 +1,13 @@
 /* ab_step.c — A/B timing of one compiler change on a whole graph (a
- * training step): compiles FILE.ir twice in one process, first with the
- * environment variable VAR unset (A), then with VAR=1 (B), and runs the
- * two programs alternately (A B, B A, ...) from the same random sources.
- * Each side is built twice (A B B A) and the instances take turns, since
- * one program built twice in one process ran up to 5% apart on this VM.
- * Prints each side's best and median ms and the median and quartiles of
- * the per-pair ratios B/A: a slow spell of a shared machine slows both
+ * training step): compiles FILE.ir twice in one process, with the
+ * environment variable VAR unset (A) and with VAR=1 (B), and runs the two
+ * programs alternately (A B, B A, ...) from the same random sources.
+ * Both programs are built afresh for every round of pairs (10 pairs a
+ * round unless ROUNDS says otherwise), since one program built twice in
+ * one process ran up to 5% apart on this VM: with only two builds a side,
+ * an A/A run (FILE.ir against itself) came out 0.956 and 0.982. Prints
+ * each side's best and median ms and the median and quartiles of the
+ * per-pair ratios B/A: a slow spell of a shared machine slows both
  * members of a pair, so the ratio holds where single timings swing by 30%.
  * VAR is any switch read while compiling (ATTNC_NO_WINOGRAD, ATTNC_NO_FUSE,
  * or a temporary one a change under test reads). In place of VAR, a second
@@ -17,10 +19,11 @@
  * Built with the project (build/bench/ab_step); run, in a release build:
  *
  *   build/attnc dump models/resnet_cifar.lua --train --batch 128 --stage grad > /tmp/step.ir
- *   build/bench/ab_step /tmp/step.ir ATTNC_NO_WINOGRAD [PAIRS] [THREADS]
- *   build/bench/ab_step /tmp/old.ir /tmp/new.ir [PAIRS] [THREADS]
+ *   build/bench/ab_step /tmp/step.ir ATTNC_NO_WINOGRAD [PAIRS] [THREADS] [ROUNDS]
+ *   build/bench/ab_step /tmp/old.ir /tmp/new.ir [PAIRS] [THREADS] [ROUNDS]
+ *   build/bench/ab_step /tmp/step.ir /tmp/step.ir 100    # A/A: the instrument's own spread
  *
- * Defaults: 30 pairs, 2 threads. */
+ * Defaults: 30 pairs, 2 threads, a round per 10 pairs. */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,13 +66,14 @@ static char *slurp(const char *path) {
 
 int main(int argc, char **argv) {
   if (argc < 3) {
-    fprintf(stderr, "usage: ab_step FILE.ir VAR|B.ir [PAIRS] [THREADS]\n");
+    fprintf(stderr, "usage: ab_step FILE.ir VAR|B.ir [PAIRS] [THREADS] [ROUNDS]\n");
     return 2;
   }
   const char *var = argv[2];
   int pairs = argc > 3 ? atoi(argv[3]) : 30, threads = argc > 4 ? atoi(argv[4]) : 2;
-  if (pairs < 1 || threads < 1) {
-    fprintf(stderr, "ab_step: PAIRS and THREADS must be positive\n");
+  int rounds = argc > 5 ? atoi(argv[5]) : (pairs + 9) / 10;
+  if (pairs < 1 || threads < 1 || rounds < 1) {
+    fprintf(stderr, "ab_step: PAIRS, THREADS and ROUNDS must be positive\n");
     return 2;
   }
   size_t vl = strlen(var);
@@ -92,53 +96,55 @@ int main(int argc, char **argv) {
   }
   if (!two) g[1] = g[0];
   cg_options o = {.threads = threads};
-  /* two programs per side, built A B B A: the same program built twice in
-   * one process ran up to 5% apart here (its arena's pages, presumably),
-   * so each side's instances take turns and that placement averages out */
-  enum { INST = 4 };
-  static const int side_of[INST] = {0, 1, 1, 0};
-  cg_program *p[INST] = {NULL, NULL, NULL, NULL};
-  for (int k = 0; k < INST; k++) {
-    int b = side_of[k];
-    if (!two) {
-      if (b)
-        setenv(var, "1", 1);
-      else
-        unsetenv(var);
-    }
-    if (cg_program_create(g[b], &o, &p[k], d) != ATTNC_OK) {
-      fprintf(stderr, "%s", ir_diag_text(d));
-      return 1;
-    }
-  }
-  if (!two) unsetenv(var);
+  /* the same program built twice in one process ran up to 5% apart here
+   * (where its arena's pages landed, presumably), and with two builds a
+   * side an A/A run (both sides the same graph) still came out 0.956 and
+   * 0.982: so both sides are built afresh for every round of pairs, in
+   * turns (A B, then B A), and the placement averages out over the rounds */
+  int per_round = (pairs + rounds - 1) / rounds;
   ir_bundle *src = ir_bundle_create(), *out = ir_bundle_create();
   rt_init_random(g[0], 1, src);
-  for (int k = 0; k < INST; k++) /* sources in, then one warm-up run each */
-    if (cg_program_run_bundle(p[k], src, out, d) != ATTNC_OK || cg_program_run(p[k], d) != ATTNC_OK) {
-      fprintf(stderr, "%s", ir_diag_text(d));
-      return 1;
-    }
   double *t[2] = {calloc((size_t)pairs, sizeof(double)), calloc((size_t)pairs, sizeof(double))};
   double *ratio = calloc((size_t)pairs, sizeof(double));
   if (!t[0] || !t[1] || !ratio) return 1;
-  for (int r = 0; r < pairs; r++) {
-    int set = (r / 2) % 2; /* instances 0 and 1, or 3 and 2 */
-    cg_program *side[2] = {p[set ? 3 : 0], p[set ? 2 : 1]};
+  for (int r0 = 0, round = 0; r0 < pairs; r0 += per_round, round++) {
+    cg_program *side[2] = {NULL, NULL};
     for (int j = 0; j < 2; j++) {
-      int k = r % 2 ? 1 - j : j;
-      double t0 = now_s();
-      if (cg_program_run(side[k], d) != ATTNC_OK) {
+      int b = round % 2 ? 1 - j : j;
+      if (!two) {
+        if (b)
+          setenv(var, "1", 1);
+        else
+          unsetenv(var);
+      }
+      if (cg_program_create(g[b], &o, &side[b], d) != ATTNC_OK) {
         fprintf(stderr, "%s", ir_diag_text(d));
         return 1;
       }
-      t[k][r] = now_s() - t0;
     }
-    ratio[r] = t[1][r] / t[0][r];
+    if (!two) unsetenv(var);
+    for (int b = 0; b < 2; b++) /* sources in, then one warm-up run each */
+      if (cg_program_run_bundle(side[b], src, out, d) != ATTNC_OK || cg_program_run(side[b], d) != ATTNC_OK) {
+        fprintf(stderr, "%s", ir_diag_text(d));
+        return 1;
+      }
+    for (int r = r0; r < pairs && r < r0 + per_round; r++) {
+      for (int j = 0; j < 2; j++) {
+        int k = r % 2 ? 1 - j : j;
+        double t0 = now_s();
+        if (cg_program_run(side[k], d) != ATTNC_OK) {
+          fprintf(stderr, "%s", ir_diag_text(d));
+          return 1;
+        }
+        t[k][r] = now_s() - t0;
+      }
+      ratio[r] = t[1][r] / t[0][r];
+    }
+    for (int b = 0; b < 2; b++) cg_program_destroy(side[b]);
   }
   qsort(ratio, (size_t)pairs, sizeof(double), cmp_d);
   for (int k = 0; k < 2; k++) qsort(t[k], (size_t)pairs, sizeof(double), cmp_d);
-  printf("%s, %d pairs, %d threads\n", argv[1], pairs, threads);
+  printf("%s, %d pairs in %d rounds, %d threads\n", argv[1], pairs, (pairs + per_round - 1) / per_round, threads);
   printf("  A (%s%s)  best %.3f ms, median %.3f ms\n", two ? argv[1] : var, two ? "" : " unset", t[0][0] * 1e3,
          t[0][pairs / 2] * 1e3);
   printf("  B (%s%s)  best %.3f ms, median %.3f ms\n", var, two ? "" : "=1", t[1][0] * 1e3, t[1][pairs / 2] * 1e3);
@@ -149,7 +155,6 @@ int main(int argc, char **argv) {
   free(ratio);
   ir_bundle_destroy(src);
   ir_bundle_destroy(out);
-  for (int k = 0; k < INST; k++) cg_program_destroy(p[k]);
   ir_graph_destroy(g[0]);
   if (two) ir_graph_destroy(g[1]);
   ir_diag_destroy(d);
