@@ -22,10 +22,12 @@ static const char bench_about[] =
     "the forward pass, times 3 for a training step (the convention of bench/).\n"
     "With --baseline key=value, a second program, the model with those options\n"
     "changed, is compiled too and the two run alternately, step by step (A B, B A,\n"
-    "...), so that both see the same load of the machine; each is built twice and the\n"
-    "builds take turns every two pairs, so where one build's buffers landed does not\n"
-    "weigh on the ratio; 'step/base' is the median (and quartiles) of the per-pair\n"
-    "ratios, e.g. the overhead of an attention module.\n"
+    "...), so that both see the same load of the machine; both are built afresh for\n"
+    "every round of 10 pairs, so where one build's buffers landed does not weigh on\n"
+    "the ratio; 'step/base' is the median (and quartiles) of the per-pair ratios,\n"
+    "e.g. the overhead of an attention module. (With --profile, each model is built\n"
+    "twice instead and the builds take turns every two pairs, so that one program\n"
+    "holds the whole profile.)\n"
     "With --baseline-no-fuse the second program is the same model with --no-fuse, so\n"
     "'step/base' is the fused step over the unfused one, paired the same way.";
 
@@ -98,6 +100,7 @@ typedef struct {
   ir_graph *g;
   cg_program *p;
   cg_program *p2; /* with a baseline: a second build of the graph, taking turns with p */
+  int builds;   /* programs compiled (a baseline pair's fresh builds) */
   double flops; /* forward FLOPs */
   double *ms;   /* timed steps */
   bench_result r;
@@ -152,6 +155,8 @@ static void print_result(const bench_case *c, const char *file, int train, int64
       cJSON_AddNumberToObject(b, "arena_bytes", (double)bs->arena_bytes);
       cJSON_AddNumberToObject(b, "kernels_per_step", bs->kernels);
       cJSON_AddNumberToObject(b, "traffic_bytes", (double)bs->traffic_bytes);
+      cJSON_AddNumberToObject(b, "builds", base->builds);
+      cJSON_AddNumberToObject(o, "builds", c->builds);
       cJSON_AddNumberToObject(o, "ratio_median", quantile(ratio, steps, 0.5));
       cJSON_AddNumberToObject(o, "ratio_q1", quantile(ratio, steps, 0.25));
       cJSON_AddNumberToObject(o, "ratio_q3", quantile(ratio, steps, 0.75));
@@ -175,15 +180,16 @@ static void print_result(const bench_case *c, const char *file, int train, int64
   printf("  fusion      %d fused kernels computing %d nodes; feature-map traffic %.1f MiB per step\n",
          st->fused_kernels, st->fused_nodes, (double)st->traffic_bytes / 1048576.0);
   printf("  memory      peak RSS %.1f MiB%s; buffer arena %.1f MiB\n", (double)r->peak_bytes / 1048576.0,
-         base ? " (both models, built twice each)" : "", (double)st->arena_bytes / 1048576.0);
+         base ? " (both models in one process)" : "", (double)st->arena_bytes / 1048576.0);
   if (!base) return;
   printf("  baseline    %s: %.2f ms/step median (min %.2f, max %.2f); %d kernels per step; "
          "traffic %.1f MiB; arena %.1f MiB\n",
          base_defines, base->r.median_ms, base->r.min_ms, base->r.max_ms, bs->kernels,
          (double)bs->traffic_bytes / 1048576.0, (double)bs->arena_bytes / 1048576.0);
-  printf("  step/base   %.3f median of %d paired steps (quartiles %.3f, %.3f; min %.3f, max %.3f)\n",
+  printf("  step/base   %.3f median of %d paired steps (quartiles %.3f, %.3f; min %.3f, max %.3f); "
+         "%d builds of each\n",
          quantile(ratio, steps, 0.5), steps, quantile(ratio, steps, 0.25), quantile(ratio, steps, 0.75),
-         ratio[0], ratio[steps - 1]);
+         ratio[0], ratio[steps - 1], c->builds);
 }
 
 /* Lowers 'file' with the options of 'model', builds its training step (or
@@ -204,6 +210,7 @@ static int bench_load(const char *file, const cli_model *model, const cg_options
   double t0 = now_s();
   if (!rc && cg_program_create(c->g, o, &c->p, d) != ATTNC_OK) rc = cli_diag_fail("bench", d);
   c->r.compile_s = now_s() - t0;
+  c->builds = 1;
   ir_diag_destroy(d);
   if (rc) return rc;
   fill_sources(c->p, c->g, 1);
@@ -217,6 +224,7 @@ static int bench_second(bench_case *c, const cg_options *o) {
   ir_diag *d = ir_diag_create();
   int rc = cg_program_create(c->g, o, &c->p2, d) != ATTNC_OK ? cli_diag_fail("bench", d) : CLI_EXIT_OK;
   ir_diag_destroy(d);
+  c->builds++;
   if (!rc) fill_sources(c->p2, c->g, 1);
   return rc;
 }
@@ -254,18 +262,42 @@ static void bench_case_free(bench_case *c) {
   free(c->ms);
 }
 
-/* Times steps of cases[0..n): with a baseline (n == 2) the two alternate,
- * each pair in turn order (A B, then B A), so both see the same machine,
- * and every two pairs the second programs take over (one program built
- * twice in one process ran up to 5% apart on a VM, by where its buffers
- * landed); ratio[s] = step s of cases[0] / step s of cases[1]. Returns an
- * exit code. */
-static int bench_run(bench_case *cases, int n, int train, int steps, int warmup, int profile,
-                     double *ratio) {
+enum { BENCH_ROUND = 10 }; /* paired steps per build of a baseline pair */
+
+/* Builds case 'c' afresh (its old programs destroyed), sources as before,
+ * and runs one untimed step. Returns an exit code. */
+static int bench_rebuild(bench_case *c, const cg_options *o, int train, ir_diag *d) {
+  cg_program_destroy(c->p);
+  cg_program_destroy(c->p2);
+  c->p = c->p2 = NULL;
+  if (cg_program_create(c->g, o, &c->p, d) != ATTNC_OK) return cli_diag_fail("bench", d);
+  c->builds++;
+  fill_sources(c->p, c->g, 1);
+  double ms;
+  return bench_step(c->p, train, d, &ms);
+}
+
+/* Times steps of cases[0..n) (built with o[i]): with a baseline (n == 2)
+ * the two alternate, each pair in turn order (A B, then B A), so both see
+ * the same machine, and both are built afresh every BENCH_ROUND pairs (one
+ * program built twice in one process ran up to 5% apart on a VM, by where
+ * its buffers landed, and with two builds a side that took turns, the
+ * model against itself came out 0.988, 0.974 and 0.968); when profiling,
+ * the second programs take over every two pairs instead, so that one
+ * program holds the profile. ratio[s] = step s of cases[0] / step s of
+ * cases[1]. Returns an exit code. */
+static int bench_run(bench_case *cases, const cg_options *o, int n, int train, int steps, int warmup,
+                     int profile, double *ratio) {
   ir_diag *d = ir_diag_create();
   int rc = CLI_EXIT_OK;
   for (int s = 0; !rc && s < warmup + steps; s++) {
     if (s == warmup && profile) cg_program_set_profile(cases[0].p, 1);
+    int timed = s - warmup;
+    if (n == 2 && !profile && timed > 0 && timed % BENCH_ROUND == 0) /* a new round: fresh builds, in turns */
+      for (int k = 0; !rc && k < 2; k++) {
+        int i = (timed / BENCH_ROUND) % 2 ? 1 - k : k;
+        rc = bench_rebuild(&cases[i], &o[i], train, d);
+      }
     double t[2] = {0, 0};
     for (int k = 0; !rc && k < n; k++) {
       int i = n == 2 && s % 2 ? 1 - k : k;
@@ -273,8 +305,8 @@ static int bench_run(bench_case *cases, int n, int train, int steps, int warmup,
       rc = bench_step(p, train, d, &t[i]);
     }
     if (rc || s < warmup) continue;
-    for (int i = 0; i < n; i++) cases[i].ms[s - warmup] = t[i];
-    if (n == 2) ratio[s - warmup] = t[0] / t[1];
+    for (int i = 0; i < n; i++) cases[i].ms[timed] = t[i];
+    if (n == 2) ratio[timed] = t[0] / t[1];
   }
   ir_diag_destroy(d);
   if (!rc && n == 2) qsort(ratio, (size_t)steps, sizeof *ratio, by_value);
@@ -367,10 +399,11 @@ int cli_bench(int argc, char **argv) {
   if (!rc) rc = bench_load(file, &model, &profiled, train, steps, &cases[0]);
   if (!rc && n == 2 && (rc = bench_load(file, &base, &base_engine, train, steps, &cases[1])))
     fprintf(stderr, "attnc: bench: (in the baseline model, %s)\n", base_text);
-  if (!rc && n == 2) rc = bench_second(&cases[1], &base_engine); /* built A B B A */
-  if (!rc && n == 2) rc = bench_second(&cases[0], &profiled);
+  if (!rc && n == 2 && profile) rc = bench_second(&cases[1], &base_engine); /* built A B B A */
+  if (!rc && n == 2 && profile) rc = bench_second(&cases[0], &profiled);
+  const cg_options built[2] = {profiled, base_engine};
   if (!rc && !(ratio = calloc((size_t)steps, sizeof *ratio))) rc = cli_usage_error("bench", "out of memory");
-  if (!rc) rc = bench_run(cases, n, train, steps, warmup, profile, ratio);
+  if (!rc) rc = bench_run(cases, built, n, train, steps, warmup, profile, ratio);
   if (!rc) {
     for (int i = 0; i < n; i++) bench_summarize(&cases[i], steps, model.batch, train);
     print_result(&cases[0], file, train, model.batch, steps, json, n == 2 ? &cases[1] : NULL, base_text,

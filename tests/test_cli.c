@@ -442,10 +442,12 @@ static tc_result run_bench(const char *first, ...) {
 /* bench --baseline compiles the model with the given options changed beside
  * it: the baseline is the plain network (its kernel count is that of a
  * plain bench run) and the per-pair ratios come with consistent quantiles;
- * bad baseline options are errors naming them. */
+ * both are built afresh for every round of 10 pairs (21 pairs: 3 builds
+ * each), or twice each with --profile, whose program must hold the whole
+ * profile; bad baseline options are errors naming them. */
 static void test_bench_baseline(void **state) {
   (void)state;
-  tc_result r = run_bench("-D", "attention=eca", "--baseline", "attention=none", "--steps", "5", NULL);
+  tc_result r = run_bench("-D", "attention=eca", "--baseline", "attention=none", "--steps", "21", NULL);
   if (r.code != 0) fail_msg("exit %d: %s", r.code, r.err);
   cJSON *o = cJSON_Parse(r.out);
   assert_non_null(o);
@@ -458,6 +460,17 @@ static void test_bench_baseline(void **state) {
   assert_true(json_num(b, "ms_min") > 0 && json_num(b, "ms_min") <= json_num(b, "ms_per_step"));
   int base_kernels = (int)json_num(b, "kernels_per_step");
   assert_true(base_kernels < (int)json_num(o, "kernels_per_step")); /* ECA adds its kernels */
+  assert_int_equal((int)json_num(o, "builds"), 3);
+  assert_int_equal((int)json_num(b, "builds"), 3);
+  cJSON_Delete(o);
+  tc_result_free(&r);
+
+  r = run_bench("-D", "attention=eca", "--baseline", "attention=none", "--steps", "21", "--profile", "3", NULL);
+  if (r.code != 0) fail_msg("exit %d: %s", r.code, r.err);
+  o = cJSON_Parse(r.out);
+  assert_non_null(o);
+  assert_int_equal((int)json_num(o, "builds"), 2);
+  assert_int_equal((int)json_num(cJSON_GetObjectItemCaseSensitive(o, "baseline"), "builds"), 2);
   cJSON_Delete(o);
   tc_result_free(&r);
 
