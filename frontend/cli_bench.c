@@ -99,7 +99,7 @@ typedef struct {
 typedef struct {
   ir_graph *g;
   cg_program *p;
-  cg_program *p2; /* with a baseline: a second build of the graph, taking turns with p */
+  cg_program *p2; /* profiling a baseline pair: a second build of the graph, taking turns with p */
   int builds;   /* programs compiled (a baseline pair's fresh builds) */
   double flops; /* forward FLOPs */
   double *ms;   /* timed steps */
