@@ -192,6 +192,15 @@ static void print_result(const bench_case *c, const char *file, int train, int64
          ratio[0], ratio[steps - 1], c->builds);
 }
 
+/* Compiles case c's graph with 'o' into *slot and fills its sources (the
+ * same for every build of the case). Returns an exit code. */
+static int bench_build(bench_case *c, const cg_options *o, cg_program **slot, ir_diag *d) {
+  if (cg_program_create(c->g, o, slot, d) != ATTNC_OK) return cli_diag_fail("bench", d);
+  c->builds++;
+  fill_sources(*slot, c->g, 1);
+  return CLI_EXIT_OK;
+}
+
 /* Lowers 'file' with the options of 'model', builds its training step (or
  * eval forward), compiles it and fills its sources. Returns an exit code. */
 static int bench_load(const char *file, const cli_model *model, const cg_options *o, int train,
@@ -208,12 +217,10 @@ static int bench_load(const char *file, const cli_model *model, const cg_options
     if (pass_train_step(c->g, &so, fuse, NULL, d) != ATTNC_OK) rc = cli_diag_fail("bench", d);
   }
   double t0 = now_s();
-  if (!rc && cg_program_create(c->g, o, &c->p, d) != ATTNC_OK) rc = cli_diag_fail("bench", d);
+  if (!rc) rc = bench_build(c, o, &c->p, d);
   c->r.compile_s = now_s() - t0;
-  c->builds = 1;
   ir_diag_destroy(d);
   if (rc) return rc;
-  fill_sources(c->p, c->g, 1);
   c->ms = calloc((size_t)steps, sizeof *c->ms);
   return c->ms ? CLI_EXIT_OK : cli_usage_error("bench", "out of memory");
 }
@@ -222,10 +229,8 @@ static int bench_load(const char *file, const cli_model *model, const cg_options
  * the first's. Returns an exit code. */
 static int bench_second(bench_case *c, const cg_options *o) {
   ir_diag *d = ir_diag_create();
-  int rc = cg_program_create(c->g, o, &c->p2, d) != ATTNC_OK ? cli_diag_fail("bench", d) : CLI_EXIT_OK;
+  int rc = bench_build(c, o, &c->p2, d);
   ir_diag_destroy(d);
-  c->builds++;
-  if (!rc) fill_sources(c->p2, c->g, 1);
   return rc;
 }
 
@@ -264,17 +269,14 @@ static void bench_case_free(bench_case *c) {
 
 enum { BENCH_ROUND = 10 }; /* paired steps per build of a baseline pair */
 
-/* Builds case 'c' afresh (its old programs destroyed), sources as before,
- * and runs one untimed step. Returns an exit code. */
+/* Builds case 'c' afresh (a round of an unprofiled pair, which has no
+ * second program) and runs one untimed step. Returns an exit code. */
 static int bench_rebuild(bench_case *c, const cg_options *o, int train, ir_diag *d) {
   cg_program_destroy(c->p);
-  cg_program_destroy(c->p2);
-  c->p = c->p2 = NULL;
-  if (cg_program_create(c->g, o, &c->p, d) != ATTNC_OK) return cli_diag_fail("bench", d);
-  c->builds++;
-  fill_sources(c->p, c->g, 1);
+  c->p = NULL;
+  int rc = bench_build(c, o, &c->p, d);
   double ms;
-  return bench_step(c->p, train, d, &ms);
+  return rc ? rc : bench_step(c->p, train, d, &ms);
 }
 
 /* Times steps of cases[0..n) (built with o[i]): with a baseline (n == 2)
