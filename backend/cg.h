@@ -99,6 +99,20 @@ void cg_program_set_profile(cg_program *p, int on);
  * cg_options.step_profile, its steps' shares of its time. */
 void cg_program_print_profile(const cg_program *p, FILE *f, int top);
 
+/* One kind of kernel in a profile: an op's name, or "fused:<label>" for
+ * the fused groups of one label; its time per profiled run and its calls
+ * per run. */
+typedef struct {
+  char kind[40];
+  double ms;
+  int calls;
+} cg_profile_kind;
+
+/* Fills out[0..max) with the accumulated time per kind of kernel, largest
+ * first; returns the number of kinds (more than max if they did not fit),
+ * or -1 if out of memory. */
+int cg_program_profile_kinds(const cg_program *p, cg_profile_kind *out, int max);
+
 /* Text of the kernels of 'g' after optimization: LLVM IR (asm = 0) or the
  * host assembly (asm = 1), one function per distinct kernel, each preceded by
  * a comment naming the op, its types and attributes. The kernels are those a

@@ -802,6 +802,38 @@ void cg_program_print_profile(const cg_program *p, FILE *f, int top) {
   free(rows);
 }
 
+/* qsort order of profile kinds: most time first, then by name. */
+static int by_kind_time(const void *a, const void *b) {
+  double x = ((const cg_profile_kind *)a)->ms, y = ((const cg_profile_kind *)b)->ms;
+  return x < y ? 1 : x > y ? -1 : strcmp(((const cg_profile_kind *)a)->kind, ((const cg_profile_kind *)b)->kind);
+}
+
+/* Sums the profile by kind of kernel (the first word of its text). */
+int cg_program_profile_kinds(const cg_program *p, cg_profile_kind *out, int max) {
+  cg_profile_kind *all = calloc((size_t)p->nuniq + 1, sizeof *all);
+  if (!all) return -1;
+  double runs = p->profile_runs > 0 ? p->profile_runs : 1;
+  int n = 0;
+  for (int k = 0; k < p->nlaunch; k++) {
+    const unique_kernel *u = &p->uniq[p->launches[k].uniq];
+    const char *text = u->show ? u->show : u->key; /* its first word is the kind */
+    char kind[sizeof all->kind];
+    size_t len = strcspn(text, " ");
+    if (len >= sizeof kind) len = sizeof kind - 1;
+    memcpy(kind, text, len);
+    kind[len] = '\0';
+    int i = 0;
+    while (i < n && strcmp(all[i].kind, kind)) i++;
+    if (i == n) memcpy(all[n++].kind, kind, len + 1);
+    all[i].ms += p->launches[k].secs * 1e3 / runs;
+    all[i].calls++;
+  }
+  qsort(all, (size_t)n, sizeof *all, by_kind_time);
+  memcpy(out, all, sizeof *all * (size_t)(n < max ? n : max));
+  free(all);
+  return n;
+}
+
 /* Text of the optimized kernels of 'g'. */
 attnc_status cg_emit_text(const ir_graph *g, const cg_options *o, int asm_text, char **out, ir_diag *d) {
   *out = NULL;
