@@ -27,7 +27,9 @@ static const char bench_about[] =
     "the ratio; 'step/base' is the median (and quartiles) of the per-pair ratios,\n"
     "e.g. the overhead of an attention module. (With --profile, each model is built\n"
     "twice instead and the builds take turns every two pairs, so that one program\n"
-    "holds the whole profile.)\n"
+    "holds the whole profile; both models are profiled, in the same pairs, and a\n"
+    "second table gives each kind of kernel's time in both and the difference: where\n"
+    "an attention module's overhead goes.)\n"
     "With --baseline-no-fuse the second program is the same model with --no-fuse, so\n"
     "'step/base' is the fused step over the unfused one, paired the same way.";
 
@@ -293,7 +295,7 @@ static int bench_run(bench_case *cases, const cg_options *o, int n, int train, i
   ir_diag *d = ir_diag_create();
   int rc = CLI_EXIT_OK;
   for (int s = 0; !rc && s < warmup + steps; s++) {
-    if (s == warmup && profile) cg_program_set_profile(cases[0].p, 1);
+    for (int i = 0; s == warmup && profile && i < n; i++) cg_program_set_profile(cases[i].p, 1);
     int timed = s - warmup;
     if (n == 2 && !profile && timed > 0 && timed % BENCH_ROUND == 0) /* a new round: fresh builds, in turns */
       for (int k = 0; !rc && k < 2; k++) {
@@ -313,6 +315,73 @@ static int bench_run(bench_case *cases, const cg_options *o, int n, int train, i
   ir_diag_destroy(d);
   if (!rc && n == 2) qsort(ratio, (size_t)steps, sizeof *ratio, by_value);
   return rc;
+}
+
+/* The kind named 'kind' in k[0..n), or NULL. */
+static const cg_profile_kind *find_kind(const cg_profile_kind *k, int n, const char *kind) {
+  for (int i = 0; i < n; i++)
+    if (!strcmp(k[i].kind, kind)) return &k[i];
+  return NULL;
+}
+
+/* A row of the profile difference: a kind and its time in both models. */
+typedef struct {
+  const char *kind;
+  double ms[2];
+  int calls[2];
+} kind_diff;
+
+/* qsort order of the difference rows: largest extra time first. */
+static int by_difference(const void *a, const void *b) {
+  const kind_diff *x = a, *y = b;
+  double dx = x->ms[0] - x->ms[1], dy = y->ms[0] - y->ms[1];
+  return dx < dy ? 1 : dx > dy ? -1 : strcmp(x->kind, y->kind);
+}
+
+/* Prints, per kind of kernel, the time per step of the model and of the
+ * baseline, profiled in the same pairs, and the difference, largest first
+ * (where the model's extra time goes). Returns an exit code. */
+static int print_kind_difference(const bench_case *cases, FILE *f) {
+  enum { MAXK = 256 };
+  cg_profile_kind *k[2] = {calloc(MAXK, sizeof(cg_profile_kind)), calloc(MAXK, sizeof(cg_profile_kind))};
+  kind_diff *rows = calloc(2 * MAXK, sizeof *rows);
+  int nk[2] = {-1, -1}, nr = 0;
+  for (int i = 0; i < 2 && k[i]; i++) nk[i] = cg_program_profile_kinds(cases[i].p, k[i], MAXK);
+  if (!rows || nk[0] < 0 || nk[1] < 0) {
+    free(k[0]);
+    free(k[1]);
+    free(rows);
+    return cli_usage_error("bench", "out of memory");
+  }
+  for (int i = 0; i < 2; i++)
+    for (int j = 0; j < nk[i] && j < MAXK; j++) {
+      if (i == 1 && find_kind(k[0], nk[0] < MAXK ? nk[0] : MAXK, k[1][j].kind)) continue;
+      kind_diff *r = &rows[nr++];
+      r->kind = k[i][j].kind;
+      for (int m = 0; m < 2; m++) {
+        const cg_profile_kind *x = find_kind(k[m], nk[m] < MAXK ? nk[m] : MAXK, r->kind);
+        r->ms[m] = x ? x->ms : 0;
+        r->calls[m] = x ? x->calls : 0;
+      }
+    }
+  qsort(rows, (size_t)nr, sizeof *rows, by_difference);
+  double tot[2] = {0, 0};
+  int calls[2] = {0, 0};
+  fprintf(f, "by kind of kernel, ms per step of the model and of the baseline (profiled in the same pairs):\n");
+  fprintf(f, "%10s %10s %10s %6s %6s  %s\n", "ms", "base ms", "diff", "calls", "base", "kind");
+  for (int r = 0; r < nr; r++) {
+    fprintf(f, "%10.3f %10.3f %+10.3f %6d %6d  %s\n", rows[r].ms[0], rows[r].ms[1], rows[r].ms[0] - rows[r].ms[1],
+            rows[r].calls[0], rows[r].calls[1], rows[r].kind);
+    for (int m = 0; m < 2; m++) {
+      tot[m] += rows[r].ms[m];
+      calls[m] += rows[r].calls[m];
+    }
+  }
+  fprintf(f, "%10.3f %10.3f %+10.3f %6d %6d  total\n", tot[0], tot[1], tot[0] - tot[1], calls[0], calls[1]);
+  free(k[0]);
+  free(k[1]);
+  free(rows);
+  return CLI_EXIT_OK;
 }
 
 /* Fills 'base' with the options of 'model' changed by those of 'over', and
@@ -411,6 +480,7 @@ int cli_bench(int argc, char **argv) {
     print_result(&cases[0], file, train, model.batch, steps, json, n == 2 ? &cases[1] : NULL, base_text,
                  ratio);
     if (profile) cg_program_print_profile(cases[0].p, json ? stderr : stdout, profile);
+    if (profile && n == 2) rc = print_kind_difference(cases, json ? stderr : stdout);
   }
   free(ratio);
   for (int i = 0; i < n; i++) bench_case_free(&cases[i]);

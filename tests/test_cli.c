@@ -444,7 +444,8 @@ static tc_result run_bench(const char *first, ...) {
  * plain bench run) and the per-pair ratios come with consistent quantiles;
  * both are built afresh for every round of 10 pairs (21 pairs: 3 builds
  * each), or twice each with --profile, whose program must hold the whole
- * profile; bad baseline options are errors naming them. */
+ * profile (both are profiled, and their difference by kind of kernel
+ * printed); bad baseline options are errors naming them. */
 static void test_bench_baseline(void **state) {
   (void)state;
   tc_result r = run_bench("-D", "attention=eca", "--baseline", "attention=none", "--steps", "21", NULL);
@@ -471,6 +472,28 @@ static void test_bench_baseline(void **state) {
   assert_non_null(o);
   assert_int_equal((int)json_num(o, "builds"), 2);
   assert_int_equal((int)json_num(cJSON_GetObjectItemCaseSensitive(o, "baseline"), "builds"), 2);
+  /* both profiled: the kinds' calls add up to each program's kernels per
+   * step, and ECA's groups are the model's alone */
+  const char *kinds = strstr(r.err, "by kind of kernel");
+  assert_non_null(kinds);
+  double ms, base_ms, diff, calls, base_calls;
+  char kind[64];
+  int own = 0, rows = 0;
+  const char *line = strchr(strchr(kinds, '\n') + 1, '\n') + 1;
+  for (; *line && sscanf(line, "%lf %lf %lf %lf %lf %63s", &ms, &base_ms, &diff, &calls, &base_calls, kind) == 6;
+       line = strchr(line, '\n') + 1, rows++) {
+    assert_true(ms >= 0 && base_ms >= 0 && fabs(diff - (ms - base_ms)) < 2e-3);
+    if (!strcmp(kind, "total")) break;
+    if (!strcmp(kind, "fused:channel-attention") || !strcmp(kind, "fused:channel-attention-grad")) {
+      assert_true(calls > 0 && base_calls == 0 && base_ms == 0);
+      own++;
+    }
+  }
+  assert_string_equal(kind, "total");
+  assert_true(rows > 5);
+  assert_int_equal(own, 2);
+  assert_int_equal((int)calls, (int)json_num(o, "kernels_per_step"));
+  assert_int_equal((int)base_calls, (int)json_num(cJSON_GetObjectItemCaseSensitive(o, "baseline"), "kernels_per_step"));
   cJSON_Delete(o);
   tc_result_free(&r);
 
