@@ -476,12 +476,12 @@ static void test_bench_baseline(void **state) {
    * step, and ECA's groups are the model's alone */
   const char *kinds = strstr(r.err, "by kind of kernel");
   assert_non_null(kinds);
-  double ms, base_ms, diff, calls, base_calls;
-  char kind[64];
+  double ms, base_ms, diff, calls = -1, base_calls = -1;
+  char kind[64] = "";
   int own = 0, rows = 0;
-  const char *line = strchr(strchr(kinds, '\n') + 1, '\n') + 1;
-  for (; *line && sscanf(line, "%lf %lf %lf %lf %lf %63s", &ms, &base_ms, &diff, &calls, &base_calls, kind) == 6;
-       line = strchr(line, '\n') + 1, rows++) {
+  const char *line = strchr(strchr(kinds, '\n') + 1, '\n'); /* after the title and the header */
+  for (; line && sscanf(line + 1, "%lf %lf %lf %lf %lf %63s", &ms, &base_ms, &diff, &calls, &base_calls, kind) == 6;
+       line = strchr(line + 1, '\n'), rows++) {
     assert_true(ms >= 0 && base_ms >= 0 && fabs(diff - (ms - base_ms)) < 2e-3);
     if (!strcmp(kind, "total")) break;
     if (!strcmp(kind, "fused:channel-attention") || !strcmp(kind, "fused:channel-attention-grad")) {
