@@ -283,24 +283,35 @@ static int compare_grads(const char *model, const ir_bundle *out, const ir_bundl
   return failures;
 }
 
-/* Runs 'g' on the interpreter, or with 'jit' on the JIT (2 threads) and
- * then also on the interpreter, failing unless the two agree (norm-wise
- * relative error 1e-5 for logits and loss, 1e-4 elsewhere). */
-static attnc_status run_engine(const char *model, const ir_graph *g, const ir_bundle *feed, int jit,
-                               int cross, ir_bundle *out, ir_diag *d) {
-  if (!jit) return ir_interp_run(g, feed, IR_INTERP_NATIVE, out, d);
-  cg_options o = {.threads = 2};
+/* How golden() runs and checks a model. */
+typedef struct {
+  int jit;        /* the JIT (2 threads) rather than the interpreter */
+  int no_fuse;    /* the JIT's unfused program (grad rewrites and groups off) */
+  int grads;      /* compare the gradients too */
+  int cross;      /* also run the interpreter; the JIT must agree with it */
+  double cross_tol; /* cross check: relative error allowed (logits and loss
+                       a tenth of it) */
+  double moved;   /* nonzero: input moved off the golden point, cross only */
+} golden_run;
+
+/* Runs 'g' on the interpreter, or on the JIT and then, with 'r->cross',
+ * also on the interpreter, failing unless the two agree (norm-wise relative
+ * error r->cross_tol, a tenth of it for logits and loss). */
+static attnc_status run_engine(const char *model, const ir_graph *g, const ir_bundle *feed, const golden_run *r,
+                               ir_bundle *out, ir_diag *d) {
+  if (!r->jit) return ir_interp_run(g, feed, IR_INTERP_NATIVE, out, d);
+  cg_options o = {.threads = 2, .no_fuse = r->no_fuse};
   cg_program *p = NULL;
   attnc_status st = cg_program_create(g, &o, &p, d);
   if (st == ATTNC_OK) st = cg_program_run_bundle(p, feed, out, d);
   cg_program_destroy(p);
-  if (st != ATTNC_OK || !cross) return st;
+  if (st != ATTNC_OK || !r->cross) return st;
   ir_bundle *ref = ir_bundle_create();
   st = ir_interp_run(g, feed, IR_INTERP_NATIVE, ref, d);
   int differ = 0;
   for (int i = 0; st == ATTNC_OK && i < ref->count; i++) {
     const ir_tensor *got = ir_bundle_get(out, ref->names[i]);
-    double tol = !strcmp(ref->names[i], "logits") || !strcmp(ref->names[i], "loss") ? 1e-5 : 1e-4;
+    double tol = !strcmp(ref->names[i], "logits") || !strcmp(ref->names[i], "loss") ? r->cross_tol / 10 : r->cross_tol;
     double err = got ? tf_rel_error(got, ref->tensors[i]) : 1;
     if (err > tol) {
       print_error("%s: jit and interpreter differ on %s: relative error %.3g > %.3g\n", model, ref->names[i], err, tol);
@@ -316,8 +327,7 @@ static attnc_status run_engine(const char *model, const ir_graph *g, const ir_bu
  * 'moved' nonzero the input is moved off the golden point (x + moved *
  * sin(k), k the element index) and only the JIT-interpreter cross check is
  * made, since the expected values are those of the golden point. */
-static void golden(const char *model, const char *spec, int jit, int grads, int cross, double moved,
-                   va_list ap) {
+static void golden(const char *model, const char *spec, const golden_run *r, va_list ap) {
   char dir[4096], rel[512];
   snprintf(rel, sizeof rel, "golden/%s", model);
   snprintf(dir, sizeof dir, "%s", tf_reference(rel));
@@ -344,9 +354,9 @@ static void golden(const char *model, const char *spec, int jit, int grads, int 
 
   ir_tensor *x = (ir_tensor *)ir_bundle_get(input, "input");
   assert_non_null(x);
-  if (moved != 0)
+  if (r->moved != 0)
     for (int64_t k = 0; k < ir_type_numel(&x->type); k++)
-      ir_tensor_set(x, k, ir_tensor_get(x, k) + moved * sin((double)k));
+      ir_tensor_set(x, k, ir_tensor_get(x, k) + r->moved * sin((double)k));
   int64_t batch = x->type.dims[0], shape[3] = {x->type.dims[1], x->type.dims[2], x->type.dims[3]};
   ir_bundle *feed = ir_bundle_create();
   for (int i = 0; i < weights->count; i++) ir_bundle_put(feed, weights->names[i], ir_tensor_clone(weights->tensors[i]));
@@ -357,20 +367,20 @@ static void golden(const char *model, const char *spec, int jit, int grads, int 
     ir_graph *g = lower_opts(spec, (fe_mode)mode, batch, shape, opts, n);
     ir_bundle *out = ir_bundle_create();
     ir_diag *d = ir_diag_create();
-    if (mode == FE_TRAIN && grads && pass_gradients(g, 1, NULL, d) != ATTNC_OK) {
+    if (mode == FE_TRAIN && r->grads && pass_gradients(g, !r->no_fuse, NULL, d) != ATTNC_OK) {
       print_error("%s: autodiff failed:\n%s\n", model, ir_diag_text(d));
       failures++;
-    } else if (run_engine(model, g, feed, jit, cross, out, d) != ATTNC_OK) {
-      print_error("%s: %s failed:\n%s\n", model, jit ? "jit" : "interpreter", ir_diag_text(d));
+    } else if (run_engine(model, g, feed, r, out, d) != ATTNC_OK) {
+      print_error("%s: %s failed:\n%s\n", model, r->jit ? "jit" : "interpreter", ir_diag_text(d));
       failures++;
-    } else if (moved != 0) {
+    } else if (r->moved != 0) {
       /* off the golden point: run_engine's cross check is the test */
     } else if (mode == FE_EVAL) {
       failures += compare(model, out, "logits", exp, "eval.logits", tols);
     } else {
       failures += compare(model, out, "logits", exp, "train.logits", tols);
       failures += compare(model, out, "loss", exp, "train.loss", tols);
-      if (grads) failures += compare_grads(model, out, exp, tols);
+      if (r->grads) failures += compare_grads(model, out, exp, tols);
       int nstats = 0;
       for (int i = 0; i < exp->count; i++) {
         const char *name = exp->names[i];
@@ -402,7 +412,7 @@ static void golden(const char *model, const char *spec, int jit, int grads, int 
 void tf_golden(const char *model, const char *spec, ...) {
   va_list ap;
   va_start(ap, spec);
-  golden(model, spec, 0, 1, 0, 0, ap);
+  golden(model, spec, &(golden_run){.grads = 1}, ap);
   va_end(ap);
 }
 
@@ -410,7 +420,15 @@ void tf_golden(const char *model, const char *spec, ...) {
 void tf_golden_jit(const char *model, const char *spec, ...) {
   va_list ap;
   va_start(ap, spec);
-  golden(model, spec, 1, 1, 0, 0, ap);
+  golden(model, spec, &(golden_run){.jit = 1, .grads = 1}, ap);
+  va_end(ap);
+}
+
+/* Golden comparison on the JIT's unfused program. */
+void tf_golden_jit_unfused(const char *model, const char *spec, ...) {
+  va_list ap;
+  va_start(ap, spec);
+  golden(model, spec, &(golden_run){.jit = 1, .no_fuse = 1, .grads = 1}, ap);
   va_end(ap);
 }
 
@@ -418,7 +436,7 @@ void tf_golden_jit(const char *model, const char *spec, ...) {
 void tf_golden_jit_cross(const char *model, const char *spec, ...) {
   va_list ap;
   va_start(ap, spec);
-  golden(model, spec, 1, 1, 1, 0, ap);
+  golden(model, spec, &(golden_run){.jit = 1, .grads = 1, .cross = 1, .cross_tol = 1e-4}, ap);
   va_end(ap);
 }
 
@@ -426,15 +444,15 @@ void tf_golden_jit_cross(const char *model, const char *spec, ...) {
 void tf_golden_jit_values(const char *model, const char *spec, ...) {
   va_list ap;
   va_start(ap, spec);
-  golden(model, spec, 1, 0, 0, 0, ap);
+  golden(model, spec, &(golden_run){.jit = 1}, ap);
   va_end(ap);
 }
 
-/* JIT against the interpreter on every output and gradient, at the golden
- * weights and the golden input moved by 'moved' * sin(k). */
-void tf_jit_cross_moved(const char *model, const char *spec, double moved, ...) {
+/* JIT against the interpreter on every output and gradient within 'tol',
+ * at the golden weights and the golden input moved by 'moved' * sin(k). */
+void tf_jit_cross_moved(const char *model, const char *spec, double moved, double tol, ...) {
   va_list ap;
-  va_start(ap, moved);
-  golden(model, spec, 1, 1, 1, moved, ap);
+  va_start(ap, tol);
+  golden(model, spec, &(golden_run){.jit = 1, .grads = 1, .cross = 1, .cross_tol = tol, .moved = moved}, ap);
   va_end(ap);
 }

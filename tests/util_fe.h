@@ -70,14 +70,19 @@ double tf_rel_error(const ir_tensor *got, const ir_tensor *want);
 void tf_golden(const char *model, const char *spec, ...) __attribute__((sentinel));
 /* tf_golden on the JIT (2 threads). */
 void tf_golden_jit(const char *model, const char *spec, ...) __attribute__((sentinel));
+/* tf_golden_jit on the unfused program (as run with --no-fuse: no grad
+ * rewrites that serve fusion, one kernel per node). */
+void tf_golden_jit_unfused(const char *model, const char *spec, ...) __attribute__((sentinel));
 /* tf_golden_jit whose outputs must also agree with the interpreter's on
  * the same graphs (norm-wise 1e-5 for logits and loss, 1e-4 for the rest). */
 void tf_golden_jit_cross(const char *model, const char *spec, ...) __attribute__((sentinel));
 /* tf_golden_jit on values only: logits, loss, running statistics. */
 void tf_golden_jit_values(const char *model, const char *spec, ...) __attribute__((sentinel));
-/* The JIT against the interpreter (tf_golden_jit_cross's check, nothing
+/* The JIT against the interpreter (tf_golden_jit_cross's check with
+ * relative tolerance 'tol', a tenth of it for logits and loss; nothing
  * against golden/) at the golden weights with the golden input moved by
  * 'moved' * sin(k): a point away from the golden one's float32 ties. */
-void tf_jit_cross_moved(const char *model, const char *spec, double moved, ...) __attribute__((sentinel));
+void tf_jit_cross_moved(const char *model, const char *spec, double moved, double tol, ...)
+    __attribute__((sentinel));
 
 #endif
