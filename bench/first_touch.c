@@ -45,6 +45,9 @@
 #define LANES 4
 #endif
 enum { SAMPLES = 64, C = 16, HW = 1024, MAP = C * HW };
+/* floats of one thread's maps (a spare one after the last sample), maxima
+ * and scratch */
+enum { X_FLOATS = (SAMPLES + 1) * MAP, MX_FLOATS = SAMPLES * 2 * HW, SCR_FLOATS = 2 * MAP + 2 * HW };
 typedef float vf __attribute__((vector_size(LANES * 4)));
 typedef int32_t vi __attribute__((vector_size(LANES * 4)));
 
@@ -106,16 +109,15 @@ static void all_samples(const float *x, const float *mx, float *scr, int stores,
  * thread t on its own maps (x, mx) and scratch (scr), and returns the
  * seconds from the first thread's start to the last one's end. */
 static double timed_samples(int threads, float *x, float *mx, float *scr, int stores, int prefetch) {
-  size_t xs = (size_t)(SAMPLES + 1) * MAP, ms = (size_t)SAMPLES * 2 * HW, ss = (size_t)2 * MAP + 2 * HW;
   double t0 = now_s();
 #ifdef _OPENMP
 #pragma omp parallel num_threads(threads)
   {
     int t = omp_get_thread_num();
-    all_samples(x + t * xs, mx + t * ms, scr + t * ss, stores, prefetch);
+    all_samples(x + (size_t)t * X_FLOATS, mx + (size_t)t * MX_FLOATS, scr + (size_t)t * SCR_FLOATS, stores, prefetch);
   }
 #else
-  (void)xs, (void)ms, (void)ss, (void)threads;
+  (void)threads;
   all_samples(x, mx, scr, stores, prefetch);
 #endif
   return now_s() - t0;
@@ -134,18 +136,17 @@ int main(int argc, char **argv) {
   }
 #endif
   size_t flush_bytes = (size_t)256 << 20, tn = (size_t)threads;
-  size_t xs = (size_t)(SAMPLES + 1) * MAP, ms = (size_t)SAMPLES * 2 * HW, ss = (size_t)2 * MAP + 2 * HW;
-  float *x = aligned_alloc(4096, tn * xs * sizeof(float));
-  float *mx = aligned_alloc(64, tn * ms * sizeof(float));
-  float *scr = aligned_alloc(4096, tn * ss * sizeof(float));
+  float *x = aligned_alloc(4096, tn * X_FLOATS * sizeof(float));
+  float *mx = aligned_alloc(64, tn * MX_FLOATS * sizeof(float));
+  float *scr = aligned_alloc(4096, tn * SCR_FLOATS * sizeof(float));
   char *flush = malloc(flush_bytes);
   if (!x || !mx || !scr || !flush) {
     fprintf(stderr, "first_touch: out of memory\n");
     return 1;
   }
-  for (size_t i = 0; i < tn * xs; i++) x[i] = (float)(i % 7);
-  for (size_t i = 0; i < tn * ms; i++) mx[i] = 7.0f;
-  memset(scr, 0, tn * ss * sizeof(float));
+  for (size_t i = 0; i < tn * X_FLOATS; i++) x[i] = (float)(i % 7);
+  for (size_t i = 0; i < tn * MX_FLOATS; i++) mx[i] = 7.0f;
+  memset(scr, 0, tn * SCR_FLOATS * sizeof(float));
   printf("threads: %d, %d-bit vectors\n", threads, LANES * 32);
   const char *names[2] = {"in cache", "from memory"};
   double us[2][2][2];

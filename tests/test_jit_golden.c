@@ -11,23 +11,25 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
-#include <string.h>
 
 #include "util_fe.h"
 
-static const char *const models[] = {
-    "resnet20_none", "resnet20_se",  "resnet20_eca", "resnet20_cbam",   "resnet20_ham",
-    "resnet20_ssa",  "resnet20_csm", "resnet20_cam", "resnet20_csm_sc",
-};
+/* What a case checks on the JIT (2 threads) against golden/. */
+typedef enum {
+  FULL,    /* values and gradients (tf_golden_jit) */
+  CROSS,   /* FULL, and every output as the interpreter's (tf_golden_jit_cross) */
+  VALUES,  /* logits, loss, running statistics (tf_golden_jit_values) */
+  UNFUSED, /* FULL on the unfused program (tf_golden_jit_unfused) */
+  MOVED,   /* against the interpreter at the input moved by 0.05*sin(k),
+              within 'tol' (tf_jit_cross_moved) */
+} check;
 
-/* One model (state: its golden directory name). */
-static void test_model(void **state) {
-  const char *m = (const char *)*state;
-  if (!strcmp(m, "resnet20_none") || !strcmp(m, "resnet20_ham"))
-    tf_golden_jit_cross(m, "models/resnet_cifar.lua", NULL);
-  else
-    tf_golden_jit(m, "models/resnet_cifar.lua", NULL);
-}
+typedef struct {
+  const char *name;  /* the cmocka test's */
+  const char *model; /* golden/ directory */
+  check what;
+  double tol;        /* MOVED's tolerance */
+} golden_case;
 
 /* resnet20_sam's golden point sits on a ReLU kink for a float32 engine that
  * sums in another order than PyTorch: one element of layers.3's bn1 output
@@ -37,18 +39,9 @@ static void test_model(void **state) {
  * the gradients of layers 0-3 by about 2e-3 relative (tolerance 1e-3).
  * Every kernel on that path matches the interpreter; SAM is checked on
  * values at the golden point, and its gradients against the interpreter at
- * the golden input moved by 0.05 * sin(k), away from that tie. */
-static void test_sam_values(void **state) {
-  (void)state;
-  tf_golden_jit_values("resnet20_sam", "models/resnet_cifar.lua", NULL);
-}
-
-static void test_sam_grads_moved(void **state) {
-  (void)state;
-  tf_jit_cross_moved("resnet20_sam", "models/resnet_cifar.lua", 0.05, 1e-4, NULL);
-}
-
-/* resnet20_spatial_softmax's golden point is a float32 tie too: one element
+ * the golden input moved by 0.05 * sin(k), away from that tie.
+ *
+ * resnet20_spatial_softmax's golden point is a float32 tie too: one element
  * of layers.0's bn2 output, [0,13,10,28], is 4.2e-7 in the interpreter and
  * -1.5e-8 in the fused JIT (its split batch norm, (x - mean)*A + beta,
  * rounds in another order; values up to 2.9, so within 2 ulp of each
@@ -64,35 +57,40 @@ static void test_sam_grads_moved(void **state) {
  * its gradients float32-sensitive (tolerances.json: PyTorch's own float32
  * gradients are 1e-4 off float64), and at the moved point the fused and
  * unfused JIT differ from the interpreter by up to 3e-4 and 6e-4. */
-static void test_spatial_softmax_values(void **state) {
-  (void)state;
-  tf_golden_jit_values("resnet20_spatial_softmax", "models/resnet_cifar.lua", NULL);
-}
+static const golden_case cases[] = {
+    {"resnet20_none", "resnet20_none", CROSS, 0},
+    {"resnet20_se", "resnet20_se", FULL, 0},
+    {"resnet20_eca", "resnet20_eca", FULL, 0},
+    {"resnet20_cbam", "resnet20_cbam", FULL, 0},
+    {"resnet20_ham", "resnet20_ham", CROSS, 0},
+    {"resnet20_ssa", "resnet20_ssa", FULL, 0},
+    {"resnet20_csm", "resnet20_csm", FULL, 0},
+    {"resnet20_cam", "resnet20_cam", FULL, 0},
+    {"resnet20_csm_sc", "resnet20_csm_sc", FULL, 0},
+    {"test_lgam_values", "resnet20_lgam", VALUES, 0},
+    {"test_sam_values", "resnet20_sam", VALUES, 0},
+    {"test_sam_grads_moved", "resnet20_sam", MOVED, 1e-4},
+    {"test_spatial_softmax_values", "resnet20_spatial_softmax", VALUES, 0},
+    {"test_spatial_softmax_unfused", "resnet20_spatial_softmax", UNFUSED, 0},
+    {"test_spatial_softmax_grads_moved", "resnet20_spatial_softmax", MOVED, 1e-3},
+};
 
-static void test_spatial_softmax_unfused(void **state) {
-  (void)state;
-  tf_golden_jit_unfused("resnet20_spatial_softmax", "models/resnet_cifar.lua", NULL);
-}
-
-static void test_spatial_softmax_grads_moved(void **state) {
-  (void)state;
-  tf_jit_cross_moved("resnet20_spatial_softmax", "models/resnet_cifar.lua", 0.05, 1e-3, NULL);
-}
-
-static void test_lgam_values(void **state) {
-  (void)state;
-  tf_golden_jit_values("resnet20_lgam", "models/resnet_cifar.lua", NULL);
+/* One case (state: its golden_case). */
+static void test_case(void **state) {
+  const golden_case *c = *state;
+  const char *spec = "models/resnet_cifar.lua";
+  switch (c->what) {
+  case FULL: tf_golden_jit(c->model, spec, NULL); break;
+  case CROSS: tf_golden_jit_cross(c->model, spec, NULL); break;
+  case VALUES: tf_golden_jit_values(c->model, spec, NULL); break;
+  case UNFUSED: tf_golden_jit_unfused(c->model, spec, NULL); break;
+  case MOVED: tf_jit_cross_moved(c->model, spec, 0.05, c->tol, NULL); break;
+  }
 }
 
 int main(void) {
-  enum { N = sizeof models / sizeof models[0] };
-  struct CMUnitTest tests[N + 6];
-  for (int i = 0; i < N; i++) tests[i] = (struct CMUnitTest){models[i], test_model, NULL, NULL, (void *)models[i]};
-  tests[N] = (struct CMUnitTest)cmocka_unit_test(test_lgam_values);
-  tests[N + 1] = (struct CMUnitTest)cmocka_unit_test(test_sam_values);
-  tests[N + 2] = (struct CMUnitTest)cmocka_unit_test(test_sam_grads_moved);
-  tests[N + 3] = (struct CMUnitTest)cmocka_unit_test(test_spatial_softmax_values);
-  tests[N + 4] = (struct CMUnitTest)cmocka_unit_test(test_spatial_softmax_unfused);
-  tests[N + 5] = (struct CMUnitTest)cmocka_unit_test(test_spatial_softmax_grads_moved);
+  enum { N = sizeof cases / sizeof cases[0] };
+  struct CMUnitTest tests[N];
+  for (int i = 0; i < N; i++) tests[i] = (struct CMUnitTest){cases[i].name, test_case, NULL, NULL, (void *)&cases[i]};
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
