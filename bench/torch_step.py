@@ -16,9 +16,15 @@ Measurement (see bench/README.md):
     (torch_models.count_macs) x 2 = forward FLOPs; a training step counts
     3x the forward FLOPs (forward + input gradient + weight gradient, the usual
     convention). BN, ReLU, pooling and attention elementwise work not counted.
-  * peak_bytes: growth of the process's peak RSS (getrusage ru_maxrss) from
-    just before the first step to the end, measured in a fresh subprocess per
-    (model, mode): activations, gradients, optimizer state, workspaces.
+  * peak_bytes: growth of the process's peak RSS from just before the first
+    step to the end, measured in a fresh subprocess per (model, mode):
+    activations, gradients, optimizer state, workspaces. The peak (VmHWM) is
+    reset to the current RSS before the first step (/proc/self/clear_refs),
+    so an earlier peak (import, model build) does not hide part of the
+    growth; where that is refused, the ru_maxrss delta.
+  * process_peak_bytes: the whole process's peak RSS (ru_maxrss): Python,
+    libtorch, the model and the steps; what `attnc bench` reports as its
+    peak RSS.
   * --baseline B: each model is built beside model B (e.g. 'none') in the same
     process, and the two run alternately, step by step (A B, then B A, ...),
     so both see the same load of the machine; the result gains 'baseline'
@@ -81,6 +87,42 @@ def parse_args(argv):
 def maxrss_bytes():
     """Peak resident set size of this process so far, in bytes (Linux: KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def proc_status_bytes(field):
+    """A 'VmXXX:' line of /proc/self/status in bytes, or None."""
+    try:
+        with open('/proc/self/status') as f:
+            for line in f:
+                if line.startswith(field + ':'):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def step_memory_start():
+    """Starts measuring the steps' memory. Where Linux lets a process reset
+    its peak RSS (writing 5 to /proc/self/clear_refs), the peak is set to the
+    current RSS, which is returned with the method 'hwm': the growth is then
+    not hidden by an earlier, higher peak (import, model build). Otherwise
+    returns the peak so far with the method 'maxrss'."""
+    try:
+        with open('/proc/self/clear_refs', 'w') as f:
+            f.write('5')
+        rss = proc_status_bytes('VmRSS')
+        if rss is not None and proc_status_bytes('VmHWM') is not None:
+            return rss, 'hwm'
+    except OSError:
+        pass
+    return maxrss_bytes(), 'maxrss'
+
+
+def step_memory_end(start):
+    """Growth of the peak RSS since step_memory_start returned 'start'."""
+    base, method = start
+    peak = proc_status_bytes('VmHWM') if method == 'hwm' else None
+    return (peak if peak is not None else maxrss_bytes()) - base
 
 
 def count_aten_ops(prof):
@@ -148,7 +190,7 @@ def run_one(tm, a, attention, mode):
     torch.set_num_threads(a.threads)
     step, flops = make_step(tm, a, attention, mode)
     base = make_step(tm, a, a.baseline, mode)[0] if a.baseline else None
-    rss0 = maxrss_bytes()
+    mem0 = step_memory_start()
     times, btimes = [], []
     for s in range(a.warmup + a.steps):
         if base is None:
@@ -163,7 +205,8 @@ def run_one(tm, a, attention, mode):
             times.append(t)
             if base is not None:
                 btimes.append(b)
-    peak = maxrss_bytes() - rss0
+    peak = step_memory_end(mem0)
+    process_peak = maxrss_bytes()
     kernels = None
     if not a.no_profile:
         try:
@@ -190,8 +233,10 @@ def run_one(tm, a, attention, mode):
         'gflops': round(flops / (med / 1e3) / 1e9, 2),
         'flops_convention': 'conv+linear MACs x2 (hooks); train = 3x forward',
         'peak_bytes': None if base else peak,
-        'peak_method': 'ru_maxrss delta over the steps' +
+        'peak_method': ('peak RSS (VmHWM, reset before the steps) minus RSS before the steps'
+                        if mem0[1] == 'hwm' else 'ru_maxrss delta over the steps') +
                        (' (in-process: not comparable)' if a.in_process else ', fresh process'),
+        'process_peak_bytes': None if (base or a.in_process) else process_peak,
         'kernels_per_step': kernels,
     }
     if base is not None:
