@@ -186,7 +186,7 @@ def step_table(d):
             peak.get('vector_bits'), peak.get('gflops_all', 0), peak.get('threads'),
             peak.get('gflops_1core', 0)))
     header = ['model', 'mode', 'attnc ms', 'torch ms', 'torch/attnc', 'attnc GF/s',
-              'torch GF/s', 'attnc ovh', 'torch ovh', 'attnc MB', 'torch MB',
+              'torch GF/s', 'attnc ovh', 'torch ovh', 'attnc MB', 'torch MB', 'attnc RSS', 'torch RSS',
               'attnc kern', 'torch kern', 'compile s', 'no-fuse ms', 'fuse gain',
               'no-fuse ovh', 'traffic MB', 'no-fuse MB', 'arena MB', 'unplanned MB']
     rows, per_round, fastest = [], [], []
@@ -195,7 +195,8 @@ def step_table(d):
         base_t, base_a = torch_rows.get(('none', k[1]), []), attnc_rows.get(('none', k[1]), [])
         t, a = med_row(ts), med_row(as_)
         am, tm = median(times(as_)), median(times(ts))
-        ab, tb = num(a, 'peak_bytes'), num(t, 'peak_bytes')
+        ab, tb = num(a, 'step_bytes'), num(t, 'peak_bytes')
+        arss, trss = num(a, 'peak_bytes'), num(t, 'process_peak_bytes')
         tspread = '' if t is None else ' [%s-%s]' % (fmt(num(t, 'ms_min'), '.0f'), fmt(num(t, 'ms_max'), '.0f'))
         name = 'resnet20+%s' % k[0] if k[0] != 'none' else 'resnet20'
         rows.append([
@@ -205,6 +206,7 @@ def step_table(d):
             fmt(round_ratio(as_, base_a), '.3f'), fmt(round_ratio(ts, base_t), '.3f'),
             fmt(None if ab is None else ab / 2**20, '.1f'),
             fmt(None if tb is None else tb / 2**20, '.1f'),
+            fmt(mib(arss), '.0f'), fmt(mib(trss), '.0f'),
             fmt(num(a, 'kernels_per_step'), '.0f'), fmt(num(t, 'kernels_per_step'), '.0f'),
             fmt(num(a, 'compile_s'), '.2f'),
         ] + nofuse_cells(as_, nofuse_rows.get(k, []), nofuse_rows.get(('none', k[1]), [])))
@@ -217,7 +219,9 @@ def step_table(d):
     print(render(header, rows))
     print('torch ms: median [min-max]; ratio > 1 = attnc faster; ovh = step / plain '
           'step; GF/s: each side\'s own FLOP count (torch: conv+linear MACs x2, train = 3x '
-          'forward); MB: peak memory (torch: RSS growth over the steps); fuse gain = '
+          'forward); MB: the step\'s memory (attnc: its buffer arena and thread scratch; torch: '
+          'growth of the peak RSS over the steps); RSS: the whole process\'s peak RSS in MiB '
+          '(attnc: with the compiler; torch: with Python and libtorch); fuse gain = '
           'no-fuse ms / ms, paired (the two programs alternating step by step); traffic: feature-map bytes read+written per step; arena: '
           'attnc\'s planned buffers; unplanned: sum of all buffers without reuse')
     if nrounds > 1:

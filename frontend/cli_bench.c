@@ -1,7 +1,8 @@
 /* attnc bench: compiles a model's training step or inference forward once,
  * warms up, times steps on seeded random data and reports ms/step, images/s,
- * GFLOP/s, compile time, peak memory and kernels per step; with a baseline
- * model, the two alternate step by step and the per-pair ratio is reported. */
+ * GFLOP/s, compile time, the step's memory, the process's peak RSS and
+ * kernels per step; with a baseline model, the two alternate step by step
+ * and the per-pair ratio is reported. */
 #include <cjson/cJSON.h>
 #include <stdlib.h>
 #include <string.h>
@@ -139,7 +140,9 @@ static void print_result(const bench_case *c, const char *file, int train, int64
     cJSON_AddNumberToObject(o, "opt_s", st->opt_s);
     cJSON_AddNumberToObject(o, "jit_s", st->jit_s);
     cJSON_AddNumberToObject(o, "peak_bytes", (double)r->peak_bytes);
+    cJSON_AddNumberToObject(o, "step_bytes", (double)(st->arena_bytes + st->scratch_bytes));
     cJSON_AddNumberToObject(o, "arena_bytes", (double)st->arena_bytes);
+    cJSON_AddNumberToObject(o, "scratch_bytes", (double)st->scratch_bytes);
     cJSON_AddNumberToObject(o, "buffer_bytes", (double)st->buffer_bytes);
     cJSON_AddNumberToObject(o, "kernels_per_step", st->kernels);
     cJSON_AddNumberToObject(o, "unique_kernels", st->unique_kernels);
@@ -181,8 +184,11 @@ static void print_result(const bench_case *c, const char *file, int train, int64
          r->compile_s, st->lower_s, st->opt_s, st->jit_s, st->kernels, st->unique_kernels);
   printf("  fusion      %d fused kernels computing %d nodes; feature-map traffic %.1f MiB per step\n",
          st->fused_kernels, st->fused_nodes, (double)st->traffic_bytes / 1048576.0);
-  printf("  memory      peak RSS %.1f MiB%s; buffer arena %.1f MiB\n", (double)r->peak_bytes / 1048576.0,
-         base ? " (both models in one process)" : "", (double)st->arena_bytes / 1048576.0);
+  printf("  memory      step %.1f MiB (buffer arena %.1f, thread scratch %.1f); peak RSS %.1f MiB "
+         "(the whole process%s)\n",
+         (double)(st->arena_bytes + st->scratch_bytes) / 1048576.0, (double)st->arena_bytes / 1048576.0,
+         (double)st->scratch_bytes / 1048576.0, (double)r->peak_bytes / 1048576.0,
+         base ? ", both models" : ", the compiler included");
   if (!base) return;
   printf("  baseline    %s: %.2f ms/step median (min %.2f, max %.2f); %d kernels per step; "
          "traffic %.1f MiB; arena %.1f MiB\n",

@@ -503,6 +503,11 @@ static void test_bench_baseline(void **state) {
   assert_non_null(o);
   assert_int_equal((int)json_num(o, "kernels_per_step"), base_kernels);
   assert_null(cJSON_GetObjectItemCaseSensitive(o, "baseline"));
+  /* the step's memory is its arena and scratch, all resident in the process */
+  double arena = json_num(o, "arena_bytes"), scratch = json_num(o, "scratch_bytes");
+  assert_true(arena > 0 && scratch > 0 && arena <= json_num(o, "buffer_bytes"));
+  assert_true(json_num(o, "step_bytes") == arena + scratch);
+  assert_true(json_num(o, "peak_bytes") >= arena + scratch);
   cJSON_Delete(o);
   tc_result_free(&r);
 
