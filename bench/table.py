@@ -204,9 +204,7 @@ def step_table(d):
             fmt(am, '.1f'), fmt(tm, '.1f') + tspread, fmt(round_ratio(ts, as_), '.2f'),
             fmt(num(a, 'gflops'), '.1f'), fmt(num(t, 'gflops'), '.1f'),
             fmt(round_ratio(as_, base_a), '.3f'), fmt(round_ratio(ts, base_t), '.3f'),
-            fmt(None if ab is None else ab / 2**20, '.1f'),
-            fmt(None if tb is None else tb / 2**20, '.1f'),
-            fmt(mib(arss), '.0f'), fmt(mib(trss), '.0f'),
+            fmt(mib(ab), '.1f'), fmt(mib(tb), '.1f'), fmt(mib(arss), '.0f'), fmt(mib(trss), '.0f'),
             fmt(num(a, 'kernels_per_step'), '.0f'), fmt(num(t, 'kernels_per_step'), '.0f'),
             fmt(num(a, 'compile_s'), '.2f'),
         ] + nofuse_cells(as_, nofuse_rows.get(k, []), nofuse_rows.get(('none', k[1]), [])))
