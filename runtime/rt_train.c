@@ -39,6 +39,13 @@ static double now_s(void) {
 /* 1 if a stop was requested. */
 static int stopping(const loop *L) { return L->o->stop && *L->o->stop; }
 
+/* Writes 'bytes' to buf as MiB, or as KiB below one MiB. */
+static const char *size_text(char *buf, size_t n, int64_t bytes) {
+  if (bytes >= 1048576) snprintf(buf, n, "%.1f MiB", (double)bytes / 1048576.0);
+  else snprintf(buf, n, "%.1f KiB", (double)bytes / 1024.0);
+  return buf;
+}
+
 /* Compiles the step and eval programs and checks their interfaces. */
 static attnc_status compile(loop *L) {
   const rt_train_options *o = L->o;
@@ -50,10 +57,16 @@ static attnc_status compile(loop *L) {
   attnc_status st = cg_program_create(o->step, &co, &L->step, L->d);
   if (st == ATTNC_OK) st = cg_program_create(o->eval, &co, &L->eval, L->d);
   if (st != ATTNC_OK) return st;
-  const cg_stats *ss = cg_program_stats(L->step);
+  const cg_stats *ss = cg_program_stats(L->step), *es = cg_program_stats(L->eval);
+  char step[32], arena[32], planned[32], eval[32];
   if (!o->interp)
-    fprintf(o->out, "compiled in %.1f s: %d kernel launches per step (%d distinct), %d threads\n", now_s() - t0,
-            ss->kernels, ss->unique_kernels, ss->threads);
+    fprintf(o->out,
+            "compiled in %.1f s: %d kernel launches per step (%d distinct), %d threads; memory: step %s "
+            "(buffers planned into an arena of %s from %s), eval forward %s\n",
+            now_s() - t0, ss->kernels, ss->unique_kernels, ss->threads,
+            size_text(step, sizeof step, ss->arena_bytes + ss->scratch_bytes),
+            size_text(arena, sizeof arena, ss->arena_bytes), size_text(planned, sizeof planned, ss->buffer_bytes),
+            size_text(eval, sizeof eval, es->arena_bytes + es->scratch_bytes));
   ir_type ti, tl, tr, to;
   L->input = cg_program_input(L->step, "input", &ti);
   L->labels = cg_program_input(L->step, "labels", &tl);

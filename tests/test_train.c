@@ -350,6 +350,19 @@ static void interrupt_resume(int jit) {
   tc_result r;
   assert_int_equal(tc_run_attnc(a_full, &r), 0);
   if (r.code != 0) fail_msg("full run: %s", r.err);
+  if (jit) { /* the compile line gives the memory of the step (its arena and scratch) and of the eval forward */
+    const char *m = strstr(r.err, "; memory: step "); /* progress and figures go to stderr */
+    assert_non_null(m);
+    double v[4] = {0};
+    char u[4][4];
+    assert_int_equal(sscanf(m, "; memory: step %lf %3s (buffers planned into an arena of %lf %3s from %lf %3s), "
+                               "eval forward %lf %3s", &v[0], u[0], &v[1], u[1], &v[2], u[2], &v[3], u[3]), 8);
+    for (int i = 0; i < 4; i++) {
+      assert_true(!strcmp(u[i], "KiB") || !strcmp(u[i], "MiB"));
+      v[i] *= u[i][0] == 'M' ? 1024 : 1; /* KiB */
+    }
+    assert_true(v[1] > 0 && v[1] <= v[0] && v[1] <= v[2] && v[3] > 0); /* arena within the step and the plan */
+  }
   tc_result_free(&r);
 
   pid_t pid = spawn_attnc(a_part, errp);
