@@ -123,6 +123,7 @@ static void print_result(const bench_case *c, const char *file, int train, int64
   const bench_result *r = &c->r;
   const cg_stats *st = cg_program_stats(c->p);
   const cg_stats *bs = base ? cg_program_stats(base->p) : NULL;
+  const int64_t step_bytes = st->arena_bytes + st->scratch_bytes; /* all allocated before the first step */
   if (json) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "model", file);
@@ -140,7 +141,7 @@ static void print_result(const bench_case *c, const char *file, int train, int64
     cJSON_AddNumberToObject(o, "opt_s", st->opt_s);
     cJSON_AddNumberToObject(o, "jit_s", st->jit_s);
     cJSON_AddNumberToObject(o, "peak_bytes", (double)r->peak_bytes);
-    cJSON_AddNumberToObject(o, "step_bytes", (double)(st->arena_bytes + st->scratch_bytes));
+    cJSON_AddNumberToObject(o, "step_bytes", (double)step_bytes);
     cJSON_AddNumberToObject(o, "arena_bytes", (double)st->arena_bytes);
     cJSON_AddNumberToObject(o, "scratch_bytes", (double)st->scratch_bytes);
     cJSON_AddNumberToObject(o, "buffer_bytes", (double)st->buffer_bytes);
@@ -186,7 +187,7 @@ static void print_result(const bench_case *c, const char *file, int train, int64
          st->fused_kernels, st->fused_nodes, (double)st->traffic_bytes / 1048576.0);
   printf("  memory      step %.1f MiB (buffer arena %.1f, thread scratch %.1f); peak RSS %.1f MiB "
          "(the whole process%s)\n",
-         (double)(st->arena_bytes + st->scratch_bytes) / 1048576.0, (double)st->arena_bytes / 1048576.0,
+         (double)step_bytes / 1048576.0, (double)st->arena_bytes / 1048576.0,
          (double)st->scratch_bytes / 1048576.0, (double)r->peak_bytes / 1048576.0,
          base ? ", both models" : ", the compiler included");
   if (!base) return;
