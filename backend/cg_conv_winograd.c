@@ -42,22 +42,45 @@ static cg_wino_block block(int64_t tw, int64_t tr, int64_t k) {
   return b;
 }
 
+/* The candidate block after 'b' by size (tile rows dividing th, then whole
+ * images dividing n), or 0 after the last. */
+static int next_candidate(int64_t tw, int64_t th, int64_t n, cg_wino_block *b) {
+  if (b->nimg == 1 && b->rows / 2 < th) {
+    for (int64_t tr = b->rows / 2 + 1; tr <= th; tr++)
+      if (th % tr == 0) return *b = block(tw, tr, 1), 1;
+  }
+  for (int64_t k = b->nimg + 1; k <= n; k++)
+    if (n % k == 0) return *b = block(tw, th, k), 1;
+  return 0;
+}
+
 cg_wino_block cg_wino_block_of(const cg_window *wd, int64_t nc, int64_t M, int64_t n, int64_t outh, int lanes,
                                int64_t budget) {
   int64_t tw = wd->outw / 2, th = outh / 2, per_tile = POS * (nc + M) * 4;
-  /* candidates by size: tile rows dividing th, then whole images dividing n */
-  cg_wino_block best = block(tw, 1, 1);
-  for (int64_t tr = 2; tr <= th; tr++) {
-    if (th % tr) continue;
-    cg_wino_block b = block(tw, tr, 1);
+  cg_wino_block best = block(tw, 1, 1), b = best;
+  while (next_candidate(tw, th, n, &b)) {
     if (best.tiles >= lanes && b.tiles * per_tile > budget) return best;
     best = b;
   }
-  for (int64_t k = 2; k <= n; k++) {
-    if (n % k) continue;
-    cg_wino_block b = block(tw, th, k);
-    if (best.tiles >= lanes && b.tiles * per_tile > budget) return best;
-    best = b;
+  return best;
+}
+
+/* How far 'tiles' is from 'target', as a ratio (1: equal). */
+static double off_target(int64_t tiles, int64_t target) {
+  return tiles > target ? (double)tiles / (double)target : (double)target / (double)tiles;
+}
+
+cg_wino_block cg_wino_gw_block_of(const cg_window *wd, int64_t n, int64_t outh, int lanes, int64_t target) {
+  int64_t tw = wd->outw / 2, th = outh / 2;
+  cg_wino_block b = block(tw, 1, 1), best = b;
+  int found = b.tiles >= lanes;
+  while (next_candidate(tw, th, n, &b)) {
+    if (b.tiles < lanes) {
+      if (!found) best = b;
+      continue;
+    }
+    if (!found || off_target(b.tiles, target) < off_target(best.tiles, target)) best = b;
+    found = 1;
   }
   return best;
 }

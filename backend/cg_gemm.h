@@ -154,6 +154,14 @@ typedef struct {
 cg_wino_block cg_wino_block_of(const cg_window *wd, int64_t nc, int64_t M, int64_t n, int64_t outh, int lanes,
                                int64_t budget);
 
+/* The block of the weight gradient for a batch of n images: of the same
+ * candidates, those with at least 'lanes' tiles (else the largest), the
+ * one whose tile count is nearest 'target' (as a ratio). Its GEMMs sum
+ * over the block's tiles into accumulators that every block loads and
+ * stores again, so the tile count, not the scratch size, sets their
+ * speed. */
+cg_wino_block cg_wino_gw_block_of(const cg_window *wd, int64_t n, int64_t outh, int lanes, int64_t target);
+
 /* Elements of one group's transformed weights: 16 x M x nc. */
 int64_t cg_wino_weight_elems(int64_t nc, int64_t M);
 

@@ -49,7 +49,8 @@ enum {
   GWD_X_BYTES = 96 * 1024,    /* padded input planes of a direct weight-gradient image block (L2) */
   /* transformed input and output planes of a Winograd block: 32 KiB measured 3% faster on the
    * ResNet-20 training step than 64 (Zen 4, bench/ab_step: 0.966-0.973 plain, 0.972 ECA) */
-  WINO_BYTES = 32 * 1024
+  WINO_BYTES = 32 * 1024,
+  GW_TILES = 16 /* tiles of a Winograd weight-gradient block (cg_wino_gw_block_of) */
 };
 
 /* Geometry of one convolution x[N,C,H,W] * w[CO,C/G,KH,KW] -> y[N,CO,OH,OW]. */
@@ -396,11 +397,18 @@ static int64_t gww_finish_rows(const conv_geom *s) { return (s->mg + GWW_FINISH 
  * 16x16 layer 3.0-3.2 -> 2.1-2.7 ms alone, 20.5 -> 11.2-13.0 ms per step;
  * the 16-channel 32x32 one 3.1-3.2 -> 3.0-3.1 alone, 21.6-23.7 -> 19.6-20.2
  * per step. With the scalar copy this had been, the 32- and 16-channel
- * layers were no faster or slower. */
+ * layers were no faster or slower. Its blocks have about 16 tiles
+ * (GW_TILES, cg_wino_gw_block_of), not the forward's scratch budget: with
+ * 8 lanes (AVX2) that budget gave the 16x16 and 8x8 layers blocks of 8
+ * tiles, and the 32-channel layer's weight gradient took 5.1 ms a call in
+ * the step against 2.8-3.1 for the 16- and 64-channel ones (same FLOPs).
+ * With 16 tiles (what 16 lanes already gave), bench/ab_step on the AVX2
+ * EPYC, 100 pairs: the old blocks' ResNet-20 step took 1.052 (q1 1.020, q3
+ * 1.092) of the new one's time, with HAM 1.044 (1.013-1.082). */
 static int gw_wino(const conv_geom *s, cg_wino_block *b) {
   cg_window wd = window_of(s);
   if (!wino_enabled() || !cg_wino_suits(&wd, s->dt, s->cg, s->mg, s->oh)) return 0;
-  *b = cg_wino_block_of(&wd, s->cg, s->mg, s->n / gww_parts(s), s->oh, cg_gemm_lanes(s->dt), WINO_BYTES);
+  *b = cg_wino_gw_block_of(&wd, s->n / gww_parts(s), s->oh, cg_gemm_lanes(s->dt), GW_TILES);
   return 1;
 }
 
