@@ -45,12 +45,17 @@ static cg_wino_block block(int64_t tw, int64_t tr, int64_t k) {
 /* The candidate block after 'b' by size (tile rows dividing th, then whole
  * images dividing n), or 0 after the last. */
 static int next_candidate(int64_t tw, int64_t th, int64_t n, cg_wino_block *b) {
-  if (b->nimg == 1 && b->rows / 2 < th) {
+  if (b->nimg == 1)
     for (int64_t tr = b->rows / 2 + 1; tr <= th; tr++)
-      if (th % tr == 0) return *b = block(tw, tr, 1), 1;
-  }
+      if (th % tr == 0) {
+        *b = block(tw, tr, 1);
+        return 1;
+      }
   for (int64_t k = b->nimg + 1; k <= n; k++)
-    if (n % k == 0) return *b = block(tw, th, k), 1;
+    if (n % k == 0) {
+      *b = block(tw, th, k);
+      return 1;
+    }
   return 0;
 }
 
