@@ -138,17 +138,19 @@ enum { NCASES = sizeof cases / sizeof cases[0] };
 static void test_wino_gw_blocks(void **state) {
   (void)state;
   static const struct {
-    int size, lanes;
+    int size, images, lanes; /* output size, images of the item */
     int64_t tiles, rows, nimg;
   } want[] = {
-      {32, 8, 16, 2, 1},  {16, 8, 16, 4, 1},  {8, 8, 16, 8, 1},  {28, 8, 14, 2, 1},  {14, 8, 49, 14, 1},
-      {32, 16, 16, 2, 1}, {16, 16, 16, 4, 1}, {8, 16, 16, 8, 1}, {28, 16, 28, 4, 1}, {14, 16, 49, 14, 1},
-      {4, 16, 8, 4, 2}, /* no block reaches the vector: the largest (2 whole images of 4 tiles) */
+      {32, 64, 8, 16, 2, 1},  {16, 64, 8, 16, 4, 1},  {8, 64, 8, 16, 8, 1},
+      {28, 64, 8, 14, 2, 1},  {14, 64, 8, 49, 14, 1}, {32, 64, 16, 16, 2, 1},
+      {16, 64, 16, 16, 4, 1}, {8, 64, 16, 16, 8, 1},  {28, 64, 16, 28, 4, 1},
+      {14, 64, 16, 49, 14, 1},
+      {4, 2, 16, 8, 4, 2}, /* no block reaches the vector: the largest (2 whole images of 4 tiles) */
   };
   for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
     int n = want[i].size;
     cg_window wd = {n, n, 3, 3, 1, 1, -1, -1, 1, 1, n};
-    cg_wino_block b = cg_wino_gw_block_of(&wd, want[i].size == 4 ? 2 : 64, n, want[i].lanes, 16);
+    cg_wino_block b = cg_wino_gw_block_of(&wd, want[i].images, n, want[i].lanes, 16);
     if (b.tiles != want[i].tiles || b.rows != want[i].rows || b.nimg != want[i].nimg)
       fail_msg("%dx%d, %d lanes: %lld tiles, %lld rows, %lld images", n, n, want[i].lanes, (long long)b.tiles,
                (long long)b.rows, (long long)b.nimg);
