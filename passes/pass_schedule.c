@@ -13,8 +13,10 @@
  * that computes the gradient, so the group had to end there (a group runs
  * at its last member) and the rest of the block's backward, a pass over
  * the same samples' feature map, became a second group that read the map
- * again. Their operands hold at most SINK_PER_SAMPLE values per sample
- * (a [N,1,H,W] map, not a feature map) and live only across those nodes.
+ * again. Their operands are small maps (small_map: at most
+ * SINK_PER_SAMPLE values per sample, or at most two channels at any
+ * resolution; a [N,1,H,W] map, not a feature map) and live only across
+ * those nodes.
  * Small nodes of no batched operand (at most HOIST_SMALL values: the
  * slices of a one-channel BN's parameter gradient, the add of its two
  * uses' gradients) sink likewise: between a block's attention gradient
@@ -22,10 +24,10 @@
  * Then a batch-local node hoists above the small batch-wide nodes before
  * it (the statistics of a spatial attention's [N,1,H,W] map: batchnorm
  * stats, slices, the per-channel arithmetic; at most HOIST_SMALL values
- * each) and above the small batch-local nodes that depend on those (at
- * most SINK_PER_SAMPLE values per sample), up to its operands: HAM's
- * second masked pooling and conv came after the first's BN statistics and
- * so formed a group of their own, reading the block's feature map again;
+ * each) and above the small batch-local nodes that depend on those
+ * (small maps), up to its operands: HAM's second masked pooling and conv
+ * came after the first's BN statistics and so formed a group of their
+ * own, reading the block's feature map again;
  * hoisted, they join the first pooling's group. A hoisted node read only
  * by batch-local nodes below such a statistic goes back next to its first
  * user (a map pass_remat recomputes there would otherwise be stored).
@@ -51,6 +53,7 @@
 #include "passes.h"
 
 #define SINK_PER_SAMPLE 4096 /* operand size per sample of a sinking batch reduction */
+#define SMALL_MAP_CHANNELS 2 /* channels of a map that is small at any resolution */
 #define HOIST_SMALL 4096     /* largest non-batch-local node a hoisted node passes */
 #define HOIST_WINDOW 64      /* nodes a hoisted node passes at most */
 #define GATHER_WINDOW 256    /* nodes a gathered cluster's walk looks back over */
@@ -93,11 +96,24 @@ static void link_after(order *o, int id, int at) {
   o->next[at] = id;
 }
 
+/* 1 if value 'id' is small per sample: at most SINK_PER_SAMPLE values, or
+ * a map of at most SMALL_MAP_CHANNELS channels (a spatial attention's
+ * [N,1,H,W] map or its [N,2,H,W] pooled pair), whatever its resolution:
+ * such a map is a small part of the feature maps beside it at 32x32 and
+ * at 224x224 alike. A count alone took the [N,2,56,56] pair of a
+ * ResNet-18's first stage (or of ResNet-20 at STL-10's 96x96) for a
+ * feature map, and its attention's backward split in two groups. */
+static int small_map(const order *o, int id, int64_t batch) {
+  const ir_type *t = &o->g->nodes[id]->type;
+  if (o->numel[id] <= SINK_PER_SAMPLE * batch) return 1;
+  return t->rank == 4 && t->dims[0] == batch && t->dims[1] <= SMALL_MAP_CHANNELS;
+}
+
 /* 1 if node 'n' is a small batch-wide node that should sink: not
  * batch-local for 'batch', not a source, and either a batch reduction of
- * batched operands of at most SINK_PER_SAMPLE values per sample, or of no
- * batched operand and at most HOIST_SMALL values (a slice of a statistic,
- * a parameter's update). */
+ * batched operands that are all small maps (small_map), or of no batched
+ * operand and at most HOIST_SMALL values (a slice of a statistic, a
+ * parameter's update). */
 static int sinkable(const order *o, const ir_node *n, int64_t batch) {
   if (batch < 1 || ir_op_source(n->op) || n->op == IR_OP_const || !n->nin || o->local[n->id]) return 0;
   int batched = 0, small = 1; /* some / every operand batched and small per sample */
@@ -105,7 +121,7 @@ static int sinkable(const order *o, const ir_node *n, int64_t batch) {
     const ir_type *t = &o->g->nodes[n->in[k]]->type;
     int b = t->rank >= 1 && t->dims[0] == batch;
     batched |= b;
-    small &= b && o->numel[n->in[k]] <= SINK_PER_SAMPLE * batch;
+    small &= b && small_map(o, n->in[k], batch);
   }
   return batched ? small : o->numel[n->id] <= HOIST_SMALL; /* else parameter-sized arithmetic */
 }
@@ -165,7 +181,7 @@ static int hoist(order *o, int id, int64_t batch) {
     if (o->used[p] && pn->op != IR_OP_const) break;
     if (pn->op == IR_OP_const) kind[nl] = o->used[p] ? PASS_CARRY : PASS_CONST;
     else if (o->local[p]) {
-      if (o->numel[p] > SINK_PER_SAMPLE * batch) break; /* a feature-map op: not passed */
+      if (!small_map(o, p, batch)) break; /* a feature-map op: not passed */
       kind[nl] = PASS_LOCAL;
     } else if (o->numel[p] <= HOIST_SMALL && !ir_op_source(pn->op)) kind[nl] = PASS_WIDE;
     else break;
@@ -202,27 +218,27 @@ static int hoist_undone(order *o, int u, const int *ustart, const int *users) {
   return wide;
 }
 
-/* 1 if node 'v' is a batch-local elementwise feature map (more than
- * SINK_PER_SAMPLE values per sample) of at most one such map operand,
- * read only by batch-local nodes, with a batch-wide node between it and
- * its first user: computed where it is, in the sample group before that
- * node, it would be stored for its users; next to them it is computed in
- * their loop from its operand instead (a batch norm's dy*A and x - mean,
- * which its dx reads after the batch sums). */
+/* 1 if node 'v' is a batch-local elementwise feature map (not a small
+ * map) of at most one such map operand, read only by batch-local nodes,
+ * with a batch-wide node between it and its first user: computed where it
+ * is, in the sample group before that node, it would be stored for its
+ * users; next to them it is computed in their loop from its operand
+ * instead (a batch norm's dy*A and x - mean, which its dx reads after the
+ * batch sums). */
 static int settles(order *o, int v, int64_t batch, const int *ustart, const int *users) {
   const ir_node *n = o->g->nodes[v];
-  if (!o->local[v] || !ir_op_elementwise(n->op) || o->numel[v] <= SINK_PER_SAMPLE * batch) return 0;
+  if (!o->local[v] || !ir_op_elementwise(n->op) || small_map(o, v, batch)) return 0;
   int maps = 0;
-  for (int k = 0; k < n->nin; k++) maps += o->numel[n->in[k]] > SINK_PER_SAMPLE * batch;
+  for (int k = 0; k < n->nin; k++) maps += !small_map(o, n->in[k], batch);
   if (maps > 1) return 0;
   return hoist_undone(o, v, ustart, users);
 }
 
-/* 1 if batch-local node 'r' ends a cluster worth gathering: at most
- * SINK_PER_SAMPLE values per sample, read only by batch-wide nodes (the
- * gradient of a spatial attention map, read by its batch norm's gradient). */
+/* 1 if batch-local node 'r' ends a cluster worth gathering: a small map,
+ * read only by batch-wide nodes (the gradient of a spatial attention map,
+ * read by its batch norm's gradient). */
 static int gather_root(const order *o, int r, int64_t batch, const int *ustart, const int *users) {
-  if (!o->local[r] || o->numel[r] > SINK_PER_SAMPLE * batch || ustart[r] == ustart[r + 1]) return 0;
+  if (!o->local[r] || !small_map(o, r, batch) || ustart[r] == ustart[r + 1]) return 0;
   for (int j = ustart[r]; j < ustart[r + 1]; j++)
     if (o->local[users[j]]) return 0;
   return 1;
@@ -233,8 +249,8 @@ static int gather_root(const order *o, int r, int64_t batch, const int *ustart, 
  * batch-wide nodes after R and whatever else it does not need; returns 1
  * if it moved. R is the run of batch-local nodes before the first
  * batch-wide node the cluster passes; none of the cluster may read a
- * batch-wide node after R, and none but r, if larger than SINK_PER_SAMPLE
- * values per sample, may be read outside the cluster (it would be stored). */
+ * batch-wide node after R, and none but r, unless a small map, may be
+ * read outside the cluster (it would be stored). */
 static int gather(order *o, int r, int64_t batch, const int *ustart, const int *users) {
   const ir_graph *g = o->g;
   int st = ++o->stamp, K[GATHER_MAX], nk = 0, wide_first = -1, found = 0, steps = 0;
@@ -262,7 +278,7 @@ static int gather(order *o, int r, int64_t batch, const int *ustart, const int *
   int in = ++o->stamp;
   for (int i = 0; i < nk; i++) o->mark[K[i]] = in;
   for (int i = 1; i < nk; i++)
-    if (o->numel[K[i]] > SINK_PER_SAMPLE * batch)
+    if (!small_map(o, K[i], batch))
       for (int j = ustart[K[i]]; j < ustart[K[i] + 1]; j++)
         if (o->mark[users[j]] != in) return 0;
   for (int i = nk - 1; i >= 0; i--) { /* K is nearest first: insert the farthest first */

@@ -77,14 +77,29 @@ static ir_graph *lower_opts(const char *path, fe_mode mode, int64_t batch, const
   return g;
 }
 
+/* Lowers with the options of 'ap'; fails on any error. */
+static ir_graph *lower_va(const char *path, fe_mode mode, int64_t batch, const int64_t *shape, va_list ap) {
+  const char *opts[TF_MAX_OPTS];
+  int n = collect(ap, opts);
+  return lower_opts(path, mode, batch, shape, opts, n);
+}
+
 /* Lowers 'path' with options; fails on any error. */
 ir_graph *tf_lower(const char *path, fe_mode mode, int64_t batch, ...) {
-  const char *opts[TF_MAX_OPTS];
   va_list ap;
   va_start(ap, batch);
-  int n = collect(ap, opts);
+  ir_graph *g = lower_va(path, mode, batch, NULL, ap);
   va_end(ap);
-  return lower_opts(path, mode, batch, NULL, opts, n);
+  return g;
+}
+
+/* Lowers 'path' at input shape 'shape' with options; fails on any error. */
+ir_graph *tf_lower_shape(const char *path, fe_mode mode, int64_t batch, const int64_t shape[3], ...) {
+  va_list ap;
+  va_start(ap, shape);
+  ir_graph *g = lower_va(path, mode, batch, shape, ap);
+  va_end(ap);
+  return g;
 }
 
 /* Lowers 'path' expecting an error; returns its status and messages. */

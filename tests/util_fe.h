@@ -37,6 +37,10 @@ const char *tf_reference(const char *rel);
  * the NULL-terminated "key=value" options; fails on any error. */
 ir_graph *tf_lower(const char *path, fe_mode mode, int64_t batch, ...) __attribute__((sentinel));
 
+/* The same with input shape C,H,W per sample in place of the spec's. */
+ir_graph *tf_lower_shape(const char *path, fe_mode mode, int64_t batch, const int64_t shape[3], ...)
+    __attribute__((sentinel));
+
 /* Lowers 'path' with the NULL-terminated "key=value" options expecting an
  * error: fails if lowering succeeds. Returns the status; *msg receives all
  * diagnostics (static buffer, valid until the next call). */
