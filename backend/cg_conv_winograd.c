@@ -78,14 +78,9 @@ static double off_target(int64_t tiles, int64_t target) {
 cg_wino_block cg_wino_gw_block_of(const cg_window *wd, int64_t n, int64_t outh, int lanes, int64_t target) {
   int64_t tw = wd->outw / 2, th = outh / 2;
   cg_wino_block b = block(tw, 1, 1), best = b;
-  int found = b.tiles >= lanes;
   while (next_candidate(tw, th, n, &b)) {
-    if (b.tiles < lanes) {
-      if (!found) best = b;
-      continue;
-    }
-    if (!found || off_target(b.tiles, target) < off_target(best.tiles, target)) best = b;
-    found = 1;
+    if (best.tiles < lanes) best = b; /* candidates grow: the larger one */
+    else if (b.tiles >= lanes && off_target(b.tiles, target) < off_target(best.tiles, target)) best = b;
   }
   return best;
 }

@@ -52,7 +52,7 @@
 
 #include "passes.h"
 
-#define SINK_PER_SAMPLE 4096 /* operand size per sample of a sinking batch reduction */
+#define SINK_PER_SAMPLE 4096 /* values per sample of a small map of any channel count (small_map) */
 #define SMALL_MAP_CHANNELS 2 /* channels of a map that is small at any resolution */
 #define HOIST_SMALL 4096     /* largest non-batch-local node a hoisted node passes */
 #define HOIST_WINDOW 64      /* nodes a hoisted node passes at most */
