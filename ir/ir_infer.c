@@ -133,7 +133,8 @@ static int infer_matmul(ctx *c, ir_type *out) {
   if (b->rank != 2)
     for (int i = 0; i < a->rank - 2; i++)
       if (a->dims[i] != b->dims[i]) return fail(c, "batch dimension %d differs", i);
-  int ta = (int)ir_get_int(c->n, "trans_a"), tb = (int)ir_get_int(c->n, "trans_b");
+  int64_t ta = ir_get_int(c->n, "trans_a"), tb = ir_get_int(c->n, "trans_b");
+  if ((ta != 0 && ta != 1) || (tb != 0 && tb != 1)) return fail(c, "trans_a and trans_b must be 0 or 1");
   int64_t m = a->dims[a->rank - 2 + ta], ka = a->dims[a->rank - 1 - ta];
   int64_t kb = b->dims[b->rank - 2 + tb], nn = b->dims[b->rank - 1 - tb];
   if (ka != kb) return fail(c, "inner dimensions differ (%lld vs %lld)", (long long)ka, (long long)kb);

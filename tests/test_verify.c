@@ -5,6 +5,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -191,6 +192,27 @@ static void test_bad_attribute_kind(void **state) {
   ir_graph_destroy(g);
 }
 
+/* matmul's trans flags index the operands' dims: only 0 and 1 are valid
+ * (found by tests/fuzz/fuzz_ir_text: trans_b=2 read dims[-1]). */
+static void test_matmul_trans_range(void **state) {
+  (void)state;
+  static const char *bad[] = {"trans_a=0 trans_b=2", "trans_a=-1 trans_b=0", "trans_a=9223372036854775807 trans_b=1"};
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    char text[512];
+    snprintf(text, sizeof text,
+             "graph @m {\n  %%x = input name=\"x\" : f32[2,8,16]\n  %%w = param name=\"w\" : f32[16,16]\n"
+             "  %%y = matmul(%%x, %%w) %s : f32[2,8,16]\n  output \"y\" = %%y\n}\n",
+             bad[i]);
+    ir_diag *d = ir_diag_create();
+    ir_graph *g = ir_parse(text, "m.ir", d);
+    assert_non_null(g);
+    assert_int_equal(ir_verify(g, d), 1);
+    tb_assert_contains(ir_diag_message(d, 0), "trans_a and trans_b must be 0 or 1");
+    ir_graph_destroy(g);
+    ir_diag_destroy(d);
+  }
+}
+
 static void test_wrong_arity(void **state) {
   (void)state;
   ir_graph *g = ir_graph_create("arity");
@@ -318,6 +340,7 @@ int main(void) {
       cmocka_unit_test(test_inference_failure_reported_once),
       cmocka_unit_test(test_missing_attribute),
       cmocka_unit_test(test_bad_attribute_kind),
+      cmocka_unit_test(test_matmul_trans_range),
       cmocka_unit_test(test_wrong_arity),
       cmocka_unit_test(test_duplicate_names),
       cmocka_unit_test(test_bad_outputs),
