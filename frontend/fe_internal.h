@@ -61,6 +61,16 @@ fe_state *fe_state_get(lua_State *L);
 void *fe_alloc(void *ud, void *ptr, size_t osize, size_t nsize);
 /* Installs the instruction-count hook on L. */
 void fe_sandbox_install_hook(lua_State *L);
+/* Charges 'cost' instructions of work to the budget; raises the budget
+ * error (which pcall cannot catch) if that spends it. */
+void fe_budget_charge(lua_State *L, double cost);
+
+/* ---- fe_costs.c ---- */
+
+/* Replaces the library functions whose work in C no VM instruction counts
+ * (string.rep, find, match, gmatch, gsub, table.move) with wrappers that
+ * first charge that work, at its worst case, to the budget. */
+void fe_costs_install(lua_State *L);
 /* Opens the safe libraries and pushes the sandbox environment table (the
  * _ENV of every spec and library chunk). 'prims' is the stack index of the
  * primitives table handed to library chunks as their second argument. */

@@ -50,21 +50,36 @@ int fe_spec_frame(lua_State *L, int level, lua_Debug *ar) {
   return have_fallback;
 }
 
+/* Raises the budget error, at the innermost spec line if there is one. */
+static int budget_exceeded(lua_State *L, fe_state *st) {
+  st->budget_hit = 1;
+  lua_Debug ar;
+  /* lua_error, not luaL_error: the location is the spec's line, not the caller's */
+  if (fe_spec_frame(L, 0, &ar))
+    lua_pushfstring(L, "%s:%d: instruction budget of %I exceeded (runaway loop?)", ar.source + 1, ar.currentline,
+                    (lua_Integer)st->budget);
+  else
+    lua_pushfstring(L, "instruction budget of %I exceeded (runaway loop?)", (lua_Integer)st->budget);
+  return lua_error(L);
+}
+
 /* Count hook: charges FE_HOOK_STEP instructions and stops the spec when the
  * budget is spent. */
 static void budget_hook(lua_State *L, lua_Debug *unused) {
   (void)unused;
+  fe_budget_charge(L, FE_HOOK_STEP);
+}
+
+/* Charges 'cost' instructions to the budget (see fe_internal.h). */
+void fe_budget_charge(lua_State *L, double cost) {
   void *ud;
   lua_getallocf(L, &ud);
   fe_state *st = ud;
-  st->budget_left -= FE_HOOK_STEP;
-  if (st->budget_left >= 0) return;
-  st->budget_hit = 1;
-  lua_Debug ar;
-  if (fe_spec_frame(L, 0, &ar))
-    luaL_error(L, "%s:%d: instruction budget of %I exceeded (runaway loop?)", ar.source + 1, ar.currentline,
-               (lua_Integer)st->budget);
-  luaL_error(L, "instruction budget of %I exceeded (runaway loop?)", (lua_Integer)st->budget);
+  if (!(cost <= (double)st->budget_left)) {
+    st->budget_left = -1;
+    budget_exceeded(L, st);
+  }
+  st->budget_left -= (long long)cost;
 }
 
 /* Installs the instruction-count hook on L. */
@@ -92,12 +107,18 @@ int fe_sandbox_msgh(lua_State *L) {
     msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
   }
   lua_Debug ar;
-  char where[512];
-  if (fe_spec_frame(L, 1, &ar) && is_spec_frame(&ar))
+  char where[512], file[512];
+  if (fe_spec_frame(L, 1, &ar) && is_spec_frame(&ar)) {
     snprintf(where, sizeof where, "%s:%d:", ar.source + 1, ar.currentline);
-  else /* raised outside any spec frame: name the spec itself */
+    snprintf(file, sizeof file, "%s:", ar.source + 1);
+  } else { /* raised outside any spec frame: name the spec itself */
     snprintf(where, sizeof where, "%s:", fe_state_get(L)->req->path);
-  if (strncmp(msg, where, strlen(where)) == 0) {
+    file[0] = 0;
+  }
+  size_t lf = strlen(file);
+  /* kept: a message that names this place, or another line of this file
+   * (an error re-raised by pcall at another line than where it began) */
+  if (strncmp(msg, where, strlen(where)) == 0 || (lf && strncmp(msg, file, lf) == 0 && isdigit((unsigned char)msg[lf]))) {
     lua_pushstring(L, msg);
     return 1;
   }
@@ -278,6 +299,7 @@ void fe_sandbox_push_env(lua_State *L, int prims) {
   lua_pushnil(L);
   lua_setfield(L, -2, "dump");
   lua_pop(L, 1);
+  fe_costs_install(L);
 
   lua_newtable(L);
   int env = lua_gettop(L);

@@ -72,6 +72,20 @@ static void test_budget(void **state) {
   expect_error("bad_loop.lua", ATTNC_ENOMEM, SPECS "bad_loop.lua:2: instruction budget of 200000000 exceeded");
 }
 
+/* Work done in C (string.rep, pattern matching, table.move) counts against
+ * the budget: each of these would run for hours inside one library call. A
+ * loop under pcall at another line is reported once, at the loop. */
+static void test_budget_in_c(void **state) {
+  (void)state;
+  expect_error("bad_rep_empty.lua", ATTNC_ENOMEM, SPECS "bad_rep_empty.lua:3: instruction budget of 200000000 exceeded");
+  expect_error("bad_pattern.lua", ATTNC_ENOMEM, SPECS "bad_pattern.lua:5: instruction budget of 200000000 exceeded");
+  expect_error("bad_move.lua", ATTNC_ENOMEM, SPECS "bad_move.lua:4: instruction budget of 200000000 exceeded");
+  const char *msg;
+  tf_lower_error(SPECS "bad_loop_nested.lua", &msg, NULL);
+  assert_string_equal(msg, SPECS "bad_loop_nested.lua:4: instruction budget of 200000000 exceeded (runaway loop?)\n");
+  expect_error("ok_strings.lua", ATTNC_EPARSE, SPECS "ok_strings.lua:13: strings ok");
+}
+
 static void test_memory_cap(void **state) {
   (void)state;
   expect_error("bad_mem_table.lua", ATTNC_ENOMEM, SPECS "bad_mem_table.lua: memory cap of 256 MiB exceeded");
@@ -120,6 +134,7 @@ int main(void) {
       cmocka_unit_test(test_no_os),          cmocka_unit_test(test_no_io),
       cmocka_unit_test(test_no_debug),       cmocka_unit_test(test_require_escape),
       cmocka_unit_test(test_binary_chunk),   cmocka_unit_test(test_budget),
+      cmocka_unit_test(test_budget_in_c),
       cmocka_unit_test(test_memory_cap),     cmocka_unit_test(test_shape_error),
       cmocka_unit_test(test_not_module),     cmocka_unit_test(test_missing_file),
       cmocka_unit_test(test_unknown_option), cmocka_unit_test(test_bad_option_value),
