@@ -3,8 +3,9 @@
 # that are missing. As root it runs apt-get (non-interactive); otherwise it
 # prints the exact command to run and exits 1.
 #
-# usage: scripts/setup.sh [--bench]
+# usage: scripts/setup.sh [--bench] [--fuzz]
 #   --bench  also install python3-torch (the benchmark's PyTorch peer)
+#   --fuzz   also install clang and its libFuzzer runtime (scripts/fuzz.sh)
 set -euo pipefail
 
 pkgs=(
@@ -21,7 +22,8 @@ pkgs=(
 for arg in "$@"; do
   case "$arg" in
     --bench) pkgs+=(python3-torch) ;;
-    -h|--help) sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --fuzz) pkgs+=(clang libclang-rt-14-dev) ;;
+    -h|--help) sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "setup.sh: unknown option '$arg' (see scripts/setup.sh --help)" >&2; exit 2 ;;
   esac
 done

@@ -1,0 +1,73 @@
+/* Fuzz target: the data set readers (IDX, CIFAR-10/100 and STL-10 binary)
+ * on arbitrary files. The first byte picks the format, the next two the
+ * length of the first file; the rest is the file (or the two files). */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common.h"
+#include "rt_data.h"
+
+/* Writes 'n' bytes at 'p' to dir/name. */
+static void put(const char *dir, const char *name, const uint8_t *p, size_t n) {
+  char path[256];
+  snprintf(path, sizeof path, "%s/%s", dir, name);
+  FILE *f = fopen(path, "wb");
+  if (!f) return;
+  fwrite(p, 1, n, f);
+  fclose(f);
+}
+
+/* Removes dir/name. */
+static void drop(const char *dir, const char *name) {
+  char path[256];
+  snprintf(path, sizeof path, "%s/%s", dir, name);
+  unlink(path);
+}
+
+/* Lays out one or two data files from 'data' and opens the set. */
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  static const struct {
+    const char *set, *first, *second;
+  } kinds[] = {
+      {"fashion-mnist", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"},
+      {"mnist", "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"},
+      {"cifar10", "test_batch.bin", NULL},
+      {"cifar100", "test.bin", NULL},
+      {"stl10", "test_X.bin", "test_y.bin"},
+  };
+  if (size < 3) return 0;
+  int k = data[0] % 5;
+  size_t n1 = (size_t)data[1] | (size_t)data[2] << 8;
+  data += 3;
+  size -= 3;
+  if (n1 > size || !kinds[k].second) n1 = size;
+  char dir[64];
+  snprintf(dir, sizeof dir, "/tmp/attnc-fuzz-data-%d", (int)getpid());
+  mkdir(dir, 0700);
+  put(dir, kinds[k].first, data, n1);
+  if (kinds[k].second) put(dir, kinds[k].second, data + n1, size - n1);
+  char spec[128];
+  snprintf(spec, sizeof spec, "%s:%s", kinds[k].set, dir);
+  ir_diag *d = ir_diag_create();
+  rt_dataset *ds = NULL;
+  if (rt_dataset_open(spec, RT_SPLIT_TEST, &ds, d) == ATTNC_OK) {
+    for (int64_t i = 0; i < ds->count; i++)
+      if (ds->labels[i] < 0 || ds->labels[i] >= ds->classes) {
+        fprintf(stderr, "accepted label %lld of %d classes\n", (long long)ds->labels[i], ds->classes);
+        abort();
+      }
+  } else if (ds) {
+    fprintf(stderr, "failed open left a data set behind\n");
+    abort();
+  }
+  rt_dataset_destroy(ds);
+  ir_diag_destroy(d);
+  drop(dir, kinds[k].first);
+  if (kinds[k].second) drop(dir, kinds[k].second);
+  rmdir(dir);
+  return 0;
+}
