@@ -5,7 +5,6 @@
  * worst-case work to the budget before calling the original. */
 #include <limits.h>
 #include <math.h>
-#include <string.h>
 
 #include <lauxlib.h>
 #include <lualib.h>

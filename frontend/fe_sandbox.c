@@ -118,7 +118,8 @@ int fe_sandbox_msgh(lua_State *L) {
   size_t lf = strlen(file);
   /* kept: a message that names this place, or another line of this file
    * (an error re-raised by pcall at another line than where it began) */
-  if (strncmp(msg, where, strlen(where)) == 0 || (lf && strncmp(msg, file, lf) == 0 && isdigit((unsigned char)msg[lf]))) {
+  if (strncmp(msg, where, strlen(where)) == 0 ||
+      (lf && strncmp(msg, file, lf) == 0 && isdigit((unsigned char)msg[lf]))) {
     lua_pushstring(L, msg);
     return 1;
   }

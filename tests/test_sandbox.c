@@ -77,7 +77,8 @@ static void test_budget(void **state) {
  * loop under pcall at another line is reported once, at the loop. */
 static void test_budget_in_c(void **state) {
   (void)state;
-  expect_error("bad_rep_empty.lua", ATTNC_ENOMEM, SPECS "bad_rep_empty.lua:3: instruction budget of 200000000 exceeded");
+  expect_error("bad_rep_empty.lua", ATTNC_ENOMEM,
+               SPECS "bad_rep_empty.lua:3: instruction budget of 200000000 exceeded");
   expect_error("bad_pattern.lua", ATTNC_ENOMEM, SPECS "bad_pattern.lua:5: instruction budget of 200000000 exceeded");
   expect_error("bad_move.lua", ATTNC_ENOMEM, SPECS "bad_move.lua:4: instruction budget of 200000000 exceeded");
   const char *msg;
