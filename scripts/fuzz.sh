@@ -21,10 +21,6 @@ shift || true
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(ir_text passes jit lua safetensors ckpt data)
 
-# Seeds beyond tests/fuzz/inputs/<target>, as tests/CMakeLists.txt lists them.
-declare -A more=([ir_text]="tests/data" [passes]="tests/data tests/fuzz/inputs/ir_text"
-                 [jit]="tests/data tests/fuzz/inputs/ir_text docs/examples"
-                 [lua]="tests/data/specs models")
 
 CC=clang cmake -S "$root" -B "$build" -DATTNC_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$build" -j"$(nproc)" --target $(printf 'fuzz_%s ' "${targets[@]}") >/dev/null
@@ -46,7 +42,10 @@ failed=0
 for t in "${targets[@]}"; do
   seeds=()
   [ -d "$root/tests/fuzz/inputs/$t" ] && seeds+=("$root/tests/fuzz/inputs/$t")
-  for m in ${more[$t]:-}; do seeds+=("$root/$m"); done
+  # seeds beyond tests/fuzz/inputs/<target>: tests/fuzz/more_inputs.txt
+  for m in $(awk -v t="$t" '$1 == t { $1 = ""; print }' "$root/tests/fuzz/more_inputs.txt"); do
+    seeds+=("$root/$m")
+  done
   mkdir -p "$build/corpus/$t"
   echo "== fuzz_$t for ${secs}s"
   opts=()

@@ -20,28 +20,39 @@ ir_bundle *tj_sources(const ir_graph *g, const ir_bundle *given, uint64_t seed) 
   return b;
 }
 
-/* Compares one tensor against a reference (see util_jit.h). */
-double tj_compare_tensor(const char *what, const char *name, const ir_tensor *jit, const ir_tensor *ref,
-                         double rtol) {
+/* The worst scaled error of 'got' against 'ref' (see util_jit.h). */
+double tj_scaled_error(const ir_tensor *got, const ir_tensor *ref, int64_t *at) {
   int64_t n = ir_type_numel(&ref->type);
-  assert_int_equal(n, ir_type_numel(&jit->type));
   double maxabs = 0, worst = 0;
+  *at = 0;
   for (int64_t i = 0; i < n; i++) {
     double r = fabs(ir_tensor_get(ref, i));
     if (isfinite(r) && r > maxabs) maxabs = r;
   }
   for (int64_t i = 0; i < n; i++) {
-    double a = ir_tensor_get(jit, i), r = ir_tensor_get(ref, i);
-    if (isnan(r) && isnan(a)) continue;
-    if (isinf(r) && a == r) continue;
+    double a = ir_tensor_get(got, i), r = ir_tensor_get(ref, i);
+    if ((isnan(r) && isnan(a)) || a == r) continue;
     double err = fabs(a - r) / (fabs(r) + maxabs + 1e-30);
-    if (!(err <= rtol)) {
-      char ty[128];
-      ir_type_format(&ref->type, ty, sizeof ty);
-      fail_msg("%s: output %s %s element %lld: %.9g vs %.9g (scaled error %.3g > %.3g)", what, name, ty,
-               (long long)i, a, r, err, rtol);
+    if (isnan(err)) err = INFINITY;
+    if (err > worst) {
+      worst = err;
+      *at = i;
     }
-    if (err > worst) worst = err;
+  }
+  return worst;
+}
+
+/* Compares one tensor against a reference (see util_jit.h). */
+double tj_compare_tensor(const char *what, const char *name, const ir_tensor *jit, const ir_tensor *ref,
+                         double rtol) {
+  assert_int_equal(ir_type_numel(&ref->type), ir_type_numel(&jit->type));
+  int64_t i;
+  double worst = tj_scaled_error(jit, ref, &i);
+  if (!(worst <= rtol)) {
+    char ty[128];
+    ir_type_format(&ref->type, ty, sizeof ty);
+    fail_msg("%s: output %s %s element %lld: %.9g vs %.9g (scaled error %.3g > %.3g)", what, name, ty,
+             (long long)i, ir_tensor_get(jit, i), ir_tensor_get(ref, i), worst, rtol);
   }
   return worst;
 }

@@ -18,6 +18,11 @@ double tj_compare(const ir_graph *g, const ir_bundle *given, uint64_t seed, int 
  * scaled error. */
 double tj_compare_tensor(const char *what, const char *name, const ir_tensor *got, const ir_tensor *ref,
                          double rtol);
+/* Returns the worst elementwise |got - ref| / (|ref| + max|ref|) (max over
+ * the finite elements of 'ref'), with its index in *at: 0 where both are
+ * NaN or equal (infinities), INFINITY where only one is NaN. 'got' must have
+ * ref's element count. Asserts nothing (the fuzz targets use it too). */
+double tj_scaled_error(const ir_tensor *got, const ir_tensor *ref, int64_t *at);
 /* Parses IR text 'text' (must verify) and calls tj_compare. */
 double tj_compare_text(const char *text, uint64_t seed, int threads, double rtol);
 /* Fills 'dst' with the sources of 'g' that rt_init_random(seed) makes and

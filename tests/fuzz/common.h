@@ -15,8 +15,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
  * NUL-terminated copy of the input (caller frees; NULL if out of memory). */
 ir_graph *fuzz_parse_verified(const uint8_t *data, size_t size, char **text, ir_diag *d);
 
-/* Writes data[0..size) to a file of this process under /tmp named with
- * 'suffix' (".lua", ".ckpt", ...) into path[64]. Returns 0, or -1. */
+/* Writes into path[64] the name of this process's temporary file under /tmp
+ * ending in 'suffix' (".lua", ".ckpt", ...; a directory with ""). */
+void fuzz_temp_path(const char *suffix, char path[64]);
+/* Writes data[0..size) to file 'path'. Returns 0, or -1. */
+int fuzz_write_file(const char *path, const uint8_t *data, size_t size);
+/* fuzz_temp_path, then fuzz_write_file. Returns 0, or -1. */
 int fuzz_write_temp(const uint8_t *data, size_t size, const char *suffix, char path[64]);
 
 #endif

@@ -15,10 +15,7 @@
 static void put(const char *dir, const char *name, const uint8_t *p, size_t n) {
   char path[256];
   snprintf(path, sizeof path, "%s/%s", dir, name);
-  FILE *f = fopen(path, "wb");
-  if (!f) return;
-  fwrite(p, 1, n, f);
-  fclose(f);
+  fuzz_write_file(path, p, n);
 }
 
 /* Removes dir/name. */
@@ -46,7 +43,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   size -= 3;
   if (n1 > size || !kinds[k].second) n1 = size;
   char dir[64];
-  snprintf(dir, sizeof dir, "/tmp/attnc-fuzz-data-%d", (int)getpid());
+  fuzz_temp_path("", dir);
   mkdir(dir, 0700);
   put(dir, kinds[k].first, data, n1);
   if (kinds[k].second) put(dir, kinds[k].second, data + n1, size - n1);

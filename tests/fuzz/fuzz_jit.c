@@ -1,10 +1,9 @@
 /* Fuzz target, differential: the JIT against the reference interpreter on
  * arbitrary small verified IR. A graph whose every value has at most 4096
  * elements runs on both with the same seeded random sources (rt_init_random),
- * fused and unfused; every output must agree within a scaled error of 1e-4,
- * NaN where the interpreter has NaN. The interpreter may refuse a graph
+ * fused and unfused; every output must agree within a scaled error of 1e-4
+ * (tests/util_jit's rule), NaN where the interpreter has NaN. The interpreter may refuse a graph
  * (a label out of range, say); the JIT must then still not crash. */
-#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +13,7 @@
 #include "common.h"
 #include "ir_interp.h"
 #include "rt_init.h"
+#include "util_jit.h"
 
 #define MAX_NODES 48
 #define MAX_ELEMS 4096
@@ -35,22 +35,14 @@ static void mismatch(const ir_graph *g, const char *name, int64_t i, double got,
   abort();
 }
 
-/* Compares every output of 'got' with 'ref'. */
+/* Compares every output of 'got' with 'ref' (util_jit's scaled error). */
 static void compare(const ir_graph *g, const ir_bundle *got, const ir_bundle *ref, int no_fuse) {
   for (int k = 0; k < ref->count; k++) {
     const ir_tensor *r = ref->tensors[k], *a = ir_bundle_get(got, ref->names[k]);
     if (!a || ir_type_numel(&a->type) != ir_type_numel(&r->type)) mismatch(g, ref->names[k], -1, 0, 0, no_fuse);
-    int64_t n = ir_type_numel(&r->type);
-    double scale = 0;
-    for (int64_t i = 0; i < n; i++) {
-      double v = fabs(ir_tensor_get(r, i));
-      if (isfinite(v) && v > scale) scale = v;
-    }
-    for (int64_t i = 0; i < n; i++) {
-      double x = ir_tensor_get(a, i), y = ir_tensor_get(r, i);
-      if ((isnan(x) && isnan(y)) || x == y) continue;
-      if (!(fabs(x - y) <= RTOL * (fabs(y) + scale))) mismatch(g, ref->names[k], i, x, y, no_fuse);
-    }
+    int64_t i;
+    if (!(tj_scaled_error(a, r, &i) <= RTOL))
+      mismatch(g, ref->names[k], i, ir_tensor_get(a, i), ir_tensor_get(r, i), no_fuse);
   }
 }
 

@@ -4,7 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
+#include <unistd.h> /* unlink */
 
 #include "common.h"
 #include "rt_safetensors.h"
@@ -15,7 +15,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   ir_bundle *b = NULL;
   if (rt_safetensors_parse(data, size, "fuzz.safetensors", &b, d) == ATTNC_OK) {
     char path[64];
-    snprintf(path, sizeof path, "/tmp/attnc-fuzz-%d.safetensors", (int)getpid());
+    fuzz_temp_path(".safetensors", path);
     ir_bundle *back = NULL;
     if (rt_safetensors_write(path, b, d) != ATTNC_OK ||
         rt_safetensors_read(path, &back, d) != ATTNC_OK || back->count != b->count) {

@@ -1,38 +1,28 @@
 /* The driver that runs a fuzz target without libFuzzer (gcc builds, ctest):
  * feeds it every file named on the command line, and every file in every
- * directory named there, once each. Exit status 0 when all ran. */
+ * directory named there, once each. Exit status 0 when all ran and there
+ * was at least one. */
 #include <dirent.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 #include <sys/stat.h>
 
 #include "common.h"
+#include "util_text.h"
 
 /* Runs the target on the bytes of file 'path'; returns 0, or -1 if unreadable. */
 static int run_file(const char *path) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return -1;
-  uint8_t *buf = NULL;
-  size_t len = 0, cap = 0, got;
-  do {
-    if (len == cap) {
-      cap = cap ? 2 * cap : 65536;
-      uint8_t *nb = realloc(buf, cap);
-      if (!nb) break;
-      buf = nb;
-    }
-    got = fread(buf + len, 1, cap - len, f);
-    len += got;
-  } while (got > 0);
-  fclose(f);
-  LLVMFuzzerTestOneInput(buf ? buf : (const uint8_t *)"", len);
+  size_t len;
+  char *buf = textutil_read_file(path, &len);
+  if (!buf) return -1;
+  LLVMFuzzerTestOneInput((const uint8_t *)buf, len);
   free(buf);
   return 0;
 }
 
-/* Runs every regular file of directory 'dir' (sorted by name); returns the count, -1 if unreadable. */
+/* Runs every regular file of directory 'dir' (sorted by name); returns the
+ * count, or -1 if the directory or one of its files is unreadable. */
 static int run_dir(const char *dir) {
   struct dirent **list;
   int n = scandir(dir, &list, NULL, alphasort), ran = 0;
@@ -41,7 +31,8 @@ static int run_dir(const char *dir) {
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", dir, list[i]->d_name);
     struct stat st;
-    if (list[i]->d_name[0] != '.' && stat(path, &st) == 0 && S_ISREG(st.st_mode) && run_file(path) == 0) ran++;
+    if (list[i]->d_name[0] != '.' && stat(path, &st) == 0 && S_ISREG(st.st_mode))
+      ran = ran < 0 || run_file(path) != 0 ? -1 : ran + 1;
     free(list[i]);
   }
   free(list);
@@ -52,7 +43,7 @@ int main(int argc, char **argv) {
   int total = 0;
   for (int i = 1; i < argc; i++) {
     struct stat st;
-    int n = stat(argv[i], &st) != 0 ? -1 : S_ISDIR(st.st_mode) ? run_dir(argv[i]) : run_file(argv[i]) == 0;
+    int n = stat(argv[i], &st) != 0 ? -1 : S_ISDIR(st.st_mode) ? run_dir(argv[i]) : run_file(argv[i]) == 0 ? 1 : -1;
     if (n < 0) {
       fprintf(stderr, "%s: cannot read %s\n", argv[0], argv[i]);
       return 1;
@@ -60,5 +51,5 @@ int main(int argc, char **argv) {
     total += n;
   }
   printf("%s: ran %d inputs\n", argv[0], total);
-  return 0;
+  return total > 0 ? 0 : 1; /* no input: the test would check nothing */
 }
