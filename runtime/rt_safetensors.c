@@ -15,6 +15,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "rt_file.h"
+
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "rt_safetensors.c copies tensor data as is: it assumes a little-endian host"
 #endif
@@ -460,96 +462,38 @@ static attnc_status build_header(const ir_bundle *b, const char *path, char **te
   return ATTNC_ENOMEM;
 }
 
-/* Writes all 'n' bytes of 'p' to 'fd'; returns 0 or -1 (errno set). */
-static int write_all(int fd, const void *p, size_t n) {
-  const char *c = p;
-  while (n) {
-    ssize_t w = write(fd, c, n);
-    if (w < 0 && errno == EINTR) continue;
-    if (w < 0) return -1;
-    c += w;
-    n -= (size_t)w;
-  }
-  return 0;
-}
+/* What a safetensors file holds: the JSON header and the tensors. */
+struct contents {
+  char *header;
+  const ir_bundle *b;
+};
 
-/* Writes the length prefix, padded header and data of 'b' to 'fd'. */
-static int write_contents(int fd, const char *header, const ir_bundle *b) {
+/* Writes the length prefix, padded header and data of a 'struct contents'
+ * to 'fd' (an rt_file_fill). */
+static int write_contents(int fd, void *ctx) {
+  const char *header = ((struct contents *)ctx)->header;
+  const ir_bundle *b = ((struct contents *)ctx)->b;
   size_t len = strlen(header), padded = (len + 7) & ~(size_t)7;
   unsigned char prefix[8];
   for (int i = 0; i < 8; i++) prefix[i] = (unsigned char)((uint64_t)padded >> (8 * i));
   char spaces[8] = "       ";
-  if (write_all(fd, prefix, 8) || write_all(fd, header, len) ||
-      write_all(fd, spaces, padded - len))
+  if (rt_file_write_all(fd, prefix, 8) || rt_file_write_all(fd, header, len) ||
+      rt_file_write_all(fd, spaces, padded - len))
     return -1;
   for (int i = 0; i < b->count; i++) {
     const ir_tensor *t = b->tensors[i];
     size_t bytes = (size_t)ir_type_numel(&t->type) * ir_dtype_size(t->type.dtype);
-    if (write_all(fd, t->data, bytes)) return -1;
+    if (rt_file_write_all(fd, t->data, bytes)) return -1;
   }
   return 0;
 }
 
-/* Opens a new temporary file beside 'path'; its name goes to 'tmp'. */
-static int open_temp(const char *path, char *tmp, size_t size) {
-  static unsigned counter;
-  for (int tries = 0; tries < 100; tries++) {
-    unsigned k = __atomic_fetch_add(&counter, 1, __ATOMIC_RELAXED);
-    snprintf(tmp, size, "%s.tmp.%ld.%u", path, (long)getpid(), k);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-    if (fd >= 0 || errno != EEXIST) return fd;
-  }
-  return -1;
-}
-
-/* Flushes the directory holding 'path' so the rename is durable (best effort). */
-static void sync_parent_dir(const char *path) {
-  char *copy = strdup(path);
-  if (!copy) return;
-  int fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd >= 0) {
-    (void)fsync(fd);
-    close(fd);
-  }
-  free(copy);
-}
-
 /* Writes bundle 'b' to 'path' atomically. */
 attnc_status rt_safetensors_write(const char *path, const ir_bundle *b, ir_diag *d) {
-  char *header = NULL;
-  attnc_status st = build_header(b, path, &header, d);
+  struct contents c = {NULL, b};
+  attnc_status st = build_header(b, path, &c.header, d);
   if (st) return st;
-  size_t tlen = strlen(path) + 64;
-  char *tmp = malloc(tlen);
-  if (!tmp) {
-    cJSON_free(header);
-    ir_diag_error(d, path, 0, "out of memory");
-    return ATTNC_ENOMEM;
-  }
-  int fd = open_temp(path, tmp, tlen);
-  if (fd < 0) {
-    ir_diag_error(d, path, 0, "cannot create a temporary file beside it: %s", strerror(errno));
-    st = ATTNC_EIO;
-  } else {
-    int failed = write_contents(fd, header, b) || fsync(fd);
-    int err = errno;
-    if (close(fd) && !failed) {
-      failed = 1;
-      err = errno;
-    }
-    if (!failed && rename(tmp, path)) {
-      failed = 1;
-      err = errno;
-    }
-    if (failed) {
-      ir_diag_error(d, path, 0, "write failed: %s", strerror(err));
-      unlink(tmp);
-      st = ATTNC_EIO;
-    } else {
-      sync_parent_dir(path);
-    }
-  }
-  free(tmp);
-  cJSON_free(header);
+  st = rt_file_write_atomic(path, write_contents, &c, d);
+  cJSON_free(c.header);
   return st;
 }
