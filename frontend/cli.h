@@ -103,6 +103,9 @@ typedef struct {
 #define CLI_OPT_THREADS(dst) \
   {"--threads", "N", "worker threads (default: every core)", (dst), cli_parse_threads}
 int cli_parse_threads(void *dst, const char *value, char *err, size_t errsize);
+/* Parses all of 's' as a decimal integer from 'lo' to 'hi' into *out;
+ * returns 0, or -1 (the caller words the error). */
+int cli_parse_int(const char *s, long long lo, long long hi, long long *out);
 /* --no-fuse: compile one kernel per node (pass_fuse off), for comparison. */
 #define CLI_OPT_NO_FUSE(dst) \
   {"--no-fuse", NULL, "one kernel per node: turn fusion off (for comparison)", (dst), NULL}

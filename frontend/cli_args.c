@@ -129,13 +129,13 @@ int cli_parse(const cli_spec *spec, int argc, char **argv) {
   return 0;
 }
 
-/* Parses a positive integer no larger than 'max' from all of 's'. */
-static int parse_positive(const char *s, int64_t max, int64_t *out) {
-  if (!*s || *s == '-' || *s == '+') return -1;
+/* Parses all of 's' as a decimal integer from 'lo' to 'hi' into *out. */
+int cli_parse_int(const char *s, long long lo, long long hi, long long *out) {
+  if (!((*s >= '0' && *s <= '9') || (*s == '-' && s[1] >= '0' && s[1] <= '9'))) return -1;
   char *end;
   errno = 0;
   long long v = strtoll(s, &end, 10);
-  if (errno || *end || v <= 0 || v > max) return -1;
+  if (errno || *end || v < lo || v > hi) return -1;
   *out = v;
   return 0;
 }
@@ -203,18 +203,19 @@ int cli_parse_shape(void *dst, const char *value, char *err, size_t errsize) {
 
 /* Parses "--batch N" into the cli_model 'dst'. */
 int cli_parse_batch(void *dst, const char *value, char *err, size_t errsize) {
-  cli_model *m = dst;
-  if (parse_positive(value, 1 << 20, &m->batch)) {
+  long long v;
+  if (cli_parse_int(value, 1, 1 << 20, &v)) {
     snprintf(err, errsize, "expected a positive integer");
     return -1;
   }
+  ((cli_model *)dst)->batch = v;
   return 0;
 }
 
 /* Parses --threads N (1..1024) into an int. */
 int cli_parse_threads(void *dst, const char *value, char *err, size_t errsize) {
-  int64_t v;
-  if (parse_positive(value, 1024, &v)) {
+  long long v;
+  if (cli_parse_int(value, 1, 1024, &v)) {
     snprintf(err, errsize, "expected a thread count from 1 to 1024");
     return -1;
   }

@@ -413,9 +413,8 @@ static int baseline_model(const cli_model *model, const cli_model *over, cli_mod
 
 /* Parses a positive count into an int. */
 static int parse_count(void *dst, const char *v, char *err, size_t n) {
-  char *end;
-  long x = strtol(v, &end, 10);
-  if (!*v || *end || x < 1 || x > 100000) {
+  long long x;
+  if (cli_parse_int(v, 1, 100000, &x)) {
     snprintf(err, n, "expected a count from 1 to 100000, got '%s'", v);
     return -1;
   }

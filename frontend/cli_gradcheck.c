@@ -35,9 +35,8 @@ static int parse_double(void *dst, const char *v, char *err, size_t n) {
 
 /* Parses a non-negative int. */
 static int parse_count(void *dst, const char *v, char *err, size_t n) {
-  char *end;
-  long x = strtol(v, &end, 10);
-  if (*v == 0 || *end || x < 0 || x > 1000000) {
+  long long x;
+  if (cli_parse_int(v, 0, 1000000, &x)) {
     snprintf(err, n, "expected a count, got '%s'", v);
     return -1;
   }

@@ -21,9 +21,8 @@ static const char infer_examples[] =
 
 /* Parses --topk K (1..1000). */
 static int parse_topk(void *dst, const char *v, char *err, size_t n) {
-  char *end;
-  long k = strtol(v, &end, 10);
-  if (!*v || *end || k < 1 || k > 1000) {
+  long long k;
+  if (cli_parse_int(v, 1, 1000, &k)) {
     snprintf(err, n, "expected a count from 1 to 1000, got '%s'", v);
     return -1;
   }

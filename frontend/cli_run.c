@@ -1,5 +1,6 @@
 /* attnc run: runs a graph (IR text or Lua model spec) on tensors read from
  * safetensors files and writes every graph output to a safetensors file. */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,9 +97,8 @@ static int add_gradients(ir_graph *g, int fuse) {
 
 /* Parses a seed (a non-negative integer) into a long long. */
 static int cli_parse_seed(void *dst, const char *v, char *err, size_t n) {
-  char *end;
-  long long x = strtoll(v, &end, 10);
-  if (*v == 0 || *end || x < 0) {
+  long long x;
+  if (cli_parse_int(v, 0, LLONG_MAX, &x)) {
     snprintf(err, n, "expected a non-negative integer seed, got '%s'", v);
     return -1;
   }

@@ -1,6 +1,6 @@
 /* attnc show: prints the metadata and tensors of a safetensors file (name,
  * type, a few values, and min/max/mean). */
-#include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,10 +17,8 @@ static const char show_examples[] =
 
 /* Parses "--values N" (N >= 0) into the int64_t 'dst'. */
 static int parse_count(void *dst, const char *value, char *err, size_t errsize) {
-  char *end;
-  errno = 0;
-  long long v = strtoll(value, &end, 10);
-  if (errno || *end || !*value || v < 0) {
+  long long v;
+  if (cli_parse_int(value, 0, LLONG_MAX, &v)) {
     snprintf(err, errsize, "expected a non-negative integer");
     return -1;
   }

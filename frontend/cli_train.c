@@ -3,6 +3,7 @@
  * checkpoints, stops cleanly on SIGINT/SIGTERM and resumes. Also the model
  * loading shared by train, eval and infer (cli_train_lower and friends). */
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -131,10 +132,8 @@ typedef struct {
 
 /* Parses a non-negative integer into a long long. */
 static int parse_count(void *dst, const char *v, char *err, size_t n) {
-  char *end;
-  errno = 0;
-  long long x = strtoll(v, &end, 10);
-  if (!*v || *end || errno || x < 0) {
+  long long x;
+  if (cli_parse_int(v, 0, LLONG_MAX, &x)) {
     snprintf(err, n, "expected a non-negative integer, got '%s'", v);
     return -1;
   }
