@@ -380,6 +380,11 @@ attnc_status rt_dataset_open(const char *spec, rt_split split, rt_dataset **out,
   return ATTNC_OK;
 }
 
+/* Pixel 'v' of channel 'c' as the network's input. */
+float rt_dataset_normalized(const rt_dataset *ds, int64_t c, uint8_t v) {
+  return (float)(((double)v / 255.0 - ds->mean[c]) / ds->std[c]);
+}
+
 /* Frees 'ds'. */
 void rt_dataset_destroy(rt_dataset *ds) {
   if (!ds) return;

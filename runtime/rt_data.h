@@ -30,6 +30,9 @@ typedef struct {
  * labels, 100 classes); STL-10 {train,test}_X.bin and {train,test}_y.bin.
  * On error *out is NULL and 'd' holds a message naming the file. */
 attnc_status rt_dataset_open(const char *spec, rt_split split, rt_dataset **out, ir_diag *d);
+/* The network's input value of 8-bit pixel 'v' of channel 'c': scaled to
+ * [0,1] and normalized with the data set's mean and std, as training sees it. */
+float rt_dataset_normalized(const rt_dataset *ds, int64_t c, uint8_t v);
 /* Frees 'ds' and its arrays (NULL is fine). */
 void rt_dataset_destroy(rt_dataset *ds);
 /* Moves 'n' samples (a seeded random choice) from *train into a new data set *held (validation).

@@ -178,7 +178,7 @@ attnc_status rt_loader_create(const rt_dataset *ds, const rt_loader_options *o, 
   l->sample = ds->channels * ds->height * ds->width;
   l->batches = o->drop_last ? ds->count / o->batch : (ds->count + o->batch - 1) / o->batch;
   for (int64_t c = 0; c < ds->channels; c++) {
-    for (int v = 0; v < 256; v++) l->lut[c][v] = (float)(((double)v / 255.0 - ds->mean[c]) / ds->std[c]);
+    for (int v = 0; v < 256; v++) l->lut[c][v] = rt_dataset_normalized(ds, c, (uint8_t)v);
   }
   int ok = 1;
   l->perm = malloc((size_t)(ds->count ? ds->count : 1) * sizeof *l->perm);
