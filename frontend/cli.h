@@ -34,6 +34,7 @@ int cli_train(int argc, char **argv);
 int cli_eval(int argc, char **argv);
 int cli_infer(int argc, char **argv);
 int cli_bench(int argc, char **argv);
+int cli_gradcam(int argc, char **argv);
 
 /* ---- option parsing (cli_args.c) ---- */
 

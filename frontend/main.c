@@ -20,6 +20,7 @@ static const cli_command commands[] = {
     {"train", "train a model on a data set (SGD, schedules, checkpoints, resume)", cli_train},
     {"eval", "top-1/top-5/loss and per-class accuracy of trained weights on a test split", cli_eval},
     {"infer", "classify a batch of images from a safetensors file with trained weights", cli_infer},
+    {"gradcam", "Grad-CAM pictures: where trained weights find the evidence for a class", cli_gradcam},
     {"bench", "compile a model once and time its training step or inference (ms, images/s, GFLOP/s)", cli_bench},
 };
 #define NCOMMANDS (int)(sizeof commands / sizeof commands[0])

@@ -16,6 +16,7 @@ pkgs=(
   libcjson-dev          # JSON headers of safetensors files
   libcmocka-dev         # unit tests
   zlib1g-dev            # gzip'd IDX datasets
+  libpng-dev            # PNG pictures of attnc gradcam
   dataset-fashion-mnist # Fashion-MNIST in /usr/share/datasets
 )
 
