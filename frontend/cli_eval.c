@@ -56,7 +56,9 @@ int cli_eval(int argc, char **argv) {
   const cli_opt opts[] = {
       CLI_OPT_DEFINE(&model),
       {"--weights", "W", "trained weights: attnc checkpoint or state_dict safetensors", &wpath, NULL},
-      {"--data", "SPEC", "fashion-mnist[:DIR] | mnist:DIR | cifar10:DIR | cifar100:DIR | stl10:DIR", &data, NULL},
+      {"--data", "SPEC",
+       "fashion-mnist[:DIR] | mnist:DIR | cifar10:DIR | cifar100:DIR | stl10:DIR | folder:DIR[:SIZE]",
+       &data, NULL},
       {"--batch", "N", "batch size (default 128)", &model, cli_parse_batch},
       {"--json", NULL, "print the result as one JSON object", &json, NULL},
       {"--confusion", NULL, "also print the confusion matrix", &confusion, NULL},

@@ -321,7 +321,8 @@ int cli_gradcam(int argc, char **argv) {
   const cli_opt opts[] = {
       CLI_OPT_DEFINE(&model),
       {"--weights", "W", "trained weights: attnc checkpoint or state_dict safetensors", &wpath, NULL},
-      {"--data", "SPEC", "test images of fashion-mnist[:DIR] | mnist:DIR | cifar10:DIR | cifar100:DIR | stl10:DIR",
+      {"--data", "SPEC",
+       "test images of fashion-mnist[:DIR] | mnist:DIR | cifar10:DIR | cifar100:DIR | stl10:DIR | folder:DIR[:SIZE]",
        &data, NULL},
       {"--index", "LIST", "which test images: 3, 0-7 or 1,4,9-12 (default 0; at most 256)", &idx, parse_index},
       {"--input", "X.safetensors", "or the batch 'input' f32[N,C,H,W] of a file, normalized as in training", &xpath,

@@ -281,7 +281,9 @@ int cli_train(int argc, char **argv) {
   train_args a = {.schedule = "const", .epochs = 1, .lr = 0.1, .momentum = 0.9, .wd = 5e-4, .seed = 0};
   const cli_opt opts[] = {
       CLI_OPT_DEFINE(&a.model),
-      {"--data", "SPEC", "fashion-mnist[:DIR] | mnist:DIR | cifar10:DIR | cifar100:DIR | stl10:DIR", &a.data, NULL},
+      {"--data", "SPEC",
+       "fashion-mnist[:DIR] | mnist:DIR | cifar10:DIR | cifar100:DIR | stl10:DIR | folder:DIR[:SIZE]",
+       &a.data, NULL},
       {"--epochs", "N", "epochs to train (default 1)", &a.epochs, parse_count},
       {"--batch", "N", "batch size (default 128)", &a.model, cli_parse_batch},
       {"--lr", "LR", "base learning rate (default 0.1)", &a.lr, parse_number},

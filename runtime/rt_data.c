@@ -1,5 +1,6 @@
 /* Data set readers: IDX (MNIST, Fashion-MNIST; plain or gzip'd), CIFAR-10 and
- * CIFAR-100 binary, STL-10 binary; the held-out split. Every file is read
+ * CIFAR-100 binary, STL-10 binary (image folders: rt_data_folder.c); the
+ * held-out split. Every file is read
  * whole through zlib (which passes plain files through), then its header and
  * size are checked before any sample is copied. */
 #include "rt_data.h"
@@ -10,6 +11,7 @@
 #include <string.h>
 #include <zlib.h>
 
+#include "rt_data_folder.h"
 #include "rt_init.h"
 
 #define DATA_MAX_FILE ((size_t)1 << 30) /* refuse (decompressed) files larger than 1 GiB */
@@ -36,6 +38,7 @@ static const data_kind data_kinds[] = {
     {"cifar10", 10, {0.4914f, 0.4822f, 0.4465f}, {0.2470f, 0.2435f, 0.2616f}},
     {"cifar100", 100, {0.5071f, 0.4865f, 0.4409f}, {0.2673f, 0.2564f, 0.2762f}},
     {"stl10", 10, {0.4467f, 0.4398f, 0.4066f}, {0.2603f, 0.2566f, 0.2713f}},
+    {"folder", 0, {0.485f, 0.456f, 0.406f}, {0.229f, 0.224f, 0.225f}}, /* ImageNet's; classes from the folders */
 };
 
 /* Returns malloc'd "dir/name" (NULL when out of memory). */
@@ -345,8 +348,8 @@ attnc_status rt_dataset_open(const char *spec, rt_split split, rt_dataset **out,
     if (strlen(data_kinds[i].name) == nlen && !strncmp(spec, data_kinds[i].name, nlen)) kind = &data_kinds[i];
   if (!kind) {
     ir_diag_error(d, NULL, 0,
-                  "data set '%s': unknown name (expected fashion-mnist[:DIR], mnist:DIR, cifar10:DIR, cifar100:DIR or "
-                  "stl10:DIR)",
+                  "data set '%s': unknown name (expected fashion-mnist[:DIR], mnist:DIR, cifar10:DIR, cifar100:DIR, "
+                  "stl10:DIR or folder:DIR[:SIZE])",
                   spec);
     return ATTNC_EINVAL;
   }
@@ -370,6 +373,8 @@ attnc_status rt_dataset_open(const char *spec, rt_split split, rt_dataset **out,
     st = data_read_cifar(ds, dir, split, d);
   else if (!strcmp(kind->name, "stl10"))
     st = data_read_stl(ds, dir, split, d);
+  else if (!strcmp(kind->name, "folder"))
+    st = rt_data_read_folder(ds, dir, split, d);
   else
     st = data_read_idx(ds, dir, split, d);
   if (st != ATTNC_OK) {

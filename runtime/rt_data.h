@@ -24,6 +24,7 @@ typedef struct {
 /* Reads the 'split' part of the data set named by 'spec' into a new *out
  * (owned by the caller, freed with rt_dataset_destroy).
  * spec: "fashion-mnist[:DIR]" (bare = /usr/share/datasets/fashion-mnist), "mnist:DIR", "cifar10:DIR",
+ * "folder:DIR[:SIZE]" (PNG/JPEG class folders, rt_data_folder.h),
  * "cifar100:DIR", "stl10:DIR". IDX files may be gzip'd (.gz) or not.
  * Files: IDX {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]; CIFAR-10
  * data_batch_1..5.bin / test_batch.bin; CIFAR-100 train.bin / test.bin (fine

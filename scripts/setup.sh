@@ -16,7 +16,8 @@ pkgs=(
   libcjson-dev          # JSON headers of safetensors files
   libcmocka-dev         # unit tests
   zlib1g-dev            # gzip'd IDX datasets
-  libpng-dev            # PNG pictures of attnc gradcam
+  libpng-dev            # PNG: gradcam pictures, image-folder data sets
+  libjpeg-dev           # JPEG: image-folder data sets (ImageNet subsets)
   dataset-fashion-mnist # Fashion-MNIST in /usr/share/datasets
 )
 

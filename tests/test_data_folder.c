@@ -1,0 +1,318 @@
+/* Tests of image-folder data sets (folder:DIR[:SIZE]): PNG and JPEG files
+ * written here in class folders, read back with their labels and pixels;
+ * resizing (area averaging down, bilinear up) and the centre crop; every
+ * kind of wrong folder or file a clear message naming it; and a training
+ * run on such a folder from the command line. */
+#define _XOPEN_SOURCE 700
+#include <ftw.h>
+#include <png.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <cmocka.h>
+#include <jpeglib.h>
+
+#include "rt_data.h"
+#include "util_cli.h"
+
+/* Makes directory dir/sub. */
+static void make_dir(const char *dir, const char *sub) {
+  char p[4096];
+  snprintf(p, sizeof p, "%s/%s", dir, sub);
+  assert_int_equal(mkdir(p, 0755), 0);
+}
+
+/* Writes a w x h PNG of 'channels' (1 gray, 3 RGB) interleaved bytes to dir/name. */
+static void write_png(const char *dir, const char *name, int w, int h, int channels, const uint8_t *px) {
+  char p[4096];
+  snprintf(p, sizeof p, "%s/%s", dir, name);
+  png_image im;
+  memset(&im, 0, sizeof im);
+  im.version = PNG_IMAGE_VERSION;
+  im.width = (png_uint_32)w, im.height = (png_uint_32)h;
+  im.format = channels == 1 ? PNG_FORMAT_GRAY : PNG_FORMAT_RGB;
+  assert_true(png_image_write_to_file(&im, p, 0, px, 0, NULL));
+}
+
+/* Writes a w x h RGB JPEG (quality 100) of interleaved bytes to dir/name. */
+static void write_jpeg(const char *dir, const char *name, int w, int h, const uint8_t *px) {
+  char p[4096];
+  snprintf(p, sizeof p, "%s/%s", dir, name);
+  FILE *f = fopen(p, "wb");
+  assert_non_null(f);
+  struct jpeg_compress_struct c;
+  struct jpeg_error_mgr e;
+  c.err = jpeg_std_error(&e);
+  jpeg_create_compress(&c);
+  jpeg_stdio_dest(&c, f);
+  c.image_width = (JDIMENSION)w, c.image_height = (JDIMENSION)h;
+  c.input_components = 3;
+  c.in_color_space = JCS_RGB;
+  jpeg_set_defaults(&c);
+  jpeg_set_quality(&c, 100, TRUE);
+  jpeg_start_compress(&c, TRUE);
+  while (c.next_scanline < c.image_height) {
+    JSAMPROW row = (JSAMPROW)px + (size_t)c.next_scanline * (size_t)w * 3;
+    jpeg_write_scanlines(&c, &row, 1);
+  }
+  jpeg_finish_compress(&c);
+  jpeg_destroy_compress(&c);
+  fclose(f);
+}
+
+/* Writes n bytes to dir/name. */
+static void write_raw(const char *dir, const char *name, const void *data, size_t n) {
+  char p[4096];
+  snprintf(p, sizeof p, "%s/%s", dir, name);
+  assert_int_equal(tc_write_file(p, data, n), 0);
+}
+
+/* Reads dir/name whole; *n gets its size. */
+static char *read_raw(const char *dir, const char *name, size_t *n) {
+  char p[4096];
+  snprintf(p, sizeof p, "%s/%s", dir, name);
+  char *b = tc_read_file(p, n);
+  assert_non_null(b);
+  return b;
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+  (void)st, (void)flag, (void)ftw;
+  return remove(path);
+}
+
+/* Removes 'dir' and everything below it, and frees the string. */
+static void remove_tree(char *dir) {
+  nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+  free(dir);
+}
+
+/* Opens "folder:<arg>" for 'split'; NULL on failure with the message in *msg (static). */
+static rt_dataset *open_folder(const char *arg, rt_split split, const char **msg) {
+  static char text[2048];
+  char spec[4200];
+  snprintf(spec, sizeof spec, "folder:%s", arg);
+  ir_diag *d = ir_diag_create();
+  rt_dataset *ds = NULL;
+  attnc_status st = rt_dataset_open(spec, split, &ds, d);
+  snprintf(text, sizeof text, "%s", ir_diag_text(d));
+  ir_diag_destroy(d);
+  if (msg) *msg = text;
+  assert_true((st == ATTNC_OK) == (ds != NULL));
+  return ds;
+}
+
+/* Expects "folder:<arg>" to fail with a message containing 'want'. */
+static void expect_error(const char *arg, rt_split split, const char *want) {
+  const char *msg;
+  rt_dataset *ds = open_folder(arg, split, &msg);
+  if (ds || !strstr(msg, want)) fail_msg("folder:%s: expected '%s', got '%s'", arg, want, ds ? "success" : msg);
+}
+
+/* Pixel k of a 4x4 test pattern, channel c. */
+static uint8_t pattern(int k, int c) { return (uint8_t)(k * 13 + c * 70 + 5); }
+
+/* A train split of two classes (cat: a PNG and a JPEG; dog: a gray PNG)
+ * and a val split; other files beside them are ignored. Returns the root. */
+static char *make_folder(void) {
+  char *dir = tc_tempdir();
+  assert_non_null(dir);
+  make_dir(dir, "train"), make_dir(dir, "train/cat"), make_dir(dir, "train/dog");
+  make_dir(dir, "val"), make_dir(dir, "val/dog");
+  uint8_t rgb[48], solid[48], gray[16];
+  for (int k = 0; k < 16; k++) {
+    for (int c = 0; c < 3; c++) rgb[k * 3 + c] = pattern(k, c), solid[k * 3 + c] = (uint8_t)(40 + 60 * c);
+    gray[k] = (uint8_t)(k * 16);
+  }
+  write_png(dir, "train/cat/a.png", 4, 4, 3, rgb);
+  write_jpeg(dir, "train/cat/b.JPG", 4, 4, solid);
+  write_png(dir, "train/dog/c.png", 4, 4, 1, gray);
+  write_raw(dir, "train/cat/notes.txt", "not an image", 12);
+  write_raw(dir, "train/labels.csv", "a,cat\n", 6);
+  write_raw(dir, "train/cat/.hidden.png", "x", 1);
+  write_png(dir, "val/dog/d.png", 4, 4, 3, rgb);
+  return dir;
+}
+
+/* Labels follow the sorted class folders, files in name order; PNG pixels
+ * exactly (gray expanded to RGB), JPEG within compression error; the test
+ * split comes from val/ with the training classes' numbers. */
+static void test_read(void **state) {
+  (void)state;
+  char *dir = make_folder();
+  const char *msg;
+  rt_dataset *ds = open_folder(dir, RT_SPLIT_TRAIN, &msg);
+  if (!ds) fail_msg("%s", msg);
+  assert_string_equal(ds->name, "folder");
+  assert_int_equal(ds->count, 3);
+  assert_int_equal(ds->classes, 2);
+  assert_int_equal(ds->channels, 3);
+  assert_int_equal(ds->height, 4);
+  assert_int_equal(ds->width, 4);
+  assert_int_equal(ds->labels[0], 0);
+  assert_int_equal(ds->labels[1], 0);
+  assert_int_equal(ds->labels[2], 1);
+  for (int c = 0; c < 3; c++)
+    for (int k = 0; k < 16; k++) {
+      assert_int_equal(ds->pixels[c * 16 + k], pattern(k, c));                              /* a.png, CHW */
+      assert_true(abs(ds->pixels[48 + c * 16 + k] - (40 + 60 * c)) <= 3);                    /* b.JPG */
+      assert_int_equal(ds->pixels[96 + c * 16 + k], k * 16);                                 /* c.png, gray */
+    }
+  assert_float_equal(ds->mean[0], 0.485, 1e-6); /* ImageNet's normalization */
+  rt_dataset_destroy(ds);
+  ds = open_folder(dir, RT_SPLIT_TEST, &msg);
+  if (!ds) fail_msg("%s", msg);
+  assert_int_equal(ds->count, 1);
+  assert_int_equal(ds->classes, 2);
+  assert_int_equal(ds->labels[0], 1);
+  rt_dataset_destroy(ds);
+  remove_tree(dir);
+}
+
+/* :SIZE resizes the shorter side and crops the centre: an 8x4 image to 2x2
+ * averages 2x2 blocks of its middle four columns; a 2x2 image to 4x4 is
+ * bilinear at pixel centres (PyTorch's align_corners=False values). */
+static void test_resize(void **state) {
+  (void)state;
+  char *dir = tc_tempdir();
+  make_dir(dir, "train"), make_dir(dir, "train/x"), make_dir(dir, "test"), make_dir(dir, "test/x");
+  uint8_t wide[8 * 4 * 3];
+  for (int y = 0; y < 4; y++)
+    for (int x = 0; x < 8; x++)
+      for (int c = 0; c < 3; c++) wide[(y * 8 + x) * 3 + c] = (uint8_t)(y * 40 + x * 8 + c);
+  write_png(dir, "train/x/wide.png", 8, 4, 3, wide);
+  const uint8_t small[12] = {0, 0, 0, 100, 100, 100, 200, 200, 200, 40, 40, 40};
+  write_png(dir, "test/x/small.png", 2, 2, 3, small);
+  char arg[4200];
+  snprintf(arg, sizeof arg, "%s:2", dir);
+  const char *msg;
+  rt_dataset *ds = open_folder(arg, RT_SPLIT_TRAIN, &msg);
+  if (!ds) fail_msg("%s", msg);
+  assert_int_equal(ds->height, 2);
+  assert_int_equal(ds->width, 2);
+  for (int c = 0; c < 3; c++)
+    for (int y = 0; y < 2; y++)
+      for (int x = 0; x < 2; x++) { /* block rows 2y..2y+1, columns 2+2x..3+2x: mean = 40(2y+0.5) + 8(2+2x+0.5) + c */
+        int want = (int)(40 * (2 * y + 0.5) + 8 * (2 + 2 * x + 0.5) + c + 0.5);
+        assert_int_equal(ds->pixels[(c * 2 + y) * 2 + x], want);
+      }
+  rt_dataset_destroy(ds);
+  snprintf(arg, sizeof arg, "%s:4", dir);
+  ds = open_folder(arg, RT_SPLIT_TEST, &msg);
+  if (!ds) fail_msg("%s", msg);
+  const int want[16] = {0, 25, 75, 100, 50, 59, 76, 85, 150, 126, 79, 55, 200, 160, 80, 40};
+  for (int k = 0; k < 16; k++) assert_int_equal(ds->pixels[k], want[k]);
+  rt_dataset_destroy(ds);
+  remove_tree(dir);
+}
+
+/* Every wrong folder or file: an error naming it, never a crash. */
+static void test_errors(void **state) {
+  (void)state;
+  char *dir = make_folder();
+  char arg[4200], want[4300];
+  snprintf(arg, sizeof arg, "%s/nowhere", dir);
+  expect_error(arg, RT_SPLIT_TRAIN, "nowhere/train: not found");
+  snprintf(arg, sizeof arg, "%s:99999", dir);
+  expect_error(arg, RT_SPLIT_TRAIN, "the size must be at most 4096");
+  /* no val/ or test/ */
+  char *bare = tc_tempdir();
+  make_dir(bare, "train"), make_dir(bare, "train/a");
+  uint8_t px[48] = {0};
+  write_png(bare, "train/a/x.png", 4, 4, 3, px);
+  expect_error(bare, RT_SPLIT_TEST, "holds the test images");
+  make_dir(bare, "train/empty");
+  expect_error(bare, RT_SPLIT_TRAIN, "train/empty: no .png, .jpg or .jpeg images");
+  remove_tree(bare);
+  /* a class in val/ that train/ lacks */
+  make_dir(dir, "val/bird");
+  expect_error(dir, RT_SPLIT_TEST, "class folder 'bird' is not one of the training classes");
+  /* sizes differ without :SIZE; with it, fine */
+  write_png(dir, "train/dog/e.png", 5, 4, 1, px);
+  snprintf(want, sizeof want, "%s/train/dog/e.png: 5x4 pixels, but", dir);
+  expect_error(dir, RT_SPLIT_TRAIN, want);
+  snprintf(arg, sizeof arg, "%s:4", dir);
+  rt_dataset *ds = open_folder(arg, RT_SPLIT_TRAIN, NULL);
+  assert_non_null(ds);
+  assert_int_equal(ds->count, 4);
+  rt_dataset_destroy(ds);
+  /* files that are not images, truncated PNG and JPEG data */
+  uint8_t big[32 * 32 * 3];
+  for (int k = 0; k < 32 * 32 * 3; k++) big[k] = (uint8_t)(k * 7919 % 251);
+  write_png(dir, "big.png", 32, 32, 3, big);
+  size_t n, nj;
+  char *png = read_raw(dir, "big.png", &n), *jpg = read_raw(dir, "train/cat/b.JPG", &nj);
+  write_raw(dir, "train/dog/f.jpeg", "GIF89a...", 9);
+  snprintf(want, sizeof want, "%s/train/dog/f.jpeg: neither a PNG nor a JPEG file", dir);
+  expect_error(arg, RT_SPLIT_TRAIN, want);
+  write_raw(dir, "train/dog/f.jpeg", jpg, nj / 2);
+  snprintf(want, sizeof want, "%s/train/dog/f.jpeg: corrupt JPEG data", dir);
+  expect_error(arg, RT_SPLIT_TRAIN, want);
+  write_raw(dir, "train/dog/f.jpeg", png, n - 40); /* a PNG named .jpeg: read by its bytes */
+  snprintf(want, sizeof want, "%s/train/dog/f.jpeg: corrupt PNG data", dir);
+  expect_error(arg, RT_SPLIT_TRAIN, want);
+  write_raw(dir, "train/dog/f.jpeg", png, 20);
+  snprintf(want, sizeof want, "%s/train/dog/f.jpeg: not a readable PNG file", dir);
+  expect_error(arg, RT_SPLIT_TRAIN, want);
+  free(png);
+  free(jpg);
+  remove_tree(dir);
+}
+
+/* attnc train and eval on an image folder: 3x8x8 images of two classes
+ * (bright or dark top half), the class count from the folders. */
+static void test_train_cli(void **state) {
+  (void)state;
+  char *dir = tc_tempdir();
+  const char *split[2] = {"train", "val"};
+  for (int s = 0; s < 2; s++) {
+    char sub[64];
+    make_dir(dir, split[s]);
+    for (int k = 0; k < 2; k++) {
+      snprintf(sub, sizeof sub, "%s/%s", split[s], k ? "top" : "bottom");
+      make_dir(dir, sub);
+      for (int i = 0; i < 16; i++) {
+        uint8_t px[8 * 8 * 3];
+        for (int p = 0; p < 64; p++)
+          for (int c = 0; c < 3; c++) px[p * 3 + c] = (uint8_t)(((p < 32) == k ? 200 : 30) + (i * 7 + p) % 20);
+        char name[128];
+        snprintf(name, sizeof name, "%s/%02d.png", sub, i);
+        write_png(dir, name, 8, 8, 3, px);
+      }
+    }
+  }
+  char spec[4200], *ck = tc_path(dir, "ck.safetensors");
+  snprintf(spec, sizeof spec, "folder:%s", dir);
+  tc_result r;
+  const char *train[] = {"train", "tests/data/specs/tiny.lua", "--data", spec, "--epochs", "3", "--batch", "8", "--lr",
+                         "0.05", "--threads", "1", "--save", ck, "--json", NULL};
+  assert_int_equal(tc_run_attnc(train, &r), 0);
+  if (r.code) fail_msg("train: %s", r.err);
+  const char *top1 = strstr(r.out, "\"test_top1\":");
+  assert_non_null(top1);
+  assert_true(strtod(top1 + 12, NULL) > 0.9); /* an easy task */
+  tc_result_free(&r);
+  const char *eval[] = {"eval", "tests/data/specs/tiny.lua", "--weights", ck, "--data", spec, "--json", NULL};
+  assert_int_equal(tc_run_attnc(eval, &r), 0);
+  if (r.code) fail_msg("eval: %s", r.err);
+  assert_non_null(strstr(r.out, "\"test_count\":32"));
+  tc_result_free(&r);
+  free(ck);
+  remove_tree(dir);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_read),
+      cmocka_unit_test(test_resize),
+      cmocka_unit_test(test_errors),
+      cmocka_unit_test(test_train_cli),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
