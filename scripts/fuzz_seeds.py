@@ -14,6 +14,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import zlib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -60,6 +61,25 @@ def safetensors(tensors, meta=None):
 def idx(dims, payload, code=0x08):
     """Returns an IDX file: magic, big-endian dims, bytes."""
     return struct.pack(">HBB", 0, code, len(dims)) + b"".join(struct.pack(">I", d) for d in dims) + payload
+
+
+def png(w, h, rgb):
+    """Returns an 8-bit RGB PNG file of w x h pixels (rgb: rows of bytes)."""
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+    rows = b"".join(b"\0" + rgb[y * w * 3:(y + 1) * w * 3] for y in range(h))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
+
+# A 4x4 RGB JPEG (libjpeg, quality 75, optimized Huffman tables).
+TINY_JPEG = bytes.fromhex(
+    "ffd8ffe000104a46494600010100000100010000ffdb004300080606070605080707070909080a0c140d0c0b0b0c1912130f141d1a"
+    "1f1e1d1a1c1c20242e2720222c231c1c2837292c30313434341f27393d38323c2e333432ffdb0043010909090c0b0c180d0d1832211c"
+    "213232323232323232323232323232323232323232323232323232323232323232323232323232323232323232323232323232ffc000"
+    "11080004000403012200021101031101ffc4001500010100000000000000000000000000000006ffc4001d1000010207000000000000"
+    "0000000000000001020506071424a1d1ffc40014010100000000000000000000000000000002ffc40014110100000000000000000000"
+    "000000000000ffda000c03010002110311003f00ad86d36966c9983b4e00060fffd9")
 
 
 def data_seed(kind, first, second=b""):
@@ -111,6 +131,8 @@ def main():
     put(out, "data", "cifar10", data_seed(2, b"".join(bytes([i]) + bytes(3072) for i in range(n))))
     put(out, "data", "cifar100", data_seed(3, b"".join(bytes([i, 50 + i]) + bytes(3072) for i in range(n))))
     put(out, "data", "stl10", data_seed(4, bytes(3 * 96 * 96), bytes([10])))
+    put(out, "data", "folder_png", data_seed(5, png(6, 4, bytes(range(72)))))
+    put(out, "data", "folder_jpeg_resized", data_seed(6, TINY_JPEG))
 
 
 if __name__ == "__main__":

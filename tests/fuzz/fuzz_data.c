@@ -1,6 +1,8 @@
-/* Fuzz target: the data set readers (IDX, CIFAR-10/100 and STL-10 binary)
- * on arbitrary files. The first byte picks the format, the next two the
- * length of the first file; the rest is the file (or the two files). */
+/* Fuzz target: the data set readers (IDX, CIFAR-10/100 and STL-10 binary,
+ * image folders) on arbitrary files. The first byte picks the format, the
+ * next two the length of the first file; the rest is the file (or the two
+ * files). An image folder gets the rest as its one image (PNG or JPEG),
+ * read at its own size or resized to 8x8. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,9 +37,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       {"cifar10", "test_batch.bin", NULL},
       {"cifar100", "test.bin", NULL},
       {"stl10", "test_X.bin", "test_y.bin"},
+      {"folder", "test/c/x.jpg", NULL},
+      {"folder", "test/c/x.jpg", NULL}, /* :8 */
   };
   if (size < 3) return 0;
-  int k = data[0] % 5;
+  int k = data[0] % 7;
   size_t n1 = (size_t)data[1] | (size_t)data[2] << 8;
   data += 3;
   size -= 3;
@@ -45,10 +49,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   char dir[64];
   fuzz_temp_path("", dir);
   mkdir(dir, 0700);
+  static const char *const folders[] = {"train", "train/c", "test", "test/c"};
+  for (int i = 0; k >= 5 && i < 4; i++) {
+    char sub[128];
+    snprintf(sub, sizeof sub, "%s/%s", dir, folders[i]);
+    mkdir(sub, 0700);
+  }
   put(dir, kinds[k].first, data, n1);
   if (kinds[k].second) put(dir, kinds[k].second, data + n1, size - n1);
   char spec[128];
-  snprintf(spec, sizeof spec, "%s:%s", kinds[k].set, dir);
+  snprintf(spec, sizeof spec, "%s:%s%s", kinds[k].set, dir, k == 6 ? ":8" : "");
   ir_diag *d = ir_diag_create();
   rt_dataset *ds = NULL;
   if (rt_dataset_open(spec, RT_SPLIT_TEST, &ds, d) == ATTNC_OK) {
@@ -65,6 +75,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   ir_diag_destroy(d);
   drop(dir, kinds[k].first);
   if (kinds[k].second) drop(dir, kinds[k].second);
+  for (int i = 3; k >= 5 && i >= 0; i--) drop(dir, folders[i]); /* unlink fails on folders */
+  for (int i = 3; k >= 5 && i >= 0; i--) {
+    char sub[128];
+    snprintf(sub, sizeof sub, "%s/%s", dir, folders[i]);
+    rmdir(sub);
+  }
   rmdir(dir);
   return 0;
 }
