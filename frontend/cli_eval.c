@@ -93,7 +93,8 @@ int cli_eval(int argc, char **argv) {
   if (!rc && (rt_train_load_weights(wpath, g, &w, &(rt_ckpt_info){0}, d) != ATTNC_OK ||
               cg_program_create(g, &co, &p, d) != ATTNC_OK || rt_program_load(p, w, d) != ATTNC_OK))
     rc = cli_diag_fail("eval", d);
-  if (!rc && !(m = rt_metrics_create(test->classes))) rc = cli_usage_error("eval", "out of memory");
+  if (!rc && (!(m = rt_metrics_create(test->classes)) || rt_metrics_name_classes(m, test->class_names)))
+    rc = cli_usage_error("eval", "out of memory");
   if (!rc && rt_evaluate(p, test, m, NULL, d) != ATTNC_OK) rc = cli_diag_fail("eval", d);
   if (!rc && json) print_eval_json(m);
   if (!rc && !json) {

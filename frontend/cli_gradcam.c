@@ -100,9 +100,13 @@ typedef struct {
   uint8_t *pixels; /* [n,c,h,w], for the picture */
   int64_t *labels; /* [n], -1 if unknown */
   int64_t *source; /* [n]: test index, or position in the file */
+  int nnames;
+  char **names; /* the data set's class names, or NULL */
 } batch;
 
 static void batch_free(batch *b) {
+  for (int i = 0; i < b->nnames; i++) free(b->names[i]);
+  free(b->names);
   free(b->input);
   free(b->pixels);
   free(b->labels);
@@ -142,6 +146,10 @@ static int batch_from_data(const char *spec, const index_list *idx, batch *b, in
     b->source[i] = idx->at[i];
   }
   if (!rc) *classes = ds->classes;
+  if (!rc && ds->class_names && (b->names = calloc((size_t)ds->classes, sizeof *b->names))) {
+    b->nnames = ds->classes;
+    for (int k = 0; k < ds->classes; k++) b->names[k] = strdup(ds->class_names[k]);
+  }
   rt_dataset_destroy(ds);
   ir_diag_destroy(d);
   return rc;
@@ -199,6 +207,12 @@ static int classes_wanted(const char *cls, const batch *b, int64_t *want) {
   return 0;
 }
 
+/* Prints class 'k' and, when the data set names it, its name. */
+static void print_class(const batch *b, int64_t k) {
+  printf("%lld", (long long)k);
+  if (k < b->nnames && b->names[k]) printf(" \"%s\"", b->names[k]);
+}
+
 /* Prints what each map explains and where it peaks. */
 static void print_result(const batch *b, const rt_gradcam_result *r, const rt_gradcam_target *t, int from_data) {
   printf("Grad-CAM of %s (%s, [%lld,%lld,%lld] per image)\n", t->layer, t->op, (long long)r->channels,
@@ -211,9 +225,12 @@ static void print_result(const batch *b, const rt_gradcam_result *r, const rt_gr
     int64_t peak = 0;
     for (int64_t p = 1; p < r->h * r->w; p++) peak = cam[p] > cam[peak] ? p : peak;
     printf("image %lld (%s %lld", (long long)i, from_data ? "test" : "input", (long long)b->source[i]);
-    if (b->labels[i] >= 0) printf(", label %lld", (long long)b->labels[i]);
-    printf("): predicted %lld (p %.3f), explained %lld (p %.3f); ", (long long)r->predicted[i],
-           exp(l[r->predicted[i]] - mx) / sum, (long long)r->explained[i], exp(l[r->explained[i]] - mx) / sum);
+    if (b->labels[i] >= 0) printf(", label "), print_class(b, b->labels[i]);
+    printf("): predicted ");
+    print_class(b, r->predicted[i]);
+    printf(" (p %.3f), explained ", exp(l[r->predicted[i]] - mx) / sum);
+    print_class(b, r->explained[i]);
+    printf(" (p %.3f); ", exp(l[r->explained[i]] - mx) / sum);
     if (cam[peak] > 0)
       printf("peak at row %lld, column %lld of %lldx%lld\n", (long long)(peak / r->w), (long long)(peak % r->w),
              (long long)r->h, (long long)r->w);

@@ -338,6 +338,41 @@ static attnc_status data_read_stl(rt_dataset *ds, const char *dir, rt_split spli
   return st;
 }
 
+/* The usual class names of the data sets that ship without a names file. */
+static const char *const fashion_names[10] = {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                                              "Sandal",      "Shirt",   "Sneaker",  "Bag",   "Ankle boot"};
+static const char *const cifar10_names[10] = {"airplane", "automobile", "bird",  "cat",  "deer",
+                                              "dog",      "frog",       "horse", "ship", "truck"};
+
+/* Gives 'ds' the class names 'names' (copied); best effort, as names only
+ * label output. */
+static void data_set_names(rt_dataset *ds, const char *const *names) {
+  ds->class_names = calloc((size_t)ds->classes, sizeof *ds->class_names);
+  for (int i = 0; ds->class_names && i < ds->classes; i++) ds->class_names[i] = strdup(names[i]);
+}
+
+/* Names the classes of 'ds' from the text file dir/name (one per line, as
+ * CIFAR-100's fine_label_names.txt and STL-10's class_names.txt), when it
+ * exists and has one line per class. */
+static void data_names_from_file(rt_dataset *ds, const char *dir, const char *name) {
+  char *path = data_path(dir, name);
+  FILE *f = path ? fopen(path, "r") : NULL;
+  free(path);
+  if (!f) return;
+  char **names = calloc((size_t)ds->classes, sizeof *names), line[256];
+  int n = 0;
+  while (names && n <= ds->classes && fgets(line, sizeof line, f)) {
+    line[strcspn(line, "\r\n")] = 0;
+    if (!line[0]) continue;
+    if (n < ds->classes) names[n] = strdup(line);
+    n++;
+  }
+  fclose(f);
+  if (names && n == ds->classes) data_set_names(ds, (const char *const *)names);
+  for (int i = 0; names && i < ds->classes; i++) free(names[i]);
+  free(names);
+}
+
 /* Reads the data set named by 'spec'. */
 attnc_status rt_dataset_open(const char *spec, rt_split split, rt_dataset **out, ir_diag *d) {
   *out = NULL;
@@ -381,6 +416,10 @@ attnc_status rt_dataset_open(const char *spec, rt_split split, rt_dataset **out,
     rt_dataset_destroy(ds);
     return st;
   }
+  if (!strcmp(kind->name, "fashion-mnist")) data_set_names(ds, fashion_names);
+  else if (!strcmp(kind->name, "cifar10")) data_set_names(ds, cifar10_names);
+  else if (!strcmp(kind->name, "cifar100")) data_names_from_file(ds, dir, "fine_label_names.txt");
+  else if (!strcmp(kind->name, "stl10")) data_names_from_file(ds, dir, "class_names.txt");
   *out = ds;
   return ATTNC_OK;
 }
@@ -393,6 +432,8 @@ float rt_dataset_normalized(const rt_dataset *ds, int64_t c, uint8_t v) {
 /* Frees 'ds'. */
 void rt_dataset_destroy(rt_dataset *ds) {
   if (!ds) return;
+  for (int i = 0; ds->class_names && i < ds->classes; i++) free(ds->class_names[i]);
+  free(ds->class_names);
   free(ds->pixels);
   free(ds->labels);
   free(ds);
@@ -415,6 +456,7 @@ attnc_status rt_dataset_holdout(rt_dataset *train, int64_t n, uint64_t seed, rt_
     *h = *train;
     h->pixels = NULL;
     h->labels = NULL;
+    h->class_names = NULL;
     st = data_alloc(h, n, d);
   } else {
     ir_diag_error(d, NULL, 0, "out of memory");

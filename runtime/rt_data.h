@@ -19,6 +19,7 @@ typedef struct {
   uint8_t *pixels;                /* count * channels*height*width bytes, CHW per sample */
   int64_t *labels;                /* count, each in [0, classes) */
   float mean[3], std[3];          /* the usual per-channel normalization for this data set (0..1 scale) */
+  char **class_names;             /* 'classes' names (folder names; the files' or the usual ones), or NULL */
 } rt_dataset;
 
 /* Reads the 'split' part of the data set named by 'spec' into a new *out

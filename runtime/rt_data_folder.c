@@ -434,6 +434,9 @@ attnc_status rt_data_read_folder(rt_dataset *ds, const char *arg, rt_split split
   if (!err) err = collect(root, classes, nclasses, split == RT_SPLIT_TRAIN, &files, &n);
   if (!err) {
     ds->classes = nclasses;
+    ds->class_names = classes; /* the dataset owns them now */
+    classes = NULL;
+    nclasses = 0;
     err = decode_all(ds, files, n, size);
   }
   for (int64_t i = 0; i < n; i++) free(files[i].path);

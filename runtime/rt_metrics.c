@@ -21,8 +21,22 @@ rt_metrics *rt_metrics_create(int classes) {
 
 void rt_metrics_destroy(rt_metrics *m) {
   if (!m) return;
+  rt_metrics_name_classes(m, NULL);
   free(m->confusion);
   free(m);
+}
+
+/* Copies the classes' names into 'm' (NULL: drops them). */
+int rt_metrics_name_classes(rt_metrics *m, char *const *names) {
+  for (int k = 0; m->names && k < m->classes; k++) free(m->names[k]);
+  free(m->names);
+  m->names = NULL;
+  if (!names) return 0;
+  m->names = calloc((size_t)m->classes, sizeof *m->names);
+  int ok = m->names != NULL;
+  for (int k = 0; ok && k < m->classes; k++) ok = (m->names[k] = strdup(names[k] ? names[k] : "")) != NULL;
+  if (!ok) rt_metrics_name_classes(m, NULL);
+  return ok ? 0 : -1;
 }
 
 void rt_metrics_reset(rt_metrics *m) {
@@ -91,10 +105,11 @@ void rt_metrics_print(const rt_metrics *m, FILE *f, int confusion) {
     for (int j = 0; j < c; j++) total += m->confusion[k * c + j];
     int64_t right = m->confusion[k * c + k];
     if (total)
-      fprintf(f, "%5d  %7lld/%-5lld  %7.2f%%\n", k, (long long)right, (long long)total,
+      fprintf(f, "%5d  %7lld/%-5lld  %7.2f%%", k, (long long)right, (long long)total,
               100.0 * (double)right / (double)total);
     else
-      fprintf(f, "%5d  %7lld/%-5lld  %8s\n", k, 0LL, 0LL, "-");
+      fprintf(f, "%5d  %7lld/%-5lld  %8s", k, 0LL, 0LL, "-");
+    fprintf(f, m->names ? "  %s\n" : "\n", m->names ? m->names[k] : "");
   }
   if (!confusion) return;
   int w = count_width(m);

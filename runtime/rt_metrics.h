@@ -12,6 +12,7 @@ typedef struct {
   int64_t count, top1, top5;
   double loss_sum;           /* sum over samples of cross-entropy computed here from the logits (double) */
   int64_t *confusion;        /* classes*classes, [true*classes + predicted] */
+  char **names;              /* the classes' names for the table, or NULL */
 } rt_metrics;
 
 /* Creates empty metrics for 'classes' (>= 1) classes; NULL if out of memory
@@ -19,6 +20,9 @@ typedef struct {
 rt_metrics *rt_metrics_create(int classes);
 /* Frees 'm' (NULL is fine). */
 void rt_metrics_destroy(rt_metrics *m);
+/* Gives the classes of 'm' the names 'names' ('classes' strings, copied;
+ * NULL: numbers only) for rt_metrics_print. Returns 0, or -1 if out of memory. */
+int rt_metrics_name_classes(rt_metrics *m, char *const *names);
 /* Forgets every sample added so far. */
 void rt_metrics_reset(rt_metrics *m);
 /* Adds n samples: logits float32 [n, classes] row-major, labels int64 [n].
@@ -32,8 +36,9 @@ double rt_metrics_top1(const rt_metrics *m);
 double rt_metrics_top5(const rt_metrics *m);
 /* Mean cross-entropy (0 when empty). */
 double rt_metrics_loss(const rt_metrics *m);
-/* Writes the per-class accuracy table and (if 'confusion') the confusion
- * matrix (rows: true class, columns: predicted) to 'f' as text. */
+/* Writes the per-class accuracy table (with the classes' names, if given)
+ * and (if 'confusion') the confusion matrix (rows: true class, columns:
+ * predicted) to 'f' as text. */
 void rt_metrics_print(const rt_metrics *m, FILE *f, int confusion);
 
 #endif

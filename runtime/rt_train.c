@@ -322,7 +322,7 @@ attnc_status rt_train(const rt_train_options *o, rt_train_result *r, ir_diag *d)
     L.tm = rt_metrics_create((int)L.classes);
     L.em = rt_metrics_create((int)L.classes);
     L.progress = rt_progress_create(o->out, o->epochs, L.nb);
-    if (!L.tm || !L.em || !L.progress) st = ATTNC_ENOMEM;
+    if (!L.tm || !L.em || !L.progress || rt_metrics_name_classes(L.em, L.train->class_names)) st = ATTNC_ENOMEM;
     else if (o->tty >= 0) rt_progress_set_tty(L.progress, o->tty);
   }
   if (st == ATTNC_OK) st = run_epochs(&L, r);

@@ -153,6 +153,8 @@ static void test_fashion_installed(void **state) {
   assert_string_equal(tr->name, "fashion-mnist");
   assert_float_equal(tr->mean[0], 0.2860, 1e-6);
   assert_float_equal(tr->std[0], 0.3530, 1e-6);
+  assert_string_equal(te->class_names[0], "T-shirt/top");
+  assert_string_equal(te->class_names[9], "Ankle boot");
   /* Expected values from Python's gzip module on the same files. */
   const int64_t first_train[10] = {9, 0, 0, 3, 0, 2, 7, 2, 5, 5}, first_test[10] = {9, 2, 1, 1, 6, 1, 4, 6, 5, 7};
   for (int i = 0; i < 10; i++) {
@@ -215,6 +217,8 @@ static void test_cifar10(void **state) {
   assert_int_equal(ds->classes, 10);
   assert_float_equal(ds->mean[2], 0.4465, 1e-6);
   assert_float_equal(ds->std[1], 0.2435, 1e-6);
+  assert_string_equal(ds->class_names[0], "airplane");
+  assert_string_equal(ds->class_names[9], "truck");
   for (int i = 0; i < 8; i++) {
     assert_int_equal(ds->labels[i], (i * 3) % 10);
     assert_int_equal(ds->pixels[i * 3072 + 2 * 1024 + 31 * 32 + 5], rgb_pixel(i, 2, 31, 5));
@@ -245,10 +249,21 @@ static void test_cifar100(void **state) {
   assert_int_equal(ds->labels[2], 0);
   assert_int_equal(ds->pixels[2 * 3072 + 1024 + 33], rgb_pixel(2, 1, 1, 1));
   assert_float_equal(ds->mean[0], 0.5071, 1e-6);
+  assert_null(ds->class_names); /* no fine_label_names.txt */
   rt_dataset_destroy(ds);
+  /* the names file of the distribution, one per line; a short one is ignored */
+  char names[100 * 8] = "";
+  for (int i = 0; i < 100; i++) snprintf(names + strlen(names), sizeof names - strlen(names), "c%d\n", i);
+  write_bytes(dir, "fine_label_names.txt", names, strlen(names), 0);
   ds = open_ok("cifar100", dir, RT_SPLIT_TEST);
   assert_int_equal(ds->count, 1);
   assert_int_equal(ds->labels[0], 42);
+  assert_string_equal(ds->class_names[42], "c42");
+  assert_string_equal(ds->class_names[99], "c99");
+  rt_dataset_destroy(ds);
+  write_bytes(dir, "fine_label_names.txt", "apple\nfish\n", 11, 0);
+  ds = open_ok("cifar100", dir, RT_SPLIT_TEST);
+  assert_null(ds->class_names);
   rt_dataset_destroy(ds);
   tc_rmtree(dir);
   free(dir);

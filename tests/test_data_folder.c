@@ -158,6 +158,8 @@ static void test_read(void **state) {
   assert_int_equal(ds->labels[0], 0);
   assert_int_equal(ds->labels[1], 0);
   assert_int_equal(ds->labels[2], 1);
+  assert_string_equal(ds->class_names[0], "cat");
+  assert_string_equal(ds->class_names[1], "dog");
   for (int c = 0; c < 3; c++)
     for (int k = 0; k < 16; k++) {
       assert_int_equal(ds->pixels[c * 16 + k], pattern(k, c));                              /* a.png, CHW */

@@ -439,9 +439,9 @@ static void test_cli_data(void **state) {
   ir_bundle *t = NULL;
   assert_int_equal(rt_safetensors_read(tp, &t, d), ATTNC_OK);
   for (int i = 0; i < 3; i++) {
-    char want[64];
-    snprintf(want, sizeof want, "image %d (test %lld, label %lld)", i, (long long)idx[i],
-             (long long)ds->labels[idx[i]]);
+    char want[128];
+    snprintf(want, sizeof want, "image %d (test %lld, label %lld \"%s\"): predicted ", i, (long long)idx[i],
+             (long long)ds->labels[idx[i]], ds->class_names[ds->labels[idx[i]]]);
     assert_non_null(strstr(r.out, want));
     assert_int_equal(ir_tensor_get(ir_bundle_get(t, "explained"), i), ds->labels[idx[i]]);
   }

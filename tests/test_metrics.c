@@ -89,6 +89,17 @@ static void test_print(void **state) {
   assert_null(strstr(buf, "confusion"));
   fclose(f);
   free(buf);
+  buf = NULL; /* with the classes' names (copied) */
+  char *names[4] = {strdup("cat"), strdup("dog"), strdup("bird"), strdup("fish")};
+  assert_int_equal(rt_metrics_name_classes(m, names), 0);
+  for (int k = 0; k < 4; k++) free(names[k]);
+  f = open_memstream(&buf, &len);
+  rt_metrics_print(m, f, 0);
+  fclose(f);
+  assert_non_null(strstr(buf, "    0        1/1       100.00%  cat\n"));
+  assert_non_null(strstr(buf, "    1        0/0             -  dog\n"));
+  assert_non_null(strstr(buf, "    3        0/2         0.00%  fish\n"));
+  free(buf);
   buf = NULL;
   f = open_memstream(&buf, &len);
   assert_non_null(f);
