@@ -6,6 +6,7 @@
 #include "cg.h"
 #include "cli.h"
 #include "passes.h"
+#include "rt_gradcam.h"
 
 static const char dump_about[] =
     "Loads FILE.ir (parsed, then verified: every error is reported) or MODEL.lua\n"
@@ -58,9 +59,26 @@ static int dump_native(ir_graph *g, const char *stage, int train, int no_fuse) {
   return rc;
 }
 
+/* Replaces eval graph *g by its Grad-CAM graph for 'layer' ("last": the
+ * default layer); returns an exit code. */
+static int gradcam_graph(const char *layer, ir_graph **g) {
+  ir_diag *d = ir_diag_create();
+  ir_graph *gg = NULL;
+  rt_gradcam_target t;
+  int rc = rt_gradcam_graph(*g, strcmp(layer, "last") ? layer : NULL, &gg, &t, d) == ATTNC_OK
+               ? CLI_EXIT_OK
+               : cli_diag_fail("dump", d);
+  if (!rc) {
+    ir_graph_destroy(*g);
+    *g = gg;
+  }
+  ir_diag_destroy(d);
+  return rc;
+}
+
 /* Runs 'attnc dump'. */
 int cli_dump(int argc, char **argv) {
-  const char *file = NULL, *format = "text", *stage = NULL;
+  const char *file = NULL, *format = "text", *stage = NULL, *gradcam = NULL;
   int no_fuse = 0;
   cli_model model = {0};
   const cli_opt opts[] = {
@@ -79,6 +97,10 @@ int cli_dump(int argc, char **argv) {
       CLI_OPT_SHAPE(&model),
       CLI_OPT_BATCH(&model),
       CLI_OPT_TRAIN(&model),
+      {"--gradcam", "LAYER|last",
+       "the Grad-CAM graph of MODEL.lua that attnc gradcam compiles, for that layer (last: the default "
+       "layer); with --stage ir (default), fused, planned, llvm or asm",
+       &gradcam, NULL},
   };
   const cli_spec spec = {"dump", "attnc dump FILE.ir|MODEL.lua [options]", dump_about,
                          dump_examples, opts, (int)(sizeof opts / sizeof opts[0]), "FILE", 1,
@@ -92,6 +114,8 @@ int cli_dump(int argc, char **argv) {
     rc = cli_usage_error("dump", "unknown format '%s' (text or dot)", format);
   else if (!cli_is_model(file) && cli_model_given(&model))
     rc = cli_usage_error("dump", "-D, --shape, --batch and --train apply to MODEL.lua only");
+  else if (gradcam && (!cli_is_model(file) || model.train || (stage && !strcmp(stage, "grad"))))
+    rc = cli_usage_error("dump", "--gradcam takes a MODEL.lua, without --train or --stage grad");
   if (stage && !strcmp(stage, "grad")) model.train = 1; /* the step starts from the training graph */
   int native = stage && (!strcmp(stage, "llvm") || !strcmp(stage, "asm") || !strcmp(stage, "planned") ||
                          !strcmp(stage, "fused"));
@@ -104,6 +128,7 @@ int cli_dump(int argc, char **argv) {
     cli_model_request(&model, file, &req);
     rc = cli_load_graph("dump", file, &req, &g);
   }
+  if (!rc && gradcam) rc = gradcam_graph(gradcam, &g);
   if (!rc && native) {
     rc = dump_native(g, stage, model.train, no_fuse);
     ir_graph_destroy(g);

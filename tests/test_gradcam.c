@@ -413,6 +413,40 @@ static void test_cli_input(void **state) {
   free(dir);
 }
 
+/* attnc dump --gradcam prints the graph attnc gradcam compiles: it parses
+ * back and verifies, has the probe, the onehot input and the three outputs,
+ * and --stage fused shows its fusion groups; misuse is a usage error. */
+static void test_dump(void **state) {
+  (void)state;
+  char *dir = tc_tempdir(), *ir = tc_path(dir, "gradcam.ir");
+  tc_result r;
+  const char *args[] = {"dump", TINY, "--gradcam", "bn", "--batch", "2", NULL};
+  assert_int_equal(tc_run_attnc(args, &r), 0);
+  if (r.code) fail_msg("dump: %s", r.err);
+  assert_non_null(strstr(r.out, "param name=\"gradcam.probe\" : f32[2,16,8,8]"));
+  assert_non_null(strstr(r.out, "input name=\"gradcam.onehot\" : f32[2,10]"));
+  assert_non_null(strstr(r.out, "output \"grad.gradcam.probe\" = "));
+  assert_int_equal(tc_write_file(ir, r.out, strlen(r.out)), 0);
+  tc_result_free(&r);
+  const char *back[] = {"dump", ir, NULL};
+  assert_int_equal(tc_run_attnc(back, &r), 0);
+  if (r.code) fail_msg("dump of the dump: %s", r.err);
+  tc_result_free(&r);
+  const char *fused[] = {"dump", TINY, "--gradcam", "last", "--stage", "fused", NULL};
+  assert_int_equal(tc_run_attnc(fused, &r), 0);
+  assert_int_equal(r.code, 0);
+  assert_non_null(strstr(r.out, "# fusion summary:"));
+  tc_result_free(&r);
+  const char *bad[] = {"dump", TINY, "--gradcam", "bn", "--stage", "grad", NULL};
+  assert_int_equal(tc_run_attnc(bad, &r), 0);
+  assert_int_equal(r.code, 2);
+  assert_non_null(strstr(r.err, "--gradcam takes a MODEL.lua, without --train or --stage grad"));
+  tc_result_free(&r);
+  free(ir);
+  tc_rmtree(dir);
+  free(dir);
+}
+
 /* The command on Fashion-MNIST test images (Debian's dataset-fashion-mnist,
  * which the README's set-up installs) with a ResNet-8 with HAM: the labels
  * it prints are the data set's, --class label explains them, and an index
@@ -470,7 +504,7 @@ int main(void) {
       cmocka_unit_test(test_target_and_graph), cmocka_unit_test(test_linear_head),
       cmocka_unit_test(test_through_relu),     cmocka_unit_test(test_ham_gradient),
       cmocka_unit_test(test_resize),           cmocka_unit_test(test_cli_input),
-      cmocka_unit_test(test_cli_data),
+      cmocka_unit_test(test_cli_data),         cmocka_unit_test(test_dump),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
