@@ -100,6 +100,9 @@ typedef struct {
   {"--train", NULL, "training graph: batch statistics, loss, new running statistics", \
    &(m)->train, NULL}
 
+/* The --data values rt_dataset_open takes, for the options' help. */
+#define CLI_DATA_SPECS "fashion-mnist[:DIR] | mnist:DIR | cifar10:DIR | cifar100:DIR | stl10:DIR | folder:DIR[:SIZE]"
+
 /* --threads N for commands that run compiled code; 'dst' is an int*. */
 #define CLI_OPT_THREADS(dst) \
   {"--threads", "N", "worker threads (default: every core)", (dst), cli_parse_threads}
@@ -154,5 +157,8 @@ int cli_train_lower(const char *cmd, cli_model *m, const char *path, fe_mode mod
 /* Adds to 'm' every -D option recorded in a checkpoint's options JSON
  * ("defines") that 'm' does not have. */
 void cli_train_defines_from(cli_model *m, const char *options_json);
+/* The same for the checkpoint file 'path' (a state_dict without options
+ * adds none). A file rt_ckpt_load rejects is reported; returns an exit code. */
+int cli_defines_from_checkpoint(const char *cmd, const char *path, cli_model *m);
 
 #endif

@@ -34,19 +34,6 @@ static void print_eval_json(const rt_metrics *m) {
   cJSON_Delete(j);
 }
 
-/* Reads the -D options recorded in checkpoint 'path' into 'm' (those not
- * given). A file rt_ckpt_load rejects is reported; returns an exit code. */
-static int defines_from_checkpoint(const char *cmd, const char *path, cli_model *m) {
-  ir_diag *d = ir_diag_create();
-  ir_bundle *b = NULL;
-  rt_ckpt_info info;
-  int rc = rt_ckpt_load(path, &b, &info, d) == ATTNC_OK ? CLI_EXIT_OK : cli_diag_fail(cmd, d);
-  if (!rc) cli_train_defines_from(m, info.options);
-  ir_bundle_destroy(b);
-  ir_diag_destroy(d);
-  return rc;
-}
-
 /* Runs 'attnc eval'. */
 int cli_eval(int argc, char **argv) {
   const char *file = NULL, *wpath = NULL, *data = NULL;
@@ -56,9 +43,7 @@ int cli_eval(int argc, char **argv) {
   const cli_opt opts[] = {
       CLI_OPT_DEFINE(&model),
       {"--weights", "W", "trained weights: attnc checkpoint or state_dict safetensors", &wpath, NULL},
-      {"--data", "SPEC",
-       "fashion-mnist[:DIR] | mnist:DIR | cifar10:DIR | cifar100:DIR | stl10:DIR | folder:DIR[:SIZE]",
-       &data, NULL},
+      {"--data", "SPEC", CLI_DATA_SPECS, &data, NULL},
       {"--batch", "N", "batch size (default 128)", &model, cli_parse_batch},
       {"--json", NULL, "print the result as one JSON object", &json, NULL},
       {"--confusion", NULL, "also print the confusion matrix", &confusion, NULL},
@@ -78,7 +63,7 @@ int cli_eval(int argc, char **argv) {
   else if (!cli_is_model(file)) rc = cli_usage_error("eval", "%s: expected a MODEL.lua spec", file);
   else if (model.shape[0]) rc = cli_usage_error("eval", "the input shape comes from --data (no --shape)");
   if (!rc) rc = cli_check_readable("eval", wpath);
-  if (!rc) rc = defines_from_checkpoint("eval", wpath, &model);
+  if (!rc) rc = cli_defines_from_checkpoint("eval", wpath, &model);
   ir_diag *d = ir_diag_create();
   rt_dataset *test = NULL;
   ir_graph *g = NULL;

@@ -338,9 +338,7 @@ int cli_gradcam(int argc, char **argv) {
   const cli_opt opts[] = {
       CLI_OPT_DEFINE(&model),
       {"--weights", "W", "trained weights: attnc checkpoint or state_dict safetensors", &wpath, NULL},
-      {"--data", "SPEC",
-       "test images of fashion-mnist[:DIR] | mnist:DIR | cifar10:DIR | cifar100:DIR | stl10:DIR | folder:DIR[:SIZE]",
-       &data, NULL},
+      {"--data", "SPEC", "test images of " CLI_DATA_SPECS, &data, NULL},
       {"--index", "LIST", "which test images: 3, 0-7 or 1,4,9-12 (default 0; at most 256)", &idx, parse_index},
       {"--input", "X.safetensors", "or the batch 'input' f32[N,C,H,W] of a file, normalized as in training", &xpath,
        NULL},
@@ -371,12 +369,11 @@ int cli_gradcam(int argc, char **argv) {
   batch b = {0};
   int classes = 0;
   int64_t want[MAX_IMAGES];
-  ir_bundle *ck = NULL, *w = NULL;
+  ir_bundle *w = NULL;
   ir_graph *g = NULL;
   ir_diag *d = ir_diag_create();
   rt_ckpt_info info;
-  if (!rc && rt_ckpt_load(wpath, &ck, &info, d) != ATTNC_OK) rc = cli_diag_fail("gradcam", d);
-  if (!rc) cli_train_defines_from(&model, info.options);
+  if (!rc) rc = cli_defines_from_checkpoint("gradcam", wpath, &model);
   if (!idx.n) idx.n = 1;
   if (!rc) rc = data ? batch_from_data(data, &idx, &b, &classes) : batch_from_file(xpath, &b);
   if (!rc) rc = classes_wanted(cls, &b, want);
@@ -388,7 +385,6 @@ int cli_gradcam(int argc, char **argv) {
   batch_free(&b);
   ir_graph_destroy(g);
   ir_bundle_destroy(w);
-  ir_bundle_destroy(ck);
   ir_diag_destroy(d);
   cli_model_free(&model);
   return rc;

@@ -133,13 +133,12 @@ int cli_infer(int argc, char **argv) {
   else if (!xpath) rc = cli_usage_error("infer", "missing --input X.safetensors");
   else if (!cli_is_model(file)) rc = cli_usage_error("infer", "%s: expected a MODEL.lua spec", file);
   if (!rc) rc = cli_check_readable("infer", wpath);
-  ir_bundle *x = NULL, *w = NULL, *ck = NULL;
+  ir_bundle *x = NULL, *w = NULL;
   ir_graph *g = NULL;
   ir_tensor *in = NULL;
   ir_diag *d = ir_diag_create();
   rt_ckpt_info info;
-  if (!rc && rt_ckpt_load(wpath, &ck, &info, d) != ATTNC_OK) rc = cli_diag_fail("infer", d);
-  if (!rc) cli_train_defines_from(&model, info.options);
+  if (!rc) rc = cli_defines_from_checkpoint("infer", wpath, &model);
   if (!rc) rc = cli_read_tensors("infer", xpath, &x);
   const ir_tensor *xi = x ? ir_bundle_get(x, "input") : NULL;
   if (!rc && (!xi || xi->type.rank != 4 || xi->type.dtype == IR_I64)) {
@@ -154,7 +153,6 @@ int cli_infer(int argc, char **argv) {
   ir_tensor_destroy(in);
   ir_graph_destroy(g);
   ir_bundle_destroy(w);
-  ir_bundle_destroy(ck);
   ir_bundle_destroy(x);
   ir_diag_destroy(d);
   cli_model_free(&model);

@@ -109,6 +109,18 @@ int cli_train_lower(const char *cmd, cli_model *m, const char *path, fe_mode mod
   return rc;
 }
 
+/* Reads the -D options recorded in checkpoint 'path' into 'm' (see cli.h). */
+int cli_defines_from_checkpoint(const char *cmd, const char *path, cli_model *m) {
+  ir_diag *d = ir_diag_create();
+  ir_bundle *b = NULL;
+  rt_ckpt_info info;
+  int rc = rt_ckpt_load(path, &b, &info, d) == ATTNC_OK ? CLI_EXIT_OK : cli_diag_fail(cmd, d);
+  if (!rc) cli_train_defines_from(m, info.options);
+  ir_bundle_destroy(b);
+  ir_diag_destroy(d);
+  return rc;
+}
+
 /* Adds the "defines" of a checkpoint's options JSON (see cli.h). */
 void cli_train_defines_from(cli_model *m, const char *options_json) {
   cJSON *j = options_json && *options_json ? cJSON_Parse(options_json) : NULL;
@@ -281,9 +293,7 @@ int cli_train(int argc, char **argv) {
   train_args a = {.schedule = "const", .epochs = 1, .lr = 0.1, .momentum = 0.9, .wd = 5e-4, .seed = 0};
   const cli_opt opts[] = {
       CLI_OPT_DEFINE(&a.model),
-      {"--data", "SPEC",
-       "fashion-mnist[:DIR] | mnist:DIR | cifar10:DIR | cifar100:DIR | stl10:DIR | folder:DIR[:SIZE]",
-       &a.data, NULL},
+      {"--data", "SPEC", CLI_DATA_SPECS, &a.data, NULL},
       {"--epochs", "N", "epochs to train (default 1)", &a.epochs, parse_count},
       {"--batch", "N", "batch size (default 128)", &a.model, cli_parse_batch},
       {"--lr", "LR", "base learning rate (default 0.1)", &a.lr, parse_number},

@@ -30,12 +30,18 @@ static int is_map(const ir_node *n) {
   return !ir_op_source(n->op) && n->type.rank == 4 && n->type.dtype != IR_I64;
 }
 
-/* Marks in 'live' every node that output 'name' depends on; returns its
- * node id, or -1 if the graph has no such output. */
-static int mark_live(const ir_graph *g, const char *name, char *live) {
+/* The node id of output 'name' of 'g', or -1 if it has none. */
+static int output_node(const ir_graph *g, const char *name) {
   int out = -1;
   for (int i = 0; i < g->noutputs; i++)
     if (!strcmp(g->outputs[i].name, name)) out = g->outputs[i].node;
+  return out;
+}
+
+/* Marks in 'live' every node that output 'name' depends on; returns its
+ * node id, or -1 if the graph has no such output. */
+static int mark_live(const ir_graph *g, const char *name, char *live) {
+  int out = output_node(g, name);
   if (out < 0) return -1;
   live[out] = 1;
   for (int i = out; i >= 0; i--)
@@ -116,9 +122,7 @@ static int emit_probe(ir_graph *ng, const ir_node *n, int *in, const int *map, v
 
 /* Appends output "gradcam.score" = sum(logits * onehot), onehot a new input. */
 static attnc_status add_score(ir_graph *g, ir_diag *d) {
-  int logits = -1;
-  for (int i = 0; i < g->noutputs; i++)
-    if (!strcmp(g->outputs[i].name, "logits")) logits = g->outputs[i].node;
+  int logits = output_node(g, "logits");
   ir_loc loc = {NULL, 0, NULL};
   int in[2] = {logits, ir_graph_source(g, IR_OP_input, "gradcam.onehot", 0, g->nodes[logits]->type, loc)->id};
   ir_node *mul = ir_graph_append(g, IR_OP_mul, in, 2, loc);
