@@ -129,7 +129,8 @@ static int batch_from_data(const char *spec, const index_list *idx, batch *b, in
   ir_diag *d = ir_diag_create();
   rt_dataset *ds = NULL;
   int rc = CLI_EXIT_OK;
-  if (rt_dataset_open(spec, RT_SPLIT_TEST, &ds, d) != ATTNC_OK) rc = cli_diag_fail("gradcam", d);
+  if (rt_dataset_open_as(spec, RT_SPLIT_TEST, 1, &ds, d) != ATTNC_OK) /* a folder: decode only the chosen images */
+    rc = cli_diag_fail("gradcam", d);
   for (int i = 0; !rc && i < idx->n; i++)
     if (idx->at[i] >= ds->count)
       rc = cli_usage_error("gradcam", "--index %lld: the test split of %s has %lld images (0-%lld)",
@@ -138,8 +139,11 @@ static int batch_from_data(const char *spec, const index_list *idx, batch *b, in
     rc = cli_usage_error("gradcam", "out of memory");
   int64_t sample = rc ? 0 : ds->channels * ds->height * ds->width;
   for (int i = 0; !rc && i < idx->n; i++) {
-    const uint8_t *px = ds->pixels + idx->at[i] * sample;
-    memcpy(b->pixels + i * sample, px, (size_t)sample);
+    uint8_t *px = b->pixels + i * sample;
+    if (rt_dataset_sample(ds, idx->at[i], NULL, px, d) != ATTNC_OK) {
+      rc = cli_diag_fail("gradcam", d);
+      break;
+    }
     for (int64_t j = 0; j < sample; j++)
       b->input[i * sample + j] = rt_dataset_normalized(ds, j / (ds->height * ds->width), px[j]);
     b->labels[i] = ds->labels[idx->at[i]];

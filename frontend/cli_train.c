@@ -168,7 +168,7 @@ static int parse_number(void *dst, const char *v, char *err, size_t n) {
 
 /* The options that decide the training trajectory, as JSON (stored in
  * checkpoints; a resume must match them). Keys of -D sorted. malloc'd. */
-static char *options_json(const train_args *a, const rt_schedule *s, int pad, int flip) {
+static char *options_json(const train_args *a, const rt_schedule *s, const rt_train_options *o) {
   cJSON *j = cJSON_CreateObject(), *defs = cJSON_AddObjectToObject(j, "defines");
   int order[CLI_MAX_DEFINES], n = a->model.ndefines;
   for (int i = 0; i < n; i++) order[i] = i;
@@ -188,33 +188,60 @@ static char *options_json(const train_args *a, const rt_schedule *s, int pad, in
   cJSON_AddStringToObject(j, "schedule", a->schedule);
   cJSON_AddNumberToObject(j, "warmup", a->warmup);
   cJSON_AddNumberToObject(j, "seed", (double)a->seed);
-  cJSON_AddNumberToObject(j, "pad_crop", pad);
-  cJSON_AddBoolToObject(j, "flip", flip);
+  cJSON_AddNumberToObject(j, "pad_crop", o->pad_crop);
+  if (o->resized_crop > 0) cJSON_AddNumberToObject(j, "resized_crop", o->resized_crop); /* older runs lack it */
+  cJSON_AddBoolToObject(j, "flip", o->flip);
   cJSON_AddNumberToObject(j, "holdout", (double)a->holdout);
   char *text = cJSON_PrintUnformatted(j);
   cJSON_Delete(j);
   return text;
 }
 
-/* The default augmentation for a data set: pad-crop (4 for 32x32, 12 for
- * 96x96) and flip for color images, none for grayscale. */
-static void default_augment(const rt_dataset *ds, int *pad, int *flip) {
-  *pad = 0;
-  *flip = 0;
-  if (ds->channels == 3 && (ds->height == 32 || ds->height == 96)) {
-    *pad = ds->height == 32 ? 4 : 12;
-    *flip = 1;
+/* The default augmentation for a data set: RandomResizedCrop (scale 0.08
+ * to 1) and flip for image folders of 64 pixels and more (ImageNet
+ * subsets), pad-crop (4 for 32x32, 12 for 96x96) and flip for other color
+ * images, none for grayscale. */
+static void default_augment(const rt_dataset *ds, rt_train_options *o) {
+  o->pad_crop = 0;
+  o->resized_crop = 0;
+  o->flip = 0;
+  if (!strcmp(ds->name, "folder") && ds->height >= 64) {
+    o->resized_crop = 0.08;
+    o->flip = 1;
+  } else if (ds->channels == 3 && (ds->height == 32 || ds->height == 96)) {
+    o->pad_crop = ds->height == 32 ? 4 : 12;
+    o->flip = 1;
   }
 }
 
-/* Parses --augment into pad and flip (pad from the image size). */
-static int parse_augment(const char *s, const rt_dataset *ds, int *pad, int *flip) {
-  int crop_pad = ds->height >= 96 ? 12 : 4;
-  if (!strcmp(s, "none")) *pad = 0, *flip = 0;
-  else if (!strcmp(s, "crop")) *pad = crop_pad, *flip = 0;
-  else if (!strcmp(s, "flip")) *pad = 0, *flip = 1;
-  else if (!strcmp(s, "crop+flip") || !strcmp(s, "flip+crop")) *pad = crop_pad, *flip = 1;
-  else return cli_usage_error("train", "--augment: expected none|crop|flip|crop+flip, got '%s'", s);
+/* Parses --augment, '+'-separated parts none, crop, resized-crop[:MIN_SCALE]
+ * and flip, into o (pad from the image size). */
+static int parse_augment(const char *s, const rt_dataset *ds, rt_train_options *o) {
+  o->pad_crop = 0;
+  o->resized_crop = 0;
+  o->flip = 0;
+  char buf[128];
+  if (strlen(s) >= sizeof buf) return cli_usage_error("train", "--augment: too long");
+  snprintf(buf, sizeof buf, "%s", s);
+  int none = 0, parts = 0;
+  for (char *save = NULL, *t = strtok_r(buf, "+", &save); t; t = strtok_r(NULL, "+", &save), parts++) {
+    char *end;
+    if (!strcmp(t, "none")) none = 1;
+    else if (!strcmp(t, "crop") && !o->pad_crop) o->pad_crop = ds->height >= 96 ? 12 : 4;
+    else if (!strcmp(t, "flip") && !o->flip) o->flip = 1;
+    else if (!strcmp(t, "resized-crop") && !o->resized_crop) o->resized_crop = 0.08;
+    else if (!strncmp(t, "resized-crop:", 13) && !o->resized_crop && (o->resized_crop = strtod(t + 13, &end)) > 0 &&
+             o->resized_crop <= 1 && !*end && end > t + 13)
+      continue;
+    else
+      return cli_usage_error("train",
+                             "--augment: expected none, or crop, resized-crop[:MIN_SCALE] (0 < MIN_SCALE <= 1) and "
+                             "flip joined by '+', got '%s'",
+                             s);
+  }
+  if ((none && parts > 1) || !parts) return cli_usage_error("train", "--augment: 'none' stands alone, got '%s'", s);
+  if (o->pad_crop && o->resized_crop)
+    return cli_usage_error("train", "--augment: crop and resized-crop exclude each other, got '%s'", s);
   return 0;
 }
 
@@ -259,11 +286,11 @@ static int prepare(train_args *a, const char *file, rt_train_options *o, ir_grap
   rt_dataset *test = NULL;
   int rc = CLI_EXIT_OK;
   if (rt_schedule_parse(a->schedule, a->lr, a->warmup, &o->sched, d) != ATTNC_OK ||
-      rt_dataset_open(a->data, RT_SPLIT_TEST, &test, d) != ATTNC_OK)
+      rt_dataset_open_as(a->data, RT_SPLIT_TEST, 1, &test, d) != ATTNC_OK) /* its shape: no decoding */
     rc = cli_diag_fail("train", d);
   if (!rc) {
-    default_augment(test, &o->pad_crop, &o->flip);
-    if (a->augment) rc = parse_augment(a->augment, test, &o->pad_crop, &o->flip);
+    default_augment(test, o);
+    if (a->augment) rc = parse_augment(a->augment, test, o);
   }
   int64_t shape[3] = {test ? test->channels : 0, test ? test->height : 0, test ? test->width : 0};
   int classes = test ? test->classes : 0;
@@ -276,7 +303,7 @@ static int prepare(train_args *a, const char *file, rt_train_options *o, ir_grap
   char hash[17];
   if (!rc && rt_file_hash(file, hash, d) != ATTNC_OK) rc = cli_diag_fail("train", d);
   if (!rc) {
-    char *opts = options_json(a, &o->sched, o->pad_crop, o->flip);
+    char *opts = options_json(a, &o->sched, o);
     if (!opts || strlen(opts) >= sizeof o->info.options) rc = cli_usage_error("train", "too many options to record");
     else snprintf(o->info.options, sizeof o->info.options, "%s", opts);
     free(opts);
@@ -304,7 +331,7 @@ int cli_train(int argc, char **argv) {
        &a.schedule, NULL},
       {"--warmup", "E", "linear learning-rate warm-up over E epochs (default 0)", &a.warmup, parse_number},
       {"--seed", "S", "seed of the initialization, data order and augmentation (default 0)", &a.seed, parse_count},
-      {"--augment", "A", "none|crop|flip|crop+flip (default crop+flip for 32x32/96x96 color, else none)",
+      {"--augment", "A", "none, or crop, resized-crop[:MIN_SCALE] and flip joined by '+' (default resized-crop+flip for folder sets of 64 pixels and more, crop+flip for 32x32/96x96 color, else none)",
        &a.augment, NULL},
       {"--holdout", "N", "move N random training samples to a held-out split, evaluated every epoch", &a.holdout,
        parse_count},

@@ -12,6 +12,7 @@
 #include <zlib.h>
 
 #include "rt_data_folder.h"
+#include "rt_image.h"
 #include "rt_init.h"
 
 #define DATA_MAX_FILE ((size_t)1 << 30) /* refuse (decompressed) files larger than 1 GiB */
@@ -375,6 +376,11 @@ static void data_names_from_file(rt_dataset *ds, const char *dir, const char *na
 
 /* Reads the data set named by 'spec'. */
 attnc_status rt_dataset_open(const char *spec, rt_split split, rt_dataset **out, ir_diag *d) {
+  return rt_dataset_open_as(spec, split, 0, out, d);
+}
+
+/* Reads the data set named by 'spec', a folder set from its files if asked. */
+attnc_status rt_dataset_open_as(const char *spec, rt_split split, int from_files, rt_dataset **out, ir_diag *d) {
   *out = NULL;
   const char *colon = strchr(spec, ':');
   size_t nlen = colon ? (size_t)(colon - spec) : strlen(spec);
@@ -409,7 +415,7 @@ attnc_status rt_dataset_open(const char *spec, rt_split split, rt_dataset **out,
   else if (!strcmp(kind->name, "stl10"))
     st = data_read_stl(ds, dir, split, d);
   else if (!strcmp(kind->name, "folder"))
-    st = rt_data_read_folder(ds, dir, split, d);
+    st = rt_data_read_folder(ds, dir, split, from_files, d);
   else
     st = data_read_idx(ds, dir, split, d);
   if (st != ATTNC_OK) {
@@ -424,6 +430,49 @@ attnc_status rt_dataset_open(const char *spec, rt_split split, rt_dataset **out,
   return ATTNC_OK;
 }
 
+/* Writes sample k, the stored view or a random resized crop. */
+attnc_status rt_dataset_sample(const rt_dataset *ds, int64_t k, const rt_random_crop *crop, uint8_t *dst,
+                               ir_diag *d) {
+  int64_t C = ds->channels, H = ds->height, W = ds->width;
+  size_t per = (size_t)(C * H * W);
+  if (!ds->paths && !crop) {
+    memcpy(dst, ds->pixels + (size_t)k * per, per);
+    return ATTNC_OK;
+  }
+  uint8_t *rgb = NULL;
+  rt_image src;
+  if (ds->paths) {
+    int64_t w, h;
+    attnc_status st = rt_data_decode_image(ds->paths[k], &w, &h, &rgb, d);
+    if (st != ATTNC_OK) return st;
+    src = rt_image_hwc(rgb, C, w, h);
+    if (!crop && !ds->resize && (w != W || h != H)) {
+      ir_diag_error(d, ds->paths[k], 0, "%lldx%lld pixels, but the data set's images are %lldx%lld", (long long)w,
+                    (long long)h, (long long)W, (long long)H);
+      free(rgb);
+      return ATTNC_EPARSE;
+    }
+  } else {
+    src = rt_image_chw(ds->pixels + (size_t)k * per, C, W, H);
+  }
+  int bad;
+  if (crop) {
+    rt_box b = rt_image_random_box(src.width, src.height, crop->min_scale, crop->seed);
+    bad = rt_image_resize(&src, b, W, H, 0, 0, W, H, dst);
+  } else if (ds->resize) {
+    bad = rt_image_center(&src, H, dst);
+  } else {
+    rt_box all = {0, 0, W, H};
+    bad = rt_image_resize(&src, all, W, H, 0, 0, W, H, dst);
+  }
+  free(rgb);
+  if (bad) {
+    ir_diag_error(d, ds->paths ? ds->paths[k] : NULL, 0, "out of memory resizing sample %lld", (long long)k);
+    return ATTNC_ENOMEM;
+  }
+  return ATTNC_OK;
+}
+
 /* Pixel 'v' of channel 'c' as the network's input. */
 float rt_dataset_normalized(const rt_dataset *ds, int64_t c, uint8_t v) {
   return (float)(((double)v / 255.0 - ds->mean[c]) / ds->std[c]);
@@ -434,6 +483,8 @@ void rt_dataset_destroy(rt_dataset *ds) {
   if (!ds) return;
   for (int i = 0; ds->class_names && i < ds->classes; i++) free(ds->class_names[i]);
   free(ds->class_names);
+  for (int64_t i = 0; ds->paths && i < ds->count; i++) free(ds->paths[i]);
+  free(ds->paths);
   free(ds->pixels);
   free(ds->labels);
   free(ds);
@@ -457,7 +508,18 @@ attnc_status rt_dataset_holdout(rt_dataset *train, int64_t n, uint64_t seed, rt_
     h->pixels = NULL;
     h->labels = NULL;
     h->class_names = NULL;
-    st = data_alloc(h, n, d);
+    h->paths = NULL;
+    if (!train->paths) {
+      st = data_alloc(h, n, d);
+    } else {
+      h->count = n;
+      h->labels = malloc((size_t)(n ? n : 1) * sizeof *h->labels);
+      h->paths = calloc((size_t)(n ? n : 1), sizeof *h->paths);
+      if (!h->labels || !h->paths) {
+        ir_diag_error(d, NULL, 0, "out of memory");
+        st = ATTNC_ENOMEM;
+      }
+    }
   } else {
     ir_diag_error(d, NULL, 0, "out of memory");
   }
@@ -482,10 +544,12 @@ attnc_status rt_dataset_holdout(rt_dataset *train, int64_t n, uint64_t seed, rt_
   int64_t kh = 0, kt = 0;
   for (int64_t i = 0; i < count; i++) {
     if (chosen[i]) {
-      memcpy(h->pixels + (size_t)kh * per, train->pixels + (size_t)i * per, per);
+      if (train->paths) h->paths[kh] = train->paths[i];
+      else memcpy(h->pixels + (size_t)kh * per, train->pixels + (size_t)i * per, per);
       h->labels[kh++] = train->labels[i];
     } else {
-      if (kt != i) memmove(train->pixels + (size_t)kt * per, train->pixels + (size_t)i * per, per);
+      if (train->paths) train->paths[kt] = train->paths[i];
+      else if (kt != i) memmove(train->pixels + (size_t)kt * per, train->pixels + (size_t)i * per, per);
       train->labels[kt++] = train->labels[i];
     }
   }

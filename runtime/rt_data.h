@@ -16,7 +16,9 @@ typedef struct {
   char name[32];                  /* "fashion-mnist", "mnist", "cifar10", "cifar100", "stl10" */
   int64_t count, channels, height, width;
   int classes;
-  uint8_t *pixels;                /* count * channels*height*width bytes, CHW per sample */
+  uint8_t *pixels;                /* count * channels*height*width bytes, CHW per sample; NULL if paths */
+  char **paths;                   /* read from files: sample k is decoded from paths[k] when read (folder sets) */
+  int resize;                     /* with paths: images are resized and centre-cropped to height x width */
   int64_t *labels;                /* count, each in [0, classes) */
   float mean[3], std[3];          /* the usual per-channel normalization for this data set (0..1 scale) */
   char **class_names;             /* 'classes' names (folder names; the files' or the usual ones), or NULL */
@@ -32,6 +34,24 @@ typedef struct {
  * labels, 100 classes); STL-10 {train,test}_X.bin and {train,test}_y.bin.
  * On error *out is NULL and 'd' holds a message naming the file. */
 attnc_status rt_dataset_open(const char *spec, rt_split split, rt_dataset **out, ir_diag *d);
+/* rt_dataset_open, but with 'from_files' a folder set keeps only its file
+ * names and decodes a sample when it is read (other sets ignore it). */
+attnc_status rt_dataset_open_as(const char *spec, rt_split split, int from_files, rt_dataset **out, ir_diag *d);
+
+/* RandomResizedCrop's parameters for rt_dataset_sample. */
+typedef struct {
+  double min_scale; /* smallest area fraction (torchvision's default 0.08) */
+  uint64_t seed;    /* the box's random draws */
+} rt_random_crop;
+
+/* Writes sample k (0 <= k < count) as channels*height*width CHW bytes to
+ * 'dst': the stored view (copied, or decoded from its file, resized and
+ * centre-cropped as at opening), or with 'crop' a RandomResizedCrop of the
+ * original (the file's whole image for sets read from files, else the
+ * stored one) resized to height x width. Safe from several threads at once.
+ * A file that cannot be read now is ATTNC_EPARSE naming it. */
+attnc_status rt_dataset_sample(const rt_dataset *ds, int64_t k, const rt_random_crop *crop, uint8_t *dst,
+                               ir_diag *d);
 /* The network's input value of 8-bit pixel 'v' of channel 'c': scaled to
  * [0,1] and normalized with the data set's mean and std, as training sees it. */
 float rt_dataset_normalized(const rt_dataset *ds, int64_t c, uint8_t v);

@@ -16,6 +16,9 @@
 #include <sys/stat.h>
 
 #include <jpeglib.h> /* after stdio.h, which it needs */
+#include <unistd.h>
+
+#include "rt_image.h"
 
 #define FOLDER_MAX_PIXELS ((int64_t)1 << 26) /* refuse images over 64 Mpixels (decompression bombs) */
 #define FOLDER_MAX_SIZE 4096                 /* largest :SIZE */
@@ -203,97 +206,121 @@ static char *decode(const char *path, folder_image *im) {
   return message("neither a PNG nor a JPEG file");
 }
 
-/* ---- resizing ---- */
-
-/* The source taps of one output coordinate along an axis. */
-typedef struct {
-  int first, count;
-  float *w;
-} axis_taps;
-
-/* Taps for out coordinates offset..offset+n-1 of an axis of 'in' pixels
- * resized to 'full': the overlapped source pixels (area averaging) when
- * shrinking, two neighbours at the pixel centre when enlarging. */
-static axis_taps *make_taps(int in, int full, int offset, int n) {
-  axis_taps *t = calloc((size_t)n, sizeof *t);
-  if (!t) return NULL;
-  double scale = (double)in / full;
-  for (int i = 0; i < n; i++) {
-    int o = i + offset;
-    if (full <= in) {
-      double lo = o * scale, hi = (o + 1) * scale;
-      int a = (int)lo, b = (int)(hi - 1e-9);
-      if (b >= in) b = in - 1;
-      t[i].first = a, t[i].count = b - a + 1;
-      t[i].w = malloc((size_t)t[i].count * sizeof(float));
-      for (int k = a; t[i].w && k <= b; k++) {
-        double l = k > lo ? k : lo, r = k + 1 < hi ? k + 1 : hi;
-        t[i].w[k - a] = (float)((r - l) / scale);
-      }
-    } else {
-      double s = (o + 0.5) * scale - 0.5;
-      if (s < 0) s = 0;
-      int a = (int)s, b = a + 1 < in ? a + 1 : a;
-      t[i].first = a, t[i].count = 2;
-      t[i].w = malloc(2 * sizeof(float));
-      if (t[i].w) t[i].w[0] = (float)(1 - (s - a)), t[i].w[1] = (float)(s - a);
-      if (b == a && t[i].w) t[i].w[0] = 1, t[i].w[1] = 0, t[i].count = 1;
-    }
-    if (!t[i].w) {
-      for (int k = 0; k <= i; k++) free(t[k].w);
-      free(t);
-      return NULL;
-    }
+/* Reads 'path' into RGB bytes for the data set's samples. */
+attnc_status rt_data_decode_image(const char *path, int64_t *w, int64_t *h, uint8_t **rgb, ir_diag *d) {
+  folder_image im = {0, 0, NULL};
+  char *err = decode(path, &im);
+  *rgb = NULL;
+  if (err) {
+    ir_diag_error(d, path, 0, "%s", err);
+    free(err);
+    return ATTNC_EPARSE;
   }
-  return t;
-}
-
-static void free_taps(axis_taps *t, int n) {
-  for (int i = 0; t && i < n; i++) free(t[i].w);
-  free(t);
-}
-
-/* Writes image 'im' as 3 x size x size (CHW) into 'dst': shorter side
- * resized to 'size', centre crop. Returns 0, or -1 when out of memory. */
-static int resize_crop(const folder_image *im, int size, unsigned char *dst) {
-  int short_side = im->w < im->h ? im->w : im->h;
-  int fw = (int)((int64_t)im->w * size / short_side), fh = (int)((int64_t)im->h * size / short_side);
-  if (fw < size) fw = size;
-  if (fh < size) fh = size;
-  axis_taps *tx = make_taps(im->w, fw, (fw - size) / 2, size), *ty = make_taps(im->h, fh, (fh - size) / 2, size);
-  float *rows = malloc((size_t)im->h * (size_t)size * 3 * sizeof(float));
-  int ok = tx && ty && rows;
-  for (int y = 0; ok && y < im->h; y++) /* horizontal pass: h x size x 3 */
-    for (int x = 0; x < size; x++)
-      for (int c = 0; c < 3; c++) {
-        float s = 0;
-        for (int k = 0; k < tx[x].count; k++) s += tx[x].w[k] * im->rgb[((size_t)y * im->w + tx[x].first + k) * 3 + c];
-        rows[((size_t)y * size + x) * 3 + c] = s;
-      }
-  for (int y = 0; ok && y < size; y++) /* vertical pass into CHW */
-    for (int x = 0; x < size; x++)
-      for (int c = 0; c < 3; c++) {
-        float s = 0;
-        for (int k = 0; k < ty[y].count; k++) s += ty[y].w[k] * rows[((size_t)(ty[y].first + k) * size + x) * 3 + c];
-        int v = (int)(s + 0.5f);
-        dst[((size_t)c * size + y) * size + x] = (unsigned char)(v < 0 ? 0 : v > 255 ? 255 : v);
-      }
-  free(rows);
-  free_taps(tx, size);
-  free_taps(ty, size);
-  return ok ? 0 : -1;
+  *w = im.w, *h = im.h, *rgb = im.rgb;
+  return ATTNC_OK;
 }
 
 /* ---- the data set ---- */
 
+/* Appends 'path' (taken) with 'label' to *files; error or NULL. */
+static char *add_file(folder_file **files, int64_t *n, int64_t *cap, char *path, int64_t label) {
+  if (!path) return message("out of memory listing the images");
+  if (*n == *cap) {
+    *cap = *cap ? 2 * *cap : 1024;
+    folder_file *nf = realloc(*files, (size_t)*cap * sizeof **files);
+    if (!nf) {
+      char *m = message("out of memory listing %s", path);
+      free(path);
+      return m;
+    }
+    *files = nf;
+  }
+  (*files)[*n].path = path;
+  (*files)[(*n)++].label = label;
+  return NULL;
+}
+
+/* Adds the images of class folder 'dir' and of its subfolders (as
+ * torchvision's ImageFolder: Tiny ImageNet keeps them in <class>/images/),
+ * names in byte order, to *files with 'label'; error or NULL. */
+static char *collect_class(const char *dir, int64_t label, int depth, folder_file **files, int64_t *n, int64_t *cap) {
+  char **names = NULL;
+  int nn = 0;
+  if (list_dir(dir, &names, &nn)) return message("%s: cannot read the folder: %s", dir, strerror(errno));
+  char *err = NULL;
+  for (int k = 0; !err && k < nn; k++) {
+    char *p = join(dir, names[k]);
+    if (p && is_dir(p)) {
+      if (depth < 8) err = collect_class(p, label, depth + 1, files, n, cap);
+      free(p);
+    } else if (p && is_image_name(names[k])) {
+      err = add_file(files, n, cap, p, label);
+    } else {
+      free(p);
+      if (!p) err = message("out of memory listing %s", dir);
+    }
+  }
+  free_names(names, nn);
+  return err;
+}
+
+/* The label of class 'name', or -1. */
+static int64_t class_label(char **classes, int nclasses, const char *name) {
+  for (int k = 0; k < nclasses; k++)
+    if (!strcmp(classes[k], name)) return k;
+  return -1;
+}
+
+/* Tiny ImageNet's validation layout: root/images/<file> labelled by
+ * root/val_annotations.txt ("<file>\t<class>\t..." per line), in the file's
+ * order. Error or NULL. */
+static char *collect_annotated(const char *root, const char *list, char **classes, int nclasses, folder_file **files,
+                               int64_t *n) {
+  FILE *f = fopen(list, "r");
+  if (!f) return message("%s: cannot open: %s", list, strerror(errno));
+  char line[1024], *images = join(root, "images"), *err = images ? NULL : message("out of memory");
+  int64_t cap = 0;
+  for (int lineno = 1; !err && fgets(line, sizeof line, f); lineno++) {
+    if (!strchr(line, '\n') && !feof(f)) {
+      err = message("%s:%d: line longer than %zu bytes", list, lineno, sizeof line - 2);
+      break;
+    }
+    line[strcspn(line, "\r\n")] = 0;
+    if (!line[0]) continue;
+    char *tab = strchr(line, '\t'), *cls = tab ? tab + 1 : NULL;
+    if (cls) cls[strcspn(cls, "\t")] = 0;
+    if (tab) *tab = 0;
+    int64_t label = cls ? class_label(classes, nclasses, cls) : -1;
+    if (!cls || strchr(line, '/') || !is_image_name(line))
+      err = message("%s:%d: expected '<image file>\\t<class>'", list, lineno);
+    else if (label < 0)
+      err = message("%s:%d: class '%s' is not one of the training classes", list, lineno, cls);
+    else
+      err = add_file(files, n, &cap, join(images, line), label);
+  }
+  fclose(f);
+  free(images);
+  if (!err && *n == 0) err = message("%s: no images listed", list);
+  return err;
+}
+
 /* Collects the image files of split folder 'root' whose class folders are
- * among 'classes'; returns an error message or NULL. */
+ * among 'classes' (or the files its val_annotations.txt lists); returns an
+ * error message or NULL. */
 static char *collect(const char *root, char **classes, int nclasses, int train, folder_file **files, int64_t *n) {
   char **sub = NULL;
   int nsub = 0;
   int64_t cap = 0;
   *files = NULL;
   *n = 0;
+  char *list = join(root, "val_annotations.txt");
+  struct stat st;
+  if (!train && list && stat(list, &st) == 0 && S_ISREG(st.st_mode)) {
+    char *err = collect_annotated(root, list, classes, nclasses, files, n);
+    free(list);
+    return err;
+  }
+  free(list);
   if (list_dir(root, &sub, &nsub)) return message("%s: cannot read the folder: %s", root, strerror(errno));
   char *err = NULL;
   for (int i = 0; i < nsub && !err; i++) {
@@ -302,31 +329,10 @@ static char *collect(const char *root, char **classes, int nclasses, int train, 
       free(cdir);
       continue; /* files beside the class folders (a README, labels) */
     }
-    int label = -1;
-    for (int k = 0; k < nclasses && label < 0; k++)
-      if (!strcmp(classes[k], sub[i])) label = k;
-    char **names = NULL;
-    int nn = 0, images = 0;
+    int64_t label = class_label(classes, nclasses, sub[i]), before = *n;
     if (label < 0) err = message("%s: class folder '%s' is not one of the training classes", root, sub[i]);
-    else if (list_dir(cdir, &names, &nn)) err = message("%s: cannot read the folder: %s", cdir, strerror(errno));
-    for (int k = 0; !err && k < nn; k++) {
-      if (!is_image_name(names[k])) continue;
-      if (*n == cap) {
-        cap = cap ? 2 * cap : 1024;
-        folder_file *nf = realloc(*files, (size_t)cap * sizeof **files);
-        if (!nf) {
-          err = message("out of memory listing %s", cdir);
-          break;
-        }
-        *files = nf;
-      }
-      (*files)[*n].path = join(cdir, names[k]);
-      (*files)[*n].label = label;
-      if (!(*files)[(*n)++].path) err = message("out of memory listing %s", cdir);
-      images++;
-    }
-    if (!err && train && images == 0) err = message("%s: no .png, .jpg or .jpeg images", cdir);
-    free_names(names, nn);
+    else err = collect_class(cdir, label, 0, files, n, &cap);
+    if (!err && train && *n == before) err = message("%s: no .png, .jpg or .jpeg images", cdir);
     free(cdir);
   }
   free_names(sub, nsub);
@@ -367,8 +373,14 @@ static char *parse_arg(const char *arg, int *size) {
   return strdup(arg);
 }
 
-/* Decodes every file into 'ds' (allocated here); error or NULL. */
-static char *decode_all(rt_dataset *ds, const folder_file *files, int64_t n, int size) {
+/* Bytes of memory that decoded images may take: half the machine's. */
+static double memory_budget(void) {
+  long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+  return pages > 0 && page > 0 ? 0.5 * (double)pages * (double)page : 4e9;
+}
+
+/* Gives 'ds' its size (SIZE, or the first image's) and labels; error or NULL. */
+static char *set_shape(rt_dataset *ds, const folder_file *files, int64_t n, int size) {
   folder_image first = {0, 0, NULL};
   char *err = size ? NULL : decode(files[0].path, &first);
   if (err) {
@@ -379,28 +391,37 @@ static char *decode_all(rt_dataset *ds, const folder_file *files, int64_t n, int
   ds->channels = 3;
   ds->height = size ? size : first.h;
   ds->width = size ? size : first.w;
+  ds->resize = size > 0;
   free(first.rgb);
-  size_t per = (size_t)(3 * ds->height * ds->width);
   ds->count = n;
-  ds->pixels = malloc((size_t)n * per);
   ds->labels = malloc((size_t)n * sizeof(int64_t));
+  if (!ds->labels) return message("out of memory");
+  for (int64_t i = 0; i < n; i++) ds->labels[i] = files[i].label;
+  return NULL;
+}
+
+/* Decodes every file into 'ds->pixels' (allocated here); error or NULL. */
+static char *decode_all(rt_dataset *ds, const folder_file *files, int64_t n) {
+  size_t per = (size_t)(3 * ds->height * ds->width);
+  ds->pixels = malloc((size_t)n * per);
   char **errs = calloc((size_t)n, sizeof *errs);
-  if (!ds->pixels || !ds->labels || !errs) {
+  if (!ds->pixels || !errs) {
     free(errs);
     return message("%s: out of memory for %lld images of 3x%lldx%lld", ds->name, (long long)n,
                    (long long)ds->height, (long long)ds->width);
   }
+  char *err = NULL;
 #pragma omp parallel for schedule(dynamic, 8)
   for (int64_t i = 0; i < n; i++) {
     folder_image im = {0, 0, NULL};
-    ds->labels[i] = files[i].label;
     unsigned char *dst = ds->pixels + (size_t)i * per;
     errs[i] = decode(files[i].path, &im);
-    if (!errs[i] && size && resize_crop(&im, size, dst)) errs[i] = message("out of memory resizing");
-    if (!errs[i] && !size && (im.w != ds->width || im.h != ds->height))
+    rt_image view = rt_image_hwc(im.rgb, 3, im.w, im.h);
+    if (!errs[i] && ds->resize && rt_image_center(&view, ds->height, dst)) errs[i] = message("out of memory resizing");
+    if (!errs[i] && !ds->resize && (im.w != ds->width || im.h != ds->height))
       errs[i] = message("%dx%d pixels, but %s has %lldx%lld: give one size as folder:DIR:SIZE", im.w, im.h,
                         files[0].path, (long long)ds->width, (long long)ds->height);
-    if (!errs[i] && !size)
+    if (!errs[i] && !ds->resize)
       for (int64_t p = 0; p < ds->height * ds->width; p++)
         for (int c = 0; c < 3; c++) dst[c * ds->height * ds->width + p] = im.rgb[p * 3 + c];
     free(im.rgb);
@@ -412,8 +433,16 @@ static char *decode_all(rt_dataset *ds, const folder_file *files, int64_t n, int
   return err;
 }
 
+/* Makes 'ds' read its samples from 'files' (their paths taken); error or NULL. */
+static char *keep_files(rt_dataset *ds, folder_file *files, int64_t n) {
+  ds->paths = malloc((size_t)n * sizeof *ds->paths);
+  if (!ds->paths) return message("out of memory");
+  for (int64_t i = 0; i < n; i++) ds->paths[i] = files[i].path, files[i].path = NULL;
+  return NULL;
+}
+
 /* Reads the image folder data set 'arg' into 'ds'. */
-attnc_status rt_data_read_folder(rt_dataset *ds, const char *arg, rt_split split, ir_diag *d) {
+attnc_status rt_data_read_folder(rt_dataset *ds, const char *arg, rt_split split, int from_files, ir_diag *d) {
   int size, nclasses = 0;
   char *dir = parse_arg(arg, &size), *train = dir ? join(dir, "train") : NULL, *root = NULL, **classes = NULL;
   folder_file *files = NULL;
@@ -437,8 +466,10 @@ attnc_status rt_data_read_folder(rt_dataset *ds, const char *arg, rt_split split
     ds->class_names = classes; /* the dataset owns them now */
     classes = NULL;
     nclasses = 0;
-    err = decode_all(ds, files, n, size);
+    err = set_shape(ds, files, n, size);
   }
+  if (!err && !from_files && (double)n * 3 * (double)ds->height * (double)ds->width > memory_budget()) from_files = 1;
+  if (!err) err = from_files ? keep_files(ds, files, n) : decode_all(ds, files, n);
   for (int64_t i = 0; i < n; i++) free(files[i].path);
   free(files);
   free_names(classes, nclasses);

@@ -4,12 +4,17 @@
  * older epoch is thrown away when it completes. The order of an epoch is a
  * Fisher-Yates shuffle seeded from (seed, epoch); the crop offsets and flip
  * of the sample at position p of the epoch come from a hash of (seed, epoch,
- * p), so they do not depend on where the epoch was started. */
+ * p), so they do not depend on where the epoch was started. A sample
+ * that cannot be read (a data set read from files) ends the epoch: its
+ * batch is handed out as an error, with the message kept. */
 #include "rt_loader.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "ir_diag.h"
 
 #define LOADER_SLOTS 2
 
@@ -20,7 +25,7 @@ typedef struct {
   slot_state state;
   uint64_t gen;    /* generation it was prepared for */
   int64_t index;   /* batch index in the epoch */
-  int64_t n;       /* samples in it */
+  int64_t n;       /* samples in it; -1: a sample could not be read */
   float *images;   /* batch * C*H*W */
   int64_t *labels; /* batch */
 } loader_slot;
@@ -38,9 +43,13 @@ struct rt_loader {
   int64_t epoch;            /* epoch of the current generation */
   int64_t produce, consume; /* next batch to prepare / to hand out */
   loader_slot slot[LOADER_SLOTS];
-  /* Worker-only state: the order of the epoch of generation perm_gen. */
+  char error[1024];          /* the read error handed out as -1 */
+  /* Worker-only state: the order of the epoch of generation perm_gen, a
+   * sample's bytes, the read errors. */
   int64_t *perm;
   uint64_t perm_gen;
+  uint8_t *raw;
+  ir_diag *diag;
 };
 
 /* splitmix64's finalizer: a bijective mix of 64 bits. */
@@ -98,8 +107,9 @@ static void loader_sample(const rt_loader *l, const uint8_t *src, float *dst, in
   }
 }
 
-/* Prepares batch 'index' of the current epoch (order l->perm) into 's'. */
-static void loader_fill(const rt_loader *l, loader_slot *s, int64_t epoch, int64_t index) {
+/* Prepares batch 'index' of the current epoch (order l->perm) into 's';
+ * 0, or -1 when a sample cannot be read (the message in l->diag). */
+static int loader_fill(const rt_loader *l, loader_slot *s, int64_t epoch, int64_t index) {
   int64_t b = l->o.batch, first = index * b, n = l->ds->count - first;
   if (n > b) n = b;
   uint64_t base = loader_mix(loader_mix(l->o.seed ^ 0x6175676d656e74ull) ^ (uint64_t)epoch);
@@ -113,7 +123,13 @@ static void loader_fill(const rt_loader *l, loader_slot *s, int64_t epoch, int64
       oy = (int)(((r >> 16) & 0xffff) % (uint64_t)span);
     }
     if (l->o.flip) flip = (int)((r >> 40) & 1);
-    loader_sample(l, l->ds->pixels + k * l->sample, s->images + i * l->sample, ox, oy, flip);
+    const uint8_t *src = l->ds->pixels ? l->ds->pixels + k * l->sample : NULL;
+    if (l->o.resized_crop > 0 || !src) {
+      rt_random_crop crop = {l->o.resized_crop, loader_mix(r ^ 0x7272632d626f78ull)};
+      if (rt_dataset_sample(l->ds, k, l->o.resized_crop > 0 ? &crop : NULL, l->raw, l->diag) != ATTNC_OK) return -1;
+      src = l->raw;
+    }
+    loader_sample(l, src, s->images + i * l->sample, ox, oy, flip);
     s->labels[i] = l->ds->labels[k];
   }
   if (n < b) {
@@ -121,6 +137,7 @@ static void loader_fill(const rt_loader *l, loader_slot *s, int64_t epoch, int64
     memset(s->labels + n, 0, (size_t)(b - n) * sizeof(int64_t));
   }
   s->n = n;
+  return 0;
 }
 
 /* The worker: prepares the next batch of the current generation whenever a
@@ -145,8 +162,16 @@ static void *loader_main(void *arg) {
       loader_permute(l, epoch);
       l->perm_gen = gen;
     }
-    loader_fill(l, s, epoch, index);
+    int failed = loader_fill(l, s, epoch, index);
     pthread_mutex_lock(&l->mu);
+    if (failed) {
+      s->n = -1;
+      if (gen == l->gen && !l->error[0]) {
+        snprintf(l->error, sizeof l->error, "%s", ir_diag_text(l->diag));
+        l->error[strcspn(l->error, "\n")] = 0;
+      }
+      ir_diag_clear(l->diag);
+    }
     s->gen = gen;
     s->index = index;
     s->state = gen == l->gen ? SLOT_READY : SLOT_EMPTY;
@@ -160,7 +185,8 @@ static void *loader_main(void *arg) {
 attnc_status rt_loader_create(const rt_dataset *ds, const rt_loader_options *o, rt_loader **out, ir_diag *d) {
   *out = NULL;
   int64_t side = ds->height < ds->width ? ds->height : ds->width;
-  if (o->batch < 1 || o->pad_crop < 0 || (o->pad_crop && o->pad_crop >= side) || ds->channels < 1 || ds->channels > 3 ||
+  if (o->batch < 1 || o->pad_crop < 0 || (o->pad_crop && o->pad_crop >= side) || !(o->resized_crop >= 0) ||
+      o->resized_crop > 1 || (o->resized_crop > 0 && o->pad_crop) || ds->channels < 1 || ds->channels > 3 ||
       ds->count < 0 || !(ds->std[0] > 0) || (ds->channels == 3 && !(ds->std[1] > 0 && ds->std[2] > 0))) {
     ir_diag_error(d, NULL, 0,
                   "loader: bad options (batch %lld, pad %d) for %lld x %lld x %lld images of %s (or std <= 0)",
@@ -182,7 +208,9 @@ attnc_status rt_loader_create(const rt_dataset *ds, const rt_loader_options *o, 
   }
   int ok = 1;
   l->perm = malloc((size_t)(ds->count ? ds->count : 1) * sizeof *l->perm);
-  ok = l->perm != NULL;
+  l->raw = malloc((size_t)l->sample);
+  l->diag = ir_diag_create();
+  ok = l->perm && l->raw && l->diag;
   for (int i = 0; i < LOADER_SLOTS && ok; i++) {
     l->slot[i].images = malloc((size_t)(o->batch * l->sample) * sizeof(float));
     l->slot[i].labels = malloc((size_t)o->batch * sizeof(int64_t));
@@ -208,6 +236,8 @@ attnc_status rt_loader_create(const rt_dataset *ds, const rt_loader_options *o, 
       free(l->slot[i].labels);
     }
     free(l->perm);
+    free(l->raw);
+    ir_diag_destroy(l->diag);
     free(l);
     ir_diag_error(d, NULL, 0, "loader: out of memory or cannot start its thread");
     return ATTNC_ENOMEM;
@@ -231,6 +261,8 @@ void rt_loader_destroy(rt_loader *l) {
     free(l->slot[i].labels);
   }
   free(l->perm);
+  free(l->raw);
+  ir_diag_destroy(l->diag);
   free(l);
 }
 
@@ -244,6 +276,7 @@ void rt_loader_start(rt_loader *l, int64_t epoch, int64_t first) {
   pthread_mutex_lock(&l->mu);
   l->gen++;
   l->epoch = epoch;
+  l->error[0] = 0;
   l->produce = l->consume = first;
   for (int i = 0; i < LOADER_SLOTS; i++)
     if (l->slot[i].state == SLOT_READY) l->slot[i].state = SLOT_EMPTY;
@@ -265,6 +298,12 @@ int64_t rt_loader_next(rt_loader *l, float *images, int64_t *labels) {
     if (s) break;
     pthread_cond_wait(&l->cv, &l->mu);
   }
+  if (s->n < 0) { /* a read error: the epoch ends here */
+    l->consume = l->produce = l->batches;
+    s->state = SLOT_EMPTY;
+    pthread_mutex_unlock(&l->mu);
+    return -1;
+  }
   l->consume++;
   s->state = SLOT_FILLING; /* held by the caller while copying: the worker leaves it alone */
   pthread_mutex_unlock(&l->mu);
@@ -277,3 +316,6 @@ int64_t rt_loader_next(rt_loader *l, float *images, int64_t *labels) {
   pthread_mutex_unlock(&l->mu);
   return n;
 }
+
+/* The last read error's message. */
+const char *rt_loader_error(const rt_loader *l) { return l->error; }

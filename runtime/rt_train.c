@@ -87,7 +87,7 @@ static attnc_status compile(loop *L) {
  * against the step's input and logits. */
 static attnc_status open_data(loop *L, const ir_type *in) {
   const rt_train_options *o = L->o;
-  attnc_status st = rt_dataset_open(o->data, RT_SPLIT_TRAIN, &L->train, L->d);
+  attnc_status st = rt_dataset_open_as(o->data, RT_SPLIT_TRAIN, o->resized_crop > 0, &L->train, L->d);
   if (st == ATTNC_OK) st = rt_dataset_open(o->data, RT_SPLIT_TEST, &L->test, L->d);
   if (st != ATTNC_OK) return st;
   const rt_dataset *ds = L->train;
@@ -111,6 +111,24 @@ static attnc_status open_data(loop *L, const ir_type *in) {
     st = rt_dataset_holdout(L->train, o->holdout, o->seed, &L->held, L->d);
   }
   return st;
+}
+
+/* Prints what the run trains on: the splits, the augmentation, and which
+ * images are decoded from their files as they are read. */
+static void describe_data(const loop *L) {
+  const rt_train_options *o = L->o;
+  const rt_dataset *t = L->train;
+  char aug[96] = "";
+  size_t n = 0;
+  if (o->resized_crop > 0) n += (size_t)snprintf(aug, sizeof aug, "resized-crop (area %g-1)", o->resized_crop);
+  if (o->pad_crop) n += (size_t)snprintf(aug, sizeof aug, "crop (pad %d)", o->pad_crop);
+  if (o->flip) snprintf(aug + n, sizeof aug - n, "%sflip", n ? " + " : "");
+  fprintf(o->out, "data: %s, %lld training%s and %lld test images of %lldx%lldx%lld, %d classes; augmentation: %s%s%s\n",
+          t->name, (long long)t->count, L->held ? " (after the holdout)" : "", (long long)L->test->count,
+          (long long)t->channels, (long long)t->height, (long long)t->width, t->classes, aug[0] ? aug : "none",
+          t->paths ? "; training images decoded from their files as they are read" : "",
+          L->test->paths ? "; test images decoded from their files (in memory they would take over half of it)" : "");
+  fflush(o->out);
 }
 
 /* Restores the state from o->resume (checking that it belongs to this
@@ -198,7 +216,11 @@ static attnc_status train_epoch(loop *L, double *last_lr) {
   int64_t images = 0;
   while (L->batch < L->nb && !stopping(L)) {
     int64_t n = rt_loader_next(L->loader, L->input, L->labels);
-    if (n <= 0) break;
+    if (n < 0) {
+      ir_diag_error(L->d, NULL, 0, "--data %s: %s", o->data, rt_loader_error(L->loader));
+      return ATTNC_EPARSE;
+    }
+    if (n == 0) break;
     double lr = rt_schedule_lr(&o->sched, L->epoch, L->batch, L->nb, o->epochs);
     *L->lr = (float)lr;
     *last_lr = lr;
@@ -300,9 +322,10 @@ attnc_status rt_train(const rt_train_options *o, rt_train_result *r, ir_diag *d)
     cg_program_input(L.step, "input", &in);
     st = open_data(&L, &in);
   }
+  if (st == ATTNC_OK) describe_data(&L);
   if (st == ATTNC_OK) {
     rt_loader_options lo = {.batch = in.dims[0], .shuffle = 1, .seed = o->seed, .pad_crop = o->pad_crop,
-                            .flip = o->flip, .drop_last = 1};
+                            .resized_crop = o->resized_crop, .flip = o->flip, .drop_last = 1};
     st = rt_loader_create(L.train, &lo, &L.loader, d);
   }
   if (st == ATTNC_OK && (L.nb = rt_loader_batches(L.loader)) < 1) {
@@ -315,7 +338,7 @@ attnc_status rt_train(const rt_train_options *o, rt_train_result *r, ir_diag *d)
     rt_loader_destroy(L.loader);
     L.loader = NULL;
     rt_loader_options lo = {.batch = in.dims[0], .shuffle = 1, .seed = L.seed, .pad_crop = o->pad_crop,
-                            .flip = o->flip, .drop_last = 1};
+                            .resized_crop = o->resized_crop, .flip = o->flip, .drop_last = 1};
     st = rt_loader_create(L.train, &lo, &L.loader, d);
   }
   if (st == ATTNC_OK) {

@@ -28,6 +28,8 @@ typedef struct {
   rt_schedule sched;
   uint64_t seed;             /* data order + init */
   int pad_crop, flip, threads, interp, no_fuse;
+  double resized_crop;       /* 0, or RandomResizedCrop's smallest area fraction (a folder set's training
+                                images are then decoded from their files every epoch) */
   const char *resume, *weights, *save, *log;   /* paths or NULL */
   int json, confusion;
   rt_ckpt_info info;         /* model/options/spec hash to store in checkpoints */

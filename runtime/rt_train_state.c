@@ -200,6 +200,10 @@ attnc_status rt_evaluate(cg_program *p, const rt_dataset *ds, rt_metrics *m, con
       if ((st = cg_program_run(p, d)) != ATTNC_OK) break;
       rt_metrics_add(m, cg_program_output(p, "logits", NULL), labels, n);
     }
+    if (n < 0) {
+      ir_diag_error(d, NULL, 0, "%s: %s", ds->name, rt_loader_error(l));
+      st = ATTNC_EPARSE;
+    }
   }
   rt_loader_destroy(l);
   free(labels);

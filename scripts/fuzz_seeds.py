@@ -133,6 +133,7 @@ def main():
     put(out, "data", "stl10", data_seed(4, bytes(3 * 96 * 96), bytes([10])))
     put(out, "data", "folder_png", data_seed(5, png(6, 4, bytes(range(72)))))
     put(out, "data", "folder_jpeg_resized", data_seed(6, TINY_JPEG))
+    put(out, "data", "folder_jpeg_files", data_seed(7, TINY_JPEG))
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@
 #include <jpeglib.h>
 
 #include "rt_data.h"
+#include "rt_loader.h"
 #include "util_cli.h"
 
 /* Makes directory dir/sub. */
@@ -93,19 +94,25 @@ static void remove_tree(char *dir) {
   free(dir);
 }
 
-/* Opens "folder:<arg>" for 'split'; NULL on failure with the message in *msg (static). */
-static rt_dataset *open_folder(const char *arg, rt_split split, const char **msg) {
+/* Opens "folder:<arg>" for 'split', from its files if 'from_files'; NULL
+ * on failure with the message in *msg (static). */
+static rt_dataset *open_folder_as(const char *arg, rt_split split, int from_files, const char **msg) {
   static char text[2048];
   char spec[4200];
   snprintf(spec, sizeof spec, "folder:%s", arg);
   ir_diag *d = ir_diag_create();
   rt_dataset *ds = NULL;
-  attnc_status st = rt_dataset_open(spec, split, &ds, d);
+  attnc_status st = rt_dataset_open_as(spec, split, from_files, &ds, d);
   snprintf(text, sizeof text, "%s", ir_diag_text(d));
   ir_diag_destroy(d);
   if (msg) *msg = text;
   assert_true((st == ATTNC_OK) == (ds != NULL));
   return ds;
+}
+
+/* Opens "folder:<arg>" for 'split' decoded in memory. */
+static rt_dataset *open_folder(const char *arg, rt_split split, const char **msg) {
+  return open_folder_as(arg, split, 0, msg);
 }
 
 /* Expects "folder:<arg>" to fail with a message containing 'want'. */
@@ -267,8 +274,171 @@ static void test_errors(void **state) {
   remove_tree(dir);
 }
 
-/* attnc train and eval on an image folder: 3x8x8 images of two classes
- * (bright or dark top half), the class count from the folders. */
+/* Tiny ImageNet's layout: images in <class>/images/ beside a boxes file,
+ * and val/images/ labelled by val_annotations.txt in its order; a wrong
+ * annotation line is an error naming the file and line. */
+static void test_tiny_imagenet(void **state) {
+  (void)state;
+  char *dir = tc_tempdir();
+  make_dir(dir, "train"), make_dir(dir, "val"), make_dir(dir, "val/images"), make_dir(dir, "test");
+  make_dir(dir, "test/images");
+  const char *wnids[2] = {"n01443537", "n09999999"};
+  uint8_t px[8 * 8 * 3];
+  for (int w = 0; w < 2; w++) {
+    char sub[128];
+    snprintf(sub, sizeof sub, "train/%s", wnids[w]);
+    make_dir(dir, sub);
+    snprintf(sub, sizeof sub, "train/%s/images", wnids[w]);
+    make_dir(dir, sub);
+    for (int i = 0; i < 2; i++) {
+      memset(px, 50 + 100 * w + i, sizeof px);
+      char name[160];
+      snprintf(name, sizeof name, "train/%s/images/%s_%d.JPEG", wnids[w], wnids[w], i);
+      write_jpeg(dir, name, 8, 8, px);
+    }
+    snprintf(sub, sizeof sub, "train/%s/%s_boxes.txt", wnids[w], wnids[w]);
+    write_raw(dir, sub, "x\t0\t0\t8\t8\n", 10);
+  }
+  for (int i = 0; i < 3; i++) {
+    memset(px, 40 * i, sizeof px);
+    char name[64];
+    snprintf(name, sizeof name, "val/images/val_%d.JPEG", i);
+    write_jpeg(dir, name, 8, 8, px);
+  }
+  write_jpeg(dir, "test/images/test_0.JPEG", 8, 8, px); /* unlabelled: val/ is used */
+  const char *list = "val_2.JPEG\tn09999999\t0\t0\t8\t8\nval_0.JPEG\tn01443537\t1\t1\t7\t7\r\nval_1.JPEG\tn09999999\t0\t0\t8\t8\n";
+  write_raw(dir, "val/val_annotations.txt", list, strlen(list));
+  const char *msg;
+  rt_dataset *ds = open_folder(dir, RT_SPLIT_TRAIN, &msg);
+  if (!ds) fail_msg("%s", msg);
+  assert_int_equal(ds->count, 4);
+  assert_int_equal(ds->classes, 2);
+  assert_int_equal(ds->labels[1], 0);
+  assert_int_equal(ds->labels[2], 1);
+  assert_true(abs(ds->pixels[2 * 192] - 150) <= 2);
+  rt_dataset_destroy(ds);
+  ds = open_folder(dir, RT_SPLIT_TEST, &msg);
+  if (!ds) fail_msg("%s", msg);
+  assert_int_equal(ds->count, 3);
+  const int64_t labels[3] = {1, 0, 1};
+  const int first[3] = {80, 0, 40};
+  for (int i = 0; i < 3; i++) {
+    assert_int_equal(ds->labels[i], labels[i]);
+    assert_true(abs(ds->pixels[i * 192] - first[i]) <= 2);
+  }
+  rt_dataset_destroy(ds);
+  char want[4300];
+  const char *unknown = "val_0.JPEG\tn01443537\nval_1.JPEG\tn00000000\n";
+  write_raw(dir, "val/val_annotations.txt", unknown, strlen(unknown));
+  snprintf(want, sizeof want, "%s/val/val_annotations.txt:2: class 'n00000000' is not one of the training classes", dir);
+  expect_error(dir, RT_SPLIT_TEST, want);
+  write_raw(dir, "val/val_annotations.txt", "val_0.JPEG n01443537\n", 21);
+  snprintf(want, sizeof want, "%s/val/val_annotations.txt:1: expected", dir);
+  expect_error(dir, RT_SPLIT_TEST, want);
+  write_raw(dir, "val/val_annotations.txt", "../x.JPEG\tn01443537\n", 20);
+  expect_error(dir, RT_SPLIT_TEST, want);
+  remove_tree(dir);
+}
+
+/* Every sample's bytes from a set read from its files. */
+static uint8_t *all_samples(const rt_dataset *ds) {
+  size_t per = (size_t)(ds->channels * ds->height * ds->width);
+  uint8_t *px = malloc((size_t)ds->count * per);
+  ir_diag *d = ir_diag_create();
+  for (int64_t k = 0; k < ds->count; k++)
+    if (rt_dataset_sample(ds, k, NULL, px + k * per, d) != ATTNC_OK) fail_msg("%s", ir_diag_text(d));
+  ir_diag_destroy(d);
+  return px;
+}
+
+/* A set read from its files gives the same samples, holdout, labels and
+ * batches as the set decoded at opening; a file broken after opening is a
+ * read error naming it, from rt_dataset_sample and from the loader. */
+static void test_from_files(void **state) {
+  (void)state;
+  char *dir = make_folder();
+  uint8_t wide[6 * 10 * 3];
+  for (int k = 0; k < 180; k++) wide[k] = (uint8_t)(k * 29 % 256);
+  write_png(dir, "train/dog/wide.png", 10, 6, 3, wide);
+  char arg[4200];
+  snprintf(arg, sizeof arg, "%s:3", dir);
+  const char *msg;
+  rt_dataset *mem = open_folder_as(arg, RT_SPLIT_TRAIN, 0, &msg), *files = open_folder_as(arg, RT_SPLIT_TRAIN, 1, &msg);
+  if (!mem || !files) fail_msg("%s", msg);
+  assert_null(files->pixels);
+  assert_non_null(files->paths);
+  assert_non_null(mem->pixels);
+  assert_int_equal(files->count, 4);
+  assert_int_equal(files->height, 3);
+  assert_memory_equal(files->labels, mem->labels, 4 * sizeof(int64_t));
+  uint8_t *px = all_samples(files);
+  assert_memory_equal(px, mem->pixels, 4 * 27);
+  free(px);
+  /* batches through the loader, with flip */
+  rt_loader_options o = {.batch = 2, .shuffle = 1, .seed = 3, .flip = 1};
+  rt_loader *lm = NULL, *lf = NULL;
+  ir_diag *d = ir_diag_create();
+  assert_int_equal(rt_loader_create(mem, &o, &lm, d), ATTNC_OK);
+  assert_int_equal(rt_loader_create(files, &o, &lf, d), ATTNC_OK);
+  rt_loader_start(lm, 1, 0), rt_loader_start(lf, 1, 0);
+  float a[2 * 27], b[2 * 27];
+  int64_t la[2], lb[2];
+  for (int i = 0; i < 2; i++) {
+    assert_int_equal(rt_loader_next(lm, a, la), 2);
+    assert_int_equal(rt_loader_next(lf, b, lb), 2);
+    assert_memory_equal(a, b, sizeof a);
+    assert_memory_equal(la, lb, sizeof la);
+  }
+  /* holdout moves the same samples */
+  rt_dataset *hm = NULL, *hf = NULL;
+  assert_int_equal(rt_dataset_holdout(mem, 2, 5, &hm, d), ATTNC_OK);
+  assert_int_equal(rt_dataset_holdout(files, 2, 5, &hf, d), ATTNC_OK);
+  assert_null(hf->pixels);
+  px = all_samples(hf);
+  assert_memory_equal(px, hm->pixels, 2 * 27);
+  free(px);
+  px = all_samples(files);
+  assert_memory_equal(px, mem->pixels, 2 * 27);
+  free(px);
+  rt_dataset_destroy(hm), rt_dataset_destroy(hf);
+  /* a file truncated after opening */
+  char *bad = strdup(files->paths[1]);
+  size_t n;
+  char *bytes = tc_read_file(bad, &n);
+  assert_int_equal(tc_write_file(bad, bytes, n / 2), 0);
+  uint8_t one[27];
+  assert_int_equal(rt_dataset_sample(files, 1, NULL, one, d), ATTNC_EPARSE);
+  assert_non_null(strstr(ir_diag_text(d), bad));
+  ir_diag_clear(d);
+  rt_loader_start(lf, 0, 0);
+  int64_t got = 0;
+  while ((got = rt_loader_next(lf, b, lb)) > 0) {
+  }
+  assert_int_equal(got, -1);
+  assert_non_null(strstr(rt_loader_error(lf), bad));
+  assert_int_equal(rt_loader_next(lf, b, lb), 0); /* the epoch ended there */
+  rt_loader_destroy(lm), rt_loader_destroy(lf);
+  free(bytes);
+  free(bad);
+  ir_diag_destroy(d);
+  rt_dataset_destroy(mem), rt_dataset_destroy(files);
+  /* without :SIZE a file of another size is found when it is read */
+  remove_tree(dir);
+  dir = make_folder();
+  files = open_folder_as(dir, RT_SPLIT_TRAIN, 1, &msg);
+  if (!files) fail_msg("%s", msg);
+  write_png(dir, "train/dog/c.png", 10, 6, 3, wide);
+  d = ir_diag_create();
+  assert_int_equal(rt_dataset_sample(files, 2, NULL, one, d), ATTNC_EPARSE);
+  assert_non_null(strstr(ir_diag_text(d), "10x6 pixels, but the data set's images are 4x4"));
+  ir_diag_destroy(d);
+  rt_dataset_destroy(files);
+  remove_tree(dir);
+}
+
+/* attnc train, eval and gradcam on an image folder: 3x8x8 images of two
+ * classes (bright or dark top half), the class count from the folders;
+ * RandomResizedCrop training resumed bit-identically; bad --augment values. */
 static void test_train_cli(void **state) {
   (void)state;
   char *dir = tc_tempdir();
@@ -305,6 +475,41 @@ static void test_train_cli(void **state) {
   if (r.code) fail_msg("eval: %s", r.err);
   assert_non_null(strstr(r.out, "\"test_count\":32"));
   tc_result_free(&r);
+  /* Grad-CAM of two val images */
+  char *png = tc_path(dir, "cam.png");
+  const char *cam[] = {"gradcam", "tests/data/specs/tiny.lua", "--weights", ck, "--data", spec, "--index", "0,17",
+                       "--out", png, NULL};
+  assert_int_equal(tc_run_attnc(cam, &r), 0);
+  if (r.code) fail_msg("gradcam: %s", r.err);
+  assert_non_null(strstr(r.out, "label 1 \"top\""));
+  tc_result_free(&r);
+  struct stat st;
+  assert_int_equal(stat(png, &st), 0);
+  /* RandomResizedCrop from the files: 2 epochs in one run, or 1 and a resumed
+   * second, end with the same bytes */
+  char *full = tc_path(dir, "full.safetensors"), *half = tc_path(dir, "half.safetensors");
+#define RRC_ARGS "train", "tests/data/specs/tiny.lua", "--data", spec, "--batch", "8", "--threads", "2", \
+                 "--augment", "resized-crop:0.3+flip", "--seed", "4"
+  const char *two[] = {RRC_ARGS, "--epochs", "2", "--save", full, NULL};
+  const char *one[] = {RRC_ARGS, "--epochs", "1", "--save", half, NULL};
+  const char *more[] = {RRC_ARGS, "--epochs", "2", "--save", half, "--resume", half, NULL};
+  const char *plain[] = {"train", "tests/data/specs/tiny.lua", "--data", spec, "--batch", "8", "--threads", "2",
+                         "--augment", "flip", "--seed", "4", "--epochs", "2", "--save", ck, NULL};
+  for (const char *const *run[] = {two, one, more, plain}, *const **a = run; a < run + 4; a++) {
+    assert_int_equal(tc_run_attnc(*a, &r), 0);
+    if (r.code) fail_msg("train: %s", r.err);
+    tc_result_free(&r);
+  }
+  assert_true(tc_same_tensors(full, half));
+  assert_false(tc_same_tensors(full, ck)); /* the crops changed the training */
+  const char *bad[] = {"resized-crop:0", "resized-crop:2", "crop+resized-crop", "none+flip", "flip+flip", ""};
+  for (int i = 0; i < 6; i++) {
+    const char *args[] = {"train", "tests/data/specs/tiny.lua", "--data", spec, "--augment", bad[i], NULL};
+    assert_int_equal(tc_run_attnc(args, &r), 0);
+    if (r.code != 2 || !strstr(r.err, "--augment")) fail_msg("--augment '%s': exit %d, %s", bad[i], r.code, r.err);
+    tc_result_free(&r);
+  }
+  free(full), free(half), free(png);
   free(ck);
   remove_tree(dir);
 }
@@ -314,6 +519,8 @@ int main(void) {
       cmocka_unit_test(test_read),
       cmocka_unit_test(test_resize),
       cmocka_unit_test(test_errors),
+      cmocka_unit_test(test_tiny_imagenet),
+      cmocka_unit_test(test_from_files),
       cmocka_unit_test(test_train_cli),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

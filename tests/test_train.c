@@ -310,24 +310,6 @@ static int wait_code(pid_t pid) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-/* 1 if the two safetensors files hold the same names with identical bytes. */
-static int same_tensors(const char *a, const char *b) {
-  ir_diag *d = ir_diag_create();
-  ir_bundle *x = NULL, *y = NULL;
-  assert_int_equal(rt_safetensors_read(a, &x, d), ATTNC_OK);
-  assert_int_equal(rt_safetensors_read(b, &y, d), ATTNC_OK);
-  int same = x->count == y->count && x->count > 0;
-  for (int i = 0; same && i < x->count; i++) {
-    const ir_tensor *s = x->tensors[i], *t = ir_bundle_get(y, x->names[i]);
-    same = t && ir_type_equal(&s->type, &t->type) &&
-           !memcmp(s->data, t->data, (size_t)ir_type_numel(&s->type) * ir_dtype_size(s->type.dtype));
-  }
-  ir_bundle_destroy(x);
-  ir_bundle_destroy(y);
-  ir_diag_destroy(d);
-  return same;
-}
-
 /* SIGINT mid-epoch: exit 130 with a checkpoint inside the epoch; --resume
  * to the end gives bit-identical weights, buffers and momenta to an
  * uninterrupted run on the same engine and thread count: the interpreter
@@ -387,7 +369,7 @@ static void interrupt_resume(int jit) {
   assert_true(info.batch > 0 && info.batch < (int64_t)batches);
   assert_int_equal(info.step, info.batch);
   ir_bundle_destroy(ck);
-  assert_false(same_tensors(full, part));
+  assert_false(tc_same_tensors(full, part));
 
   char *other = tc_path(dir, "other.lua");
   if (!jit) { /* resuming with another model / another recipe is refused, the file kept */
@@ -410,7 +392,7 @@ static void interrupt_resume(int jit) {
   assert_int_equal(tc_run_attnc(a_resume, &r), 0);
   if (r.code != 0) fail_msg("resume: %s", r.err);
   tc_result_free(&r);
-  assert_true(same_tensors(full, part));
+  assert_true(tc_same_tensors(full, part));
   ck = NULL;
   assert_int_equal(rt_ckpt_load(part, &ck, &info, d), ATTNC_OK);
   assert_int_equal(info.epoch, 2);

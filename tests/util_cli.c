@@ -11,6 +11,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "rt_safetensors.h"
+
 extern char **environ;
 
 /* Creates a fresh temporary directory. */
@@ -134,4 +136,21 @@ int tc_count_lines(const char *s) {
   for (; s && *s; s++)
     if (*s == '\n' || !s[1]) n++;
   return n;
+}
+
+/* Compares two safetensors files tensor by tensor. */
+int tc_same_tensors(const char *a, const char *b) {
+  ir_diag *d = ir_diag_create();
+  ir_bundle *x = NULL, *y = NULL;
+  int same = rt_safetensors_read(a, &x, d) == ATTNC_OK && rt_safetensors_read(b, &y, d) == ATTNC_OK;
+  same = same && x->count == y->count && x->count > 0;
+  for (int i = 0; same && i < x->count; i++) {
+    const ir_tensor *s = x->tensors[i], *t = ir_bundle_get(y, x->names[i]);
+    same = t && ir_type_equal(&s->type, &t->type) &&
+           !memcmp(s->data, t->data, (size_t)ir_type_numel(&s->type) * ir_dtype_size(s->type.dtype));
+  }
+  ir_bundle_destroy(x);
+  ir_bundle_destroy(y);
+  ir_diag_destroy(d);
+  return same;
 }

@@ -30,6 +30,9 @@ char *tc_read_file(const char *path, size_t *n);
 int tc_run_attnc(const char *const *args, tc_result *r);
 /* Frees the buffers of 'r'. */
 void tc_result_free(tc_result *r);
+/* 1 if the safetensors files a and b hold the same tensor names (at least
+ * one) with identical types and bytes; 0 otherwise or if either cannot be read. */
+int tc_same_tensors(const char *a, const char *b);
 /* Returns the number of lines in 's' (a last line without newline counts). */
 int tc_count_lines(const char *s);
 

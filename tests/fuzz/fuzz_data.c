@@ -2,7 +2,8 @@
  * image folders) on arbitrary files. The first byte picks the format, the
  * next two the length of the first file; the rest is the file (or the two
  * files). An image folder gets the rest as its one image (PNG or JPEG),
- * read at its own size or resized to 8x8. */
+ * read at its own size or resized to 8x8, or kept as a file and read as
+ * the loader reads it: centre view and a RandomResizedCrop to 8x8. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,9 +40,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       {"stl10", "test_X.bin", "test_y.bin"},
       {"folder", "test/c/x.jpg", NULL},
       {"folder", "test/c/x.jpg", NULL}, /* :8 */
+      {"folder", "test/c/x.jpg", NULL}, /* :8, from the file */
   };
   if (size < 3) return 0;
-  int k = data[0] % 7;
+  int k = data[0] % 8;
   size_t n1 = (size_t)data[1] | (size_t)data[2] << 8;
   data += 3;
   size -= 3;
@@ -58,10 +60,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   put(dir, kinds[k].first, data, n1);
   if (kinds[k].second) put(dir, kinds[k].second, data + n1, size - n1);
   char spec[128];
-  snprintf(spec, sizeof spec, "%s:%s%s", kinds[k].set, dir, k == 6 ? ":8" : "");
+  snprintf(spec, sizeof spec, "%s:%s%s", kinds[k].set, dir, k >= 6 ? ":8" : "");
   ir_diag *d = ir_diag_create();
   rt_dataset *ds = NULL;
-  if (rt_dataset_open(spec, RT_SPLIT_TEST, &ds, d) == ATTNC_OK) {
+  if (rt_dataset_open_as(spec, RT_SPLIT_TEST, k == 7, &ds, d) == ATTNC_OK) {
+    if (k == 7) {
+      uint8_t px[3 * 8 * 8];
+      rt_random_crop crop = {0.08, size};
+      if (!ds->paths || ds->pixels) {
+        fprintf(stderr, "a set read from its files holds pixels\n");
+        abort();
+      }
+      if ((rt_dataset_sample(ds, 0, NULL, px, d) == ATTNC_OK) != (rt_dataset_sample(ds, 0, &crop, px, d) == ATTNC_OK)) {
+        fprintf(stderr, "the centre view and the crop disagree on whether the file reads\n");
+        abort();
+      }
+    }
     for (int64_t i = 0; i < ds->count; i++)
       if (ds->labels[i] < 0 || ds->labels[i] >= ds->classes) {
         fprintf(stderr, "accepted label %lld of %d classes\n", (long long)ds->labels[i], ds->classes);
