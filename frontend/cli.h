@@ -101,7 +101,7 @@ typedef struct {
    &(m)->train, NULL}
 
 /* The --data values rt_dataset_open takes, for the options' help. */
-#define CLI_DATA_SPECS "fashion-mnist[:DIR] | mnist:DIR | cifar10:DIR | cifar100:DIR | stl10:DIR | folder:DIR[:SIZE]"
+#define CLI_DATA_SPECS "fashion-mnist[:DIR] | mnist:DIR | cifar10:DIR | cifar100:DIR | stl10:DIR | folder:DIR[:SIZE[:RESIZE]]"
 
 /* --threads N for commands that run compiled code; 'dst' is an int*. */
 #define CLI_OPT_THREADS(dst) \

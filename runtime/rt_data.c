@@ -390,7 +390,7 @@ attnc_status rt_dataset_open_as(const char *spec, rt_split split, int from_files
   if (!kind) {
     ir_diag_error(d, NULL, 0,
                   "data set '%s': unknown name (expected fashion-mnist[:DIR], mnist:DIR, cifar10:DIR, cifar100:DIR, "
-                  "stl10:DIR or folder:DIR[:SIZE])",
+                  "stl10:DIR or folder:DIR[:SIZE[:RESIZE]])",
                   spec);
     return ATTNC_EINVAL;
   }
@@ -460,7 +460,7 @@ attnc_status rt_dataset_sample(const rt_dataset *ds, int64_t k, const rt_random_
     rt_box b = rt_image_random_box(src.width, src.height, crop->min_scale, crop->seed);
     bad = rt_image_resize(&src, b, W, H, 0, 0, W, H, dst);
   } else if (ds->resize) {
-    bad = rt_image_center(&src, H, dst);
+    bad = rt_image_center(&src, ds->resize, H, dst);
   } else {
     rt_box all = {0, 0, W, H};
     bad = rt_image_resize(&src, all, W, H, 0, 0, W, H, dst);

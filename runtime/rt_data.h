@@ -18,7 +18,8 @@ typedef struct {
   int classes;
   uint8_t *pixels;                /* count * channels*height*width bytes, CHW per sample; NULL if paths */
   char **paths;                   /* read from files: sample k is decoded from paths[k] when read (folder sets) */
-  int resize;                     /* with paths: images are resized and centre-cropped to height x width */
+  int64_t resize;                 /* folder sets: shorter side resized to this, then the centre height x width
+                                     (0: images kept at their size) */
   int64_t *labels;                /* count, each in [0, classes) */
   float mean[3], std[3];          /* the usual per-channel normalization for this data set (0..1 scale) */
   char **class_names;             /* 'classes' names (folder names; the files' or the usual ones), or NULL */
@@ -27,7 +28,7 @@ typedef struct {
 /* Reads the 'split' part of the data set named by 'spec' into a new *out
  * (owned by the caller, freed with rt_dataset_destroy).
  * spec: "fashion-mnist[:DIR]" (bare = /usr/share/datasets/fashion-mnist), "mnist:DIR", "cifar10:DIR",
- * "folder:DIR[:SIZE]" (PNG/JPEG class folders, rt_data_folder.h),
+ * "folder:DIR[:SIZE[:RESIZE]]" (PNG/JPEG class folders, rt_data_folder.h),
  * "cifar100:DIR", "stl10:DIR". IDX files may be gzip'd (.gz) or not.
  * Files: IDX {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]; CIFAR-10
  * data_batch_1..5.bin / test_batch.bin; CIFAR-100 train.bin / test.bin (fine

@@ -362,15 +362,25 @@ static char *find_classes(const char *train, char ***classes, int *n) {
   return NULL;
 }
 
-/* Splits "DIR[:SIZE]" into a malloc'd DIR and SIZE (0 if not given). */
-static char *parse_arg(const char *arg, int *size) {
-  const char *colon = strrchr(arg, ':');
-  *size = 0;
-  if (colon && colon[1] && strspn(colon + 1, "0123456789") == strlen(colon + 1)) {
-    *size = atoi(colon + 1) > FOLDER_MAX_SIZE ? -1 : atoi(colon + 1);
-    return strndup(arg, (size_t)(colon - arg));
-  }
-  return strdup(arg);
+/* The number after the last colon of arg[0..n) when all digits (-1 if
+ * not in 1..FOLDER_MAX_SIZE), with *colon at that colon; else 0. */
+static int last_number(const char *arg, size_t n, size_t *colon) {
+  size_t i = n;
+  while (i > 0 && arg[i - 1] >= '0' && arg[i - 1] <= '9') i--;
+  if (i == n || i == 0 || arg[i - 1] != ':') return 0;
+  *colon = i - 1;
+  int v = n - i > 4 ? -1 : atoi(arg + i);
+  return v < 1 || v > FOLDER_MAX_SIZE ? -1 : v;
+}
+
+/* Splits "DIR[:SIZE[:RESIZE]]" into a malloc'd DIR, SIZE (0 if not given)
+ * and RESIZE (SIZE if not given). */
+static char *parse_arg(const char *arg, int *size, int *resize) {
+  size_t n = strlen(arg), c1 = n, c2 = n;
+  int last = last_number(arg, n, &c1), before = last ? last_number(arg, c1, &c2) : 0;
+  *size = before ? before : last;
+  *resize = last;
+  return strndup(arg, before ? c2 : last ? c1 : n);
 }
 
 /* Bytes of memory that decoded images may take: half the machine's. */
@@ -379,8 +389,9 @@ static double memory_budget(void) {
   return pages > 0 && page > 0 ? 0.5 * (double)pages * (double)page : 4e9;
 }
 
-/* Gives 'ds' its size (SIZE, or the first image's) and labels; error or NULL. */
-static char *set_shape(rt_dataset *ds, const folder_file *files, int64_t n, int size) {
+/* Gives 'ds' its size (SIZE, or the first image's), resize and labels;
+ * error or NULL. */
+static char *set_shape(rt_dataset *ds, const folder_file *files, int64_t n, int size, int resize) {
   folder_image first = {0, 0, NULL};
   char *err = size ? NULL : decode(files[0].path, &first);
   if (err) {
@@ -391,7 +402,7 @@ static char *set_shape(rt_dataset *ds, const folder_file *files, int64_t n, int 
   ds->channels = 3;
   ds->height = size ? size : first.h;
   ds->width = size ? size : first.w;
-  ds->resize = size > 0;
+  ds->resize = size ? resize : 0;
   free(first.rgb);
   ds->count = n;
   ds->labels = malloc((size_t)n * sizeof(int64_t));
@@ -417,7 +428,8 @@ static char *decode_all(rt_dataset *ds, const folder_file *files, int64_t n) {
     unsigned char *dst = ds->pixels + (size_t)i * per;
     errs[i] = decode(files[i].path, &im);
     rt_image view = rt_image_hwc(im.rgb, 3, im.w, im.h);
-    if (!errs[i] && ds->resize && rt_image_center(&view, ds->height, dst)) errs[i] = message("out of memory resizing");
+    if (!errs[i] && ds->resize && rt_image_center(&view, ds->resize, ds->height, dst))
+      errs[i] = message("out of memory resizing");
     if (!errs[i] && !ds->resize && (im.w != ds->width || im.h != ds->height))
       errs[i] = message("%dx%d pixels, but %s has %lldx%lld: give one size as folder:DIR:SIZE", im.w, im.h,
                         files[0].path, (long long)ds->width, (long long)ds->height);
@@ -443,12 +455,15 @@ static char *keep_files(rt_dataset *ds, folder_file *files, int64_t n) {
 
 /* Reads the image folder data set 'arg' into 'ds'. */
 attnc_status rt_data_read_folder(rt_dataset *ds, const char *arg, rt_split split, int from_files, ir_diag *d) {
-  int size, nclasses = 0;
-  char *dir = parse_arg(arg, &size), *train = dir ? join(dir, "train") : NULL, *root = NULL, **classes = NULL;
+  int size, resize, nclasses = 0;
+  char *dir = parse_arg(arg, &size, &resize), *train = dir ? join(dir, "train") : NULL, *root = NULL, **classes = NULL;
   folder_file *files = NULL;
   int64_t n = 0;
   char *err = !dir || !train ? message("out of memory") : NULL;
-  if (!err && size < 0) err = message("folder:%s: the size must be at most %d", arg, FOLDER_MAX_SIZE);
+  if (!err && (size < 0 || resize < 0)) err = message("folder:%s: sizes must be 1 to %d", arg, FOLDER_MAX_SIZE);
+  if (!err && resize < size)
+    err = message("folder:%s: the resize (%d) is smaller than the crop (%d): give SIZE[:RESIZE] with RESIZE >= SIZE", arg,
+                  resize, size);
   if (!err) err = find_classes(train, &classes, &nclasses);
   if (!err && split == RT_SPLIT_TRAIN) root = strdup(train);
   if (!err && split == RT_SPLIT_TEST) {
@@ -466,7 +481,7 @@ attnc_status rt_data_read_folder(rt_dataset *ds, const char *arg, rt_split split
     ds->class_names = classes; /* the dataset owns them now */
     classes = NULL;
     nclasses = 0;
-    err = set_shape(ds, files, n, size);
+    err = set_shape(ds, files, n, size, resize);
   }
   if (!err && !from_files && (double)n * 3 * (double)ds->height * (double)ds->width > memory_budget()) from_files = 1;
   if (!err) err = from_files ? keep_files(ds, files, n) : decode_all(ds, files, n);

@@ -1,18 +1,19 @@
 /* Image-folder data sets (ImageNet subsets such as Imagenette or Tiny
  * ImageNet, or any folder of PNG and JPEG files sorted into one folder per
- * class), read by rt_dataset_open for the spec "folder:DIR[:SIZE]". */
+ * class), read by rt_dataset_open for the spec "folder:DIR[:SIZE[:RESIZE]]". */
 #ifndef ATTNC_RT_DATA_FOLDER_H
 #define ATTNC_RT_DATA_FOLDER_H
 
 #include "rt_data.h"
 
 /* Fills 'ds' (name, normalization set by the caller) with the 'split' of
- * the image folder 'arg' ("DIR" or "DIR:SIZE"): DIR/train/<class>/...,
+ * the image folder 'arg' ("DIR", "DIR:SIZE" or "DIR:SIZE:RESIZE"): DIR/train/<class>/...,
  * and DIR/val/<class>/... (or DIR/test/...) for the test split, or the
  * files DIR/val/val_annotations.txt lists in DIR/val/images (Tiny
  * ImageNet). Images in subfolders of a class folder belong to the class.
  * Classes are the sorted folder names of DIR/train; every image becomes 3 x
- * SIZE x SIZE (shorter side resized to SIZE, centre crop); without SIZE
+ * SIZE x SIZE (shorter side resized to RESIZE, default SIZE, and the centre
+ * SIZE x SIZE kept); without SIZE
  * every image must have one size. With 'from_files', or when the decoded
  * images would take more than half the machine's memory, only the file
  * names are kept (ds->paths) and each sample is decoded when it is read;

@@ -8,11 +8,13 @@
 
 #include "rt_init.h"
 
-/* The source taps of one output coordinate along an axis. */
+/* The source taps of n output coordinates along an axis: output i reads
+ * count[i] pixels from first[i], weighted by w[i * max ...]. */
 typedef struct {
-  int64_t first, count;
-  float w[];
-} axis_tap;
+  int64_t n, max;
+  int64_t *first, *count;
+  float *w;
+} axis_taps;
 
 /* Views HWC interleaved bytes. */
 rt_image rt_image_hwc(const uint8_t *data, int64_t channels, int64_t width, int64_t height) {
@@ -26,87 +28,120 @@ rt_image rt_image_chw(const uint8_t *data, int64_t channels, int64_t width, int6
   return im;
 }
 
-static void free_taps(axis_tap **t, int64_t n) {
-  for (int64_t i = 0; t && i < n; i++) free(t[i]);
+static void free_taps(axis_taps *t) {
+  if (!t) return;
+  free(t->first);
+  free(t->count);
+  free(t->w);
   free(t);
 }
 
 /* Taps for coordinates offset..offset+n-1 of an axis of 'in' pixels
  * resized to 'full': the overlapped source pixels weighted by overlap when
  * shrinking, the two neighbours of the pixel centre when enlarging. */
-static axis_tap **make_taps(int64_t in, int64_t full, int64_t offset, int64_t n) {
-  axis_tap **t = calloc((size_t)n, sizeof *t);
-  if (!t) return NULL;
+static axis_taps *make_taps(int64_t in, int64_t full, int64_t offset, int64_t n) {
+  axis_taps *t = calloc(1, sizeof *t);
   double scale = (double)in / (double)full;
+  if (!t) return NULL;
+  t->n = n;
+  t->max = full <= in ? (int64_t)ceil(scale) + 1 : 2;
+  t->first = malloc((size_t)n * sizeof *t->first);
+  t->count = malloc((size_t)n * sizeof *t->count);
+  t->w = calloc((size_t)(n * t->max), sizeof *t->w);
+  if (!t->first || !t->count || !t->w) {
+    free_taps(t);
+    return NULL;
+  }
   for (int64_t i = 0; i < n; i++) {
     int64_t o = i + offset;
+    float *w = t->w + i * t->max;
     if (full <= in) {
       double lo = (double)o * scale, hi = (double)(o + 1) * scale;
       int64_t a = (int64_t)lo, b = (int64_t)(hi - 1e-9);
       if (b >= in) b = in - 1;
-      t[i] = malloc(sizeof(axis_tap) + (size_t)(b - a + 1) * sizeof(float));
-      if (!t[i]) break;
-      t[i]->first = a, t[i]->count = b - a + 1;
+      t->first[i] = a, t->count[i] = b - a + 1;
       for (int64_t k = a; k <= b; k++) {
         double l = (double)k > lo ? (double)k : lo, r = (double)(k + 1) < hi ? (double)(k + 1) : hi;
-        t[i]->w[k - a] = (float)((r - l) / scale);
+        w[k - a] = (float)((r - l) / scale);
       }
     } else {
       double s = ((double)o + 0.5) * scale - 0.5;
       if (s < 0) s = 0;
       int64_t a = (int64_t)s;
-      t[i] = malloc(sizeof(axis_tap) + 2 * sizeof(float));
-      if (!t[i]) break;
-      t[i]->first = a;
-      t[i]->count = a + 1 < in ? 2 : 1;
-      t[i]->w[0] = t[i]->count == 2 ? (float)(1 - (s - (double)a)) : 1.0f;
-      t[i]->w[1] = (float)(s - (double)a);
+      t->first[i] = a;
+      t->count[i] = a + 1 < in ? 2 : 1;
+      w[0] = t->count[i] == 2 ? (float)(1 - (s - (double)a)) : 1.0f;
+      w[1] = t->count[i] == 2 ? (float)(s - (double)a) : 0.0f;
     }
   }
-  for (int64_t i = 0; i < n; i++)
-    if (!t[i]) {
-      free_taps(t, n);
-      return NULL;
-    }
   return t;
+}
+
+/* One row of 'src' (row y of the box at 'base') resampled along x into
+ * 'out' (out_w x channels, interleaved). */
+static void resize_row(const rt_image *src, const uint8_t *base, const axis_taps *tx, float *out) {
+  int64_t nc = src->channels, xs = src->xstride, cs = src->cstride;
+  if (nc == 3 && xs == 3 && cs == 1) { /* decoded files: RGB interleaved */
+    for (int64_t x = 0; x < tx->n; x++) {
+      const uint8_t *p = base + tx->first[x] * 3;
+      const float *w = tx->w + x * tx->max;
+      float s0 = 0, s1 = 0, s2 = 0;
+      for (int64_t k = 0; k < tx->count[x]; k++, p += 3) s0 += w[k] * p[0], s1 += w[k] * p[1], s2 += w[k] * p[2];
+      out[x * 3] = s0, out[x * 3 + 1] = s1, out[x * 3 + 2] = s2;
+    }
+    return;
+  }
+  for (int64_t x = 0; x < tx->n; x++)
+    for (int64_t c = 0; c < nc; c++) {
+      const uint8_t *p = base + c * cs + tx->first[x] * xs;
+      const float *w = tx->w + x * tx->max;
+      float s = 0;
+      for (int64_t k = 0; k < tx->count[x]; k++) s += w[k] * p[k * xs];
+      out[x * nc + c] = s;
+    }
+}
+
+/* acc[i] += w * r[i] for i < n. */
+static void add_scaled(float *restrict acc, const float *restrict r, float w, int64_t n) {
+  for (int64_t i = 0; i < n; i++) acc[i] += w * r[i];
 }
 
 /* Resizes a box of 'src' and keeps a window of the result. */
 int rt_image_resize(const rt_image *src, rt_box b, int64_t full_w, int64_t full_h, int64_t ox, int64_t oy,
                     int64_t out_w, int64_t out_h, uint8_t *dst) {
-  int64_t nc = src->channels;
-  axis_tap **tx = make_taps(b.w, full_w, ox, out_w), **ty = make_taps(b.h, full_h, oy, out_h);
-  float *rows = malloc((size_t)(b.h * out_w * nc) * sizeof(float));
+  int64_t nc = src->channels, line = out_w * nc;
+  axis_taps *tx = make_taps(b.w, full_w, ox, out_w), *ty = make_taps(b.h, full_h, oy, out_h);
+  int64_t y0 = ty ? ty->first[0] : 0, y1 = ty ? ty->first[out_h - 1] + ty->count[out_h - 1] : 0;
+  float *rows = malloc((size_t)((y1 - y0) * line + line) * sizeof(float)), *acc = rows ? rows + (y1 - y0) * line : NULL;
   int ok = tx && ty && rows;
   const uint8_t *base = src->data + b.y * src->ystride + b.x * src->xstride;
-  for (int64_t y = 0; ok && y < b.h; y++) /* horizontal pass: b.h x out_w x channels */
+  for (int64_t y = y0; ok && y < y1; y++) /* horizontal pass over the rows the vertical taps read */
+    resize_row(src, base + y * src->ystride, tx, rows + (y - y0) * line);
+  for (int64_t y = 0; ok && y < out_h; y++) { /* vertical pass, each output row summed tap by tap */
+    for (int64_t i = 0; i < line; i++) acc[i] = 0;
+    for (int64_t k = 0; k < ty->count[y]; k++) {
+      float w = ty->w[y * ty->max + k];
+      const float *r = rows + (ty->first[y] + k - y0) * line;
+      add_scaled(acc, r, w, line);
+    }
     for (int64_t x = 0; x < out_w; x++)
       for (int64_t c = 0; c < nc; c++) {
-        const uint8_t *p = base + c * src->cstride + y * src->ystride + tx[x]->first * src->xstride;
-        float s = 0;
-        for (int64_t k = 0; k < tx[x]->count; k++) s += tx[x]->w[k] * p[k * src->xstride];
-        rows[(y * out_w + x) * nc + c] = s;
-      }
-  for (int64_t y = 0; ok && y < out_h; y++) /* vertical pass into CHW */
-    for (int64_t x = 0; x < out_w; x++)
-      for (int64_t c = 0; c < nc; c++) {
-        float s = 0;
-        for (int64_t k = 0; k < ty[y]->count; k++) s += ty[y]->w[k] * rows[((ty[y]->first + k) * out_w + x) * nc + c];
-        int v = (int)(s + 0.5f);
+        int v = (int)(acc[x * nc + c] + 0.5f);
         dst[(c * out_h + y) * out_w + x] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
       }
+  }
   free(rows);
-  free_taps(tx, out_w);
-  free_taps(ty, out_h);
+  free_taps(tx);
+  free_taps(ty);
   return ok ? 0 : -1;
 }
 
-/* Shorter side to 'size', centre crop. */
-int rt_image_center(const rt_image *src, int64_t size, uint8_t *dst) {
+/* Shorter side to 'resize', centre crop of 'size'. */
+int rt_image_center(const rt_image *src, int64_t resize, int64_t size, uint8_t *dst) {
   int64_t w = src->width, h = src->height, short_side = w < h ? w : h;
-  int64_t fw = w * size / short_side, fh = h * size / short_side;
-  if (fw < size) fw = size;
-  if (fh < size) fh = size;
+  int64_t fw = w * resize / short_side, fh = h * resize / short_side;
+  if (fw < resize) fw = resize;
+  if (fh < resize) fh = resize;
   rt_box all = {0, 0, w, h};
   return rt_image_resize(src, all, fw, fh, (fw - size) / 2, (fh - size) / 2, size, size, dst);
 }

@@ -31,9 +31,10 @@ rt_image rt_image_chw(const uint8_t *data, int64_t channels, int64_t width, int6
 int rt_image_resize(const rt_image *src, rt_box b, int64_t full_w, int64_t full_h, int64_t ox, int64_t oy,
                     int64_t out_w, int64_t out_h, uint8_t *dst);
 
-/* The ImageNet evaluation view: shorter side resized to 'size', then the
- * size x size centre, as CHW bytes. 0, or -1 when out of memory. */
-int rt_image_center(const rt_image *src, int64_t size, uint8_t *dst);
+/* The ImageNet evaluation view: shorter side resized to 'resize' (>=
+ * size), then the size x size centre, as CHW bytes. 0, or -1 when out of
+ * memory. */
+int rt_image_center(const rt_image *src, int64_t resize, int64_t size, uint8_t *dst);
 
 /* The box torchvision's RandomResizedCrop(scale=(min_scale, 1), ratio=(3/4,
  * 4/3)) takes from a w x h image: up to 10 draws of an area fraction and a

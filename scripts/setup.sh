@@ -4,7 +4,7 @@
 # prints the exact command to run and exits 1.
 #
 # usage: scripts/setup.sh [--bench] [--fuzz]
-#   --bench  also install python3-torch (the benchmark's PyTorch peer)
+#   --bench  also install python3-torch and python3-torchvision (the benchmarks' PyTorch peers)
 #   --fuzz   also install clang and its libFuzzer runtime (scripts/fuzz.sh)
 set -euo pipefail
 
@@ -23,7 +23,7 @@ pkgs=(
 
 for arg in "$@"; do
   case "$arg" in
-    --bench) pkgs+=(python3-torch) ;;
+    --bench) pkgs+=(python3-torch python3-torchvision) ;;
     --fuzz) pkgs+=(clang libclang-rt-14-dev) ;;
     -h|--help) sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "setup.sh: unknown option '$arg' (see scripts/setup.sh --help)" >&2; exit 2 ;;

@@ -1,4 +1,4 @@
-/* Tests of image-folder data sets (folder:DIR[:SIZE]): PNG and JPEG files
+/* Tests of image-folder data sets (folder:DIR[:SIZE[:RESIZE]]): PNG and JPEG files
  * written here in class folders, read back with their labels and pixels;
  * resizing (area averaging down, bilinear up) and the centre crop; every
  * kind of wrong folder or file a clear message naming it; and a training
@@ -185,7 +185,8 @@ static void test_read(void **state) {
 }
 
 /* :SIZE resizes the shorter side and crops the centre: an 8x4 image to 2x2
- * averages 2x2 blocks of its middle four columns; a 2x2 image to 4x4 is
+ * averages 2x2 blocks of its middle four columns, and :2:4 keeps its centre
+ * 2x2 pixels; a 2x2 image to 4x4 is
  * bilinear at pixel centres (PyTorch's align_corners=False values). */
 static void test_resize(void **state) {
   (void)state;
@@ -212,6 +213,16 @@ static void test_resize(void **state) {
         assert_int_equal(ds->pixels[(c * 2 + y) * 2 + x], want);
       }
   rt_dataset_destroy(ds);
+  /* :2:4: shorter side 4 (the image as it is), centre 2x2: rows 1-2, columns 3-4 */
+  snprintf(arg, sizeof arg, "%s:2:4", dir);
+  ds = open_folder(arg, RT_SPLIT_TRAIN, &msg);
+  if (!ds) fail_msg("%s", msg);
+  assert_int_equal(ds->height, 2);
+  assert_int_equal(ds->resize, 4);
+  for (int c = 0; c < 3; c++)
+    for (int y = 0; y < 2; y++)
+      for (int x = 0; x < 2; x++) assert_int_equal(ds->pixels[(c * 2 + y) * 2 + x], wide[((y + 1) * 8 + x + 3) * 3 + c]);
+  rt_dataset_destroy(ds);
   snprintf(arg, sizeof arg, "%s:4", dir);
   ds = open_folder(arg, RT_SPLIT_TEST, &msg);
   if (!ds) fail_msg("%s", msg);
@@ -229,7 +240,11 @@ static void test_errors(void **state) {
   snprintf(arg, sizeof arg, "%s/nowhere", dir);
   expect_error(arg, RT_SPLIT_TRAIN, "nowhere/train: not found");
   snprintf(arg, sizeof arg, "%s:99999", dir);
-  expect_error(arg, RT_SPLIT_TRAIN, "the size must be at most 4096");
+  expect_error(arg, RT_SPLIT_TRAIN, "sizes must be 1 to 4096");
+  snprintf(arg, sizeof arg, "%s:0", dir);
+  expect_error(arg, RT_SPLIT_TRAIN, "sizes must be 1 to 4096");
+  snprintf(arg, sizeof arg, "%s:8:4", dir);
+  expect_error(arg, RT_SPLIT_TRAIN, "the resize (4) is smaller than the crop (8)");
   /* no val/ or test/ */
   char *bare = tc_tempdir();
   make_dir(bare, "train"), make_dir(bare, "train/a");

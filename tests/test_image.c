@@ -69,7 +69,7 @@ static void test_values(void **state) {
   for (int i = 0; i < 4; i++) assert_int_equal(out[i], grow[i]);
   /* the centre view: shorter side 1 -> 2, width 6 -> 12, centre 2 columns (pixels 2 and 3 at 0.5 steps) */
   uint8_t c2[4];
-  assert_int_equal(rt_image_center(&v, 2, c2), 0);
+  assert_int_equal(rt_image_center(&v, 2, 2, c2), 0);
   /* columns 5, 6 of 12: centres 2.25 and 2.75 of the source -> 120 + 0.25*(30-120), 120 + 0.75*(30-120) */
   assert_int_equal(c2[0], 98);
   assert_int_equal(c2[1], 53);
