@@ -26,6 +26,7 @@ typedef struct {
   int64_t epoch, batch, steps, nb, classes;
   uint64_t seed;
   double train_s, train_images;
+  double data_wait_s; /* of the current epoch: time the loop waited for the loader's batches */
   char interrupt_path[1024];
 } loop;
 
@@ -214,8 +215,11 @@ static attnc_status train_epoch(loop *L, double *last_lr) {
   rt_loader_start(L->loader, L->epoch, L->batch);
   double t0 = now_s();
   int64_t images = 0;
+  L->data_wait_s = 0;
   while (L->batch < L->nb && !stopping(L)) {
+    double w0 = now_s();
     int64_t n = rt_loader_next(L->loader, L->input, L->labels);
+    L->data_wait_s += now_s() - w0;
     if (n < 0) {
       ir_diag_error(L->d, NULL, 0, "--data %s: %s", o->data, rt_loader_error(L->loader));
       return ATTNC_EPARSE;
@@ -292,7 +296,10 @@ static attnc_status run_epochs(loop *L, rt_train_result *r) {
             (long long)L->epoch + 1, (long long)o->epochs, lr, rt_metrics_loss(L->tm), 100 * rt_metrics_top1(L->tm),
             rt_metrics_loss(L->em), 100 * rt_metrics_top1(L->em), 100 * rt_metrics_top5(L->em));
     if (L->held) fprintf(o->out, ", holdout top-1 %.2f%%", 100 * held_top1);
-    fprintf(o->out, ", %.1f s, %.0f images/s\n", wall, ips);
+    fprintf(o->out, ", %.1f s, %.0f images/s", wall, ips);
+    if (L->data_wait_s > 0.05 * ts) /* the loader (decoding files, most likely) held the training back */
+      fprintf(o->out, " (%.1f s of it waiting for the loader's batches)", L->data_wait_s);
+    fprintf(o->out, "\n");
     fflush(o->out);
     if (o->log && (st = log_epoch(L, lr, wall, ips, held_loss, held_top1)) != ATTNC_OK) return st;
     L->epoch++;
