@@ -1,6 +1,6 @@
 /* Image-folder data sets: one folder per class of PNG (libpng) and JPEG
- * (libjpeg) files, decoded in parallel, resized (area averaging when
- * shrinking, bilinear when enlarging) and centre-cropped to one square
+ * (libjpeg) files, decoded in parallel, resized and centre-cropped as
+ * torchvision's Resize + CenterCrop do to PIL images (rt_image.c) to one square
  * size, as ImageNet subsets are prepared. */
 #include "rt_data_folder.h"
 

@@ -1,5 +1,8 @@
-/* Image resampling: separable resizing by per-axis tap tables (a horizontal
- * pass into float rows, then a vertical pass rounding to bytes), and the
+/* Image resampling as Pillow's Image.resize(BILINEAR) computes it (what
+ * torchvision's Resize, CenterCrop and RandomResizedCrop do to PIL
+ * images): a triangle filter widened by the shrink factor (antialiasing),
+ * its weights normalized per output pixel and rounded to 22-bit fixed
+ * point, a horizontal pass rounding to bytes, then a vertical pass; and the
  * random boxes of RandomResizedCrop. */
 #include "rt_image.h"
 
@@ -8,12 +11,14 @@
 
 #include "rt_init.h"
 
+#define PRECISION_BITS 22 /* Pillow's fixed point for 8-bit images: 32 - 8 - 2 */
+
 /* The source taps of n output coordinates along an axis: output i reads
- * count[i] pixels from first[i], weighted by w[i * max ...]. */
+ * count[i] pixels from first[i], weighted by w[i * max ...] / 2^22. */
 typedef struct {
   int64_t n, max;
   int64_t *first, *count;
-  float *w;
+  int32_t *w;
 } axis_taps;
 
 /* Views HWC interleaved bytes. */
@@ -36,73 +41,81 @@ static void free_taps(axis_taps *t) {
   free(t);
 }
 
+/* Pillow's bilinear filter. */
+static double triangle(double x) {
+  if (x < 0) x = -x;
+  return x < 1 ? 1 - x : 0;
+}
+
 /* Taps for coordinates offset..offset+n-1 of an axis of 'in' pixels
- * resized to 'full': the overlapped source pixels weighted by overlap when
- * shrinking, the two neighbours of the pixel centre when enlarging. */
+ * resized to 'full' (Pillow's precompute_coeffs and normalize_coeffs_8bpc). */
 static axis_taps *make_taps(int64_t in, int64_t full, int64_t offset, int64_t n) {
   axis_taps *t = calloc(1, sizeof *t);
-  double scale = (double)in / (double)full;
   if (!t) return NULL;
+  double scale = (double)in / (double)full, filterscale = scale < 1 ? 1 : scale, support = filterscale;
   t->n = n;
-  t->max = full <= in ? (int64_t)ceil(scale) + 1 : 2;
+  t->max = (int64_t)ceil(support) * 2 + 1;
   t->first = malloc((size_t)n * sizeof *t->first);
   t->count = malloc((size_t)n * sizeof *t->count);
   t->w = calloc((size_t)(n * t->max), sizeof *t->w);
-  if (!t->first || !t->count || !t->w) {
+  double *k = malloc((size_t)t->max * sizeof *k);
+  if (!t->first || !t->count || !t->w || !k) {
+    free(k);
     free_taps(t);
     return NULL;
   }
   for (int64_t i = 0; i < n; i++) {
-    int64_t o = i + offset;
-    float *w = t->w + i * t->max;
-    if (full <= in) {
-      double lo = (double)o * scale, hi = (double)(o + 1) * scale;
-      int64_t a = (int64_t)lo, b = (int64_t)(hi - 1e-9);
-      if (b >= in) b = in - 1;
-      t->first[i] = a, t->count[i] = b - a + 1;
-      for (int64_t k = a; k <= b; k++) {
-        double l = (double)k > lo ? (double)k : lo, r = (double)(k + 1) < hi ? (double)(k + 1) : hi;
-        w[k - a] = (float)((r - l) / scale);
-      }
-    } else {
-      double s = ((double)o + 0.5) * scale - 0.5;
-      if (s < 0) s = 0;
-      int64_t a = (int64_t)s;
-      t->first[i] = a;
-      t->count[i] = a + 1 < in ? 2 : 1;
-      w[0] = t->count[i] == 2 ? (float)(1 - (s - (double)a)) : 1.0f;
-      w[1] = t->count[i] == 2 ? (float)(s - (double)a) : 0.0f;
+    double center = ((double)(i + offset) + 0.5) * scale, ww = 0;
+    int64_t lo = (int64_t)(center - support + 0.5), hi = (int64_t)(center + support + 0.5);
+    if (lo < 0) lo = 0;
+    if (hi > in) hi = in;
+    for (int64_t x = 0; x < hi - lo; x++) {
+      k[x] = triangle(((double)(x + lo) - center + 0.5) / filterscale);
+      ww += k[x];
+    }
+    t->first[i] = lo;
+    t->count[i] = hi - lo;
+    for (int64_t x = 0; x < hi - lo; x++) {
+      double c = ww != 0 ? k[x] / ww : k[x];
+      t->w[i * t->max + x] = (int32_t)(c < 0 ? -0.5 + c * (1 << PRECISION_BITS) : 0.5 + c * (1 << PRECISION_BITS));
     }
   }
+  free(k);
   return t;
 }
 
+/* A fixed-point sum as a byte: rounded (the sum started at half a unit), clamped. */
+static uint8_t clip8(int64_t v) {
+  v >>= PRECISION_BITS;
+  return (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+}
+
 /* One row of 'src' (row y of the box at 'base') resampled along x into
- * 'out' (out_w x channels, interleaved). */
-static void resize_row(const rt_image *src, const uint8_t *base, const axis_taps *tx, float *out) {
-  int64_t nc = src->channels, xs = src->xstride, cs = src->cstride;
+ * 'out' (out_w x channels, interleaved bytes). */
+static void resize_row(const rt_image *src, const uint8_t *base, const axis_taps *tx, uint8_t *out) {
+  int64_t nc = src->channels, xs = src->xstride, cs = src->cstride, half = (int64_t)1 << (PRECISION_BITS - 1);
   if (nc == 3 && xs == 3 && cs == 1) { /* decoded files: RGB interleaved */
     for (int64_t x = 0; x < tx->n; x++) {
       const uint8_t *p = base + tx->first[x] * 3;
-      const float *w = tx->w + x * tx->max;
-      float s0 = 0, s1 = 0, s2 = 0;
+      const int32_t *w = tx->w + x * tx->max;
+      int64_t s0 = half, s1 = half, s2 = half;
       for (int64_t k = 0; k < tx->count[x]; k++, p += 3) s0 += w[k] * p[0], s1 += w[k] * p[1], s2 += w[k] * p[2];
-      out[x * 3] = s0, out[x * 3 + 1] = s1, out[x * 3 + 2] = s2;
+      out[x * 3] = clip8(s0), out[x * 3 + 1] = clip8(s1), out[x * 3 + 2] = clip8(s2);
     }
     return;
   }
   for (int64_t x = 0; x < tx->n; x++)
     for (int64_t c = 0; c < nc; c++) {
       const uint8_t *p = base + c * cs + tx->first[x] * xs;
-      const float *w = tx->w + x * tx->max;
-      float s = 0;
+      const int32_t *w = tx->w + x * tx->max;
+      int64_t s = half;
       for (int64_t k = 0; k < tx->count[x]; k++) s += w[k] * p[k * xs];
-      out[x * nc + c] = s;
+      out[x * nc + c] = clip8(s);
     }
 }
 
 /* acc[i] += w * r[i] for i < n. */
-static void add_scaled(float *restrict acc, const float *restrict r, float w, int64_t n) {
+static void add_scaled(int32_t *restrict acc, const uint8_t *restrict r, int32_t w, int64_t n) {
   for (int64_t i = 0; i < n; i++) acc[i] += w * r[i];
 }
 
@@ -112,25 +125,21 @@ int rt_image_resize(const rt_image *src, rt_box b, int64_t full_w, int64_t full_
   int64_t nc = src->channels, line = out_w * nc;
   axis_taps *tx = make_taps(b.w, full_w, ox, out_w), *ty = make_taps(b.h, full_h, oy, out_h);
   int64_t y0 = ty ? ty->first[0] : 0, y1 = ty ? ty->first[out_h - 1] + ty->count[out_h - 1] : 0;
-  float *rows = malloc((size_t)((y1 - y0) * line + line) * sizeof(float)), *acc = rows ? rows + (y1 - y0) * line : NULL;
-  int ok = tx && ty && rows;
+  uint8_t *rows = malloc((size_t)((y1 - y0) * line));
+  int32_t *acc = malloc((size_t)line * sizeof *acc);
+  int ok = tx && ty && rows && acc;
   const uint8_t *base = src->data + b.y * src->ystride + b.x * src->xstride;
   for (int64_t y = y0; ok && y < y1; y++) /* horizontal pass over the rows the vertical taps read */
     resize_row(src, base + y * src->ystride, tx, rows + (y - y0) * line);
   for (int64_t y = 0; ok && y < out_h; y++) { /* vertical pass, each output row summed tap by tap */
-    for (int64_t i = 0; i < line; i++) acc[i] = 0;
-    for (int64_t k = 0; k < ty->count[y]; k++) {
-      float w = ty->w[y * ty->max + k];
-      const float *r = rows + (ty->first[y] + k - y0) * line;
-      add_scaled(acc, r, w, line);
-    }
+    for (int64_t i = 0; i < line; i++) acc[i] = 1 << (PRECISION_BITS - 1);
+    for (int64_t k = 0; k < ty->count[y]; k++)
+      add_scaled(acc, rows + (ty->first[y] + k - y0) * line, ty->w[y * ty->max + k], line);
     for (int64_t x = 0; x < out_w; x++)
-      for (int64_t c = 0; c < nc; c++) {
-        int v = (int)(acc[x * nc + c] + 0.5f);
-        dst[(c * out_h + y) * out_w + x] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
-      }
+      for (int64_t c = 0; c < nc; c++) dst[(c * out_h + y) * out_w + x] = clip8(acc[x * nc + c]);
   }
   free(rows);
+  free(acc);
   free_taps(tx);
   free_taps(ty);
   return ok ? 0 : -1;
@@ -143,7 +152,9 @@ int rt_image_center(const rt_image *src, int64_t resize, int64_t size, uint8_t *
   if (fw < resize) fw = resize;
   if (fh < resize) fh = resize;
   rt_box all = {0, 0, w, h};
-  return rt_image_resize(src, all, fw, fh, (fw - size) / 2, (fh - size) / 2, size, size, dst);
+  /* torchvision's CenterCrop: int(round((fw - size) / 2.0)), halves to even */
+  int64_t ox = (int64_t)nearbyint((double)(fw - size) / 2), oy = (int64_t)nearbyint((double)(fh - size) / 2);
+  return rt_image_resize(src, all, fw, fh, ox, oy, size, size, dst);
 }
 
 /* RandomResizedCrop's box. */

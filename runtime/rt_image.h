@@ -1,7 +1,8 @@
-/* Resampling of 8-bit images for the data sets and the loader: a box of an
- * image resized (area averaging when shrinking, bilinear at pixel centres
- * when enlarging) with a window of the result kept, the ImageNet recipe's
- * centre crop, and the random box of RandomResizedCrop. */
+/* Resampling of 8-bit images for the data sets and the loader, with the
+ * values Pillow gives torchvision's transforms: a box of an image resized
+ * (Image.resize with BILINEAR: a triangle filter, widened when shrinking)
+ * with a window of the result kept, the Resize + CenterCrop view, and the
+ * random box of RandomResizedCrop. */
 #ifndef ATTNC_RT_IMAGE_H
 #define ATTNC_RT_IMAGE_H
 
@@ -31,8 +32,9 @@ rt_image rt_image_chw(const uint8_t *data, int64_t channels, int64_t width, int6
 int rt_image_resize(const rt_image *src, rt_box b, int64_t full_w, int64_t full_h, int64_t ox, int64_t oy,
                     int64_t out_w, int64_t out_h, uint8_t *dst);
 
-/* The ImageNet evaluation view: shorter side resized to 'resize' (>=
- * size), then the size x size centre, as CHW bytes. 0, or -1 when out of
+/* The ImageNet evaluation view, torchvision's Resize(resize) +
+ * CenterCrop(size): shorter side resized to 'resize' (>= size), then the
+ * size x size centre (offsets rounded half to even), as CHW bytes. 0, or -1 when out of
  * memory. */
 int rt_image_center(const rt_image *src, int64_t resize, int64_t size, uint8_t *dst);
 

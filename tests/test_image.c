@@ -1,9 +1,11 @@
 /* Tests of image resampling (rt_image): a box resized with the same values
- * from either layout, area averaging and bilinear values by hand, windows of
- * the result, and RandomResizedCrop's boxes (inside the image, within the
+ * from either layout, byte for byte Pillow's values (torchvision's
+ * transforms), windows of the result, and RandomResizedCrop's boxes (inside the image, within the
  * area and aspect ranges, the fallback for extreme shapes, deterministic per
  * seed, and their area spread as torchvision's). */
+#include <inttypes.h>
 #include <math.h>
+#include <stdio.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,6 +15,7 @@
 
 #include <cmocka.h>
 
+#include "rt_data_folder.h"
 #include "rt_image.h"
 
 /* A 3-channel w x h test image as CHW and as HWC bytes. */
@@ -49,32 +52,56 @@ static void test_layouts_and_windows(void **state) {
       for (int x = 0; x < 7; x++) assert_int_equal(win[(c * 5 + y) * 7 + x], full[(c * 12 + y + 4) * 20 + x + 5]);
 }
 
-/* Shrinking averages the covered pixels by their overlap; enlarging is
- * bilinear at pixel centres, edges clamped (F.interpolate's
- * align_corners=False). One channel, by hand. */
-static void test_values(void **state) {
+/* Byte for byte what torchvision 0.14 (Pillow) gives for Resize +
+ * CenterCrop and resized_crop, shrinking and enlarging, RGB (the decoded
+ * file's interleaved layout) and gray (a CHW plane):
+ * tests/data/resize, written by scripts/resize_golden.py. */
+static void test_pillow_values(void **state) {
   (void)state;
-  const uint8_t row[6] = {0, 60, 120, 30, 90, 255};
-  uint8_t out[4];
-  rt_image v = rt_image_chw(row, 1, 6, 1);
-  rt_box all = {0, 0, 6, 1};
-  /* 6 -> 4: each output covers 1.5 pixels */
-  assert_int_equal(rt_image_resize(&v, all, 4, 1, 0, 0, 4, 1, out), 0);
-  const int shrink[4] = {20, 100, 50, 200}; /* (0+0.5*60)/1.5, (0.5*60+120)/1.5, (30+0.5*90)/1.5, (0.5*90+255)/1.5 */
-  for (int i = 0; i < 4; i++) assert_int_equal(out[i], shrink[i]);
-  /* box {1..2} (60, 120) -> 4: centres at -0.25, 0.25, 0.75, 1.25 of the box */
-  rt_box two = {1, 0, 2, 1};
-  assert_int_equal(rt_image_resize(&v, two, 4, 1, 0, 0, 4, 1, out), 0);
-  const int grow[4] = {60, 75, 105, 120};
-  for (int i = 0; i < 4; i++) assert_int_equal(out[i], grow[i]);
-  /* the centre view: shorter side 1 -> 2, width 6 -> 12, centre 2 columns (pixels 2 and 3 at 0.5 steps) */
-  uint8_t c2[4];
-  assert_int_equal(rt_image_center(&v, 2, 2, c2), 0);
-  /* columns 5, 6 of 12: centres 2.25 and 2.75 of the source -> 120 + 0.25*(30-120), 120 + 0.75*(30-120) */
-  assert_int_equal(c2[0], 98);
-  assert_int_equal(c2[1], 53);
-  assert_int_equal(c2[2], 98);
-  assert_int_equal(c2[3], 53);
+  const char *dir = "tests/data/resize";
+  char path[256];
+  snprintf(path, sizeof path, "%s/image.png", dir);
+  ir_diag *d = ir_diag_create();
+  int64_t w, h;
+  uint8_t *rgb = NULL;
+  if (rt_data_decode_image(path, &w, &h, &rgb, d) != ATTNC_OK) fail_msg("%s", ir_diag_text(d));
+  uint8_t *green = malloc((size_t)(w * h));
+  for (int64_t i = 0; i < w * h; i++) green[i] = rgb[i * 3 + 1];
+  snprintf(path, sizeof path, "%s/cases.txt", dir);
+  FILE *cases = fopen(path, "r");
+  snprintf(path, sizeof path, "%s/expected.bin", dir);
+  FILE *expected = fopen(path, "rb");
+  assert_non_null(cases);
+  assert_non_null(expected);
+  char line[128];
+  int n = 0;
+  while (fgets(line, sizeof line, cases)) {
+    int gray = !strncmp(line, "gray ", 5);
+    const char *c = line + (gray ? 5 : 0);
+    rt_image v = gray ? rt_image_chw(green, 1, w, h) : rt_image_hwc(rgb, 3, w, h);
+    int64_t a[5], size;
+    uint8_t got[3 * 64 * 64], want[3 * 64 * 64];
+    if (sscanf(c, "center %" SCNd64 " %" SCNd64, &a[0], &size) == 2) {
+      assert_int_equal(rt_image_center(&v, a[0], size, got), 0);
+    } else {
+      assert_int_equal(sscanf(c, "crop %" SCNd64 " %" SCNd64 " %" SCNd64 " %" SCNd64 " %" SCNd64, &a[0], &a[1], &a[2],
+                              &a[3], &size),
+                       5);
+      rt_box b = {a[1], a[0], a[3], a[2]};
+      assert_int_equal(rt_image_resize(&v, b, size, size, 0, 0, size, size, got), 0);
+    }
+    size_t bytes = (size_t)((gray ? 1 : 3) * size * size);
+    assert_int_equal(fread(want, 1, bytes, expected), bytes);
+    for (size_t i = 0; i < bytes; i++)
+      if (got[i] != want[i]) fail_msg("%s: byte %zu is %d, Pillow's %d", line, i, got[i], want[i]);
+    n++;
+  }
+  assert_int_equal(n, 26);
+  fclose(cases);
+  fclose(expected);
+  free(green);
+  free(rgb);
+  ir_diag_destroy(d);
 }
 
 /* The boxes of RandomResizedCrop(scale=(0.08, 1), ratio=(3/4, 4/3)). */
@@ -128,7 +155,7 @@ static void test_random_box(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_layouts_and_windows),
-      cmocka_unit_test(test_values),
+      cmocka_unit_test(test_pillow_values),
       cmocka_unit_test(test_random_box),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
