@@ -239,7 +239,8 @@ static int parse_augment(const char *s, const rt_dataset *ds, rt_train_options *
                              "flip joined by '+', got '%s'",
                              s);
   }
-  if ((none && parts > 1) || !parts) return cli_usage_error("train", "--augment: 'none' stands alone, got '%s'", s);
+  if (!parts) return cli_usage_error("train", "--augment: empty (use none for no augmentation)");
+  if (none && parts > 1) return cli_usage_error("train", "--augment: 'none' stands alone, got '%s'", s);
   if (o->pad_crop && o->resized_crop)
     return cli_usage_error("train", "--augment: crop and resized-crop exclude each other, got '%s'", s);
   return 0;

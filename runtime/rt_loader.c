@@ -189,8 +189,9 @@ attnc_status rt_loader_create(const rt_dataset *ds, const rt_loader_options *o, 
       o->resized_crop > 1 || (o->resized_crop > 0 && o->pad_crop) || ds->channels < 1 || ds->channels > 3 ||
       ds->count < 0 || !(ds->std[0] > 0) || (ds->channels == 3 && !(ds->std[1] > 0 && ds->std[2] > 0))) {
     ir_diag_error(d, NULL, 0,
-                  "loader: bad options (batch %lld, pad %d) for %lld x %lld x %lld images of %s (or std <= 0)",
-                  (long long)o->batch, o->pad_crop, (long long)ds->channels, (long long)ds->height,
+                  "loader: bad options (batch %lld, pad %d, resized crop %g) for %lld x %lld x %lld images of %s (or "
+                  "std <= 0)",
+                  (long long)o->batch, o->pad_crop, o->resized_crop, (long long)ds->channels, (long long)ds->height,
                   (long long)ds->width, ds->name);
     return ATTNC_EINVAL;
   }
