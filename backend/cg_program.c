@@ -608,16 +608,20 @@ static void run_jit(cg_program *p) {
     void *scratch = p->scratch + (int64_t)t * p->scratch_per;
     for (int k = 0; k < p->nlaunch; k++) {
       launch *L = &p->launches[k];
-      double t0 = profile ? now_s() : 0, busy = 0;
+      double t0 = profile ? now_s() : 0, busy = 0; /* a thread with no share has no busy time */
       int64_t b = L->par * t / nt, e = L->par * (t + 1) / nt;
-      if (b < e) L->fn(L->args, b, e, scratch);
-      if (profile) busy = now_s() - t0;
+      if (b < e) {
+        L->fn(L->args, b, e, scratch);
+        if (profile) busy = now_s() - t0;
+      }
 #pragma omp barrier
       if (L->par2 > 0) {
-        double t1 = profile ? now_s() : 0;
         b = L->par + L->par2 * t / nt, e = L->par + L->par2 * (t + 1) / nt;
-        if (b < e) L->fn(L->args, b, e, scratch);
-        if (profile) busy += now_s() - t1;
+        if (b < e) {
+          double t1 = profile ? now_s() : 0;
+          L->fn(L->args, b, e, scratch);
+          if (profile) busy += now_s() - t1;
+        }
 #pragma omp barrier
       }
       if (profile) {
