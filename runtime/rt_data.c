@@ -439,32 +439,17 @@ attnc_status rt_dataset_sample(const rt_dataset *ds, int64_t k, const rt_random_
     memcpy(dst, ds->pixels + (size_t)k * per, per);
     return ATTNC_OK;
   }
+  if (!crop) return rt_data_folder_view(ds, k, dst, d);
   uint8_t *rgb = NULL;
-  rt_image src;
+  rt_image src = rt_image_chw(ds->pixels ? ds->pixels + (size_t)k * per : NULL, C, W, H);
   if (ds->paths) {
     int64_t w, h;
     attnc_status st = rt_data_decode_image(ds->paths[k], &w, &h, &rgb, d);
     if (st != ATTNC_OK) return st;
     src = rt_image_hwc(rgb, C, w, h);
-    if (!crop && !ds->resize && (w != W || h != H)) {
-      ir_diag_error(d, ds->paths[k], 0, "%lldx%lld pixels, but the data set's images are %lldx%lld", (long long)w,
-                    (long long)h, (long long)W, (long long)H);
-      free(rgb);
-      return ATTNC_EPARSE;
-    }
-  } else {
-    src = rt_image_chw(ds->pixels + (size_t)k * per, C, W, H);
   }
-  int bad;
-  if (crop) {
-    rt_box b = rt_image_random_box(src.width, src.height, crop->min_scale, crop->seed);
-    bad = rt_image_resize(&src, b, W, H, 0, 0, W, H, dst);
-  } else if (ds->resize) {
-    bad = rt_image_center(&src, ds->resize, H, dst);
-  } else {
-    rt_box all = {0, 0, W, H};
-    bad = rt_image_resize(&src, all, W, H, 0, 0, W, H, dst);
-  }
+  rt_box b = rt_image_random_box(src.width, src.height, crop->min_scale, crop->seed);
+  int bad = rt_image_resize(&src, b, W, H, 0, 0, W, H, dst);
   free(rgb);
   if (bad) {
     ir_diag_error(d, ds->paths ? ds->paths[k] : NULL, 0, "out of memory resizing sample %lld", (long long)k);

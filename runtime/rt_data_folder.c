@@ -411,6 +411,33 @@ static char *set_shape(rt_dataset *ds, const folder_file *files, int64_t n, int 
   return NULL;
 }
 
+/* Writes the stored view of image file 'path' of folder set 'ds' to 'dst'
+ * (3 x height x width CHW bytes): the centre view when ds->resize, else the
+ * image as it is, which must have the set's size. Error or NULL. */
+static char *stored_view(const rt_dataset *ds, const char *path, uint8_t *dst) {
+  folder_image im = {0, 0, NULL};
+  char *err = decode(path, &im);
+  rt_image view = rt_image_hwc(im.rgb, 3, im.w, im.h);
+  if (!err && ds->resize && rt_image_center(&view, ds->resize, ds->height, dst)) err = message("out of memory resizing");
+  if (!err && !ds->resize && (im.w != ds->width || im.h != ds->height))
+    err = message("%dx%d pixels, but the data set's images are %lldx%lld: give one size as folder:DIR:SIZE", im.w,
+                  im.h, (long long)ds->width, (long long)ds->height);
+  if (!err && !ds->resize)
+    for (int64_t p = 0; p < ds->height * ds->width; p++)
+      for (int c = 0; c < 3; c++) dst[c * ds->height * ds->width + p] = im.rgb[p * 3 + c];
+  free(im.rgb);
+  return err;
+}
+
+/* Writes sample k's stored view, decoded from its file. */
+attnc_status rt_data_folder_view(const rt_dataset *ds, int64_t k, uint8_t *dst, ir_diag *d) {
+  char *err = stored_view(ds, ds->paths[k], dst);
+  if (!err) return ATTNC_OK;
+  ir_diag_error(d, ds->paths[k], 0, "%s", err);
+  free(err);
+  return ATTNC_EPARSE;
+}
+
 /* Decodes every file into 'ds->pixels' (allocated here); error or NULL. */
 static char *decode_all(rt_dataset *ds, const folder_file *files, int64_t n) {
   size_t per = (size_t)(3 * ds->height * ds->width);
@@ -423,21 +450,7 @@ static char *decode_all(rt_dataset *ds, const folder_file *files, int64_t n) {
   }
   char *err = NULL;
 #pragma omp parallel for schedule(dynamic, 8)
-  for (int64_t i = 0; i < n; i++) {
-    folder_image im = {0, 0, NULL};
-    unsigned char *dst = ds->pixels + (size_t)i * per;
-    errs[i] = decode(files[i].path, &im);
-    rt_image view = rt_image_hwc(im.rgb, 3, im.w, im.h);
-    if (!errs[i] && ds->resize && rt_image_center(&view, ds->resize, ds->height, dst))
-      errs[i] = message("out of memory resizing");
-    if (!errs[i] && !ds->resize && (im.w != ds->width || im.h != ds->height))
-      errs[i] = message("%dx%d pixels, but %s has %lldx%lld: give one size as folder:DIR:SIZE", im.w, im.h,
-                        files[0].path, (long long)ds->width, (long long)ds->height);
-    if (!errs[i] && !ds->resize)
-      for (int64_t p = 0; p < ds->height * ds->width; p++)
-        for (int c = 0; c < 3; c++) dst[c * ds->height * ds->width + p] = im.rgb[p * 3 + c];
-    free(im.rgb);
-  }
+  for (int64_t i = 0; i < n; i++) errs[i] = stored_view(ds, files[i].path, ds->pixels + (size_t)i * per);
   for (int64_t i = 0; i < n && !err; i++)
     if (errs[i]) err = message("%s: %s", files[i].path, errs[i]);
   for (int64_t i = 0; i < n; i++) free(errs[i]);

@@ -20,6 +20,11 @@
  * otherwise every image is decoded now and a file that is not a readable
  * PNG or JPEG is an error naming it. */
 attnc_status rt_data_read_folder(rt_dataset *ds, const char *arg, rt_split split, int from_files, ir_diag *d);
+/* Writes sample k of folder set 'ds', read from its files (ds->paths), as
+ * its stored view: 3 x height x width CHW bytes, resized and centre-cropped
+ * as at opening. A file that cannot be read now, or (without SIZE) has
+ * another size, is ATTNC_EPARSE naming it. */
+attnc_status rt_data_folder_view(const rt_dataset *ds, int64_t k, uint8_t *dst, ir_diag *d);
 /* Decodes the PNG or JPEG file 'path' (told by its first bytes) into
  * *rgb, *w x *h interleaved RGB bytes (malloc'd; gray and palette images
  * expanded). An unreadable or corrupt file is ATTNC_EPARSE naming it. */
