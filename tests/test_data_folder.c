@@ -100,8 +100,11 @@ static void remove_tree(char *dir) {
  * on failure with the message in *msg (static). */
 static rt_dataset *open_folder_as(const char *arg, rt_split split, int from_files, const char **msg) {
   static char text[2048];
-  char spec[4200];
-  snprintf(spec, sizeof spec, "folder:%s", arg);
+  char spec[4400];
+  if (snprintf(spec, sizeof spec, "folder:%s", arg) >= (int)sizeof spec) {
+    if (msg) *msg = "test spec too long";
+    return NULL;
+  }
   ir_diag *d = ir_diag_create();
   rt_dataset *ds = NULL;
   attnc_status st = rt_dataset_open_as(spec, split, from_files, &ds, d);
