@@ -127,22 +127,41 @@ void cg_loop_end(cg_emit *e, cg_loop *l) {
   LLVMPositionBuilderAtEnd(e->b, l->exit);
 }
 
-/* Sets the loop hint 'name' (with the i1 'flag' when 'with_flag') on the
- * back edge of closed loop 'l': a self-referencing llvm.loop node. */
-static void loop_hint(cg_emit *e, const cg_loop *l, const char *name, int with_flag, int flag) {
+/* One llvm.loop hint: its name and its value (none if 'bits' is 0, else
+ * an i1 or i32 constant). */
+typedef struct {
+  const char *name;
+  int bits, value;
+} loop_hint;
+
+/* Sets the 'count' hints on the back edge of closed loop 'l': a
+ * self-referencing llvm.loop node. */
+static void loop_hints(cg_emit *e, const cg_loop *l, int count, const loop_hint *h) {
   LLVMValueRef br = LLVMGetBasicBlockTerminator(LLVMGetIncomingBlock(l->iv, 1));
-  LLVMMetadataRef tmp = LLVMTemporaryMDNode(e->ctx, NULL, 0);
-  LLVMMetadataRef hint[2] = {LLVMMDStringInContext2(e->ctx, name, strlen(name)),
-                             LLVMValueAsMetadata(LLVMConstInt(LLVMInt1TypeInContext(e->ctx), (unsigned)flag, 0))};
-  LLVMMetadataRef ops[2] = {tmp, LLVMMDNodeInContext2(e->ctx, hint, with_flag ? 2 : 1)};
-  LLVMMetadataRef id = LLVMMDNodeInContext2(e->ctx, ops, 2);
-  LLVMMetadataReplaceAllUsesWith(tmp, id);
+  LLVMMetadataRef ops[4];
+  if (count > 3) count = 3;
+  ops[0] = LLVMTemporaryMDNode(e->ctx, NULL, 0);
+  for (int k = 0; k < count; k++) {
+    LLVMMetadataRef md[2] = {LLVMMDStringInContext2(e->ctx, h[k].name, strlen(h[k].name)), NULL};
+    if (h[k].bits)
+      md[1] = LLVMValueAsMetadata(
+          LLVMConstInt(LLVMIntTypeInContext(e->ctx, (unsigned)h[k].bits), (unsigned long long)h[k].value, 0));
+    ops[k + 1] = LLVMMDNodeInContext2(e->ctx, md, h[k].bits ? 2 : 1);
+  }
+  LLVMMetadataRef id = LLVMMDNodeInContext2(e->ctx, ops, (size_t)count + 1);
+  LLVMMetadataReplaceAllUsesWith(ops[0], id);
   LLVMSetMetadata(br, LLVMGetMDKindIDInContext(e->ctx, "llvm.loop", 9), LLVMMetadataAsValue(e->ctx, id));
 }
 
-void cg_loop_no_unroll(cg_emit *e, const cg_loop *l) { loop_hint(e, l, "llvm.loop.unroll.disable", 0, 0); }
+void cg_loop_no_unroll(cg_emit *e, const cg_loop *l) {
+  loop_hints(e, l, 1, (const loop_hint[]){{"llvm.loop.unroll.disable", 0, 0}});
+}
 
-void cg_loop_reorder(cg_emit *e, const cg_loop *l) { loop_hint(e, l, "llvm.loop.vectorize.enable", 1, 1); }
+void cg_loop_reorder(cg_emit *e, const cg_loop *l) {
+  loop_hints(e, l, 2,
+             (const loop_hint[]){{"llvm.loop.vectorize.enable", 1, 1},
+                                 {"llvm.loop.vectorize.width", 32, cg_host_vector_floats()}});
+}
 
 /* A local variable initialized to 'init'. */
 LLVMValueRef cg_var_new(cg_emit *e, LLVMTypeRef t, LLVMValueRef init) {
