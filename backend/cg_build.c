@@ -134,12 +134,15 @@ typedef struct {
   int bits, value;
 } loop_hint;
 
-/* Sets the 'count' hints on the back edge of closed loop 'l': a
- * self-referencing llvm.loop node. */
+/* Most hints one loop gets (cg_loop_reorder's two). */
+#define MAX_LOOP_HINTS 2
+
+/* Sets the 'count' (<= MAX_LOOP_HINTS) hints on the back edge of closed
+ * loop 'l': a self-referencing llvm.loop node. */
 static void loop_hints(cg_emit *e, const cg_loop *l, int count, const loop_hint *h) {
   LLVMValueRef br = LLVMGetBasicBlockTerminator(LLVMGetIncomingBlock(l->iv, 1));
-  LLVMMetadataRef ops[4];
-  if (count > 3) count = 3;
+  LLVMMetadataRef ops[1 + MAX_LOOP_HINTS];
+  if (count > MAX_LOOP_HINTS) count = MAX_LOOP_HINTS;
   ops[0] = LLVMTemporaryMDNode(e->ctx, NULL, 0);
   for (int k = 0; k < count; k++) {
     LLVMMetadataRef md[2] = {LLVMMDStringInContext2(e->ctx, h[k].name, strlen(h[k].name)), NULL};

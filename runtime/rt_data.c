@@ -435,18 +435,20 @@ attnc_status rt_dataset_sample(const rt_dataset *ds, int64_t k, const rt_random_
                                ir_diag *d) {
   int64_t C = ds->channels, H = ds->height, W = ds->width;
   size_t per = (size_t)(C * H * W);
-  if (!ds->paths && !crop) {
+  if (!crop) {
+    if (ds->paths) return rt_data_folder_view(ds, k, dst, d);
     memcpy(dst, ds->pixels + (size_t)k * per, per);
     return ATTNC_OK;
   }
-  if (!crop) return rt_data_folder_view(ds, k, dst, d);
   uint8_t *rgb = NULL;
-  rt_image src = rt_image_chw(ds->pixels ? ds->pixels + (size_t)k * per : NULL, C, W, H);
+  rt_image src;
   if (ds->paths) {
     int64_t w, h;
     attnc_status st = rt_data_decode_image(ds->paths[k], &w, &h, &rgb, d);
     if (st != ATTNC_OK) return st;
     src = rt_image_hwc(rgb, C, w, h);
+  } else {
+    src = rt_image_chw(ds->pixels + (size_t)k * per, C, W, H);
   }
   rt_box b = rt_image_random_box(src.width, src.height, crop->min_scale, crop->seed);
   int bad = rt_image_resize(&src, b, W, H, 0, 0, W, H, dst);
