@@ -31,25 +31,21 @@ def conv_graph(c, co, h, n, s, k, count, ops):
     lines = ['graph @conv_%dx%d_%d_%d {' % (k, k, c, co),
              '  %%0 = input name="x" : %s' % x,
              '  %%1 = input name="dy" : %s' % y]
+    # the text of each op instance on weight %wid, in this order
+    forms = (('fwd', lambda wid: 'conv2d(%%0, %%%d) %s : %s' % (wid, attrs, y)),
+             ('gi', lambda wid: 'conv2d_grad_input(%%1, %%%d) %s in_shape=[%d,%d,%d,%d] : %s'
+              % (wid, attrs, n, c, h, h, x)),
+             ('gw', lambda wid: 'conv2d_grad_weight(%%0, %%1) %s kernel=[%d,%d] : %s' % (attrs, k, k, w)))
     nid, outs = 2, []
     for i in range(count):
         wid = nid
         lines.append('  %%%d = param name="w%d" : %s' % (wid, i, w))
         nid += 1
-        if 'fwd' in ops:
-            lines.append('  %%%d = conv2d(%%0, %%%d) %s : %s' % (nid, wid, attrs, y))
-            outs.append(nid)
-            nid += 1
-        if 'gi' in ops:
-            lines.append('  %%%d = conv2d_grad_input(%%1, %%%d) %s in_shape=[%d,%d,%d,%d] : %s'
-                         % (nid, wid, attrs, n, c, h, h, x))
-            outs.append(nid)
-            nid += 1
-        if 'gw' in ops:
-            lines.append('  %%%d = conv2d_grad_weight(%%0, %%1) %s kernel=[%d,%d] : %s'
-                         % (nid, attrs, k, k, w))
-            outs.append(nid)
-            nid += 1
+        for op, form in forms:
+            if op in ops:
+                lines.append('  %%%d = %s' % (nid, form(wid)))
+                outs.append(nid)
+                nid += 1
     for j, o in enumerate(outs):
         lines.append('  output "o%d" = %%%d' % (j, o))
     lines.append('}')
@@ -68,9 +64,9 @@ def main():
     ap.add_argument('--ops', default='fwd,gi,gw', help='any of fwd, gi, gw, comma-separated')
     a = ap.parse_args()
     ops = set(a.ops.split(','))
-    if not ops or ops - {'fwd', 'gi', 'gw'}:
+    if ops - {'fwd', 'gi', 'gw'}:
         ap.error('--ops takes fwd, gi and gw, comma-separated')
-    co = a.out_channels or a.channels
+    co = a.channels if a.out_channels is None else a.out_channels
     for name, v in (('channels', a.channels), ('out-channels', co), ('size', a.size), ('batch', a.batch),
                     ('stride', a.stride), ('count', a.count)):
         if v < 1:
