@@ -35,41 +35,12 @@
 #ifdef _OPENMP
 #include <omp.h>
 #endif
+#include "host_vec.h"
 
-/* the host's vector width: 512-bit with AVX-512F, 256-bit with AVX */
-#if defined(__AVX512F__)
-#define LANES 16
-#elif defined(__AVX__)
-#define LANES 8
-#else
-#define LANES 4
-#endif
 enum { SAMPLES = 64, C = 16, HW = 1024, MAP = C * HW };
 /* floats of one thread's maps (a spare one after the last sample), maxima
  * and scratch */
 enum { X_FLOATS = (SAMPLES + 1) * MAP, MX_FLOATS = SAMPLES * 2 * HW, SCR_FLOATS = 2 * MAP + 2 * HW };
-typedef float vf __attribute__((vector_size(LANES * 4)));
-typedef int32_t vi __attribute__((vector_size(LANES * 4)));
-
-static double now_s(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static vf load(const float *p) {
-  vf v;
-  memcpy(&v, p, sizeof v);
-  return v;
-}
-
-static void store(float *p, vf v) { memcpy(p, &v, sizeof v); }
-
-static vf splat(float x) {
-  vf v;
-  for (int i = 0; i < LANES; i++) v[i] = x;
-  return v;
-}
 
 /* 1.0f where a == b, else 0.0f. */
 static vf eq01(vf a, vf b) { return (vf)((a == b) & (vi)splat(1.0f)); }
