@@ -24,9 +24,10 @@
  *
  *     cc -O2 -march=native -fopenmp bench/pass_streams.c -o pass_streams && ./pass_streams
  *
- * usage: pass_streams [REPS [THREADS [GHZ]]]   (defaults 8, 2 and 3.6:
- * best of REPS passes over the samples, every thread on its own samples at
- * once; GHZ converts microseconds to cycles)
+ * usage: pass_streams [REPS [THREADS [GHZ]]]   (defaults 8, 2 (1 without OpenMP) and 3.6:
+ * every thread passes over its own samples at once, REPS times; a case's
+ * figure is the fastest of those passes; GHZ converts microseconds to
+ * cycles)
  * Output: one line per case (microseconds a sample, cycles a vector), then
  * a JSON line with the same figures. */
 #include <stdint.h>
@@ -40,7 +41,7 @@
 #include "host_vec.h"
 
 enum { SAMPLES = 64, C = 16, HW = 1024, MAP = C * HW, ROWS = 8, PAGE = 1024 /* floats */ };
-enum { ALIGNED, STAGGERED, STORE64, NLAYOUT };
+enum { ALIGNED, STAGGERED, STORE1V, NLAYOUT };
 enum { IN_L2, IN_L3, IN_MEMORY, NSTATE };
 
 /* One thread's buffers: the scratch (tie maps, rows, stored map) and the
@@ -52,13 +53,13 @@ typedef struct {
   size_t g_shift; /* floats added to each sample's g */
 } streams;
 
-/* Places the scratch streams of 'layout' in s->scratch (4 MiB-aligned). */
+/* Places the streams of 'layout' in s->scratch (which starts a page). */
 static void place(streams *s, int layout) {
   /* offsets in floats of e1, e2, out and the rows, each a whole number of
    * pages apart, plus the layout's offset within the page */
   size_t at = 0, in_page[3 + ROWS];
   for (int k = 0; k < 3 + ROWS; k++) in_page[k] = layout == STAGGERED ? (size_t)k * 80 % PAGE : 0;
-  if (layout == STORE64) in_page[2] = LANES;
+  if (layout == STORE1V) in_page[2] = LANES;
   s->e1 = s->scratch + at + in_page[0], at += MAP + PAGE;
   s->e2 = s->scratch + at + in_page[1], at += MAP + PAGE;
   s->out = s->scratch + at + in_page[2], at += MAP + PAGE;
@@ -93,7 +94,11 @@ static double run(const streams *s, int state, float *flush, size_t flush_floats
 
 int main(int argc, char **argv) {
   int reps = argc > 1 ? atoi(argv[1]) : 8;
+#ifdef _OPENMP
   int threads = argc > 2 ? atoi(argv[2]) : 2;
+#else
+  int threads = argc > 2 ? atoi(argv[2]) : 1;
+#endif
   double ghz = argc > 3 ? atof(argv[3]) : 3.6;
   if (reps < 1) reps = 1;
   if (ghz <= 0) ghz = 3.6;
@@ -110,41 +115,52 @@ int main(int argc, char **argv) {
     for (int st = 0; st < NSTATE; st++) best[l][st] = 1e30;
   size_t scratch_floats = 3 * (MAP + PAGE) + ROWS * (HW + PAGE) + PAGE;
   size_t g_floats = (size_t)(SAMPLES + 1) * MAP, flush_floats = (size_t)16 << 20;
+  streams s[64];
+  float *flush[64];
   int failed = 0;
+  for (int t = 0; t < threads; t++) { /* every thread's buffers first, so none waits alone at a barrier */
+    s[t].scratch = aligned_alloc(4096, scratch_floats * sizeof(float));
+    s[t].g = aligned_alloc(4096, g_floats * sizeof(float));
+    flush[t] = aligned_alloc(4096, flush_floats * sizeof(float));
+    failed |= !s[t].scratch || !s[t].g || !flush[t];
+  }
   double checksum = 0;
+  if (!failed) {
 #ifdef _OPENMP
-#pragma omp parallel num_threads(threads) reduction(+ : checksum) reduction(| : failed)
+#pragma omp parallel num_threads(threads) reduction(+ : checksum)
 #endif
-  {
-    streams s;
-    s.scratch = aligned_alloc(4096, scratch_floats * sizeof(float));
-    s.g = aligned_alloc(4096, g_floats * sizeof(float));
-    float *flush = aligned_alloc(4096, flush_floats * sizeof(float));
-    if (!s.scratch || !s.g || !flush) {
-      failed = 1;
-    } else {
-      for (size_t i = 0; i < scratch_floats; i++) s.scratch[i] = (float)(i % 13) * 0.125f;
-      for (size_t i = 0; i < g_floats; i++) s.g[i] = (float)(i % 97) * 1e-3f;
-      memset(flush, 0, flush_floats * sizeof(float));
+    {
+#ifdef _OPENMP
+      streams *my = &s[omp_get_thread_num()];
+      float *fl = flush[omp_get_thread_num()];
+#else
+      streams *my = &s[0];
+      float *fl = flush[0];
+#endif
+      for (size_t i = 0; i < scratch_floats; i++) my->scratch[i] = (float)(i % 13) * 0.125f;
+      for (size_t i = 0; i < g_floats; i++) my->g[i] = (float)(i % 97) * 1e-3f;
+      memset(fl, 0, flush_floats * sizeof(float));
       for (int l = 0; l < NLAYOUT; l++) {
-        place(&s, l);
+        place(my, l);
         for (int st = 0; st < NSTATE; st++)
           for (int r = 0; r < reps; r++) {
 #ifdef _OPENMP
 #pragma omp barrier
 #endif
-            double t = run(&s, st, flush, flush_floats);
+            double t = run(my, st, fl, flush_floats);
 #ifdef _OPENMP
 #pragma omp critical
 #endif
             if (t < best[l][st]) best[l][st] = t;
           }
-        checksum += s.out[5] + s.out[MAP - 1];
+        checksum += my->out[5] + my->out[MAP - 1];
       }
     }
-    free(s.scratch);
-    free(s.g);
-    free(flush);
+  }
+  for (int t = 0; t < threads; t++) {
+    free(s[t].scratch);
+    free(s[t].g);
+    free(flush[t]);
   }
   if (failed) {
     fprintf(stderr, "pass_streams: out of memory\n");
