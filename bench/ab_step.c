@@ -22,8 +22,13 @@
  *   build/bench/ab_step /tmp/step.ir ATTNC_NO_WINOGRAD [PAIRS] [THREADS] [ROUNDS]
  *   build/bench/ab_step /tmp/old.ir /tmp/new.ir [PAIRS] [THREADS] [ROUNDS]
  *   build/bench/ab_step /tmp/step.ir /tmp/step.ir 100    # A/A: the instrument's own spread
+ *   build/bench/ab_step /tmp/old.ir /tmp/new.ir --profile [RUNS] [THREADS]
  *
- * Defaults: 30 pairs, 2 threads, a round per 10 pairs. */
+ * Defaults: 30 pairs, 2 threads, a round per 10 pairs. With --profile, no
+ * pairs: each side is built once with per-step timing of its sample
+ * groups, runs RUNS times (default 10) in alternation with the other, and
+ * both kernel profiles are printed, every row, each fused group with its
+ * steps' shares. */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,16 +69,61 @@ static char *slurp(const char *path) {
   return buf;
 }
 
+/* Builds A and B with per-step timing of their sample groups, runs each
+ * 'runs' times in alternation after a warm-up and prints both profiles
+ * (cg_program_print_profile, every row): where inside a fused group a
+ * change moves the time, which the pairs' ratio alone does not say.
+ * Returns the exit status. */
+static int profile_sides(ir_graph **g, int two, const char *var, const char *const *names, int runs, int threads,
+                         ir_diag *d) {
+  cg_options o = {.threads = threads, .step_profile = 1};
+  cg_program *side[2] = {NULL, NULL};
+  ir_bundle *src = ir_bundle_create(), *out = ir_bundle_create();
+  int rc = 1;
+  rt_init_random(g[0], 1, src);
+  for (int b = 0; b < 2; b++) {
+    if (!two) {
+      if (b)
+        setenv(var, "1", 1);
+      else
+        unsetenv(var);
+    }
+    attnc_status st = cg_program_create(g[b], &o, &side[b], d);
+    if (!two) unsetenv(var);
+    if (st != ATTNC_OK || cg_program_run_bundle(side[b], src, out, d) != ATTNC_OK ||
+        cg_program_run(side[b], d) != ATTNC_OK)
+      goto done;
+    cg_program_set_profile(side[b], 1);
+  }
+  for (int r = 0; r < runs; r++)
+    for (int j = 0; j < 2; j++)
+      if (cg_program_run(side[r % 2 ? 1 - j : j], d) != ATTNC_OK) goto done;
+  for (int b = 0; b < 2; b++) {
+    printf("== %s (%s) over %d runs, %d threads\n", b ? "B" : "A", names[b], runs, threads);
+    cg_program_print_profile(side[b], stdout, 0);
+  }
+  rc = 0;
+done:
+  if (rc) fprintf(stderr, "%s", ir_diag_text(d));
+  for (int b = 0; b < 2; b++) cg_program_destroy(side[b]);
+  ir_bundle_destroy(src);
+  ir_bundle_destroy(out);
+  return rc;
+}
+
 int main(int argc, char **argv) {
   if (argc < 3) {
-    fprintf(stderr, "usage: ab_step FILE.ir VAR|B.ir [PAIRS] [THREADS] [ROUNDS]\n");
+    fprintf(stderr, "usage: ab_step FILE.ir VAR|B.ir [PAIRS] [THREADS] [ROUNDS]\n"
+                    "       ab_step FILE.ir VAR|B.ir --profile [RUNS] [THREADS]\n");
     return 2;
   }
   const char *var = argv[2];
-  int pairs = argc > 3 ? atoi(argv[3]) : 30, threads = argc > 4 ? atoi(argv[4]) : 2;
-  int rounds = argc > 5 ? atoi(argv[5]) : (pairs + 9) / 10;
+  int profile = argc > 3 && !strcmp(argv[3], "--profile");
+  int at = 3 + profile; /* the first number */
+  int pairs = argc > at ? atoi(argv[at]) : profile ? 10 : 30, threads = argc > at + 1 ? atoi(argv[at + 1]) : 2;
+  int rounds = argc > 5 && !profile ? atoi(argv[5]) : (pairs + 9) / 10;
   if (pairs < 1 || threads < 1 || rounds < 1) {
-    fprintf(stderr, "ab_step: PAIRS, THREADS and ROUNDS must be positive\n");
+    fprintf(stderr, "ab_step: PAIRS (RUNS), THREADS and ROUNDS must be positive\n");
     return 2;
   }
   size_t vl = strlen(var);
@@ -95,6 +145,17 @@ int main(int argc, char **argv) {
     }
   }
   if (!two) g[1] = g[0];
+  if (profile) {
+    char unset[160], set[160];
+    snprintf(unset, sizeof unset, "%s unset", var);
+    snprintf(set, sizeof set, "%s=1", var);
+    const char *names[2] = {two ? argv[1] : unset, two ? var : set};
+    int rc = profile_sides(g, two, var, names, pairs, threads, d);
+    ir_graph_destroy(g[0]);
+    if (two) ir_graph_destroy(g[1]);
+    ir_diag_destroy(d);
+    return rc;
+  }
   cg_options o = {.threads = threads};
   /* the same program built twice in one process ran up to 5% apart here
    * (where its arena's pages landed, presumably), and with two builds a
