@@ -69,6 +69,22 @@ static char *slurp(const char *path) {
   return buf;
 }
 
+/* Compiles side b (0: A, 1: B) of the comparison into *p: graph g[b], with
+ * the switch 'var' set to 1 for B and unset for A when both sides are one
+ * graph ('two' = 0); the switch is unset again afterwards. */
+static attnc_status build_side(ir_graph *const *g, int two, const char *var, int b, const cg_options *o,
+                               cg_program **p, ir_diag *d) {
+  if (!two) {
+    if (b)
+      setenv(var, "1", 1);
+    else
+      unsetenv(var);
+  }
+  attnc_status st = cg_program_create(g[b], o, p, d);
+  if (!two) unsetenv(var);
+  return st;
+}
+
 /* Builds A and B with per-step timing of their sample groups, runs each
  * 'runs' times in alternation after a warm-up and prints both profiles
  * (cg_program_print_profile, every row): where inside a fused group a
@@ -82,16 +98,8 @@ static int profile_sides(ir_graph **g, int two, const char *var, const char *con
   int rc = 1;
   rt_init_random(g[0], 1, src);
   for (int b = 0; b < 2; b++) {
-    if (!two) {
-      if (b)
-        setenv(var, "1", 1);
-      else
-        unsetenv(var);
-    }
-    attnc_status st = cg_program_create(g[b], &o, &side[b], d);
-    if (!two) unsetenv(var);
-    if (st != ATTNC_OK || cg_program_run_bundle(side[b], src, out, d) != ATTNC_OK ||
-        cg_program_run(side[b], d) != ATTNC_OK)
+    if (build_side(g, two, var, b, &o, &side[b], d) != ATTNC_OK ||
+        cg_program_run_bundle(side[b], src, out, d) != ATTNC_OK || cg_program_run(side[b], d) != ATTNC_OK)
       goto done;
     cg_program_set_profile(side[b], 1);
   }
@@ -145,11 +153,11 @@ int main(int argc, char **argv) {
     }
   }
   if (!two) g[1] = g[0];
+  char unset[160], set[160]; /* the sides' names in the output */
+  snprintf(unset, sizeof unset, "%s unset", var);
+  snprintf(set, sizeof set, "%s=1", var);
+  const char *names[2] = {two ? argv[1] : unset, two ? var : set};
   if (profile) {
-    char unset[160], set[160];
-    snprintf(unset, sizeof unset, "%s unset", var);
-    snprintf(set, sizeof set, "%s=1", var);
-    const char *names[2] = {two ? argv[1] : unset, two ? var : set};
     int rc = profile_sides(g, two, var, names, pairs, threads, d);
     ir_graph_destroy(g[0]);
     if (two) ir_graph_destroy(g[1]);
@@ -172,18 +180,11 @@ int main(int argc, char **argv) {
     cg_program *side[2] = {NULL, NULL};
     for (int j = 0; j < 2; j++) {
       int b = round % 2 ? 1 - j : j;
-      if (!two) {
-        if (b)
-          setenv(var, "1", 1);
-        else
-          unsetenv(var);
-      }
-      if (cg_program_create(g[b], &o, &side[b], d) != ATTNC_OK) {
+      if (build_side(g, two, var, b, &o, &side[b], d) != ATTNC_OK) {
         fprintf(stderr, "%s", ir_diag_text(d));
         return 1;
       }
     }
-    if (!two) unsetenv(var);
     for (int b = 0; b < 2; b++) /* sources in, then one warm-up run each */
       if (cg_program_run_bundle(side[b], src, out, d) != ATTNC_OK || cg_program_run(side[b], d) != ATTNC_OK) {
         fprintf(stderr, "%s", ir_diag_text(d));
@@ -206,9 +207,8 @@ int main(int argc, char **argv) {
   qsort(ratio, (size_t)pairs, sizeof(double), cmp_d);
   for (int k = 0; k < 2; k++) qsort(t[k], (size_t)pairs, sizeof(double), cmp_d);
   printf("%s, %d pairs in %d rounds, %d threads\n", argv[1], pairs, (pairs + per_round - 1) / per_round, threads);
-  printf("  A (%s%s)  best %.3f ms, median %.3f ms\n", two ? argv[1] : var, two ? "" : " unset", t[0][0] * 1e3,
-         t[0][pairs / 2] * 1e3);
-  printf("  B (%s%s)  best %.3f ms, median %.3f ms\n", var, two ? "" : "=1", t[1][0] * 1e3, t[1][pairs / 2] * 1e3);
+  for (int k = 0; k < 2; k++)
+    printf("  %s (%s)  best %.3f ms, median %.3f ms\n", k ? "B" : "A", names[k], t[k][0] * 1e3, t[k][pairs / 2] * 1e3);
   printf("  B/A per pair  median %.3f (q1 %.3f, q3 %.3f); > 1: B slower\n", ratio[pairs / 2], ratio[pairs / 4],
          ratio[3 * pairs / 4]);
   free(t[0]);

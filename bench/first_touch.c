@@ -27,11 +27,9 @@
  * passes over the samples)
  * Output: one line per case (microseconds per sample, GB/s of the map
  * read), then a JSON line with the same figures. */
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -98,14 +96,8 @@ int main(int argc, char **argv) {
   int reps = argc > 1 ? atoi(argv[1]) : 8;
   int threads = argc > 2 ? atoi(argv[2]) : 1;
   if (reps < 1) reps = 1;
-#ifdef _OPENMP
-  if (threads < 1 || threads > 64) threads = 1;
-#else
-  if (threads != 1) {
-    fprintf(stderr, "first_touch: built without -fopenmp, THREADS must be 1\n");
-    return 1;
-  }
-#endif
+  threads = host_threads(threads, "first_touch");
+  if (threads < 0) return 1;
   size_t flush_bytes = (size_t)256 << 20, tn = (size_t)threads;
   float *x = aligned_alloc(4096, tn * X_FLOATS * sizeof(float));
   float *mx = aligned_alloc(64, tn * MX_FLOATS * sizeof(float));

@@ -5,6 +5,7 @@
 #ifndef BENCH_HOST_VEC_H
 #define BENCH_HOST_VEC_H
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -41,5 +42,19 @@ static inline vf splat(float x) {
   vf v;
   for (int i = 0; i < LANES; i++) v[i] = x;
   return v;
+}
+/* The THREADS argument 't' of model 'prog' as it can run: 1 to 64 with
+ * OpenMP (else 1), only 1 without it (else -1, after saying why). */
+static inline int host_threads(int t, const char *prog) {
+#ifdef _OPENMP
+  (void)prog;
+  return t < 1 || t > 64 ? 1 : t;
+#else
+  if (t != 1) {
+    fprintf(stderr, "%s: built without -fopenmp, THREADS must be 1\n", prog);
+    return -1;
+  }
+  return 1;
+#endif
 }
 #endif

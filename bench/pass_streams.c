@@ -30,11 +30,9 @@
  * cycles)
  * Output: one line per case (microseconds a sample, cycles a vector), then
  * a JSON line with the same figures. */
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -53,18 +51,23 @@ typedef struct {
   size_t g_shift; /* floats added to each sample's g */
 } streams;
 
+/* The offset in floats within its page of stream k of 'layout' (k: e1, e2,
+ * out, the rows, then g). */
+static size_t in_page(int layout, int k) {
+  if (layout == STAGGERED) return (size_t)k * 80 % PAGE;
+  return layout == STORE1V && k == 2 ? LANES : 0;
+}
+
 /* Places the streams of 'layout' in s->scratch (which starts a page). */
 static void place(streams *s, int layout) {
-  /* offsets in floats of e1, e2, out and the rows, each a whole number of
-   * pages apart, plus the layout's offset within the page */
-  size_t at = 0, in_page[3 + ROWS];
-  for (int k = 0; k < 3 + ROWS; k++) in_page[k] = layout == STAGGERED ? (size_t)k * 80 % PAGE : 0;
-  if (layout == STORE1V) in_page[2] = LANES;
-  s->e1 = s->scratch + at + in_page[0], at += MAP + PAGE;
-  s->e2 = s->scratch + at + in_page[1], at += MAP + PAGE;
-  s->out = s->scratch + at + in_page[2], at += MAP + PAGE;
-  for (int r = 0; r < ROWS; r++) s->rows[r] = s->scratch + at + in_page[3 + r], at += HW + PAGE;
-  s->g_shift = layout == STAGGERED ? 11 * 80 % PAGE : 0;
+  /* e1, e2, out and the rows each a whole number of pages apart, plus the
+   * layout's offset within the page */
+  size_t at = 0;
+  s->e1 = s->scratch + at + in_page(layout, 0), at += MAP + PAGE;
+  s->e2 = s->scratch + at + in_page(layout, 1), at += MAP + PAGE;
+  s->out = s->scratch + at + in_page(layout, 2), at += MAP + PAGE;
+  for (int r = 0; r < ROWS; r++) s->rows[r] = s->scratch + at + in_page(layout, 3 + r), at += HW + PAGE;
+  s->g_shift = in_page(layout, 3 + ROWS);
 }
 
 /* The modelled pass over one sample, g its gradient map. */
@@ -102,14 +105,8 @@ int main(int argc, char **argv) {
   double ghz = argc > 3 ? atof(argv[3]) : 3.6;
   if (reps < 1) reps = 1;
   if (ghz <= 0) ghz = 3.6;
-#ifdef _OPENMP
-  if (threads < 1 || threads > 64) threads = 1;
-#else
-  if (threads != 1) {
-    fprintf(stderr, "pass_streams: built without -fopenmp, THREADS must be 1\n");
-    return 1;
-  }
-#endif
+  threads = host_threads(threads, "pass_streams");
+  if (threads < 0) return 1;
   double best[NLAYOUT][NSTATE];
   for (int l = 0; l < NLAYOUT; l++)
     for (int st = 0; st < NSTATE; st++) best[l][st] = 1e30;
